@@ -1,0 +1,105 @@
+// Serves ../shared/models under /models/local/ for the dev server (Vite) and the browser tests
+// (web-test-runner), so that the app has real models offline. Range requests are honoured: the
+// app reads models in pieces. Plain Node, shared by vite.config.ts and web-test-runner.config.mjs.
+
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const LOCAL_PREFIX = '/models/local/';
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
+export const sharedModels = process.env.GLASSBOX_MODELS ?? resolve(repoRoot, '../shared/models');
+
+/** The file a /models/local/ URL names, or null (outside the folder, missing, or not a file). */
+export function localModelPath(urlPath) {
+  if (!urlPath.startsWith(LOCAL_PREFIX) || !existsSync(sharedModels)) return null;
+  let rel;
+  try { rel = decodeURIComponent(urlPath.slice(LOCAL_PREFIX.length).split('?')[0]); } catch { return null; }
+  const file = resolve(sharedModels, rel);
+  if (!file.startsWith(sharedModels + sep)) return null;
+  try { return statSync(file).isFile() ? file : null; } catch { return null; }
+}
+
+/** Status, headers and body stream for a GET of `file` with an optional Range header. */
+export function fileResponse(file, rangeHeader) {
+  const size = statSync(file).size;
+  const headers = {
+    'Accept-Ranges': 'bytes',
+    'Content-Type': 'application/octet-stream',
+    'Cross-Origin-Resource-Policy': 'same-origin',
+    'Cache-Control': 'no-cache',
+  };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(rangeHeader ?? '');
+  if (m && (m[1] !== '' || m[2] !== '')) {
+    let start = m[1] === '' ? size - Number(m[2]) : Number(m[1]);
+    let end = m[1] === '' || m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+    if (start < 0) start = 0;
+    if (start > end || start >= size) {
+      return { status: 416, headers: { ...headers, 'Content-Range': `bytes */${size}` }, body: null };
+    }
+    return {
+      status: 206,
+      headers: { ...headers, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': String(end - start + 1) },
+      body: createReadStream(file, { start, end }),
+    };
+  }
+  return { status: 200, headers: { ...headers, 'Content-Length': String(size) }, body: createReadStream(file) };
+}
+
+/** The list of local models, for /models/local/index.json: [{path, bytes}]. */
+export function localModelIndex() {
+  if (!existsSync(sharedModels)) return [];
+  const out = [];
+  const walk = (dir, prefix) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name), `${prefix}${e.name}/`);
+      else if (/\.(gguf|bin|safetensors|json|model)$/.test(e.name)) {
+        out.push({ path: `${prefix}${e.name}`, bytes: statSync(join(dir, e.name)).size });
+      }
+    }
+  };
+  walk(sharedModels, '');
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+function isIndex(urlPath) {
+  return urlPath.split('?')[0] === `${LOCAL_PREFIX}index.json`;
+}
+
+/** Connect-style middleware (Vite). */
+export function connectLocalModels() {
+  return (req, res, next) => {
+    if (isIndex(req.url ?? '')) {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cross-Origin-Resource-Policy': 'same-origin' });
+      return res.end(JSON.stringify(localModelIndex()));
+    }
+    const file = localModelPath(req.url ?? '');
+    if (!file) return next();
+    const r = fileResponse(file, req.headers.range);
+    res.writeHead(r.status, r.headers);
+    if (r.body && req.method !== 'HEAD') r.body.pipe(res); else res.end();
+  };
+}
+
+/** Koa-style middleware (web-test-runner). */
+export function koaLocalModels() {
+  return async (ctx, next) => {
+    if (isIndex(ctx.path)) {
+      ctx.type = 'application/json';
+      ctx.body = JSON.stringify(localModelIndex());
+      return;
+    }
+    const file = localModelPath(ctx.path);
+    if (!file) return next();
+    const r = fileResponse(file, ctx.get('range'));
+    ctx.status = r.status;
+    ctx.set(r.headers);
+    ctx.body = r.body ?? '';
+  };
+}
+
+/** Cross-origin isolation, so that SharedArrayBuffer (threads) is available to the page. */
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};

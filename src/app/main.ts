@@ -1,0 +1,2 @@
+// The page's entry point.
+import './inspector.ts';

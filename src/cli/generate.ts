@@ -1,0 +1,51 @@
+// glassbox generate MODEL --prompt T --max-tokens N [sampler flags] [--seed S]: text, streamed as it
+// is generated (or one JSON object with --json).
+
+import type { Command } from './main.ts';
+import { parse, num, flag, str, onePositional } from './args.ts';
+import { loadModel, promptIds, PROMPT_OPTIONS } from './load.ts';
+import { generate as generateTokens } from '../engine/generate.ts';
+
+export const generate: Command = {
+  summary: 'Generates up to N tokens. Temperature 0 is greedy; the same seed gives the same text.',
+  usage: 'glassbox generate MODEL (--prompt T | --tokens 1,2,3) --max-tokens N [--temperature 0.8] [--top-k 40] [--top-p 0.95] [--min-p 0.05] [--repeat-penalty 1.1] [--seed S] [--json]',
+  async run(argv) {
+    const p = parse('generate', argv, {
+      ...PROMPT_OPTIONS,
+      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+      'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repeat-penalty': { type: 'string' },
+      'repeat-last-n': { type: 'string' }, seed: { type: 'string' }, 'ignore-eos': { type: 'boolean' },
+    });
+    const loaded = await loadModel(onePositional(p, 'generate'), str(p, 'tokenizer'));
+    const prompt = promptIds(p, loaded, 'generate');
+    const options = {
+      maxTokens: num(p, 'max-tokens', 64, { min: 0, max: loaded.model.config.nCtx, integer: true }),
+      temperature: num(p, 'temperature', 0.8, { min: 0 }),
+      topK: num(p, 'top-k', 40, { min: 0, integer: true }),
+      topP: num(p, 'top-p', 0.95, { min: 0, max: 1 }),
+      minP: num(p, 'min-p', 0.05, { min: 0, max: 1 }),
+      repeatPenalty: num(p, 'repeat-penalty', 1, { min: 0 }),
+      repeatLastN: num(p, 'repeat-last-n', 64, { min: -1, integer: true }),
+      seed: num(p, 'seed', 0, { min: 0, max: 2 ** 32 - 1, integer: true }),
+      stopAtEos: !flag(p, 'ignore-eos'),
+      stopIds: loaded.tokenizer?.eogIds ?? [],
+    };
+    const json = flag(p, 'json');
+    const tok = loaded.tokenizer;
+    const stream = tok?.decodeStream({ stripLeadingSpace: false, skipSpecial: true });
+    if (!json && tok) process.stdout.write(tok.decode(prompt, { skipSpecial: true }));
+    const generated: number[] = [];
+    for (const id of generateTokens(loaded.session, prompt, options)) {
+      generated.push(id);
+      if (!json && stream) process.stdout.write(stream.push(id));
+    }
+    if (json) {
+      // text: the prompt and its continuation, as a reader would see them.
+      const text = tok ? tok.decode([...prompt, ...generated], { skipSpecial: true }) : '';
+      console.log(JSON.stringify({ ids: [...prompt, ...generated], generated, text }));
+    } else {
+      if (stream) process.stdout.write(stream.flush());
+      process.stdout.write(tok ? '\n' : `${generated.join(',')}\n`);
+    }
+  },
+};

@@ -1,0 +1,123 @@
+// Where recorded activations accumulate between runs.
+//
+// The forward pass processes a chunk of new positions at a time and hands each selected hook's
+// rows for those positions to a Recorder. The session keeps them here, per position, so that a
+// later run that reuses a cached prefix (only recomputing from token k) still returns a trace
+// covering every position of the sequence, identical to the trace of a run from scratch: rows of
+// positions < k are kept, rows from k on are overwritten.
+//
+// Attention hooks ([n_heads, q_pos, k_pos]) are kept as their causal part only: query position p
+// has n_heads × (p + 1) values. The full square is built when a trace is asked for.
+
+import type { ModelConfig } from './config.ts';
+import { hookShape, type Trace } from './hooks.ts';
+import { numElements } from '../formats/tensor.ts';
+
+/** Receives the selected activations of a chunk of positions [start, start + n). */
+export interface Recorder {
+  /** data: [n, rowSize], row t for position start + t. */
+  rows(name: string, start: number, data: Float32Array, n: number, rowSize: number): void;
+  /** data: [nHeads, n, start + n], the attention rows of query positions start .. start+n−1. */
+  attention(name: string, start: number, data: Float32Array, nHeads: number, n: number): void;
+}
+
+interface Stored {
+  attention: boolean;
+  rowSize: number;        // floats per position (rows); n_heads (attention)
+  nPos: number;           // positions 0 .. nPos−1 are stored
+  data: Float32Array;     // [capacity, rowSize] (rows) or packed causal rows (attention)
+}
+
+/** Offset of query position p's rows in a packed attention store: n_heads × (0 + 1 + ... + p). */
+const triangle = (nHeads: number, p: number) => (nHeads * p * (p + 1)) / 2;
+
+function grow(data: Float32Array, need: number): Float32Array {
+  if (need <= data.length) return data;
+  const next = new Float32Array(Math.max(need, data.length * 2));
+  next.set(data);
+  return next;
+}
+
+export class CaptureStore implements Recorder {
+  private readonly entries = new Map<string, Stored>();
+
+  /** How many leading positions of `name` are stored (0 when none). */
+  coverage(name: string): number {
+    return this.entries.get(name)?.nPos ?? 0;
+  }
+
+  /** Forgets every hook not in `names` (a run records only what it asked for). */
+  keepOnly(names: ReadonlySet<string>): void {
+    for (const name of [...this.entries.keys()]) if (!names.has(name)) this.entries.delete(name);
+  }
+
+  /** Forgets positions ≥ nPos (they are about to be recomputed). */
+  truncate(nPos: number): void {
+    for (const e of this.entries.values()) e.nPos = Math.min(e.nPos, nPos);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private entry(name: string, attention: boolean, rowSize: number, start: number): Stored {
+    let e = this.entries.get(name);
+    if (!e || e.rowSize !== rowSize || e.attention !== attention) {
+      e = { attention, rowSize, nPos: 0, data: new Float32Array(0) };
+      this.entries.set(name, e);
+    }
+    if (start > e.nPos) throw new Error(`capture: ${name} jumps from position ${e.nPos} to ${start}`);
+    return e;
+  }
+
+  rows(name: string, start: number, data: Float32Array, n: number, rowSize: number): void {
+    const e = this.entry(name, false, rowSize, start);
+    e.data = grow(e.data, (start + n) * rowSize);
+    e.data.set(data.subarray(0, n * rowSize), start * rowSize);
+    e.nPos = start + n;
+  }
+
+  attention(name: string, start: number, data: Float32Array, nHeads: number, n: number): void {
+    const e = this.entry(name, true, nHeads, start);
+    const kLen = start + n;
+    e.data = grow(e.data, triangle(nHeads, kLen));
+    for (let t = 0; t < n; t++) {
+      const p = start + t;
+      const base = triangle(nHeads, p);
+      for (let h = 0; h < nHeads; h++) {
+        const from = (h * n + t) * kLen;
+        e.data.set(data.subarray(from, from + p + 1), base + h * (p + 1));
+      }
+    }
+    e.nPos = kLen;
+  }
+
+  /** The trace of positions 0 .. nPos−1 for `names` (copies: later runs do not change it). */
+  trace(c: ModelConfig, names: readonly string[], nPos: number): Trace {
+    const out: Trace = new Map();
+    for (const name of names) {
+      const e = this.entries.get(name);
+      if (!e || e.nPos < nPos) throw new Error(`capture: ${name} holds ${e?.nPos ?? 0} of ${nPos} positions`);
+      const shape = hookShape(c, name, nPos);
+      if (!e.attention) {
+        if (numElements(shape) !== nPos * e.rowSize) throw new Error(`capture: ${name} rows of ${e.rowSize} do not fit [${shape}]`);
+        out.set(name, { shape, data: e.data.slice(0, nPos * e.rowSize) });
+        continue;
+      }
+      // [n_heads, q_pos, k_pos]: causal rows, then the mask above the diagonal
+      const nHeads = e.rowSize;
+      const isScores = name.endsWith('hook_scores');
+      const data = new Float32Array(nHeads * nPos * nPos);
+      for (let p = 0; p < nPos; p++) {
+        const base = triangle(nHeads, p);
+        for (let h = 0; h < nHeads; h++) {
+          const o = (h * nPos + p) * nPos;
+          data.set(e.data.subarray(base + h * (p + 1), base + (h + 1) * (p + 1)), o);
+          if (isScores) data.fill(-Infinity, o + p + 1, o + nPos);
+        }
+      }
+      out.set(name, { shape, data });
+    }
+    return out;
+  }
+}

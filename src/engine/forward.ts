@@ -1,0 +1,153 @@
+// THE forward pass: Llama, one chunk of new positions at a time, every activation named.
+//
+// Read it top to bottom: it is the reference a student reads (and what faster backends must
+// agree with). Each step is one kernel call (kernels/*/<op>.cpu.ts) with a comment naming the
+// math, followed by the capture of its named activation (DESIGN.md), which costs one boolean
+// test when nobody asked for it.
+//
+// The chunk is tokens[0..n) at positions [start, start + n); the KV cache already holds the keys
+// and values of positions 0 .. start−1 (prefill: start = 0 and many positions; decode: one).
+
+import type { ModelWeights } from './weights.ts';
+import type { RunState } from './state.ts';
+import type { BlockHook, HookSelection } from './hooks.ts';
+import type { Recorder } from './capture.ts';
+import { embedding } from '../../kernels/embedding/embedding.cpu.ts';
+import { rmsnorm } from '../../kernels/rmsnorm/rmsnorm.cpu.ts';
+import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
+import { rope } from '../../kernels/rope/rope.cpu.ts';
+import { attention } from '../../kernels/attention/attention.cpu.ts';
+import { add } from '../../kernels/add/add.cpu.ts';
+import { siluMul } from '../../kernels/silu-mul/silu-mul.cpu.ts';
+import { getTensorType } from '../formats/quant/index.ts';
+import { byteSize, type Tensor } from '../formats/tensor.ts';
+
+export interface ForwardOptions {
+  /** Which named activations to record (selectHooks); the recorder receives them. */
+  hooks: HookSelection;
+  recorder: Recorder | null;
+  /** Logits are computed for chunk rows logitsFrom .. n−1 (n: none). Recording hook_logits implies 0. */
+  logitsFrom: number;
+}
+
+/**
+ * Runs one chunk through the model, appending its keys and values to the KV cache.
+ * Returns the logits of rows logitsFrom .. n−1: [n − logitsFrom, vocab], a view into the run
+ * state that the next call overwrites.
+ */
+export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>, start: number, opts: ForwardOptions): Float32Array {
+  const c = w.config;
+  const n = tokens.length;
+  const d = c.dModel, qd = c.nHeads * c.dHead, kvd = c.nKvHeads * c.dHead;
+  const heads = { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead };
+  s.ensureChunk(n);
+  s.ensurePositions(start + n);
+  const { hooks, recorder } = opts;
+  const g = hooks.global;
+  const rec = (name: string, data: Float32Array, rowSize: number) => recorder!.rows(name, start, data, n, rowSize);
+  const x = s.x;                                                         // [n, d_model] the residual stream
+
+  if (g.hook_tokens) rec('hook_tokens', Float32Array.from(tokens), 1);
+  embedding(x, w.embed, tokens, n);                                      // token embedding
+  if (g.hook_embed) rec('hook_embed', x, d);
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const b = w.blocks[l]!, on = hooks.blocks[l]!;
+    const keys = s.keyCache[l]!, values = s.valueCache[l]!;              // [positions, n_kv_heads, d_head]
+    const at = (hook: BlockHook, data: Float32Array, rowSize: number) => rec(`blocks.${l}.${hook}`, data, rowSize);
+    if (on.hook_resid_pre) at('hook_resid_pre', x, d);
+
+    // ---- attention ----
+    rmsnorm(s.xb, x, b.attnNorm, n, d, c.rmsEps,                         // attention RMSNorm
+      on['attn_norm.hook_scale'] ? s.scale : null, on['attn_norm.hook_normalized'] ? s.normalized : null);
+    if (on['attn_norm.hook_scale']) at('attn_norm.hook_scale', s.scale, 1);
+    if (on['attn_norm.hook_normalized']) at('attn_norm.hook_normalized', s.normalized, d);
+    if (on['attn_norm.hook_out']) at('attn_norm.hook_out', s.xb, d);
+
+    matmul(s.q, s.xb, b.wq, n);                                          // q = x · Wqᵀ  [n, n_heads, d_head]
+    matmul(s.k, s.xb, b.wk, n);                                          // k = x · Wkᵀ  [n, n_kv_heads, d_head]
+    matmul(s.v, s.xb, b.wv, n);                                          // v = x · Wvᵀ  [n, n_kv_heads, d_head]
+    if (on['attn.hook_q']) at('attn.hook_q', s.q, qd);
+    if (on['attn.hook_k']) at('attn.hook_k', s.k, kvd);
+    if (on['attn.hook_v']) at('attn.hook_v', s.v, kvd);
+
+    rope(s.q, n, c.nHeads, c.dHead, start, s.rope);                      // RoPE on q and k (adjacent pairs)
+    rope(s.k, n, c.nKvHeads, c.dHead, start, s.rope);
+    if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
+    if (on['attn.hook_rot_k']) at('attn.hook_rot_k', s.k, kvd);
+
+    keys.set(s.k.subarray(0, n * kvd), start * kvd);                     // append k, v to the KV cache
+    values.set(s.v.subarray(0, n * kvd), start * kvd);
+
+    const scores = on['attn.hook_scores'] ? new Float32Array(c.nHeads * n * (start + n)) : null;   // [n_heads, n, k_pos]
+    const pattern = on['attn.hook_pattern'] ? new Float32Array(c.nHeads * n * (start + n)) : null;
+    attention(s.z, s.q, keys, values, heads, scores, pattern);           // causal GQA: z = softmax(q·kᵀ/√d_head) · v
+    if (scores) recorder!.attention(`blocks.${l}.attn.hook_scores`, start, scores, c.nHeads, n);
+    if (pattern) recorder!.attention(`blocks.${l}.attn.hook_pattern`, start, pattern, c.nHeads, n);
+    if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
+    if (on['attn.hook_result']) at('attn.hook_result', headOutputs(s.z, b.wo, n, c.nHeads, c.dHead), c.nHeads * d);
+
+    matmul(s.out, s.z, b.wo, n);                                         // output projection: z · Woᵀ  [n, d_model]
+    if (on.hook_attn_out) at('hook_attn_out', s.out, d);
+    add(x, x, s.out, n * d);                                             // residual
+    if (on.hook_resid_mid) at('hook_resid_mid', x, d);
+
+    // ---- feed-forward (SwiGLU) ----
+    rmsnorm(s.xb, x, b.ffnNorm, n, d, c.rmsEps,                          // FFN RMSNorm
+      on['ffn_norm.hook_scale'] ? s.scale : null, on['ffn_norm.hook_normalized'] ? s.normalized : null);
+    if (on['ffn_norm.hook_scale']) at('ffn_norm.hook_scale', s.scale, 1);
+    if (on['ffn_norm.hook_normalized']) at('ffn_norm.hook_normalized', s.normalized, d);
+    if (on['ffn_norm.hook_out']) at('ffn_norm.hook_out', s.xb, d);
+
+    matmul(s.gate, s.xb, b.wGate, n);                                    // gate = x · W_gateᵀ  [n, d_ffn]
+    matmul(s.up, s.xb, b.wUp, n);                                        // up   = x · W_upᵀ    [n, d_ffn]
+    if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
+    if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
+    siluMul(s.up, s.gate, s.up, n * c.dFfn);                             // act = silu(gate) · up (into up)
+    if (on['ffn.hook_act']) at('ffn.hook_act', s.up, c.dFfn);
+    matmul(s.out, s.up, b.wDown, n);                                     // down: act · W_downᵀ  [n, d_model]
+    if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
+    add(x, x, s.out, n * d);                                             // residual
+    if (on.hook_resid_post) at('hook_resid_post', x, d);
+  }
+
+  // ---- output ----
+  rmsnorm(s.xb, x, w.finalNorm, n, d, c.rmsEps,                          // final RMSNorm
+    g['final_norm.hook_scale'] ? s.scale : null, g['final_norm.hook_normalized'] ? s.normalized : null);
+  if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
+  if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
+  if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
+
+  const from = g.hook_logits ? 0 : Math.min(Math.max(opts.logitsFrom, 0), n);
+  const rows = n - from;
+  const logits = s.ensureLogits(rows);                                   // [rows, vocab]
+  if (rows > 0) matmul(logits, s.xb.subarray(from * d), w.unembed, rows); // logits = x · W_Uᵀ (W_U = embedding when tied)
+  if (g.hook_logits) rec('hook_logits', logits, c.vocabSize);
+  return logits.subarray(0, rows * c.vocabSize);
+}
+
+/**
+ * hook_result: each head's contribution to the attention output, before the heads are summed:
+ * result[t, h, :] = W_O[:, h·d_head : (h+1)·d_head] · z[t, h, :]   → [n, n_heads, d_model].
+ * Only computed on request. A head's columns need not fill whole quantization blocks, so each row
+ * of W_O is dequantized whole.
+ */
+function headOutputs(z: Float32Array, wo: Tensor, n: number, nHeads: number, dHead: number): Float32Array {
+  const [dModel, inner] = wo.shape as [number, number];
+  const type = getTensorType(wo.type);
+  const rowBytes = byteSize(type, inner);
+  const row = new Float32Array(inner);
+  const out = new Float32Array(n * nHeads * dModel);
+  for (let i = 0; i < dModel; i++) {
+    type.dequantize(wo.data, i * rowBytes, row, 0, inner);
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < nHeads; h++) {
+        let sum = 0;
+        const zo = (t * nHeads + h) * dHead;
+        for (let j = 0; j < dHead; j++) sum += row[h * dHead + j]! * z[zo + j]!;
+        out[(t * nHeads + h) * dModel + i] = sum;
+      }
+    }
+  }
+  return out;
+}

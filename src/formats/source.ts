@@ -1,0 +1,103 @@
+// A ByteSource is a file that can be read in pieces: a Blob in the browser, a file on disk in Node,
+// bytes already in memory, or (later) a URL read with range requests. Format readers parse headers
+// through it and stream tensor data out of it, so that no model is ever held twice in memory.
+
+import { TruncatedFileError } from '../engine/errors.ts';
+
+export interface ByteSource {
+  /** File name or URL, used in every error message about this file. */
+  readonly name: string;
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Reads exactly `length` bytes at `offset`; throws TruncatedFileError past the end. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases the underlying handle (files in Node); a no-op elsewhere. */
+  close?(): Promise<void>;
+}
+
+function checkRange(src: ByteSource, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new TruncatedFileError(src.name, `invalid read of ${length} bytes at offset ${offset}`);
+  }
+  if (offset + length > src.size) {
+    throw new TruncatedFileError(src.name,
+      `needs bytes ${offset}..${offset + length} but the file is only ${src.size} bytes long`);
+  }
+}
+
+export function bytesSource(bytes: Uint8Array, name = 'bytes'): ByteSource {
+  const src: ByteSource = {
+    name,
+    size: bytes.byteLength,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      return bytes.subarray(offset, offset + length);
+    },
+  };
+  return src;
+}
+
+export function blobSource(blob: Blob, name = (blob as File).name ?? 'blob'): ByteSource {
+  const src: ByteSource = {
+    name,
+    size: blob.size,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+  };
+  return src;
+}
+
+/** Reads a whole (small) source: config.json, tokenizer files. */
+export async function readAll(src: ByteSource): Promise<Uint8Array> {
+  return src.read(0, src.size);
+}
+
+export async function readText(src: ByteSource): Promise<string> {
+  return new TextDecoder('utf-8').decode(await readAll(src));
+}
+
+/**
+ * A file on a web server, read with HTTP range requests (the dev server's /models/local/, or any
+ * server that sends Accept-Ranges). The size comes from a one-byte range request.
+ */
+export async function urlSource(url: string, name = decodeURIComponent(url.split('?')[0]!.split('/').pop() || url)): Promise<ByteSource> {
+  const { NetworkError } = await import('../engine/errors.ts');
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { Range: 'bytes=0-0' }, referrerPolicy: 'no-referrer' });
+  } catch (e) {
+    throw new NetworkError(name, `could not be fetched (${(e as Error).message})`);
+  }
+  if (!res.ok) throw new NetworkError(name, `the server answered ${res.status} ${res.statusText}`);
+  let size: number;
+  const range = res.headers.get('Content-Range');
+  if (res.status === 206 && range && /\/(\d+)$/.test(range)) {
+    size = Number(/\/(\d+)$/.exec(range)![1]);
+    await res.body?.cancel();
+  } else {
+    // No range support: the whole body came back; serve reads from it.
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return bytesSource(bytes, name);
+  }
+  const src: ByteSource = {
+    name,
+    size,
+    async read(offset, length) {
+      checkRange(src, offset, length);
+      if (length === 0) return new Uint8Array(0);
+      let r: Response;
+      try {
+        r = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, referrerPolicy: 'no-referrer' });
+      } catch (e) {
+        throw new NetworkError(name, `reading bytes ${offset}..${offset + length} failed (${(e as Error).message})`);
+      }
+      if (r.status !== 206) throw new NetworkError(name, `range request answered ${r.status}`);
+      const out = new Uint8Array(await r.arrayBuffer());
+      if (out.byteLength !== length) throw new NetworkError(name, `range request returned ${out.byteLength} of ${length} bytes`);
+      return out;
+    },
+  };
+  return src;
+}

@@ -1,0 +1,27 @@
+// A web-test-runner reporter that writes the pass/fail/skip counts of every test to a JSON file, so
+// that test/run.mjs can print one summary line for the Node and the browser tests together.
+import { writeFileSync } from 'node:fs';
+
+function count(suite, acc) {
+  if (!suite) return acc;
+  for (const t of suite.tests ?? []) {
+    if (t.skipped) acc.skipped++;
+    else if (t.passed) acc.passed++;
+    else acc.failed++;
+  }
+  for (const s of suite.suites ?? []) count(s, acc);
+  return acc;
+}
+
+export function countingReporter(out = process.env.GLASSBOX_WTR_COUNTS) {
+  return {
+    onTestRunFinished({ sessions }) {
+      const acc = { passed: 0, failed: 0, skipped: 0, fileErrors: 0 };
+      for (const s of sessions) {
+        count(s.testResults, acc);
+        if (!s.passed && (s.errors?.length ?? 0) > 0) acc.fileErrors++;
+      }
+      if (out) writeFileSync(out, JSON.stringify(acc));
+    },
+  };
+}
