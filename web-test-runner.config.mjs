@@ -16,7 +16,7 @@ export default {
   testsStartTimeout: 120000,
   testsFinishTimeout: 600000,
   testFramework: { config: { timeout: 60000 } },
-  plugins: [esbuildPlugin({ ts: true, target: 'es2022' })],
+  plugins: [esbuildPlugin({ ts: true, target: 'es2022', tsconfig: 'tsconfig.json' })],
   middleware: [
     async (ctx, next) => { ctx.set(ISOLATION_HEADERS); await next(); },
     koaLocalModels(),

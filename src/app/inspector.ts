@@ -175,8 +175,10 @@ export class GlassboxInspector extends LitElement {
       ${result ? html`<div class="tokens" data-testid="tokens">${result.ids.map((id, i) => {
         const [a, b] = result!.spans[i]!;
         const hue = (i * 67) % 360;
+        // Tokens that share one character (bytes of an emoji) show their byte pieces instead.
+        const shared = result!.spans.some((s, j) => j !== i && s[0] === a && s[1] === b);
         return html`<span class="tok" style="background: hsl(${hue} 70% 60% / .22)" title="id ${id} · piece ${tok.piece(id)} · chars ${a}–${b}">${
-          a === b ? tok.piece(id) : this.text.slice(a, b)}<small>${id}</small></span>`;
+          a === b || shared ? tok.piece(id) : this.text.slice(a, b)}<small>${id}</small></span>`;
       })}</div>` : nothing}`;
   }
 }

@@ -435,6 +435,10 @@ export async function ggufToModel(file: GgufFile, src: ByteSource): Promise<Mode
     throw new UnsupportedError(where, `is a "${String(arch)}" model; glassbox runs Llama-architecture models only`,
       'Choose a Llama-family model (Llama 1/2/3, TinyLlama, SmolLM, TinyStories)');
   }
+  if (file.tensorInfos.length === 0) {
+    throw new ConfigError(where, 'is a vocabulary-only GGUF: it holds a tokenizer but no weights',
+      'Open a model file; a vocabulary-only GGUF serves as a tokenizer (glassbox tokenize)');
+  }
   const k = (s: string) => `${arch}.${s}`;
   const infos = new Map(file.tensorInfos.map((t) => [t.name, t]));
   const embed = infos.get(tensorName('gguf', 'embed'));
@@ -539,8 +543,8 @@ export async function ggufToModel(file: GgufFile, src: ByteSource): Promise<Mode
     }
   }
 
-  const metadata: Record<string, unknown> = { 'gguf.version': file.version };
-  for (const [key, v] of meta) metadata[key] = v;
+  // fromEntries defines own properties, so a key named "__proto__" cannot reach the prototype.
+  const metadata: Record<string, unknown> = Object.fromEntries([['gguf.version', file.version], ...meta]);
   if (ignored.length > 0) metadata['glassbox.ignored_tensors'] = ignored;
   return {
     format: 'gguf',

@@ -2,7 +2,7 @@
 // bytes already in memory, or (later) a URL read with range requests. Format readers parse headers
 // through it and stream tensor data out of it, so that no model is ever held twice in memory.
 
-import { TruncatedFileError } from '../engine/errors.ts';
+import { NetworkError, TruncatedFileError } from '../engine/errors.ts';
 
 export interface ByteSource {
   /** File name or URL, used in every error message about this file. */
@@ -63,7 +63,6 @@ export async function readText(src: ByteSource): Promise<string> {
  * server that sends Accept-Ranges). The size comes from a one-byte range request.
  */
 export async function urlSource(url: string, name = decodeURIComponent(url.split('?')[0]!.split('/').pop() || url)): Promise<ByteSource> {
-  const { NetworkError } = await import('../engine/errors.ts');
   let res: Response;
   try {
     res = await fetch(url, { headers: { Range: 'bytes=0-0' }, referrerPolicy: 'no-referrer' });

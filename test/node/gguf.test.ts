@@ -9,7 +9,7 @@ import { readGguf, ggufToModel, readGgufModel, llama3RopeFactors, type GgufValue
 import { writeGguf, encodeGgufHeader, type GgufTypedValue } from '../../src/formats/gguf-write.ts';
 import { fileSource } from '../../src/formats/node-source.ts';
 import { bytesSource } from '../../src/formats/source.ts';
-import { UnsupportedError } from '../../src/engine/errors.ts';
+import { ConfigError, UnsupportedError } from '../../src/engine/errors.ts';
 
 const models = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
 const STORIES = models + 'tinystories-260k/stories260K.gguf';
@@ -89,6 +89,7 @@ test('vocab-only GGUF (ggml-vocab-llama-spm.gguf) reads, with no tensors', async
     assert.equal(tokens[29871], '▁');
     assert.equal((f.metadata.get('tokenizer.ggml.token_type') as number[]).length, 32000);
     assert.ok(ms < 2000, `took ${ms} ms`);
+    await assert.rejects(ggufToModel(f, src), (e: Error) => e instanceof ConfigError && /vocabulary-only/.test(e.message));
   } finally {
     await src.close?.();
   }
