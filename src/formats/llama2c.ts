@@ -176,10 +176,6 @@ export async function readLlama2cHeader(src: ByteSource): Promise<Llama2cHeader>
  */
 export async function readLlama2c(src: ByteSource, tokenizer?: ByteSource): Promise<ModelFile> {
   const h = await readLlama2cHeader(src);
-  if (h.version === 2 && h.groupSize !== Q8_GROUP) {
-    throw new UnsupportedError(src.name, `is quantized in groups of ${h.groupSize}; glassbox reads llama2.c int8 checkpoints with groups of ${Q8_GROUP}`,
-      'Use the fp32 checkpoint (export.py --version 1)');
-  }
   const config: ModelConfig = validateConfig({
     arch: 'llama',
     name: (src.name.split(/[\\/]/).pop() ?? src.name).replace(/\.bin$/i, ''),
@@ -200,8 +196,9 @@ export async function readLlama2c(src: ByteSource, tokenizer?: ByteSource): Prom
         source: 0, offset, byteLength: stored,
       };
       if (s.q8) {
-        // Q8_G64 blocks lie along a row, so a row must be whole groups; else dequantize (exact).
-        info.type = s.shape[s.shape.length - 1]! % Q8_GROUP === 0 ? 'Q8_G64' : 'F32';
+        // Q8_G64 blocks lie along a row, so a row must be whole groups of 64; otherwise (other
+        // group sizes: export.py uses 32 for dim 288, or rows of 172) dequantize, exactly.
+        info.type = h.groupSize === Q8_GROUP && s.shape[s.shape.length - 1]! % Q8_GROUP === 0 ? 'Q8_G64' : 'F32';
         info.layout = { kind: 'llama2c-q8', groupSize: h.groupSize!, scalesOffset: n };
       }
       tensors.push(info);

@@ -215,7 +215,7 @@ export class BpeModel {
       if (r >= 0 && ab === undefined) r = -1;
       if (r >= 0) this.mergedIds[r] = ab!;
     }
-    if (this.pairRank.size >= 10 * MAX_CACHE) this.pairRank.clear();
+    if (this.pairRank.size >= 4 * MAX_CACHE) this.pairRank.clear();
     this.pairRank.setIfAbsent(a, b, r);
     return r;
   }

@@ -67,9 +67,9 @@ export class MergeHeap {
 }
 
 /**
- * An open-addressing hash map from a pair of non-negative ints to an int (merge ranks by token
- * pair). A JavaScript Map keyed by left * V + right hashes heap numbers and is several times slower
- * to fill with Llama 3's 280k merges.
+ * An open-addressing hash map from a pair of non-negative ints to an int: the merge rank of each
+ * token pair met so far. A JavaScript Map keyed by left * V + right (beyond 2^31) hashes heap
+ * numbers and is several times slower.
  */
 export class PairTable {
   private lefts: Int32Array;

@@ -14,7 +14,7 @@ export function pushUtf8(cp: number, out: number[]): void {
   }
 }
 
-/** UTF-8 length of the code point starting at UTF-16 index i, and its UTF-16 length. */
+/** Number of UTF-8 bytes of code point `cp`. */
 export function utf8Len(cp: number): number {
   if (cp < 0x80) return 1;
   if (cp < 0x800) return 2;

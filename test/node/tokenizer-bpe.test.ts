@@ -114,15 +114,13 @@ test('the pre-tokenizer matches Llama 3 details (contractions in any case, digit
   assert.deepEqual(pieces('!!!\r\nx'), ['!!!\r\n', 'x']);
 });
 
-test('a 10,000-word text tokenizes fast and round-trips', () => {
+// Speed is measured by test/bench/tokenize.ts (BENCHMARKS.md), not here.
+test('a 10,000-word text round-trips', () => {
   const words = ['Once', 'upon', 'a', 'time', 'there', 'was', 'little', 'girl', 'named', 'Lily', 'she', 'loved', 'to', 'play', 'outside'];
   let s = '';
   for (let i = 0; i < 10000; i++) s += (i % 12 === 11 ? '. ' : ' ') + words[(i * 7) % words.length];
   for (const tok of [hf, tt]) {
-    const t0 = performance.now();
     const ids = tok.encode(s, { bos: false });
-    const ms = performance.now() - t0;
     assert.equal(tok.decode(ids), s);
-    assert.ok(ms < 1500, `took ${ms.toFixed(0)} ms`);
   }
 });

@@ -41,6 +41,18 @@ test('the Llama 3 chat template renders a conversation', async () => {
   assert.equal(ids.filter((id) => id === 128009).length, 2);
 });
 
+test('tiktoken tokenizer.model with its tokenizer_config.json: names, BOS and template from the config', async () => {
+  const src = await fileSource(`${MODELS}llama3-tokenizer/tokenizer.model`);
+  const cfg = await fileSource(`${MODELS}llama3-tokenizer/tokenizer_config.json`);
+  const tok = await openTokenizer(src, cfg);
+  await src.close?.(); await cfg.close?.();
+  assert.equal(tok.kind, 'bpe');
+  assert.deepEqual([tok.bosId, tok.eosId, tok.addBos], [128000, 128001, true]);
+  assert.equal(tok.piece(128009), '<|eot_id|>');
+  assert.ok(tok.applyChatTemplate([{ role: 'user', content: 'Hi' }]).startsWith('<|begin_of_text|><|start_header_id|>user'));
+  assert.deepEqual(tok.encode('Hello world'), [128000, 9906, 1917]);
+});
+
 test('a model without a chat template says so', () => {
   const tiny = createTokenizer(tokenizerDataFromLlama2cBin(tok512, 'tok512.bin'), 'tok512.bin');
   assert.throws(() => tiny.applyChatTemplate([{ role: 'user', content: 'hi' }]), (e: unknown) =>

@@ -146,13 +146,11 @@ test('special tokens: parsed only with special: true; a "▁" prefix follows eac
   assert.deepEqual([...llama.tokenBytes(15043)], [...Buffer.from(' Hello')]);
 });
 
-test('a long text tokenizes in one pass (no quadratic rescans)', () => {
+// Speed is measured by test/bench/tokenize.ts (BENCHMARKS.md), not here.
+test('a 108k-character text round-trips', () => {
   const text = 'Once upon a time, there was a little girl named Lily. '.repeat(2000); // 108k characters
-  const t0 = performance.now();
   const ids = llama.encode(text, { bos: false });
-  const ms = performance.now() - t0;
   assert.equal(llama.decode(ids), text);
-  assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
 });
 
 test('bytesSource of tok512 opens through openTokenizer too', async () => {
