@@ -49,6 +49,19 @@ if (typecheck) {
 if (only !== 'browser') {
   const files = walk(join(root, 'test/node'), (p) => p.endsWith('.test.ts')).filter(matches);
   console.log(`\n== Node tests (${files.length} files)`);
+  if (files.some((f) => f.includes('llamacpp'))) {
+    // The llama.cpp reference (not a package.json dependency: test/support/llamacpp.mjs). When it
+    // cannot be installed the parity test fails with the reason rather than skipping.
+    const { ensureLlamaCpp, LLAMACPP_VERSION } = await import('./support/llamacpp.mjs');
+    try {
+      await ensureLlamaCpp();
+      console.log(`llama.cpp reference: node-llama-cpp ${LLAMACPP_VERSION} (CPU binary) in .cache/llamacpp`);
+    } catch (e) {
+      const reason = String(e?.message ?? e).split('\n')[0];
+      process.env.GLASSBOX_LLAMACPP_ERROR = String(e?.message ?? e);
+      console.log(`llama.cpp reference: NOT available, the parity test will fail (${reason})`);
+    }
+  }
   if (files.length > 0) {
     const tap = join(tmp, 'node.tap');
     const code = await run(process.execPath, [
@@ -93,6 +106,10 @@ if (only !== 'node') {
         totals.failed += c.failed + c.fileErrors;
         totals.skipped += c.skipped;
         if (code !== 0 && c.failed + c.fileErrors === 0) { problems.push(`web-test-runner exited ${code}`); totals.failed++; }
+        // In CI, Chromium has WebGPU (SwiftShader): a skipped WebGPU test means the suite did not run.
+        if (process.env.CI && (c.webgpuSkipped ?? 0) > 0) {
+          problems.push(`${c.webgpuSkipped} WebGPU test(s) were skipped in Chromium; in CI they must run (no adapter?)`);
+        }
       } else {
         problems.push(`browser tests did not report (exit ${code})`);
         totals.failed++;

@@ -12,10 +12,21 @@
 
 import { getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor } from '../../src/formats/tensor.ts';
+import { matmulLlamacpp, type ActivationQuant } from './activation-quant.cpu.ts';
 
-/** out: [n, m] = x: [n, k] · w: [m, k]ᵀ, for a weight of any tensor type. */
-export function matmul(out: Float32Array, x: Float32Array, w: Tensor, n: number): void {
+let rounded = new Float32Array(0);
+
+/**
+ * out: [n, m] = x: [n, k] · w: [m, k]ᵀ, for a weight of any tensor type.
+ * `activationQuant: 'llamacpp'` first rounds x the way llama.cpp's CPU backend does for this
+ * weight type (activation-quant.cpu.ts), for parity checks; the default uses x exactly.
+ */
+export function matmul(out: Float32Array, x: Float32Array, w: Tensor, n: number, activationQuant: ActivationQuant = 'none'): void {
   const [m, k] = w.shape as [number, number];
+  if (activationQuant === 'llamacpp') {
+    if (rounded.length < n * k) rounded = new Float32Array(n * k);
+    if (matmulLlamacpp(out, x, w, n, rounded, matmul)) return;
+  }
   const type = getTensorType(w.type);
   const rowBytes = byteSize(type, k);
   for (let i = 0; i < m; i++) {

@@ -3,8 +3,8 @@
 
 import type { Command } from './main.ts';
 import { parse, num, str, flag, onePositional } from './args.ts';
-import { loadModel } from './load.ts';
-import { generate } from '../engine/generate.ts';
+import { loadModel, backendFlag } from './load.ts';
+import { generateAsync } from '../engine/generate.ts';
 import { Rng } from '../engine/random.ts';
 import { UsageError } from '../engine/errors.ts';
 
@@ -27,14 +27,11 @@ export const bench: Command = {
       backend: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' },
       'gen-tokens': { type: 'string' }, tokenizer: { type: 'string' },
     });
-    const backend = str(p, 'backend') ?? 'cpu';
-    if (backend !== 'cpu') {
-      throw new UsageError('--backend', `'${backend}' is not available yet: this version runs on the CPU only`, 'Use --backend cpu');
-    }
+    const backend = backendFlag(p);
     const threads = num(p, 'threads', 1, { min: 1, max: 256, integer: true });
     if (threads !== 1) throw new UsageError('--threads', 'the CPU engine is single-threaded in this version', 'Use --threads 1');
     const t0 = performance.now();
-    const loaded = await loadModel(onePositional(p, 'bench'), str(p, 'tokenizer'));
+    const loaded = await loadModel(onePositional(p, 'bench'), str(p, 'tokenizer'), backend);
     const loadS = (performance.now() - t0) / 1000;
     const c = loaded.model.config;
     const promptTokens = num(p, 'prompt-tokens', 128, { min: 1, max: c.nCtx, integer: true });
@@ -43,17 +40,17 @@ export const bench: Command = {
     const prompt = Array.from({ length: promptTokens }, () => Math.floor(rng.next() * c.vocabSize));
 
     const t1 = performance.now();
-    loaded.session.run(prompt);
+    await loaded.session.runAsync(prompt);
     const prefillS = (performance.now() - t1) / 1000;
 
     // Decode from the cached prompt: each step is one new position.
     const t2 = performance.now();
     let n = 0;
-    for (const _ of generate(loaded.session, prompt, { maxTokens: genTokens, temperature: 0, stopAtEos: false })) n++;
+    for await (const _ of generateAsync(loaded.session, prompt, { maxTokens: genTokens, temperature: 0, stopAtEos: false })) n++;
     const decodeS = (performance.now() - t2) / 1000;
 
     const result: BenchResult = {
-      backend: 'cpu', threads, prompt_tokens: promptTokens, gen_tokens: n, load_s: round(loadS),
+      backend: loaded.session.backend, threads, prompt_tokens: promptTokens, gen_tokens: n, load_s: round(loadS),
       prefill_tok_s: round(promptTokens / prefillS), decode_tok_s: round(n / decodeS),
       peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     };

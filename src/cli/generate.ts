@@ -3,12 +3,12 @@
 
 import type { Command } from './main.ts';
 import { parse, num, flag, str, onePositional } from './args.ts';
-import { loadModel, promptIds, PROMPT_OPTIONS } from './load.ts';
-import { generate as generateTokens } from '../engine/generate.ts';
+import { loadModel, promptIds, backendFlag, PROMPT_OPTIONS } from './load.ts';
+import { generateAsync } from '../engine/generate.ts';
 
 export const generate: Command = {
   summary: 'Generates up to N tokens. Temperature 0 is greedy; the same seed gives the same text.',
-  usage: 'glassbox generate MODEL (--prompt T | --tokens 1,2,3) --max-tokens N [--temperature 0.8] [--top-k 40] [--top-p 0.95] [--min-p 0.05] [--repeat-penalty 1.1] [--seed S] [--json]',
+  usage: 'glassbox generate MODEL (--prompt T | --tokens 1,2,3) --max-tokens N [--temperature 0.8] [--top-k 40] [--top-p 0.95] [--min-p 0.05] [--repeat-penalty 1.1] [--seed S] [--backend cpu|webgpu] [--json]',
   async run(argv) {
     const p = parse('generate', argv, {
       ...PROMPT_OPTIONS,
@@ -16,7 +16,7 @@ export const generate: Command = {
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repeat-penalty': { type: 'string' },
       'repeat-last-n': { type: 'string' }, seed: { type: 'string' }, 'ignore-eos': { type: 'boolean' },
     });
-    const loaded = await loadModel(onePositional(p, 'generate'), str(p, 'tokenizer'));
+    const loaded = await loadModel(onePositional(p, 'generate'), str(p, 'tokenizer'), backendFlag(p));
     const prompt = promptIds(p, loaded, 'generate');
     const options = {
       maxTokens: num(p, 'max-tokens', 64, { min: 0, max: loaded.model.config.nCtx, integer: true }),
@@ -35,7 +35,7 @@ export const generate: Command = {
     const stream = tok?.decodeStream({ stripLeadingSpace: false, skipSpecial: true });
     if (!json && tok) process.stdout.write(tok.decode(prompt, { skipSpecial: true }));
     const generated: number[] = [];
-    for (const id of generateTokens(loaded.session, prompt, options)) {
+    for await (const id of generateAsync(loaded.session, prompt, options)) {
       generated.push(id);
       if (!json && stream) process.stdout.write(stream.push(id));
     }

@@ -9,6 +9,8 @@ import { Session } from '../engine/session.ts';
 import { createTokenizer, type Tokenizer } from '../tokenizer/tokenizer.ts';
 import { UsageError, TokenizerError } from '../engine/errors.ts';
 import { ids as idList, str, type Parsed } from './args.ts';
+import { chooseBackend } from '../engine/backend.ts';
+import { nodeGpu } from '../engine/gpu/node.ts';
 
 export interface Loaded {
   model: ModelFile;
@@ -17,16 +19,41 @@ export interface Loaded {
   session: Session;
 }
 
-export async function loadModel(path: string, tokenizerPath?: string): Promise<Loaded> {
+export async function loadModel(path: string, tokenizerPath?: string, backend: 'cpu' | 'webgpu' = 'cpu'): Promise<Loaded> {
   const files = await modelSources(path, tokenizerPath);
   try {
     const model = await openModel(files.sources, { tokenizer: files.tokenizer });
     const weights = await loadModelWeights(model);
     const tokenizer = model.tokenizer ? createTokenizer(model.tokenizer, files.sources[0]!.name) : null;
-    return { model, weights, tokenizer, session: new Session(weights) };
+    return { model, weights, tokenizer, session: await newSession(weights, backend) };
   } finally {
     await files.close();
   }
+}
+
+/** --backend: 'cpu' (default) or 'webgpu'. */
+export function backendFlag(p: Parsed): 'cpu' | 'webgpu' {
+  const b = str(p, 'backend') ?? 'cpu';
+  if (b !== 'cpu' && b !== 'webgpu') throw new UsageError('--backend', `'${b}' is not a backend`, 'Use cpu or webgpu');
+  return b;
+}
+
+/** A session on the backend asked for; WebGPU comes from the optional `webgpu` package (Dawn). */
+async function newSession(weights: ModelWeights, backend: 'cpu' | 'webgpu'): Promise<Session> {
+  if (backend === 'cpu') return new Session(weights);
+  const b = await chooseBackend({ gpu: await nodeGpu(), weights });
+  if (b.kind === 'cpu') {
+    throw new UsageError('--backend webgpu', b.reason, 'Without a GPU, Dawn can use SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json LD_LIBRARY_PATH=/usr/lib/chromium; or use --backend cpu');
+  }
+  let ready = false;
+  const session = new Session(weights, {
+    backend: b,
+    onBackendChange: (c) => { if (ready) console.error(`glassbox: WebGPU failed (${c.reason}); continuing on the CPU`); },
+  });
+  await session.ready();   // upload and compile now, so that failing to set up is an error, not a quiet CPU run
+  if (session.backend !== 'webgpu') throw new UsageError('--backend webgpu', session.backendReason ?? 'WebGPU could not be set up', 'Use --backend cpu');
+  ready = true;
+  return session;
 }
 
 /** The prompt's token ids: --tokens as given (no BOS added), or --prompt tokenized with the model's BOS rule. */
@@ -51,4 +78,5 @@ export const PROMPT_OPTIONS = {
   prompt: { type: 'string' },
   tokens: { type: 'string' },
   tokenizer: { type: 'string' },
+  backend: { type: 'string' },
 } as const;

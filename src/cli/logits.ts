@@ -2,7 +2,7 @@
 
 import type { Command } from './main.ts';
 import { parse, num, flag, str, onePositional } from './args.ts';
-import { loadModel, promptIds, PROMPT_OPTIONS } from './load.ts';
+import { loadModel, promptIds, backendFlag, PROMPT_OPTIONS } from './load.ts';
 
 /** Top n entries of one row: id, logit and softmax probability. */
 export function topOfRow(row: Float32Array, n: number): { id: number; logit: number; prob: number }[] {
@@ -16,14 +16,14 @@ export function topOfRow(row: Float32Array, n: number): { id: number; logit: num
 
 export const logits: Command = {
   summary: 'Raw logits of the last position (--all: every position), or the top N per position with probabilities.',
-  usage: 'glassbox logits MODEL (--prompt T | --tokens 1,2,3) [--top N] [--all] [--json]',
+  usage: 'glassbox logits MODEL (--prompt T | --tokens 1,2,3) [--top N] [--all] [--backend cpu|webgpu] [--json]',
   async run(argv) {
     const p = parse('logits', argv, { ...PROMPT_OPTIONS, top: { type: 'string' }, all: { type: 'boolean' } });
-    const loaded = await loadModel(onePositional(p, 'logits'), str(p, 'tokenizer'));
+    const loaded = await loadModel(onePositional(p, 'logits'), str(p, 'tokenizer'), backendFlag(p));
     const tokens = promptIds(p, loaded, 'logits');
     const all = flag(p, 'all');
     const top = str(p, 'top') === undefined ? 0 : num(p, 'top', 10, { min: 1, max: loaded.model.config.vocabSize, integer: true });
-    const r = loaded.session.run(tokens, { logits: all ? 'all' : 'last' });
+    const r = await loaded.session.runAsync(tokens, { logits: all ? 'all' : 'last' });
     const vocab = loaded.model.config.vocabSize;
     const rows: Float32Array[] = [];
     for (let i = 0; i * vocab < r.logits.length; i++) rows.push(r.logits.subarray(i * vocab, (i + 1) * vocab));

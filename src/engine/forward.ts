@@ -14,7 +14,8 @@ import type { BlockHook, HookSelection } from './hooks.ts';
 import type { Recorder } from './capture.ts';
 import { embedding } from '../../kernels/embedding/embedding.cpu.ts';
 import { rmsnorm } from '../../kernels/rmsnorm/rmsnorm.cpu.ts';
-import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
+import { matmul as matmulExact } from '../../kernels/matmul/matmul.cpu.ts';
+import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
 import { rope } from '../../kernels/rope/rope.cpu.ts';
 import { attention } from '../../kernels/attention/attention.cpu.ts';
 import { add } from '../../kernels/add/add.cpu.ts';
@@ -28,6 +29,12 @@ export interface ForwardOptions {
   recorder: Recorder | null;
   /** Logits are computed for chunk rows logitsFrom .. n−1 (n: none). Recording hook_logits implies 0. */
   logitsFrom: number;
+  /**
+   * 'llamacpp': round the activations before each weight product as llama.cpp's CPU backend
+   * does (f16, bf16, Q8_0 or Q8_K blocks by weight type; kernels/matmul/activation-quant.cpu.ts),
+   * for the parity test. Default 'none': exact f32 activations.
+   */
+  activationQuant?: ActivationQuant;
 }
 
 /**
@@ -43,6 +50,9 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
   s.ensureChunk(n);
   s.ensurePositions(start + n);
   const { hooks, recorder } = opts;
+  const aq = opts.activationQuant ?? 'none';
+  // every weight product below: kernels/matmul with this call's activation rounding
+  const matmul = (out: Float32Array, xs: Float32Array, wt: Tensor, rows: number) => matmulExact(out, xs, wt, rows, aq);
   const g = hooks.global;
   const rec = (name: string, data: Float32Array, rowSize: number) => recorder!.rows(name, start, data, n, rowSize);
   const x = s.x;                                                         // [n, d_model] the residual stream
@@ -132,7 +142,7 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
  * Only computed on request. A head's columns need not fill whole quantization blocks, so each row
  * of W_O is dequantized whole.
  */
-function headOutputs(z: Float32Array, wo: Tensor, n: number, nHeads: number, dHead: number): Float32Array {
+export function headOutputs(z: Float32Array, wo: Tensor, n: number, nHeads: number, dHead: number): Float32Array {
   const [dModel, inner] = wo.shape as [number, number];
   const type = getTensorType(wo.type);
   const rowBytes = byteSize(type, inner);

@@ -6,18 +6,42 @@
 // every position is computed by the same forward pass with the same cache contents. This is what
 // lets a notebook rerun only from the first edited token, and what makes generation one position
 // per step.
+//
+// Backends: the CPU (default; `run` is synchronous) or WebGPU (src/engine/backend.ts), whose
+// results arrive asynchronously: `runAsync` works on both. When the GPU fails mid-run (device
+// lost, out of memory, a validation error), the session continues on the CPU — it recomputes the
+// whole sequence there, so its KV cache and trace are rebuilt — reruns the step, and tells
+// `onBackendChange`. A failed GPU step never yields a number.
 
 import type { ModelConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import { RunState } from './state.ts';
 import { forward } from './forward.ts';
-import { selectHooks, type CaptureSpec, type Trace } from './hooks.ts';
+import { selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
 import { CaptureStore } from './capture.ts';
 import { ContextLengthError, UsageError } from './errors.ts';
+import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
+import type { Backend } from './backend.ts';
+import { GpuRunner } from './gpu/runner.ts';
+import { GpuStepError } from './gpu/failure.ts';
+import type { LogitsRequest } from './gpu/forward.ts';
 
 export interface SessionOptions {
   /** Positions per forward call when prefilling a long prompt (bounds scratch memory). Default 64. */
   chunkSize?: number;
+  /** Activation rounding before weight products (forward.ts ForwardOptions). Default 'none'. CPU only. */
+  activationQuant?: ActivationQuant;
+  /** Where the forward pass runs (chooseBackend in backend.ts). Default: the CPU. */
+  backend?: Backend;
+  /** Told when the session leaves WebGPU for the CPU (the UI shows the reason). */
+  onBackendChange?: (change: BackendChange) => void;
+}
+
+export interface BackendChange {
+  from: 'webgpu';
+  to: 'cpu';
+  /** What failed, in words for the user. */
+  reason: string;
 }
 
 export interface RunOptions {
@@ -26,13 +50,17 @@ export interface RunOptions {
   /**
    * Which logits to return: 'last' (default) the last position's; 'new' those of the positions
    * this run computed (from `reused` on); 'all' every position's (kept across runs like a
-   * recorded hook, so a run reusing a prefix returns them too).
+   * recorded hook, so a run reusing a prefix returns them too); 'top' none, only `top`: the
+   * `topK` most likely ids of the last position (on WebGPU a few bytes are read back, not the
+   * vocabulary: greedy decoding).
    */
-  logits?: 'last' | 'new' | 'all';
+  logits?: 'last' | 'new' | 'all' | 'top';
+  /** For logits: 'top', how many ids (1 .. 64). Default 1. */
+  topK?: number;
 }
 
 export interface RunResult {
-  /** [rows, vocab]: 'last' 1 row, 'new' nPos − reused rows, 'all' nPos rows. */
+  /** [rows, vocab]: 'last' 1 row, 'new' nPos − reused rows, 'all' nPos rows, 'top' none. */
   logits: Float32Array;
   /** Position of the first row of `logits`. */
   logitsStart: number;
@@ -42,6 +70,23 @@ export interface RunResult {
   reused: number;
   /** The recorded activations, each covering all nPos positions (hooks.ts shapes). */
   trace: Trace;
+  /**
+   * logits: 'top' only: ids of the last position, most likely first (lowest id on ties), and their
+   * logits — null on WebGPU for topK = 1, where only the id is read back.
+   */
+  top?: { ids: Uint32Array; logits: Float32Array | null };
+}
+
+/** What one run does, worked out before any chunk is computed (shared by both backends). */
+interface Plan {
+  tokens: readonly number[];
+  mode: 'last' | 'new' | 'all' | 'top';
+  topK: number;
+  asked: HookSelection;
+  hooks: HookSelection;
+  reused: number;
+  logitsStart: number;
+  logits: Float32Array;
 }
 
 export class Session {
@@ -50,6 +95,12 @@ export class Session {
   readonly state: RunState;
   private readonly store = new CaptureStore();
   private readonly chunkSize: number;
+  private readonly activationQuant: ActivationQuant;
+  private gpu: GpuRunner | null = null;
+  private readonly onBackendChange: ((change: BackendChange) => void) | undefined;
+  private why: string | null;
+  /** runAsync calls, one after another (they share the cache). */
+  private queue: Promise<unknown> = Promise.resolve();
   /** The tokens whose keys and values are in the cache. */
   private cached: number[] = [];
 
@@ -58,6 +109,26 @@ export class Session {
     this.weights = weights;
     this.state = new RunState(weights.config);
     this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? 64));
+    this.activationQuant = options.activationQuant ?? 'none';
+    this.onBackendChange = options.onBackendChange;
+    const b = options.backend;
+    this.why = b?.kind === 'cpu' ? b.reason : null;
+    if (b?.kind === 'webgpu') {
+      if (this.activationQuant !== 'none') {
+        throw new UsageError('activationQuant', `'${this.activationQuant}' rounding is implemented on the CPU only`, 'Use the CPU backend for parity checks');
+      }
+      this.gpu = new GpuRunner(b.ctx, weights, b.maxPartBytes);
+    }
+  }
+
+  /** Where the forward pass runs now. */
+  get backend(): 'cpu' | 'webgpu' {
+    return this.gpu ? 'webgpu' : 'cpu';
+  }
+
+  /** Why the session runs on the CPU (null when on WebGPU, or when the CPU was simply the default). */
+  get backendReason(): string | null {
+    return this.why;
   }
 
   /** The token sequence the session holds. */
@@ -71,7 +142,108 @@ export class Session {
     this.store.clear();
   }
 
+  /** Runs on the CPU, synchronously. A WebGPU session needs runAsync. */
   run(tokens: readonly number[], options: RunOptions = {}): RunResult {
+    if (this.gpu) {
+      throw new UsageError('Session.run', 'this session runs on WebGPU, whose results arrive asynchronously', 'Use await session.runAsync(...)');
+    }
+    const p = this.plan(tokens, options);
+    for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
+      const end = Math.min(tokens.length, pos + this.chunkSize);
+      const chunk = tokens.slice(pos, end);
+      const mode = p.mode;
+      const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
+      const out = forward(this.weights, this.state, chunk, pos, {
+        hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logitsFrom, activationQuant: this.activationQuant,
+      });
+      if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
+      else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
+      this.cached.push(...chunk);
+    }
+    return this.finish(p, p.mode === 'top' ? topOf(p.logits, p.topK) : undefined);
+  }
+
+  /**
+   * Prepares the backend: on WebGPU uploads the weights and compiles the kernels (the first
+   * runAsync does it otherwise). A failure moves the session to the CPU, as during a run.
+   */
+  async ready(): Promise<void> {
+    const next = this.queue.then(async () => {
+      if (!this.gpu) return;
+      try {
+        await this.gpu.ready();
+      } catch (e) {
+        if (!(e instanceof GpuStepError)) throw e;
+        this.fallBack(e.message);
+      }
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Runs on the session's backend; on the CPU the same as run(). Calls are served in order. */
+  runAsync(tokens: readonly number[], options: RunOptions = {}): Promise<RunResult> {
+    const next = this.queue.then(() => this.runNow(tokens, options));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+    if (!this.gpu) return this.run(tokens, options);
+    try {
+      await this.gpu.ready();
+      return await this.runGpu(this.gpu, tokens, options);
+    } catch (e) {
+      if (!(e instanceof GpuStepError)) throw e;
+      this.fallBack(e.message);
+      return this.run(tokens, options);
+    }
+  }
+
+  private async runGpu(gpu: GpuRunner, tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+    const p = this.plan(tokens, options);
+    const vocab = this.config.vocabSize;
+    let top: RunResult['top'];
+    for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
+      const end = Math.min(tokens.length, pos + this.chunkSize);
+      const chunk = tokens.slice(pos, end);
+      const last = end === tokens.length;
+      // 'all' logits arrive through the hook_logits capture
+      const logits: LogitsRequest = p.mode === 'new' ? { rows: chunk.length }
+        : p.mode === 'top' && last ? { top: p.topK }
+        : p.mode === 'last' && last ? { rows: 1 } : { rows: 0 };
+      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logits });
+      if (p.mode === 'new') p.logits.set(out.logits, (pos - p.reused) * vocab);
+      else if (p.mode === 'last' && last) p.logits.set(out.logits.subarray(out.logits.length - vocab));
+      if (out.top) top = out.top;
+      this.cached.push(...chunk);
+    }
+    return this.finish(p, top);
+  }
+
+  /** Frees the GPU memory the session holds (weights, KV cache); it continues on the CPU if used again. */
+  dispose(): void {
+    if (!this.gpu) return;
+    this.gpu.destroy();
+    this.gpu = null;
+    this.why = 'the WebGPU session was disposed';
+    this.cached = [];
+    this.store.clear();
+  }
+
+  /** Leaves WebGPU for good: the CPU recomputes the sequence (its cache and trace) on the next run. */
+  private fallBack(reason: string): void {
+    const gpu = this.gpu!;
+    this.gpu = null;
+    try { gpu.destroy(); } catch { /* a lost device may refuse; its memory is gone anyway */ }
+    this.why = `WebGPU failed, continuing on the CPU: ${reason}`;
+    this.cached = [];
+    this.store.clear();
+    this.onBackendChange?.({ from: 'webgpu', to: 'cpu', reason });
+  }
+
+  /** Checks the tokens, resolves the capture, and trims the cache and the store to the reusable prefix. */
+  private plan(tokens: readonly number[], options: RunOptions): Plan {
     const c = this.config;
     const nPos = tokens.length;
     if (nPos === 0) throw new UsageError('tokens', 'the token list is empty', 'Give at least one token (usually BOS)');
@@ -83,6 +255,10 @@ export class Session {
       }
     }
     const mode = options.logits ?? 'last';
+    const topK = options.topK ?? 1;
+    if (mode === 'top' && !(Number.isInteger(topK) && topK >= 1 && topK <= 64)) {
+      throw new UsageError('topK', `is ${topK}; it must be an integer from 1 to 64`, "Use logits: 'last' for the whole row");
+    }
     const asked = selectHooks(c, options.capture);
     // 'all' logits are recorded like the hook_logits activation, so that prefix reuse keeps them.
     const hooks = mode === 'all' && !asked.global.hook_logits ? selectHooks(c, [...asked.names, 'hook_logits']) : asked;
@@ -98,20 +274,34 @@ export class Session {
     this.cached = this.cached.slice(0, reused);
 
     const vocab = c.vocabSize;
-    const logitsStart = mode === 'last' ? nPos - 1 : mode === 'new' ? reused : 0;
-    let logits: Float32Array = mode === 'new' ? new Float32Array((nPos - reused) * vocab) : new Float32Array(vocab);
-    for (let pos = reused; pos < nPos; pos += this.chunkSize) {
-      const end = Math.min(nPos, pos + this.chunkSize);
-      const chunk = tokens.slice(pos, end);
-      const logitsFrom = mode === 'new' ? 0 : mode === 'last' && end === nPos ? chunk.length - 1 : chunk.length;
-      const out = forward(this.weights, this.state, chunk, pos, { hooks, recorder: hooks.any ? this.store : null, logitsFrom });
-      if (mode === 'new') logits.set(out, (pos - reused) * vocab);
-      else if (end === nPos) logits.set(out.subarray(out.length - vocab));
-      this.cached.push(...chunk);
-    }
-
-    const trace = this.store.trace(c, asked.names, nPos);
-    if (mode === 'all') logits = this.store.trace(c, ['hook_logits'], nPos).get('hook_logits')!.data;
-    return { logits, logitsStart, nPos, reused, trace };
+    const logitsStart = mode === 'new' ? reused : mode === 'all' ? 0 : nPos - 1;
+    // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
+    const logits = new Float32Array(mode === 'new' ? (nPos - reused) * vocab : mode === 'top' && this.gpu ? 0 : vocab);
+    return { tokens, mode, topK, asked, hooks, reused, logitsStart, logits };
   }
+
+  private finish(p: Plan, top: RunResult['top']): RunResult {
+    const c = this.config, nPos = p.tokens.length;
+    const trace = this.store.trace(c, p.asked.names, nPos);
+    let logits = p.logits;
+    if (p.mode === 'all') logits = this.store.trace(c, ['hook_logits'], nPos).get('hook_logits')!.data;
+    if (p.mode === 'top') logits = new Float32Array(0);
+    const r: RunResult = { logits, logitsStart: p.logitsStart, nPos, reused: p.reused, trace };
+    if (top) r.top = top;
+    return r;
+  }
+}
+
+/** The k largest entries of a row, largest first, the lowest id first on ties (as the sampler orders them). */
+export function topOf(row: Float32Array, k: number): { ids: Uint32Array; logits: Float32Array } {
+  const ids: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i]!;
+    if (ids.length === k && !(v > row[ids[k - 1]!]!)) continue;   // not better than the worst kept (ties: lower id wins)
+    let j = ids.length;
+    while (j > 0 && v > row[ids[j - 1]!]!) j--;
+    ids.splice(j, 0, i);
+    if (ids.length > k) ids.pop();
+  }
+  return { ids: Uint32Array.from(ids), logits: Float32Array.from(ids, (i) => row[i]!) };
 }

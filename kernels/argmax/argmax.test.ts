@@ -1,0 +1,114 @@
+// argmax and top-k on every backend. Tolerance: exact. Selection does no arithmetic: the GPU must
+// return the same ids as the CPU twin, and top-k values are the logits themselves (read by id).
+// Inputs: large magnitudes, −inf, NaN, planted ties (the lower index must win), −0 vs +0.
+import { expect } from 'chai';
+import { argmax, NONE, topK } from './argmax.cpu.ts';
+import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from './argmax.gpu.ts';
+import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
+import { packF32, submitChecked } from '../add/gpu-trial.ts';
+import type { GpuContext } from '../../src/engine/gpu/context.ts';
+
+type Backend = 'cpu' | 'webgpu';
+const BACKENDS: Backend[] = ['cpu', 'webgpu'];
+
+async function runArgmax(backend: Backend, ctx: GpuContext | null, x: Float32Array, rows: number, cols: number): Promise<number[]> {
+  if (backend === 'cpu') {
+    const out = new Uint32Array(rows);
+    argmax(out, x, rows, cols);
+    return Array.from(out);
+  }
+  const g = ctx!;
+  await prepareArgmax(g);
+  const { refs: [, rx] } = packF32(g, [new Float32Array(1), x]);
+  const out = g.buffer(rows * 4);
+  const [r] = await submitChecked(g, (step) => {
+    encodeArgmax(g, step, out, rx!, rows, cols);
+    return [step.read(out, 0, rows * 4)];
+  });
+  g.release(out);
+  return Array.from(new Uint32Array(r!));
+}
+
+async function runTopK(backend: Backend, ctx: GpuContext | null, x: Float32Array, k: number): Promise<{ ids: number[]; values: number[] }> {
+  if (backend === 'cpu') {
+    const t = topK(x, x.length, k);
+    return { ids: Array.from(t.ids), values: Array.from(t.values) };
+  }
+  const g = ctx!;
+  await prepareTopK(g);
+  const { refs: [, rx] } = packF32(g, [new Float32Array(3), x]);
+  const ids = g.buffer(k * 4), vals = g.buffer(k * 4);
+  const [ri, rv] = await submitChecked(g, (step) => {
+    encodeTopK(g, step, ids, vals, rx!, x.length, k);
+    return [step.read(ids, 0, k * 4), step.read(vals, 0, k * 4)];
+  });
+  g.release(ids); g.release(vals);
+  return { ids: Array.from(new Uint32Array(ri!)), values: Array.from(new Float32Array(rv!)) };
+}
+
+/** Definition by a full sort (value descending, lower id first, NaN dropped): the reference for the CPU twin. */
+function sorted(x: Float32Array): number[] {
+  return Array.from(x.keys()).filter((i) => !Number.isNaN(x[i]!)).sort((a, b) => (x[b]! - x[a]!) || (a - b));
+}
+
+/** Seeded logits with −inf, NaN and a tie for the maximum planted at a higher and a lower index. */
+function logits(rows: number, cols: number, seed: number): Float32Array {
+  const x = seededValues(rows * cols, seed, 10), coin = seededValues(rows * cols, seed + 1);
+  for (let i = 0; i < x.length; i++) {
+    if (coin[i]! > 2.5) x[i] = -Infinity;
+    else if (coin[i]! < -2.5) x[i] = Number.NaN;
+  }
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const top = sorted(row)[0]!;
+    row[Math.min(cols - 1, top + 1 + (r % 3))] = row[top]!;             // a later tie: must lose
+    if (r % 2 === 1 && top > 0) row[Math.floor(top / 2)] = row[top]!;   // an earlier tie: must win
+  }
+  return x;
+}
+
+describe('argmax and top-k', () => {
+  for (const backend of BACKENDS) {
+    it(`[${backend}] argmax seeded trial: odd sizes, ties, −inf, NaN, −0, all −inf and all NaN rows`, async function () {
+      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
+      for (const [rows, cols, seed] of [[7, 5003, 51], [3, 32011, 52], [300, 7, 53]] as const) {
+        const x = logits(rows, cols, seed);
+        x.fill(-Infinity, 0, cols);                         // row 0: all −inf → 0
+        x.fill(Number.NaN, cols, 2 * cols);                 // row 1: all NaN → 0
+        x.fill(-5, 2 * cols, 3 * cols); x[2 * cols + 3] = -0; x[2 * cols + 4] = 0;   // −0 = +0: index 3
+        const got = await runArgmax(backend, ctx, x, rows, cols);
+        const want: number[] = [];
+        if (backend === 'cpu') for (let r = 0; r < rows; r++) want.push(sorted(x.subarray(r * cols, (r + 1) * cols))[0] ?? 0);
+        else want.push(...await runArgmax('cpu', null, x, rows, cols));
+        expect(got, `${backend} ${rows}x${cols}`).to.deep.equal(want);
+        expect(got.slice(0, 3)).to.deep.equal([0, 0, Math.min(3, cols - 1)]);
+      }
+    });
+
+    it(`[${backend}] top-k seeded trial: vocabulary-sized row, k up to 64, ties, NaN padding`, async function () {
+      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
+      const tied = seededValues(300, 54, 1).map((v) => Math.round(v * 2));  // many ties
+      const withNaN = new Float32Array([1, Number.NaN, -Infinity, Number.NaN, 2, Number.NaN]);
+      for (const [x, k] of [[logits(1, 50021, 55), 64], [logits(1, 8193, 56), 33], [tied, 7], [tied.subarray(0, 5), 5], [withNaN, 5], [logits(1, 9, 57), 1]] as const) {
+        const got = await runTopK(backend, ctx, x, k);
+        let want: { ids: number[]; values: number[] };
+        if (backend === 'cpu') {
+          const ids = sorted(x).slice(0, k);
+          want = { ids: ids.concat(Array(k - ids.length).fill(NONE)), values: ids.map((i) => x[i]!).concat(Array(k - ids.length).fill(Number.NaN)) };
+        } else {
+          want = await runTopK('cpu', null, x, k);
+        }
+        expect(got.ids, `${backend} ids, cols=${x.length} k=${k}`).to.deep.equal(want.ids);
+        expect(got.values, `${backend} values, cols=${x.length} k=${k}`).to.deep.equal(want.values);
+      }
+    });
+
+    it(`[${backend}] fixed small case`, async function () {
+      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
+      const x = new Float32Array([3, 9, -1, 9, Number.NaN, 4, -Infinity, 4]);
+      expect(await runArgmax(backend, ctx, x, 2, 4)).to.deep.equal([1, 1]);
+      expect(await runTopK(backend, ctx, x, 5)).to.deep.equal({ ids: [1, 3, 5, 7, 0], values: [9, 9, 4, 4, 3] });
+      expect(await runTopK(backend, ctx, x, 8)).to.deep.equal({ ids: [1, 3, 5, 7, 0, 2, 6, NONE], values: [9, 9, 4, 4, 3, -1, -Infinity, Number.NaN] });
+    });
+  }
+});

@@ -1,0 +1,103 @@
+// WebGPU twin of matmul.cpu.ts: out [n, m] = x [n, k] · Wᵀ with W [m, k] in its stored type,
+// dequantized inside the kernel (matmul.wgsl + types/<type>.wgsl). One dispatch per part of W.
+// n = 1 (decode) uses one token per thread; n > 1 (prefill) reuses each decoded weight unit for
+// PREFILL_TOKENS token rows.
+
+import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
+import type { F32Ref, GpuTensor } from '../../src/engine/gpu/tensor.ts';
+import { UsageError } from '../../src/engine/errors.ts';
+import { getTensorType } from '../../src/formats/quant/index.ts';
+import { byteSize, type TensorTypeName } from '../../src/formats/tensor.ts';
+import { blockConstants, decoderShader, grid2d, UNIT } from './dequant.gpu.ts';
+
+const KERNEL = new URL('./matmul.wgsl', import.meta.url);
+
+/** Threads per workgroup. */
+export const MATMUL_WG = 256;
+/** Token rows that one thread serves with each decoded weight unit when n > 1. */
+export const PREFILL_TOKENS = 4;
+/** Most threads sharing one weight row. */
+const MAX_THREADS_PER_ROW = 64;
+
+function pipelineKey(type: TensorTypeName, tokens: number): string {
+  return `matmul:${type}:tt${tokens}`;
+}
+
+/** Compiles the decode (n = 1) and prefill (n > 1) pipelines for weights of `type`. */
+export async function prepareMatmul(ctx: GpuContext, type: TensorTypeName): Promise<void> {
+  const constants = { ...blockConstants(type), WG: MATMUL_WG };
+  await Promise.all([1, PREFILL_TOKENS].map((tt) => ctx.pipeline(
+    pipelineKey(type, tt),
+    async () => `const TT: u32 = ${tt}u;\n${await decoderShader(type, KERNEL)}`,
+    constants,
+  )));
+}
+
+/**
+ * Threads sharing one row of length k: a power of two near half the row's units (so each lane
+ * decodes about two or more), at most 64. Short rows get small teams and many rows per workgroup.
+ */
+export function threadsPerRow(k: number): number {
+  const target = Math.ceil(Math.ceil(k / UNIT) / 2);
+  let tpr = 1;
+  while (tpr < target && tpr < MAX_THREADS_PER_ROW) tpr *= 2;
+  return tpr;
+}
+
+/** Whether x must be copied before the kernel can read it as vec4 (its rows not 16-byte aligned). */
+export function xNeedsCopy(x: F32Ref, k: number): boolean {
+  return x.offset % 4 !== 0 || k % 4 !== 0;
+}
+
+// One scratch buffer per context for realigned x. It is never returned to the pool: a pooled
+// buffer can be written by queue.writeBuffer, which runs before the step's commands that read it.
+const scratch = new WeakMap<GpuContext, GPUBuffer>();
+
+/** x's rows copied to a scratch buffer at offset 0 with a stride of ceil(k / 4) vec4. */
+function alignedX(ctx: GpuContext, step: Step, x: F32Ref, k: number, n: number): { buffer: GPUBuffer; stride: number } {
+  const stride = Math.ceil(k / 4) * 4;
+  let buf = scratch.get(ctx);
+  if (!buf || buf.size < n * stride * 4) {
+    // an outgrown scratch is dropped, not destroyed: commands already recorded may still read it
+    buf = ctx.device.createBuffer({ label: 'matmul x (aligned)', size: Math.max(256, n * stride * 4), usage: 0x80 | 0x8 | 0x4 });
+    scratch.set(ctx, buf);
+  }
+  if (k === stride) step.copy(x.buffer, x.offset * 4, buf, 0, n * k * 4);
+  else for (let t = 0; t < n; t++) step.copy(x.buffer, (x.offset + t * k) * 4, buf, t * stride * 4, k * 4);
+  return { buffer: buf, stride };
+}
+
+/**
+ * Records out[i, j] = Σ_e x[i, e] · W[j, e] for i < n, j < m, into `step`. `prepareMatmul(ctx,
+ * w.type)` must have finished. out: [n, m] f32, x: [n, k] f32, w: [m, k] in any tensor type.
+ * out and x must be different buffers (WebGPU forbids binding one buffer as both read-only and
+ * writable storage in a dispatch). x is read in place when its offset and k are multiples of 4,
+ * else its rows are first copied to an aligned scratch buffer (n copies when k % 4 != 0).
+ */
+export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref, w: GpuTensor, n: number): void {
+  if (w.shape.length !== 2) throw new UsageError(`matmul ${w.name}`, `the weight has shape [${w.shape}], expected [rows, cols]`);
+  const [m, k] = w.shape as [number, number];
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`matmul ${w.name}`, `n = ${n} tokens; expected a positive integer`);
+  const rowBytes = byteSize(getTensorType(w.type), k);
+  if (w.rowBytes !== rowBytes) throw new UsageError(`matmul ${w.name}`, `rowBytes is ${w.rowBytes} but ${w.type} rows of ${k} take ${rowBytes}`);
+  const tokens = n === 1 ? 1 : PREFILL_TOKENS;
+  const pipeline = ctx.pipelineReady(pipelineKey(w.type, tokens));
+  const tpr = threadsPerRow(k);
+  const rowsPerGroup = MATMUL_WG / tpr;
+  // x is read as vec4 rows: realign it first when it is not (a rare case: the forward pass keeps
+  // activations aligned and real models have k % 4 = 0)
+  let xb = x.buffer, xOff = x.offset, xStride = k;
+  if (xNeedsCopy(x, k)) {
+    ({ buffer: xb, stride: xStride } = alignedX(ctx, step, x, k, n));
+    xOff = 0;
+  } else if (out.buffer === x.buffer) {
+    throw new UsageError(`matmul ${w.name}`, 'out and x are the same buffer; WebGPU cannot bind a buffer as both input and output of one dispatch');
+  }
+  for (const part of w.parts) {
+    // the kernel addresses bytes with u32
+    if (part.rows * rowBytes > 2 ** 32) throw new UsageError(`matmul ${w.name}`, `a part of ${part.rows * rowBytes} bytes exceeds 4 GiB; upload it with a smaller part size`);
+    const [gx, gy] = grid2d(Math.ceil(part.rows / rowsPerGroup), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
+    const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, xStride / 4, out.offset + part.firstRow, m, n, gx, tpr]);
+    step.dispatch(pipeline, [part.buffer, xb, out.buffer], params, [gx, gy, Math.ceil(n / tokens)]);
+  }
+}

@@ -1,0 +1,221 @@
+// Matrix product with weights in every stored type, on every backend. Weights are seeded random
+// values quantized by the TypeScript quantizer of each type; rows are odd in number and, for
+// Q4_0, Q5_0, Q8_0, Q3_K, Q6_K, F16, BF16, not a multiple of 4 bytes long.
+//
+// Tolerance. Every backend decodes the same weight values exactly (the products that dequantize
+// are exact in f32); what differs is the order and precision of the k-term sum: the CPU twin sums
+// in f64 and rounds once, the GPU sums in f32 in its own order (vec4 lanes, units per lane, a tree
+// over lanes). Round-off of a sum is bounded by a multiple of u·S, with u = 2^-24 and
+// S = Σ_e |w_e·x_e|; with random rounding it grows like sqrt(k). So each output must satisfy
+//   |gpu - cpu| <= 2 · sqrt(k) · 2^-24 · S
+// The worst measured in SwiftShader is 0.34 of that (printed after the run). The rigorous
+// worst-case bound, k·u·S, would let a wrong weight through at large k; this one rejects a single
+// wrong element of a 768-long row (an error near S/768) by a factor of about 400.
+import { expect } from 'chai';
+import { getTensorType, ALL_TENSOR_TYPES } from '../../src/formats/quant/index.ts';
+import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
+import { uploadTensor, destroyTensor } from '../../src/engine/gpu/tensor.ts';
+import { GpuContext } from '../../src/engine/gpu/context.ts';
+import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
+import { matmul } from './matmul.cpu.ts';
+import { encodeMatmul, prepareMatmul, xNeedsCopy, threadsPerRow } from './matmul.gpu.ts';
+
+const U = 2 ** -24;
+const TOL = 2;
+const BACKENDS = ['cpu', 'webgpu'] as const;
+type Backend = (typeof BACKENDS)[number];
+
+/** Row length for a type's trial: three super-blocks (k-quants), five blocks (legacy), 96 (float). */
+function colsFor(type: TensorTypeName): number {
+  const bs = getTensorType(type).blockSize;
+  return bs === 256 ? 768 : bs === 64 ? 192 : bs === 32 ? 160 : 96;
+}
+
+function randomTensor(type: TensorTypeName, m: number, k: number, seed: number, scale = 1): Tensor {
+  const t = getTensorType(type);
+  const values = seededValues(m * k, seed, scale);
+  const data = new Uint8Array(m * byteSize(t, k));
+  t.quantize(values, 0, data, 0, m * k);
+  return { name: `w.${type}`, type, shape: [m, k], data };
+}
+
+/** The product of the dequantized weights in f64 (ref), and S = Σ|w·x| per output (the error scale). */
+function reference(w: Tensor, x: Float32Array, n: number): { ref: Float64Array; mag: Float64Array } {
+  const [m, k] = w.shape as [number, number];
+  const deq = new Float32Array(m * k);
+  getTensorType(w.type).dequantize(w.data, 0, deq, 0, m * k);
+  const ref = new Float64Array(n * m), mag = new Float64Array(n * m);
+  for (let t = 0; t < n; t++) {
+    for (let j = 0; j < m; j++) {
+      let s = 0, a = 0;
+      for (let e = 0; e < k; e++) {
+        const p = deq[j * k + e]! * x[t * k + e]!;
+        s += p;
+        a += Math.abs(p);
+      }
+      ref[t * m + j] = s;
+      mag[t * m + j] = a;
+    }
+  }
+  return { ref, mag };
+}
+
+/**
+ * out = x · wᵀ on the GPU, with x and out at non-zero offsets inside buffers whose other elements
+ * are ±inf / NaN, so a read outside x's rows or a missed write shows in the result.
+ */
+async function gpuMatmul(
+  ctx: GpuContext, w: Tensor, x: Float32Array, n: number, { maxPartBytes, xOff = 3 }: { maxPartBytes?: number; xOff?: number } = {},
+): Promise<{ out: Float32Array; dispatches: number; parts: number }> {
+  const [m, k] = w.shape as [number, number];
+  await prepareMatmul(ctx, w.type);
+  const g = uploadTensor(ctx, w, maxPartBytes);
+  const outOff = 5;
+  const xs = new Float32Array(xOff + x.length + 67).fill(Infinity);
+  xs.set(x, xOff);
+  if (xOff > 0) xs[0] = -Infinity;
+  const xb = ctx.upload(xs);
+  const ob = ctx.buffer((outOff + n * m + 7) * 4);
+  ctx.write(ob, 0, new Float32Array(outOff + n * m + 7).fill(NaN));
+  copySeen.add(xNeedsCopy({ buffer: xb, offset: xOff }, k));
+  const before = ctx.stats.dispatches;
+  const step = ctx.begin('matmul test');
+  encodeMatmul(ctx, step, { buffer: ob, offset: outOff }, { buffer: xb, offset: xOff }, g, n);
+  const dispatches = ctx.stats.dispatches - before;
+  const read = step.read(ob, outOff * 4, n * m * 4);
+  await step.submit();
+  const out = new Float32Array(await read);
+  const parts = g.parts.length;
+  destroyTensor(g);
+  xb.destroy();
+  ctx.release(ob);
+  return { out, dispatches, parts };
+}
+
+/** Worst |a - b| / (sqrt(k)·u·S) over all outputs, and where. */
+function worstRatio(a: Float32Array, b: ArrayLike<number>, mag: Float64Array, k: number): { worst: number; at: number } {
+  let worst = 0, at = -1;
+  for (let i = 0; i < a.length; i++) {
+    const r = Math.abs(a[i]! - b[i]!) / (Math.sqrt(k) * U * mag[i]! + 1e-30);
+    if (!(r <= worst)) { worst = r; at = i; }   // NaN counts as worst
+  }
+  return { worst, at };
+}
+
+const measured = new Map<string, number>();
+const copySeen = new Set<boolean>();
+
+/**
+ * One trial on one backend. cpu: the twin (type.dot) against the f64 product of dequantize();
+ * webgpu: the GPU against the twin.
+ */
+async function trial(
+  backend: Backend, test: Mocha.Context, type: TensorTypeName,
+  { m = 37, k = colsFor(type), n, seed, wScale = 1, xScale = 1, maxPartBytes, xOff }:
+  { m?: number; k?: number; n: number; seed: number; wScale?: number; xScale?: number; maxPartBytes?: number; xOff?: number },
+): Promise<{ dispatches: number; parts: number }> {
+  const w = randomTensor(type, m, k, seed, wScale);
+  const x = seededValues(n * k, seed + 1, xScale);
+  const { ref, mag } = reference(w, x, n);
+  const cpu = new Float32Array(n * m);
+  matmul(cpu, x, w, n);
+  let got: Float32Array = cpu, spec: ArrayLike<number> = ref, dispatches = 0, parts = 0;
+  if (backend === 'webgpu') {
+    const ctx = await gpuOrSkip(test);
+    ({ out: got, dispatches, parts } = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff }));
+    spec = cpu;
+  }
+  const { worst, at } = worstRatio(got, spec, mag, k);
+  const tag = `${backend} ${type}`;
+  measured.set(tag, Math.max(measured.get(tag) ?? 0, worst));
+  expect(worst, `${type} [${m}, ${k}] n=${n}: output ${at} (token ${Math.floor(at / m)}, row ${at % m}) is ${got[at]}, expected ${spec[at]} (S = ${mag[at]})`).to.be.at.most(TOL);
+  return { dispatches, parts };
+}
+
+describe('matmul', () => {
+  after(() => {
+    if (measured.has('webgpu Q4_0')) expect([...copySeen].sort(), 'x read in place and realigned').to.deep.equal([false, true]);
+    const rows = [...measured].map(([k, v]) => `${k} ${v.toFixed(2)}`);
+    if (rows.length) console.log(`matmul: worst |err| / (sqrt(k)·2^-24·S) per backend and type (limit ${TOL}): ${rows.join(', ')}`);
+  });
+
+  for (const backend of BACKENDS) {
+    const wg = backend === 'webgpu' ? ' [webgpu]' : '';
+    for (const t of ALL_TENSOR_TYPES) {
+      const type = t.name;
+      it(`${type}: 37 x ${colsFor(type)}, decode (n = 1) and prefill (n = 5), ordinary and large magnitudes${wg}`, async function () {
+        // x read in place (offset 4, 8) and realigned by a copy (offset 3)
+        await trial(backend, this, type, { n: 1, seed: 11 + t.blockBytes });
+        await trial(backend, this, type, { n: 1, seed: 17 + t.blockBytes, xOff: 4 });
+        await trial(backend, this, type, { n: 5, seed: 23 + t.blockBytes });
+        // |w| up to ~5e4 (inside f16's range), |x| up to ~5e6: sums near 1e13
+        await trial(backend, this, type, { n: 5, seed: 31 + t.blockBytes, wScale: 100, xScale: 1e4, xOff: 8 });
+      });
+    }
+
+    it(`F32, F16, BF16 rows not a multiple of 32 (k = 172, 67: a partial last unit; 134-byte rows)${wg}`, async function () {
+      await trial(backend, this, 'F32', { k: 172, n: 5, seed: 5 });
+      await trial(backend, this, 'F32', { k: 172, n: 5, seed: 4, xOff: 4 });
+      await trial(backend, this, 'F16', { k: 67, n: 1, seed: 6 });
+      await trial(backend, this, 'BF16', { k: 67, n: 5, seed: 7 });
+      await trial(backend, this, 'F16', { m: 3, k: 1, n: 2, seed: 8 });
+    });
+
+    it(`long rows: 64 threads per row, two token tiles (Q4_0 37 x 9632, n = 1 and 11)${wg}`, async function () {
+      expect(threadsPerRow(9632)).to.equal(64);
+      await trial(backend, this, 'Q4_0', { k: 9632, n: 1, seed: 9 });
+      await trial(backend, this, 'Q4_K', { k: 4096, n: 11, seed: 10, xOff: 0 });
+    });
+
+    it(`a weight split into 3 parts: one dispatch per part, every output column right${wg}`, async function () {
+      for (const type of ['Q4_0', 'Q6_K', 'F16'] as const) {
+        const rowBytes = byteSize(getTensorType(type), colsFor(type));
+        for (const n of [1, 5]) {
+          const r = await trial(backend, this, type, { n, seed: 40 + n, maxPartBytes: 13 * rowBytes + 5 });
+          if (backend === 'webgpu') {
+            expect(r.parts).to.equal(3);      // rows 13 + 13 + 11
+            expect(r.dispatches).to.equal(3);
+          }
+        }
+      }
+    });
+  }
+
+  it('[webgpu] a 2-D workgroup grid when the rows need more workgroups than one dimension holds', async function () {
+    const shared = await gpuOrSkip(this);
+    // the same device with the per-dimension limit lowered to 3: 257 rows of 5 units make
+    // 5 workgroups of 64 rows, laid out 3 x 2 with one left over
+    const ctx = new GpuContext(shared.device, { ...shared.caps, maxComputeWorkgroupsPerDimension: 3 });
+    const w = randomTensor('Q4_0', 257, 160, 77);
+    for (const n of [1, 5]) {
+      const x = seededValues(n * 160, 78);
+      const cpu = new Float32Array(n * 257);
+      matmul(cpu, x, w, n);
+      const { out } = await gpuMatmul(ctx, w, x, n, { xOff: 4 * n });
+      const { mag } = reference(w, x, n);
+      const { worst, at } = worstRatio(out, cpu, mag, 160);
+      expect(worst, `output ${at}: ${out[at]} vs ${cpu[at]}`).to.be.at.most(TOL);
+    }
+  });
+
+  it('[webgpu] fixed case: one Q4_0 block and f16 subnormals, exact', async function () {
+    const ctx = await gpuOrSkip(this);
+    // Q4_0 row: d = 0.5 (f16 0x3800), byte j holds q = j (low) and 15 - j (high):
+    // values (j - 8)/2 for j < 16, (7 - j')/2 for element 16 + j'
+    const q4 = new Uint8Array(18);
+    q4[0] = 0x00; q4[1] = 0x38;
+    for (let j = 0; j < 16; j++) q4[2 + j] = j | ((15 - j) << 4);
+    const x = Float32Array.from({ length: 32 }, (_, e) => e + 1);
+    let expected = 0;
+    for (let e = 0; e < 32; e++) expected += (e < 16 ? (e - 8) / 2 : (7 - (e - 16)) / 2) * (e + 1);
+    const { out } = await gpuMatmul(ctx, { name: 'q4', type: 'Q4_0', shape: [1, 32], data: q4 }, x, 1);
+    expect(out[0]).to.equal(expected);
+    // F16 rows [h, 0, 0, 0] times x = [1, 0, 0, 0]: each output is the f16 value itself
+    const halves = [0x0001, 0x03ff, 0x8001, 0x7bff, 0x3c00, 0xc000, 0x0400];
+    const values = [2 ** -24, 1023 * 2 ** -24, -(2 ** -24), 65504, 1, -2, 2 ** -14];
+    const f16 = new Uint16Array(halves.length * 4);
+    halves.forEach((h, i) => { f16[4 * i] = h; });
+    const r = await gpuMatmul(ctx, { name: 'f16', type: 'F16', shape: [halves.length, 4], data: new Uint8Array(f16.buffer) }, new Float32Array([1, 0, 0, 0]), 1);
+    expect(Array.from(r.out)).to.deep.equal(values);
+  });
+});

@@ -1,0 +1,248 @@
+// The forward pass on the GPU: src/engine/forward.ts step by step, each CPU kernel call replaced by
+// its WGSL twin (kernels/<op>/<op>.gpu.ts), every dispatch of the chunk recorded into ONE command
+// encoder (a Step) and submitted once, with ONE readback at its end.
+//
+// Capture: each selected activation is copied, at its point in the command stream, into a staging
+// buffer of the same submission (Step.read), and handed to the recorder when the step is done;
+// attention scores and patterns are written only for the layers that record them. Capturing
+// nothing records no copy at all. Logits are read back only as far as they are needed: the top-k
+// ids of the last row (greedy decoding reads 4 bytes), or whole rows.
+//
+// Keys and values are written by the projections straight into the KV cache (at the chunk's
+// positions), and rotated there; hook_k / hook_rot_k / hook_v read that region.
+
+import type { ModelWeights } from '../weights.ts';
+import type { BlockHook, HookSelection } from '../hooks.ts';
+import type { Recorder } from '../capture.ts';
+import { headOutputs } from '../forward.ts';
+import type { GpuContext } from './context.ts';
+import type { F32Ref } from './tensor.ts';
+import type { GpuWeights } from './weights.ts';
+import type { GpuRunState } from './state.ts';
+import { GpuStepError } from './failure.ts';
+import { encodeEmbedding, prepareEmbedding } from '../../../kernels/embedding/embedding.gpu.ts';
+import { encodeMatmul, prepareMatmul } from '../../../kernels/matmul/matmul.gpu.ts';
+import { encodeRmsnorm, prepareRmsnorm } from '../../../kernels/rmsnorm/rmsnorm.gpu.ts';
+import { encodeRope, prepareRope } from '../../../kernels/rope/rope.gpu.ts';
+import { encodeAttention, prepareAttention } from '../../../kernels/attention/attention.gpu.ts';
+import { encodeSiluMul, prepareSiluMul } from '../../../kernels/silu-mul/silu-mul.gpu.ts';
+import { encodeAdd, prepareAdd } from '../../../kernels/add/add.gpu.ts';
+import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from '../../../kernels/argmax/argmax.gpu.ts';
+
+/** Which logits a chunk reads back. */
+export type LogitsRequest =
+  | { rows: number }      // the last `rows` rows of the chunk (0: none), all of vocab each
+  | { top: number };      // the top-k (1 ≤ k ≤ 64) ids and logits of the chunk's last row
+
+export interface GpuForwardOptions {
+  hooks: HookSelection;
+  recorder: Recorder | null;
+  logits: LogitsRequest;
+  /** The CPU weights: attn.hook_result (per-head outputs) is computed from the captured z on the CPU. */
+  cpuWeights: ModelWeights;
+}
+
+export interface GpuForwardResult {
+  /** [rows, vocab] for { rows }, empty otherwise. */
+  logits: Float32Array;
+  /** For { top: k }: ids most likely first (lowest id on ties), and their logits (null for k = 1:
+   *  greedy decoding reads back the id alone). */
+  top: { ids: Uint32Array; logits: Float32Array | null } | null;
+}
+
+/** Compiles every pipeline the forward pass of these weights uses. */
+export async function prepareForward(ctx: GpuContext, g: GpuWeights): Promise<void> {
+  await Promise.all([
+    prepareEmbedding(ctx, g.embed.type),
+    ...g.matmulTypes.map((t) => prepareMatmul(ctx, t)),
+    prepareRmsnorm(ctx), prepareRope(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx),
+  ]);
+}
+
+/** A capture scheduled in the step, delivered to the recorder after it. */
+type Pending =
+  | { kind: 'rows'; name: string; rowSize: number; data: Promise<ArrayBuffer> }
+  | { kind: 'attention'; name: string; data: Promise<ArrayBuffer> }
+  | { kind: 'result'; name: string; z: Promise<ArrayBuffer>; layer: number };
+
+/**
+ * Runs one chunk (tokens at positions start .. start+n−1) through the model on the GPU, appending
+ * its keys and values to the KV cache. Throws GpuStepError when the device fails (lost, out of
+ * memory, a validation error): the caller must not trust anything this step touched.
+ */
+export async function forwardGpu(
+  ctx: GpuContext, w: GpuWeights, s: GpuRunState, tokens: ArrayLike<number>, start: number, opts: GpuForwardOptions,
+): Promise<GpuForwardResult> {
+  const c = w.config;
+  const n = tokens.length;
+  const d = c.dModel, qd = c.nHeads * c.dHead, kvd = c.nKvHeads * c.dHead, kLen = start + n;
+  const heads = { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead };
+  const { hooks } = opts;
+  const g = hooks.global;
+  const at0 = (buffer: GPUBuffer): F32Ref => ({ buffer, offset: 0 });
+  if (ctx.lost) throw new GpuStepError(`the WebGPU device was lost: ${ctx.lost.message || ctx.lost.reason}`);
+
+  ctx.device.pushErrorScope('out-of-memory');
+  ctx.device.pushErrorScope('validation');
+  let done: Promise<void>;
+  const pending: Pending[] = [];
+  let logitsRead: Promise<ArrayBuffer>[] = [];
+  let topRead: Promise<ArrayBuffer>[] = [];
+  const wantTop = 'top' in opts.logits ? opts.logits.top : 0;
+  try {
+    const step = ctx.begin('forward');
+    // every readback of the step; when the step fails they all reject, and only `done` is awaited
+    const read = (buffer: GPUBuffer, offset: number, size: number) => {
+      const p = step.read(buffer, offset, size);
+      p.catch(() => undefined);
+      return p;
+    };
+    s.ensureChunk(n);
+    s.ensurePositions(kLen, step);
+    ctx.write(s.ids, 0, Uint32Array.from(tokens));
+    const x = at0(s.x);                                                    // [n, d_model] the residual stream
+    const xb = at0(s.xb), q = at0(s.q), z = at0(s.z), out = at0(s.out), gate = at0(s.gate), up = at0(s.up);
+    const scale = at0(s.scale), normalized = at0(s.normalized);
+    const rec = (name: string, buffer: GPUBuffer, rowSize: number, offset = 0) =>
+      pending.push({ kind: 'rows', name, rowSize, data: read(buffer, 4 * offset, 4 * n * rowSize) });
+
+    encodeEmbedding(ctx, step, x, w.embed, s.ids, 0, n);                  // token embedding
+    if (g.hook_embed) rec('hook_embed', s.x, d);
+
+    for (let l = 0; l < c.nLayers; l++) {
+      const b = w.blocks[l]!, on = hooks.blocks[l]!;
+      const kCache = s.keyCache[l]!, vCache = s.valueCache[l]!;          // [positions, n_kv_heads, d_head]
+      const kNew: F32Ref = { buffer: kCache, offset: start * kvd };        // this chunk's rows of the cache
+      const vNew: F32Ref = { buffer: vCache, offset: start * kvd };
+      const at = (hook: BlockHook, buffer: GPUBuffer, rowSize: number, offset = 0) => rec(`blocks.${l}.${hook}`, buffer, rowSize, offset);
+      if (on.hook_resid_pre) at('hook_resid_pre', s.x, d);
+
+      // ---- attention ----
+      encodeRmsnorm(ctx, step, xb, x, at0(b.attnNorm), n, d, c.rmsEps,    // attention RMSNorm
+        on['attn_norm.hook_scale'] ? scale : undefined, on['attn_norm.hook_normalized'] ? normalized : undefined);
+      if (on['attn_norm.hook_scale']) at('attn_norm.hook_scale', s.scale, 1);
+      if (on['attn_norm.hook_normalized']) at('attn_norm.hook_normalized', s.normalized, d);
+      if (on['attn_norm.hook_out']) at('attn_norm.hook_out', s.xb, d);
+
+      encodeMatmul(ctx, step, q, xb, b.wq, n);                            // q = x · Wqᵀ  [n, n_heads, d_head]
+      encodeMatmul(ctx, step, kNew, xb, b.wk, n);                         // k = x · Wkᵀ  [n, n_kv_heads, d_head], into the cache
+      encodeMatmul(ctx, step, vNew, xb, b.wv, n);                         // v = x · Wvᵀ  [n, n_kv_heads, d_head], into the cache
+      if (on['attn.hook_q']) at('attn.hook_q', s.q, qd);
+      if (on['attn.hook_k']) at('attn.hook_k', kCache, kvd, start * kvd);
+      if (on['attn.hook_v']) at('attn.hook_v', vCache, kvd, start * kvd);
+
+      encodeRope(ctx, step, q, n, c.nHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
+      encodeRope(ctx, step, kNew, n, c.nKvHeads, c.dHead, start, s.ropeTable!);
+      if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
+      if (on['attn.hook_rot_k']) at('attn.hook_rot_k', kCache, kvd, start * kvd);
+
+      const area = c.nHeads * n * kLen;                                    // [n_heads, n, k_pos]
+      const scores = on['attn.hook_scores'] ? at0(s.ensureAttention('scores', area)) : undefined;
+      const pattern = on['attn.hook_pattern'] ? at0(s.ensureAttention('pattern', area)) : undefined;
+      encodeAttention(ctx, step, z, q, at0(kCache), at0(vCache), heads, scores, pattern); // causal GQA: z = softmax(q·kᵀ/√d_head) · v
+      if (scores) pending.push({ kind: 'attention', name: `blocks.${l}.attn.hook_scores`, data: read(scores.buffer, 0, 4 * area) });
+      if (pattern) pending.push({ kind: 'attention', name: `blocks.${l}.attn.hook_pattern`, data: read(pattern.buffer, 0, 4 * area) });
+      if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
+      if (on['attn.hook_result']) pending.push({ kind: 'result', name: `blocks.${l}.attn.hook_result`, layer: l, z: read(s.z, 0, 4 * n * qd) });
+
+      encodeMatmul(ctx, step, out, z, b.wo, n);                           // output projection: z · Woᵀ  [n, d_model]
+      if (on.hook_attn_out) at('hook_attn_out', s.out, d);
+      encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      if (on.hook_resid_mid) at('hook_resid_mid', s.x, d);
+
+      // ---- feed-forward (SwiGLU) ----
+      encodeRmsnorm(ctx, step, xb, x, at0(b.ffnNorm), n, d, c.rmsEps,     // FFN RMSNorm
+        on['ffn_norm.hook_scale'] ? scale : undefined, on['ffn_norm.hook_normalized'] ? normalized : undefined);
+      if (on['ffn_norm.hook_scale']) at('ffn_norm.hook_scale', s.scale, 1);
+      if (on['ffn_norm.hook_normalized']) at('ffn_norm.hook_normalized', s.normalized, d);
+      if (on['ffn_norm.hook_out']) at('ffn_norm.hook_out', s.xb, d);
+
+      encodeMatmul(ctx, step, gate, xb, b.wGate, n);                      // gate = x · W_gateᵀ  [n, d_ffn]
+      encodeMatmul(ctx, step, up, xb, b.wUp, n);                          // up   = x · W_upᵀ    [n, d_ffn]
+      if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
+      if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
+      encodeSiluMul(ctx, step, up, gate, up, n * c.dFfn);                 // act = silu(gate) · up (into up)
+      if (on['ffn.hook_act']) at('ffn.hook_act', s.up, c.dFfn);
+      encodeMatmul(ctx, step, out, up, b.wDown, n);                       // down: act · W_downᵀ  [n, d_model]
+      if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
+      encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      if (on.hook_resid_post) at('hook_resid_post', s.x, d);
+    }
+
+    // ---- output ----
+    encodeRmsnorm(ctx, step, xb, x, at0(w.finalNorm), n, d, c.rmsEps,     // final RMSNorm
+      g['final_norm.hook_scale'] ? scale : undefined, g['final_norm.hook_normalized'] ? normalized : undefined);
+    if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
+    if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
+    if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
+
+    // logits = x · W_Uᵀ for the rows asked for, in groups that fit one binding, each read back
+    // (or reduced to its top-k) right after it is computed
+    const rows = g.hook_logits ? n : 'top' in opts.logits ? 1 : Math.min(Math.max(opts.logits.rows, 0), n);
+    const per = s.logitRowsPerBinding;
+    const logits = rows > 0 ? s.ensureLogits(Math.min(rows, per)) : null;
+    let lastRow = 0;                                                       // the chunk's last row, in `logits`
+    for (let from = n - rows; from < n; from += per) {
+      const m = Math.min(per, n - from);
+      lastRow = m - 1;
+      encodeMatmul(ctx, step, at0(logits!), { buffer: s.xb, offset: from * d }, w.unembed, m);
+      if (g.hook_logits || !wantTop) logitsRead.push(read(logits!, 0, 4 * m * c.vocabSize));
+    }
+    if (wantTop === 1) {
+      encodeArgmax(ctx, step, s.topIds, { buffer: logits!, offset: lastRow * c.vocabSize }, 1, c.vocabSize);   // greedy: 4 bytes
+      topRead = [read(s.topIds, 0, 4)];
+    } else if (wantTop > 1) {
+      encodeTopK(ctx, step, s.topIds, s.topValues, { buffer: logits!, offset: lastRow * c.vocabSize }, c.vocabSize, wantTop);
+      topRead = [read(s.topIds, 0, 4 * wantTop), read(s.topValues, 0, 4 * wantTop)];
+    }
+    done = step.submit();
+  } catch (e) {
+    await popScopes(ctx);
+    s.afterSubmit();
+    throw ctx.lost && !(e instanceof GpuStepError) ? new GpuStepError(`the WebGPU device was lost: ${ctx.lost.message}`, e) : e;
+  }
+  const scopeError = popScopes(ctx);
+  try {
+    await done;
+  } catch (e) {
+    throw new GpuStepError(`reading back the results failed: ${(e as Error).message}`, e);
+  } finally {
+    s.afterSubmit();
+  }
+  const err = await scopeError;
+  if (err) throw new GpuStepError(err);
+  const lost = ctx.lost as GPUDeviceLostInfo | null;                    // (set asynchronously meanwhile)
+  if (lost) throw new GpuStepError(`the WebGPU device was lost: ${lost.message || lost.reason}`);
+
+  // ---- deliver the captures ----
+  const r = opts.recorder;
+  if (g.hook_tokens) r!.rows('hook_tokens', start, Float32Array.from(tokens), n, 1);
+  for (const p of pending) {
+    if (p.kind === 'rows') r!.rows(p.name, start, new Float32Array(await p.data), n, p.rowSize);
+    else if (p.kind === 'attention') r!.attention(p.name, start, new Float32Array(await p.data), c.nHeads, n);
+    else {
+      const wo = opts.cpuWeights.blocks[p.layer]!.wo;
+      r!.rows(p.name, start, headOutputs(new Float32Array(await p.z), wo, n, c.nHeads, c.dHead), n, c.nHeads * d);
+    }
+  }
+  // the rows read back: rows n − rows .. n − 1 of the chunk, in groups
+  const groups = await Promise.all(logitsRead);
+  const rowsRead = new Float32Array(groups.reduce((sum, b) => sum + b.byteLength / 4, 0));
+  groups.reduce((o, b) => { rowsRead.set(new Float32Array(b), o); return o + b.byteLength / 4; }, 0);
+  if (g.hook_logits) r!.rows('hook_logits', start, rowsRead, n, c.vocabSize);
+  const asked = 'top' in opts.logits ? 0 : Math.min(Math.max(opts.logits.rows, 0), n);
+  const logits = rowsRead.subarray(rowsRead.length - asked * c.vocabSize);
+  let top: GpuForwardResult['top'] = null;
+  if (wantTop === 1) top = { ids: new Uint32Array(await topRead[0]!), logits: null };
+  else if (wantTop > 1) top = { ids: new Uint32Array(await topRead[0]!), logits: new Float32Array(await topRead[1]!) };
+  return { logits, top };
+}
+
+/** Pops the two error scopes forwardGpu pushes; the first error's message, or null. */
+async function popScopes(ctx: GpuContext): Promise<string | null> {
+  const [validation, oom] = await Promise.all([ctx.device.popErrorScope(), ctx.device.popErrorScope()]).catch((e: Error) => [
+    { message: `the device failed: ${e.message}` } as GPUError, null]);
+  if (validation) return `WebGPU validation error: ${validation.message}`;
+  if (oom) return `the GPU ran out of memory: ${oom.message}`;
+  return null;
+}

@@ -1,0 +1,66 @@
+// The GPU side of a Session: the weights uploaded once, the run state, and the pipelines compiled
+// before the first step. Everything that can fail because of the device (upload out of memory,
+// limits, a shader the driver rejects) fails here as a GpuStepError, which the session answers by
+// continuing on the CPU.
+
+import type { ModelWeights } from '../weights.ts';
+import type { GpuContext } from './context.ts';
+import { GpuStepError } from './failure.ts';
+import { gpuWeightsPreflight, uploadWeights, destroyWeights, type GpuWeights } from './weights.ts';
+import { GpuRunState } from './state.ts';
+import { forwardGpu, prepareForward, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
+
+export class GpuRunner {
+  readonly ctx: GpuContext;
+  private readonly cpuWeights: ModelWeights;
+  private readonly maxPartBytes: number | undefined;
+  private weights: GpuWeights | null = null;
+  private state: GpuRunState | null = null;
+  private preparing: Promise<void> | null = null;
+
+  constructor(ctx: GpuContext, weights: ModelWeights, maxPartBytes?: number) {
+    this.ctx = ctx;
+    this.cpuWeights = weights;
+    this.maxPartBytes = maxPartBytes;
+  }
+
+  /** Uploads the weights and compiles the pipelines (once). */
+  ready(): Promise<void> {
+    this.preparing ??= this.prepare();
+    return this.preparing;
+  }
+
+  private async prepare(): Promise<void> {
+    const { ctx } = this;
+    const why = gpuWeightsPreflight(this.cpuWeights, ctx.caps, { maxPartBytes: this.maxPartBytes });
+    if (why) throw new GpuStepError(why);
+    ctx.device.pushErrorScope('out-of-memory');
+    ctx.device.pushErrorScope('validation');
+    try {
+      this.weights = uploadWeights(ctx, this.cpuWeights, { maxPartBytes: this.maxPartBytes });
+      this.state = new GpuRunState(ctx, this.cpuWeights.config);
+    } finally {
+      const [validation, oom] = await Promise.all([ctx.device.popErrorScope(), ctx.device.popErrorScope()]);
+      if (oom) throw new GpuStepError(`the weights (${this.cpuWeights.config.name}) do not fit in GPU memory: ${oom.message}`);
+      if (validation) throw new GpuStepError(`uploading the weights failed: ${validation.message}`);
+    }
+    try {
+      await prepareForward(ctx, this.weights);
+    } catch (e) {
+      throw new GpuStepError(`compiling the WebGPU kernels failed: ${(e as Error).message}`, e);
+    }
+  }
+
+  /** One chunk through the model (gpu/forward.ts); ready() must have resolved. */
+  forward(tokens: ArrayLike<number>, start: number, opts: Omit<GpuForwardOptions, 'cpuWeights'>): Promise<GpuForwardResult> {
+    return forwardGpu(this.ctx, this.weights!, this.state!, tokens, start, { ...opts, cpuWeights: this.cpuWeights });
+  }
+
+  /** Frees the weights and the run state (the device stays: it belongs to the caller). */
+  destroy(): void {
+    if (this.state) this.state.destroy();
+    if (this.weights) destroyWeights(this.weights);
+    this.state = null;
+    this.weights = null;
+  }
+}

@@ -1,0 +1,135 @@
+// The forward pass on WebGPU against the CPU engine (its oracle) and the golden files: stories260K
+// greedy decoding and logits, every hook of a run, the capture store's prefix reuse, split
+// bindings, and the readback budget. Random-weight models of every tensor type are in
+// gpu-types.test.ts; device loss in gpu-fallback.test.ts.
+import { expect } from 'chai';
+import { gpuOrSkip } from '../support/gpu.ts';
+import { loadStories, storiesRef, firstDivergence, maxAbs } from '../support/gpu-models.ts';
+import { Session } from '../../src/engine/session.ts';
+import { generate, generateAsync } from '../../src/engine/generate.ts';
+import { chooseBackend } from '../../src/engine/backend.ts';
+import { hookNames } from '../../src/engine/hooks.ts';
+import type { GpuContext } from '../../src/engine/gpu/context.ts';
+
+const webgpu = (ctx: GpuContext) => ({ backend: { kind: 'webgpu' as const, ctx } });
+
+describe('forward pass on WebGPU [webgpu]', function () {
+  this.timeout(120000);
+
+  it('[webgpu] stories260K: greedy 256 tokens from BOS equal the golden ids, reading back 4 bytes per token', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const session = new Session(weights, webgpu(ctx));
+    const bos = ref.token_ids[0]!;
+    const ids = [bos];
+    const before = { ...ctx.stats };
+    for await (const id of generateAsync(session, [bos], { maxTokens: 256, temperature: 0, stopAtEos: false })) ids.push(id);
+    expect(session.backend).to.equal('webgpu');
+    let same = 0;
+    while (same < ids.length && ids[same] === ref.token_ids[same]) same++;
+    expect(same, `first difference at position ${same}: ${ids[same]} vs ${ref.token_ids[same]}`).to.equal(ref.token_ids.length);
+    // greedy decoding reads back the argmax id only: 4 bytes a token, one submit a token
+    expect(ctx.stats.readbackBytes - before.readbackBytes).to.equal(4 * 256);
+    expect(ctx.stats.submits - before.submits).to.equal(256);
+    console.log(`stories260K greedy: ${((ctx.stats.dispatches - before.dispatches) / 256).toFixed(1)} dispatches per token`);
+  });
+
+  it('[webgpu] stories260K: top-5 logits of the first 16 positions within 1e-4 of the CPU and the golden file', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const steps = ref.first_16_steps_top5_logits;
+    const inputs = steps.map((s) => s.input);
+    const vocab = weights.config.vocabSize;
+    const gpu = await new Session(weights, webgpu(ctx)).runAsync(inputs, { logits: 'all' });
+    const cpu = new Session(weights).run(inputs, { logits: 'all' });
+    for (const step of steps) {
+      const row = gpu.logits.subarray(step.pos * vocab, (step.pos + 1) * vocab);
+      const cpuRow = cpu.logits.subarray(step.pos * vocab, (step.pos + 1) * vocab);
+      const order = [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
+      step.top5.forEach(([id, value], r) => {
+        expect(order[r], `position ${step.pos}: rank ${r}`).to.equal(id);
+        expect(Math.abs(row[id]! - cpuRow[id]!), `position ${step.pos}, token ${id} vs the CPU`).to.be.at.most(1e-4);
+        expect(Math.abs(row[id]! - value), `position ${step.pos}, token ${id} vs the golden file`).to.be.at.most(1e-4);
+      });
+    }
+  });
+
+  it('[webgpu] every hook of a 32-token run matches the CPU (naming the first that diverges)', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const tokens = ref.token_ids.slice(0, 32);
+    // prefill in chunks of 12 so that the trace is assembled from several steps, like the CPU's
+    const gpu = await new Session(weights, { ...webgpu(ctx), chunkSize: 12 }).runAsync(tokens, { capture: '**' });
+    const cpu = new Session(weights).run(tokens, { capture: '**' });
+    const names = hookNames(weights.config);
+    expect([...gpu.trace.keys()]).to.deep.equal(names);
+    // Tolerance: |gpu − cpu| ≤ 1e-5 · (1 + max |cpu| of the hook). The GPU sums in f32 and the CPU
+    // in f64 over rows of at most 172 terms, a few ulps apart, growing slowly through 5 layers.
+    const bad = firstDivergence(names, (n) => cpu.trace.get(n)!, (n) => gpu.trace.get(n)!, 1e-5);
+    expect(bad, bad ?? '').to.equal(null);
+  });
+
+  it('[webgpu] a trace with prefix reuse equals the trace from scratch; capturing nothing reads back only the logits', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const tokens = ref.token_ids.slice(0, 24);
+    const capture = ['blocks.*.attn.hook_pattern', 'blocks.1.hook_resid_post', 'hook_logits', 'blocks.2.attn.hook_result'];
+    const s = new Session(weights, webgpu(ctx));
+    await s.runAsync(tokens.slice(0, 10), { capture });
+    const grown = await s.runAsync(tokens, { capture });
+    expect(grown.reused).to.equal(10);
+    const fresh = await new Session(weights, webgpu(ctx)).runAsync(tokens, { capture });
+    const bad = firstDivergence(grown.trace.keys(), (n) => fresh.trace.get(n)!, (n) => grown.trace.get(n)!, 1e-6);
+    expect(bad, bad ?? '').to.equal(null);
+    const cpu = new Session(weights).run(tokens, { capture });
+    const vsCpu = firstDivergence(cpu.trace.keys(), (n) => cpu.trace.get(n)!, (n) => grown.trace.get(n)!, 1e-5);
+    expect(vsCpu, vsCpu ?? '').to.equal(null);
+
+    // capture nothing: the last row of logits, and nothing else, comes back
+    const plain = new Session(weights, webgpu(ctx));
+    const before = ctx.stats.readbackBytes;
+    const r = await plain.runAsync(tokens);
+    expect(r.trace.size).to.equal(0);
+    expect(ctx.stats.readbackBytes - before).to.equal(4 * weights.config.vocabSize);
+    expect(maxAbs(r.logits, cpu.trace.get('hook_logits')!.data.subarray(23 * weights.config.vocabSize))).to.be.at.most(1e-4);
+
+    // 'new': the rows of the positions this run computed, after the reused prefix
+    const longer = [...tokens, 5, 6, 7];
+    const nw = await plain.runAsync(longer, { logits: 'new' });
+    expect(nw.reused).to.equal(24);
+    const cpuNew = new Session(weights).run(longer, { logits: 'all' }).logits.subarray(24 * weights.config.vocabSize);
+    expect(maxAbs(nw.logits, cpuNew)).to.be.at.most(1e-4);
+  });
+
+  it('[webgpu] split bindings: a binding limit below the output matrix gives the same logits', async function () {
+    await gpuOrSkip(this);
+    const weights = await loadStories();
+    // 40 000 bytes: the 512 x 64 f32 embedding/unembedding (128 KiB) is bound in 4 parts, and the
+    // logits of a chunk (2 KiB a row) are computed 19 rows at a time
+    const backend = await chooseBackend({ maxBindingBytes: 40000 });
+    if (backend.kind !== 'webgpu') this.skip();
+    const b = backend as Extract<typeof backend, { kind: 'webgpu' }>;
+    expect(b.ctx.caps.maxStorageBufferBindingSize).to.equal(40000);
+    const tokens = (await storiesRef()).token_ids.slice(0, 40);
+    const split = await new Session(weights, { backend: b, chunkSize: 32 }).runAsync(tokens, { logits: 'all' });
+    const cpu = new Session(weights).run(tokens, { logits: 'all' });
+    expect(maxAbs(split.logits, cpu.logits)).to.be.at.most(1e-4);
+    // and the same through uploadTensor's part size alone, on the usual limits
+    const ctx = await gpuOrSkip(this);
+    const parts = await new Session(weights, { backend: { kind: 'webgpu', ctx, maxPartBytes: 20000 } }).runAsync(tokens, { logits: 'all' });
+    expect(maxAbs(parts.logits, cpu.logits)).to.be.at.most(1e-4);
+    b.ctx.device.destroy();
+  });
+
+  it('[webgpu] sampling with top-k reads back k ids and logits and gives the CPU\'s tokens', async function () {
+    const ctx = await gpuOrSkip(this);
+    const weights = await loadStories();
+    const opts = { maxTokens: 24, temperature: 0.9, topK: 20, topP: 0.9, seed: 7, stopAtEos: false };
+    const cpu = [...generate(new Session(weights), [1], opts)];
+    const gpuIds: number[] = [];
+    const before = ctx.stats.readbackBytes;
+    for await (const id of generateAsync(new Session(weights, webgpu(ctx)), [1], opts)) gpuIds.push(id);
+    expect(gpuIds).to.deep.equal(cpu);
+    expect(ctx.stats.readbackBytes - before).to.equal(24 * 20 * 8);
+  });
+});
