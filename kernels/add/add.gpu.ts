@@ -3,7 +3,7 @@
 import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref } from '../../src/engine/gpu/tensor.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
-import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from './bindings.gpu.ts';
+import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from '../../src/engine/gpu/bindings.ts';
 
 const WG = 256;
 const ADD: KernelVariant = {

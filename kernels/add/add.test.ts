@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { add } from './add.cpu.ts';
 import { encodeAdd, prepareAdd } from './add.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, readF32, submitChecked } from './gpu-trial.ts';
+import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

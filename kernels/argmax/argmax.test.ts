@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { argmax, NONE, topK } from './argmax.cpu.ts';
 import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from './argmax.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, submitChecked } from '../add/gpu-trial.ts';
+import { packF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

@@ -8,7 +8,7 @@ import type { F32Ref } from '../../src/engine/gpu/tensor.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import type { AttentionShape } from './attention.cpu.ts';
-import { checkRange, f32bits, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from '../add/bindings.gpu.ts';
+import { checkRange, f32bits, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from '../../src/engine/gpu/bindings.ts';
 
 const WG = 64;
 /** The largest d_head the kernel takes (its q row and accumulator live in workgroup memory). */

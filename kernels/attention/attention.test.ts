@@ -19,7 +19,7 @@ import { expect } from 'chai';
 import { attention, type AttentionShape } from './attention.cpu.ts';
 import { encodeAttention, prepareAttention } from './attention.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, readF32, submitChecked } from '../add/gpu-trial.ts';
+import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { rmsnorm } from './rmsnorm.cpu.ts';
 import { encodeRmsnorm, prepareRmsnorm } from './rmsnorm.gpu.ts';
 import { compare, gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, readF32, submitChecked } from '../add/gpu-trial.ts';
+import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

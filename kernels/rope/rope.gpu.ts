@@ -9,7 +9,7 @@ import type { F32Ref } from '../../src/engine/gpu/tensor.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import type { RopeTable } from './rope.cpu.ts';
-import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from '../add/bindings.gpu.ts';
+import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant } from '../../src/engine/gpu/bindings.ts';
 
 const WG = 256;
 const ROPE: KernelVariant = {

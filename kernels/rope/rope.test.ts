@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { rope, ropeFrequencies, RopeTable, type RopeParams } from './rope.cpu.ts';
 import { encodeRope, prepareRope, uploadRopeTable } from './rope.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, readF32, submitChecked } from '../add/gpu-trial.ts';
+import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { softmax } from './softmax.cpu.ts';
 import { encodeSoftmax, prepareSoftmax } from './softmax.gpu.ts';
 import { compare, gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
-import { packF32, readF32, submitChecked } from '../add/gpu-trial.ts';
+import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 
 type Backend = 'cpu' | 'webgpu';

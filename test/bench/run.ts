@@ -7,9 +7,10 @@
 // figure and the ratio glassbox / llama.cpp, then one JSON line.
 //
 // The machine is shared and small (2 cores): llama.cpp's threads wait for each other at every
-// step, so one busy core can slow it tenfold. Each measurement is therefore repeated (--runs,
-// default 3; glassbox on TinyLlama once, it takes minutes) and the best run is reported, and the
-// load average is printed before and after.
+// step, so one busy core can slow it tenfold (measured here: 27 and 1.2 tok/s a few seconds
+// apart). Each measurement is therefore repeated (--runs, default 5; glassbox on TinyLlama once,
+// it takes minutes), the best run is reported in the table and every run in the JSON line, and
+// the load average is printed before and after.
 //
 //   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G]
 //   --quick: the stories15M models only. --prompt-tokens/--gen-tokens: for every model.
@@ -52,7 +53,7 @@ const positive = (s: string | undefined, flag: string): number | undefined => {
 };
 const promptOverride = positive(values['prompt-tokens'], '--prompt-tokens');
 const genOverride = positive(values['gen-tokens'], '--gen-tokens');
-const RUNS = positive(values.runs, '--runs') ?? 3;
+const RUNS = positive(values.runs, '--runs') ?? 5;
 const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
 
@@ -115,10 +116,11 @@ const pick = (o: Record<string, number>): Figures => ({
 });
 
 /** The best of `runs` runs, figure by figure (the least disturbed by other work on the machine). */
-async function best(runs: number, cmd: string, args: string[]): Promise<Figures> {
+async function best(runs: number, cmd: string, args: string[]): Promise<Figures & { runs: Figures[] }> {
   const all: Figures[] = [];
   for (let i = 0; i < runs; i++) all.push(pick(await runJson(cmd, args)));
   return {
+    runs: all,
     threads: all[0]!.threads,
     load_s: Math.min(...all.map((f) => f.load_s)),
     prefill_tok_s: Math.max(...all.map((f) => f.prefill_tok_s)),
@@ -129,11 +131,11 @@ async function best(runs: number, cmd: string, args: string[]): Promise<Figures>
 
 console.log(`glassbox vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU, ${LLAMA_THREADS} threads); glassbox's CPU engine is single-threaded.`);
 console.log(`Defaults: stories15M P=128 G=16, TinyLlama P=32 G=8 (plain JavaScript takes seconds per TinyLlama token).`);
-console.log(`Best of ${RUNS} runs per figure (glassbox on TinyLlama: 1 run).`);
+console.log(`Best of ${RUNS} runs per figure (glassbox on TinyLlama: 1 run); every run is listed below the table.`);
 console.log(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 await ensureLlamaCpp();
 
-const rows: { model: string; prompt: number; gen: number; glassbox: Figures; llamacpp: Figures }[] = [];
+const rows: { model: string; prompt: number; gen: number; glassbox: Figures & { runs: Figures[] }; llamacpp: Figures & { runs: Figures[] } }[] = [];
 for (const m of models) {
   const file = await modelFile(m);
   const flags = ['--prompt-tokens', String(m.prompt), '--gen-tokens', String(m.gen)];
@@ -159,6 +161,12 @@ for (const r of rows) {
   console.log(`| ${r.model} | ${r.prompt} / ${r.gen} | glassbox | ${g.threads} | ${f(g.load_s)} | ${f(g.prefill_tok_s)} | ${f(g.decode_tok_s)} | ${f(g.peak_rss_mb)} |`);
   console.log(`| | | llama.cpp | ${l.threads} | ${f(l.load_s)} | ${f(l.prefill_tok_s)} | ${f(l.decode_tok_s)} | ${f(l.peak_rss_mb)} |`);
   console.log(`| | | ratio glassbox / llama.cpp | | ${ratio(g.load_s, l.load_s)} | ${ratio(g.prefill_tok_s, l.prefill_tok_s)} | ${ratio(g.decode_tok_s, l.decode_tok_s)} | ${ratio(g.peak_rss_mb, l.peak_rss_mb)} |`);
+}
+console.log('');
+console.log('Every run (prefill / decode tok/s):');
+for (const r of rows) {
+  const list = (x: { runs: Figures[] }) => x.runs.map((f) => `${f(f.prefill_tok_s)}/${f(f.decode_tok_s)}`).join(', ');
+  console.log(`  ${r.model}: glassbox ${list(r.glassbox)}; llama.cpp ${list(r.llamacpp)}`);
 }
 console.log('');
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -19,8 +19,8 @@
 // encode time (encoders are synchronous) is compiled then with createComputePipeline from the
 // source that prepare*() loaded, once per context.
 
-import type { GpuContext } from '../../src/engine/gpu/context.ts';
-import { UsageError } from '../../src/engine/errors.ts';
+import type { GpuContext } from './context.ts';
+import { UsageError } from '../errors.ts';
 
 export interface OperandSpec {
   name: string;
