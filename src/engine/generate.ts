@@ -22,13 +22,7 @@ export interface GenerateOptions extends SamplerOptions {
  * fit the context (ContextLengthError otherwise).
  */
 export function* generate(session: Session, promptIds: readonly number[], options: GenerateOptions): Generator<number, void, undefined> {
-  const { maxTokens } = options;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new UsageError('generate', `maxTokens is ${maxTokens}; it must be an integer ≥ 0`);
-  const c = session.config;
-  const stop = new Set<number>(options.stopIds ?? []);
-  if (c.eosId !== null) stop.add(c.eosId);
-  const stopAtEos = options.stopAtEos ?? true;
-  const sampler = new Sampler(options, options.seed ?? 0);
+  const { maxTokens, c, stop, stopAtEos, sampler } = setUp(session, options);
   const tokens = [...promptIds];
   for (let i = 0; i < maxTokens; i++) {
     if (i > 0 && tokens.length > c.nCtx) return;          // the context is full
@@ -47,13 +41,7 @@ export function* generate(session: Session, promptIds: readonly number[], option
  * generate()'s, since the sampler's filters keep at most those candidates anyway.
  */
 export async function* generateAsync(session: Session, promptIds: readonly number[], options: GenerateOptions): AsyncGenerator<number, void, undefined> {
-  const { maxTokens } = options;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new UsageError('generate', `maxTokens is ${maxTokens}; it must be an integer ≥ 0`);
-  const c = session.config;
-  const stop = new Set<number>(options.stopIds ?? []);
-  if (c.eosId !== null) stop.add(c.eosId);
-  const stopAtEos = options.stopAtEos ?? true;
-  const sampler = new Sampler(options, options.seed ?? 0);
+  const { maxTokens, c, stop, stopAtEos, sampler } = setUp(session, options);
   const k = candidatesNeeded(options);
   const tokens = [...promptIds];
   let sparse: Float32Array | null = null;
@@ -78,6 +66,16 @@ export async function* generateAsync(session: Session, promptIds: readonly numbe
     tokens.push(id);
     yield id;
   }
+}
+
+/** What both generators start from: checked options, the stop ids, and a seeded sampler. */
+function setUp(session: Session, options: GenerateOptions) {
+  const { maxTokens } = options;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new UsageError('generate', `maxTokens is ${maxTokens}; it must be an integer ≥ 0`);
+  const c = session.config;
+  const stop = new Set<number>(options.stopIds ?? []);
+  if (c.eosId !== null) stop.add(c.eosId);
+  return { maxTokens, c, stop, stopAtEos: options.stopAtEos ?? true, sampler: new Sampler(options, options.seed ?? 0) };
 }
 
 /** How many top logits the sampler needs (0: the whole row). */

@@ -165,7 +165,7 @@ for (const r of rows) {
 console.log('');
 console.log('Every run (prefill / decode tok/s):');
 for (const r of rows) {
-  const list = (x: { runs: Figures[] }) => x.runs.map((f) => `${f(f.prefill_tok_s)}/${f(f.decode_tok_s)}`).join(', ');
+  const list = (x: { runs: Figures[] }) => x.runs.map((o) => `${f(o.prefill_tok_s)}/${f(o.decode_tok_s)}`).join(', ');
   console.log(`  ${r.model}: glassbox ${list(r.glassbox)}; llama.cpp ${list(r.llamacpp)}`);
 }
 console.log('');
