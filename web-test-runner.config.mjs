@@ -3,6 +3,7 @@ import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { chromeLauncher } from '@web/test-runner-chrome';
 import { koaLocalModels, ISOLATION_HEADERS } from './src/app/local-models.mjs';
 import { countingReporter } from './test/support/wtr-counts.mjs';
+import { koaFaultServer } from './test/support/fault-server.mjs';
 import { defaultReporter } from '@web/test-runner';
 
 const executablePath = process.env.CHROME_PATH ?? '/usr/bin/chromium';
@@ -20,6 +21,7 @@ export default {
   middleware: [
     async (ctx, next) => { ctx.set(ISOLATION_HEADERS); await next(); },
     koaLocalModels(),
+    koaFaultServer(),   // /test-files/: the loading tests' misbehaving server
   ],
   browsers: [
     chromeLauncher({

@@ -9,7 +9,10 @@ export type ErrorCode =
   | 'tokenizer'     // a tokenizer file is malformed or missing pieces
   | 'context'       // a prompt longer than the model's context
   | 'usage'         // a caller asked for something impossible (bad CLI flag, unknown hook)
-  | 'network';      // a download failed
+  | 'network'       // a download failed
+  | 'cancelled'     // a run or load was cancelled (a newer request replaced it, or the caller aborted)
+  | 'worker'        // the engine's worker died and could not be brought back
+  | 'integrity';    // a downloaded or cached file is not the one expected (size or SHA-256)
 
 export class GlassboxError extends Error {
   readonly code: ErrorCode;
@@ -81,5 +84,36 @@ export class NetworkError extends GlassboxError {
   override name = 'NetworkError';
   constructor(where: string | undefined, problem: string, hint = 'Check the connection and the URL, then try again') {
     super('network', where, problem, hint);
+  }
+}
+
+/**
+ * A request was cancelled before it finished: the caller aborted it, or a newer run for the same
+ * slot (a prompt edit) replaced it. Not a failure: the engine stays usable, and the page simply
+ * drops the answer it no longer wants.
+ */
+export class CancelledError extends GlassboxError {
+  override name = 'CancelledError';
+  /** The request that was cancelled. */
+  readonly requestId: string;
+  constructor(requestId: string, why = 'it was cancelled') {
+    super('cancelled', `request ${requestId}`, why, 'Nothing to do: a newer request takes its place');
+    this.requestId = requestId;
+  }
+}
+
+/** The engine's worker died (crashed, out of memory, terminated) and could not be restarted. */
+export class WorkerError extends GlassboxError {
+  override name = 'WorkerError';
+  constructor(where: string | undefined, problem: string, hint = 'Reload the page; if it happens again, pick a smaller model or close other tabs') {
+    super('worker', where, problem, hint);
+  }
+}
+
+/** A downloaded (or cached) file's size or SHA-256 is not the one the catalog or the caller declared. */
+export class IntegrityError extends GlassboxError {
+  override name = 'IntegrityError';
+  constructor(where: string | undefined, problem: string, hint = 'The file on the server is not the one expected; it was not used or kept. Try again later, or check the URL and its checksum') {
+    super('integrity', where, problem, hint);
   }
 }
