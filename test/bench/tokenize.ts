@@ -1,5 +1,6 @@
 // Tokenizer speed: a generated 10,000-word story-like text through the Llama 2 SentencePiece
-// vocabulary (llama.cpp's vocab GGUF) and the Llama 3 byte-level BPE (tokenizer.json and tiktoken).
+// vocabulary (llama.cpp's vocab GGUF) and the Llama 3 byte-level BPE (tokenizer.json and tiktoken),
+// beside llama.cpp's own tokenizer on the same vocab GGUF (the peer: same ids required).
 // Run: node --import tsx test/bench/tokenize.ts [--json]
 
 import { readFileSync } from 'node:fs';
@@ -68,6 +69,29 @@ await bench('llama3 bpe (tokenizer.json)', async () => {
 });
 await bench('llama3 bpe (tiktoken tokenizer.model)', async () =>
   createTokenizer(tokenizerDataFromTiktoken(readFileSync(`${MODELS}llama3-tokenizer/tokenizer.model`, 'utf8'), 'tokenizer.model')));
+
+// The peer: llama.cpp (node-llama-cpp) tokenizing the same text with the same vocabulary.
+{
+  const { loadLlama } = await import('../support/llamacpp.mjs');
+  const llama = await loadLlama({});
+  const model = await llama.loadModel({ modelPath: `${MODELS}llamacpp-vocab/ggml-vocab-llama-spm.gguf`, vocabOnly: true });
+  const [ids, coldMs] = await time(() => model.tokenize(text));
+  const [, warmMs] = await time(() => model.tokenize(text));
+  const [, decodeMs] = await time(() => model.detokenize(ids));
+  const ours = rows[0]!;
+  const mine = (await (async () => {
+    const src = await fileSource(`${MODELS}llamacpp-vocab/ggml-vocab-llama-spm.gguf`);
+    try { return await openTokenizer(src); } finally { await src.close?.(); }
+  })()).encode(text, { bos: false });
+  if (mine.length !== ids.length || mine.some((id, i) => id !== ids[i])) throw new Error('llama.cpp and glassbox tokenize the text differently');
+  rows.push({ tokenizer: 'llama.cpp (same vocab GGUF, peer)', tokens: ids.length, load_ms: NaN, encode_ms: +coldMs.toFixed(1),
+    encode_again_ms: +warmMs.toFixed(1), encode_spans_ms: NaN, decode_ms: +decodeMs.toFixed(1) });
+  rows.push({ tokenizer: 'ratio glassbox spm / llama.cpp (time)', tokens: ids.length, load_ms: NaN,
+    encode_ms: +(Number(ours.encode_ms) / coldMs).toFixed(2), encode_again_ms: +(Number(ours.encode_again_ms) / warmMs).toFixed(2),
+    encode_spans_ms: NaN, decode_ms: +(Number(ours.decode_ms) / decodeMs).toFixed(2) });
+  await model.dispose();
+  await llama.dispose();
+}
 
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify({ words: 10_000, chars: text.length, results: rows }));
