@@ -2,7 +2,8 @@
 // `npm test`: the type check, the Node tests (node:test) and the browser tests (web-test-runner in
 // headless Chromium with WebGPU), then one line counting every test that ran:
 //   N passed, N failed, N skipped
-// Flags: --node or --browser to run one half; --no-typecheck; other arguments filter test files.
+// Flags: --node or --browser to run one half; --no-typecheck; --screenshots also saves the app's
+// screenshots (test/e2e/screenshots.mjs → test/output/screenshots/); other arguments filter test files.
 
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -116,6 +117,12 @@ if (only !== 'node') {
       }
     }
   }
+}
+
+if (args.includes('--screenshots')) {
+  console.log('\n== Screenshots of the app (test/output/screenshots/)');
+  const code = await run(process.execPath, [join(root, 'test/e2e/screenshots.mjs')]);
+  if (code !== 0) problems.push(`screenshots failed (exit ${code})`);
 }
 
 rmSync(tmp, { recursive: true, force: true });

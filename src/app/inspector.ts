@@ -8,10 +8,10 @@ import { describeModel, formatBytes, formatCount, type ModelSummary } from '../f
 import type { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { openSources, isTokenizerFile } from './open-files.ts';
 
-interface LocalEntry { path: string; bytes: number }
+export interface LocalEntry { path: string; bytes: number }
 
 /** The local models worth offering as one click: models with their tokenizers, and tokenizers. */
-function localChoices(entries: LocalEntry[]): { label: string; paths: string[] }[] {
+export function localChoices(entries: LocalEntry[]): { label: string; paths: string[] }[] {
   const has = new Set(entries.map((e) => e.path));
   const out: { label: string; paths: string[] }[] = [];
   for (const e of entries) {

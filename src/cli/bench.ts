@@ -17,21 +17,37 @@ export interface BenchResult {
   prefill_tok_s: number;
   decode_tok_s: number;
   peak_rss_mb: number;
+  /** CPU only: 'wasm' (WebAssembly SIMD) or 'js' (the twins). */
+  kernels?: 'wasm' | 'js';
+  /** With --capture: prefill tok/s without and with those hooks recorded (best of 3 each, alternating), and their time ratio. */
+  prefill_plain_tok_s?: number;
+  prefill_capture_tok_s?: number;
+  capture_overhead?: number;
+  /** WebGPU only: the adapter, and per decoded token the dispatches, submits and bytes read back. */
+  adapter?: string;
+  dispatches_per_token?: number;
+  submits_per_token?: number;
+  readback_bytes_per_token?: number;
 }
 
 export const bench: Command = {
   summary: 'Prefill and decode tokens per second and peak memory, on random token ids.',
-  usage: 'glassbox bench MODEL [--backend cpu|webgpu] [--threads N] [--prompt-tokens 128] [--gen-tokens 32] [--json]',
+  usage: 'glassbox bench MODEL [--backend cpu|webgpu] [--threads N] [--prompt-tokens 128] [--gen-tokens 32] [--capture HOOKS,...] [--json]',
   async run(argv) {
     const p = parse('bench', argv, {
       backend: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' },
-      'gen-tokens': { type: 'string' }, tokenizer: { type: 'string' },
+      'gen-tokens': { type: 'string' }, tokenizer: { type: 'string' }, capture: { type: 'string' },
     });
+    const capture = str(p, 'capture')?.split(',').filter((h) => h.length > 0);
     const backend = backendFlag(p);
-    const threads = num(p, 'threads', 1, { min: 1, max: 256, integer: true });
-    if (threads !== 1) throw new UsageError('--threads', 'the CPU engine is single-threaded in this version', 'Use --threads 1');
+    const asked = p.values.threads === undefined ? undefined : num(p, 'threads', 1, { min: 1, max: 32, integer: true });
     const t0 = performance.now();
-    const loaded = await loadModel(onePositional(p, 'bench'), str(p, 'tokenizer'), backend);
+    const loaded = await loadModel(onePositional(p, 'bench'), str(p, 'tokenizer'), backend, { threads: asked });
+    const cpu = loaded.session.cpuKernels;
+    if (asked !== undefined && cpu.threads !== asked && backend === 'cpu') {
+      throw new UsageError('--threads', `${asked} threads were asked for but ${cpu.reason ?? 'fewer are available'}`);
+    }
+    const threads = backend === 'cpu' ? cpu.threads : 1;
     const loadS = (performance.now() - t0) / 1000;
     const c = loaded.model.config;
     const promptTokens = num(p, 'prompt-tokens', 128, { min: 1, max: c.nCtx, integer: true });
@@ -43,7 +59,25 @@ export const bench: Command = {
     await loaded.session.runAsync(prompt);
     const prefillS = (performance.now() - t1) / 1000;
 
+    // The cost of recording: the same prefill without and with the hooks, alternating.
+    let plainS = Infinity, capturedS = Infinity;
+    for (let r = 0; capture && r < 3; r++) {
+      for (const spec of [undefined, capture]) {
+        loaded.session.reset();
+        const t = performance.now();
+        await loaded.session.runAsync(prompt, { capture: spec });
+        const s = (performance.now() - t) / 1000;
+        if (spec) capturedS = Math.min(capturedS, s); else plainS = Math.min(plainS, s);
+      }
+    }
+    if (capture) {
+      loaded.session.reset();
+      await loaded.session.runAsync(prompt);
+    }
+
     // Decode from the cached prompt: each step is one new position.
+    const gpu = loaded.session.gpuContext;
+    const before = gpu ? { ...gpu.stats } : null;
     const t2 = performance.now();
     let n = 0;
     for await (const _ of generateAsync(loaded.session, prompt, { maxTokens: genTokens, temperature: 0, stopAtEos: false })) n++;
@@ -54,8 +88,24 @@ export const bench: Command = {
       prefill_tok_s: round(promptTokens / prefillS), decode_tok_s: round(n / decodeS),
       peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     };
+    if (backend === 'cpu') result.kernels = cpu.name;
+    if (capture) {
+      result.prefill_plain_tok_s = round(promptTokens / plainS);
+      result.prefill_capture_tok_s = round(promptTokens / capturedS);
+      result.capture_overhead = round(capturedS / plainS);
+    }
+    if (gpu && before && n > 0) {
+      result.adapter = gpu.caps.adapter;
+      result.dispatches_per_token = round((gpu.stats.dispatches - before.dispatches) / n);
+      result.submits_per_token = round((gpu.stats.submits - before.submits) / n);
+      result.readback_bytes_per_token = round((gpu.stats.readbackBytes - before.readbackBytes) / n);
+    }
     if (flag(p, 'json')) console.log(JSON.stringify(result));
-    else console.log(`${loaded.model.sources[0]!.name}: prefill ${result.prefill_tok_s} tok/s (${promptTokens} tokens), decode ${result.decode_tok_s} tok/s (${n} tokens), load ${result.load_s} s, peak RSS ${result.peak_rss_mb} MB`);
+    else {
+      console.log(`${loaded.model.sources[0]!.name} on ${result.backend}${result.kernels ? ` (${result.kernels}, ${threads} thread${threads > 1 ? 's' : ''})` : ''}: prefill ${result.prefill_tok_s} tok/s (${promptTokens} tokens), decode ${result.decode_tok_s} tok/s (${n} tokens), load ${result.load_s} s, peak RSS ${result.peak_rss_mb} MB`);
+      if (capture) console.log(`  capture of ${capture.join(', ')}: prefill ${result.prefill_capture_tok_s} tok/s vs ${result.prefill_plain_tok_s} without (×${result.capture_overhead} the time)`);
+      if (result.adapter) console.log(`  adapter ${result.adapter}: ${result.dispatches_per_token} dispatches, ${result.submits_per_token} submits and ${result.readback_bytes_per_token} bytes read back per decoded token`);
+    }
   },
 };
 

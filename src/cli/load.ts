@@ -5,12 +5,15 @@ import { modelSources } from './model-path.ts';
 import { openModel } from '../formats/open.ts';
 import type { ModelFile } from '../formats/model.ts';
 import { loadModelWeights, type ModelWeights } from '../engine/weights.ts';
-import { Session } from '../engine/session.ts';
+import { Session, type SessionOptions } from '../engine/session.ts';
 import { createTokenizer, type Tokenizer } from '../tokenizer/tokenizer.ts';
 import { UsageError, TokenizerError } from '../engine/errors.ts';
 import { ids as idList, str, type Parsed } from './args.ts';
 import { chooseBackend } from '../engine/backend.ts';
 import { nodeGpu } from '../engine/gpu/node.ts';
+
+/** CPU kernel choices (SessionOptions): the kernels and their threads. */
+export type CpuOptions = Pick<SessionOptions, 'kernels' | 'threads'>;
 
 export interface Loaded {
   model: ModelFile;
@@ -19,13 +22,13 @@ export interface Loaded {
   session: Session;
 }
 
-export async function loadModel(path: string, tokenizerPath?: string, backend: 'cpu' | 'webgpu' = 'cpu'): Promise<Loaded> {
+export async function loadModel(path: string, tokenizerPath?: string, backend: 'cpu' | 'webgpu' = 'cpu', cpu: CpuOptions = {}): Promise<Loaded> {
   const files = await modelSources(path, tokenizerPath);
   try {
     const model = await openModel(files.sources, { tokenizer: files.tokenizer });
     const weights = await loadModelWeights(model);
     const tokenizer = model.tokenizer ? createTokenizer(model.tokenizer, files.sources[0]!.name) : null;
-    return { model, weights, tokenizer, session: await newSession(weights, backend) };
+    return { model, weights, tokenizer, session: await newSession(weights, backend, cpu) };
   } finally {
     await files.close();
   }
@@ -39,8 +42,12 @@ export function backendFlag(p: Parsed): 'cpu' | 'webgpu' {
 }
 
 /** A session on the backend asked for; WebGPU comes from the optional `webgpu` package (Dawn). */
-async function newSession(weights: ModelWeights, backend: 'cpu' | 'webgpu'): Promise<Session> {
-  if (backend === 'cpu') return new Session(weights);
+async function newSession(weights: ModelWeights, backend: 'cpu' | 'webgpu', cpu: CpuOptions): Promise<Session> {
+  if (backend === 'cpu') {
+    const session = new Session(weights, cpu);
+    await session.ready();   // start the kernel threads now rather than during the first products
+    return session;
+  }
   const b = await chooseBackend({ gpu: await nodeGpu(), weights });
   if (b.kind === 'cpu') {
     throw new UsageError('--backend webgpu', b.reason, 'Without a GPU, Dawn can use SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json LD_LIBRARY_PATH=/usr/lib/chromium; or use --backend cpu');

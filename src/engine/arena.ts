@@ -4,6 +4,10 @@
 //
 // Allocation is a bump pointer. The memory grows in 64 KiB pages; a non-shared memory's buffer is
 // replaced when it grows, so views are re-derived from `bytes()` rather than kept across growth.
+// The rule for whoever allocates after the weights (the WebAssembly kernels' scratch, the KV
+// cache: kernels/wasm/runtime.ts): grow only between forward passes, never while a kernel or the
+// forward pass holds views, and re-derive every view after growth (`onGrow` says when). A shared
+// memory's old views stay valid, but `memory.buffer` is then a new SharedArrayBuffer object.
 
 import { UnsupportedError } from './errors.ts';
 
@@ -23,10 +27,19 @@ function canShare(): boolean {
   return g.process !== undefined || g.crossOriginIsolated === true;
 }
 
+/** The arena of each memory buffer handed out (views find their arena: WeightArena.of). */
+const owners = new WeakMap<ArrayBufferLike, WeightArena>();
+
 export class WeightArena {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
   private top = 0;
+  private readonly growListeners: (() => void)[] = [];
+
+  /** The arena whose memory `buffer` is (a view's `.buffer`), if any. */
+  static of(buffer: ArrayBufferLike): WeightArena | undefined {
+    return owners.get(buffer);
+  }
 
   /** Reserves room for `bytes` up front (the loader knows the total before it reads anything). */
   constructor(bytes: number, options: ArenaOptions = {}) {
@@ -39,6 +52,12 @@ export class WeightArena {
     this.memory = this.shared
       ? new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true })
       : new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES });
+    owners.set(this.memory.buffer, this);
+  }
+
+  /** Calls `listener` after each growth of the memory (re-derive views then). */
+  onGrow(listener: () => void): void {
+    this.growListeners.push(listener);
   }
 
   /** Bytes in use. */
@@ -55,6 +74,8 @@ export class WeightArena {
         throw new UnsupportedError('weights', 'out of WebAssembly memory (4 GiB)', 'Choose a smaller model');
       }
       this.memory.grow(more);
+      owners.set(this.memory.buffer, this);   // a shared memory's old buffers stay mapped: their views still work
+      for (const f of this.growListeners) f();
     }
     this.top = end;
     return start;

@@ -3,7 +3,8 @@
 // Read it top to bottom: it is the reference a student reads (and what faster backends must
 // agree with). Each step is one kernel call (kernels/*/<op>.cpu.ts) with a comment naming the
 // math, followed by the capture of its named activation (DESIGN.md), which costs one boolean
-// test when nobody asked for it.
+// test when nobody asked for it. The kernels come as a set (kernels/cpu.ts): the readable twins
+// by default, or the WebAssembly SIMD kernels with the same signatures (kernels/wasm).
 //
 // The chunk is tokens[0..n) at positions [start, start + n); the KV cache already holds the keys
 // and values of positions 0 .. start−1 (prefill: start = 0 and many positions; decode: one).
@@ -12,14 +13,8 @@ import type { ModelWeights } from './weights.ts';
 import type { RunState } from './state.ts';
 import type { BlockHook, HookSelection } from './hooks.ts';
 import type { Recorder } from './capture.ts';
-import { embedding } from '../../kernels/embedding/embedding.cpu.ts';
-import { rmsnorm } from '../../kernels/rmsnorm/rmsnorm.cpu.ts';
-import { matmul as matmulExact } from '../../kernels/matmul/matmul.cpu.ts';
+import { JS_KERNELS, type CpuKernels } from '../../kernels/cpu.ts';
 import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
-import { rope } from '../../kernels/rope/rope.cpu.ts';
-import { attention } from '../../kernels/attention/attention.cpu.ts';
-import { add } from '../../kernels/add/add.cpu.ts';
-import { siluMul } from '../../kernels/silu-mul/silu-mul.cpu.ts';
 import { getTensorType } from '../formats/quant/index.ts';
 import { byteSize, type Tensor } from '../formats/tensor.ts';
 
@@ -35,6 +30,8 @@ export interface ForwardOptions {
    * for the parity test. Default 'none': exact f32 activations.
    */
   activationQuant?: ActivationQuant;
+  /** The kernels (kernels/cpu.ts): default the readable twins; a Session passes the ones it chose. */
+  kernels?: CpuKernels;
 }
 
 /**
@@ -51,8 +48,9 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
   s.ensurePositions(start + n);
   const { hooks, recorder } = opts;
   const aq = opts.activationQuant ?? 'none';
+  const { embedding, rmsnorm, matmul: product, rope, attention, add, siluMul } = opts.kernels ?? JS_KERNELS;
   // every weight product below: kernels/matmul with this call's activation rounding
-  const matmul = (out: Float32Array, xs: Float32Array, wt: Tensor, rows: number) => matmulExact(out, xs, wt, rows, aq);
+  const matmul = (out: Float32Array, xs: Float32Array, wt: Tensor, rows: number) => product(out, xs, wt, rows, aq);
   const g = hooks.global;
   const rec = (name: string, data: Float32Array, rowSize: number) => recorder!.rows(name, start, data, n, rowSize);
   const x = s.x;                                                         // [n, d_model] the residual stream

@@ -7,6 +7,9 @@
 // lets a notebook rerun only from the first edited token, and what makes generation one position
 // per step.
 //
+// CPU kernels: chosen when the session is made (kernels/wasm/choose.ts): the WebAssembly SIMD
+// kernels on the machine's cores when they load, else the readable twins; `cpuKernels` says which.
+//
 // Backends: the CPU (default; `run` is synchronous) or WebGPU (src/engine/backend.ts), whose
 // results arrive asynchronously: `runAsync` works on both. When the GPU fails mid-run (device
 // lost, out of memory, a validation error), the session continues on the CPU — it recomputes the
@@ -21,7 +24,9 @@ import { selectHooks, type CaptureSpec, type HookSelection, type Trace } from '.
 import { CaptureStore } from './capture.ts';
 import { ContextLengthError, UsageError } from './errors.ts';
 import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
+import { chooseCpuKernels, type CpuChoice, type CpuKernelsName } from '../../kernels/wasm/choose.ts';
 import type { Backend } from './backend.ts';
+import type { GpuContext } from './gpu/context.ts';
 import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
 import type { LogitsRequest } from './gpu/forward.ts';
@@ -29,8 +34,17 @@ import type { LogitsRequest } from './gpu/forward.ts';
 export interface SessionOptions {
   /** Positions per forward call when prefilling a long prompt (bounds scratch memory). Default 64. */
   chunkSize?: number;
-  /** Activation rounding before weight products (forward.ts ForwardOptions). Default 'none'. CPU only. */
+  /**
+   * Activation rounding before weight products (forward.ts ForwardOptions). On the CPU the default
+   * is 'llamacpp': quantized weights multiply 8-bit activations as llama.cpp does, which is what
+   * makes the WebAssembly kernels fast; 'none' keeps exact f32 activations (the twins do those
+   * products). WebGPU: 'none' only.
+   */
   activationQuant?: ActivationQuant;
+  /** CPU kernels: 'wasm' (WebAssembly SIMD, the default when it loads) or 'js' (the readable twins). */
+  kernels?: CpuKernelsName;
+  /** Threads for the WebAssembly kernels (default: the machine's cores, at most 8); see cpuKernels.reason. */
+  threads?: number;
   /** Where the forward pass runs (chooseBackend in backend.ts). Default: the CPU. */
   backend?: Backend;
   /** Told when the session leaves WebGPU for the CPU (the UI shows the reason). */
@@ -57,6 +71,13 @@ export interface RunOptions {
   logits?: 'last' | 'new' | 'all' | 'top';
   /** For logits: 'top', how many ids (1 .. 64). Default 1. */
   topK?: number;
+  /**
+   * Cancels the run between chunks of positions (chunkSize): runAsync then lets other events in
+   * between chunks (also on the CPU), checks the signal before each chunk, and rejects with
+   * `signal.reason`. The positions computed so far stay in the cache and the store, which agree,
+   * so the next run reuses them (src/engine/api.ts cancels superseded prompt edits this way).
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -96,6 +117,7 @@ export class Session {
   private readonly store = new CaptureStore();
   private readonly chunkSize: number;
   private readonly activationQuant: ActivationQuant;
+  private readonly cpu: CpuChoice;
   private gpu: GpuRunner | null = null;
   private readonly onBackendChange: ((change: BackendChange) => void) | undefined;
   private why: string | null;
@@ -107,23 +129,37 @@ export class Session {
   constructor(weights: ModelWeights, options: SessionOptions = {}) {
     this.config = weights.config;
     this.weights = weights;
-    this.state = new RunState(weights.config);
     this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? 64));
-    this.activationQuant = options.activationQuant ?? 'none';
+    // The CPU rounds activations as llama.cpp does (fast int8 products); WebGPU computes with exact
+    // f32 activations, and a session that starts there keeps them on a CPU fallback too, so that a
+    // lost device changes where the numbers are computed, not what they are.
+    this.activationQuant = options.activationQuant ?? (options.backend?.kind === 'webgpu' ? 'none' : 'llamacpp');
+    this.cpu = chooseCpuKernels(weights, { kernels: options.kernels, threads: options.threads, chunkSize: this.chunkSize });
+    this.state = new RunState(weights.config, this.cpu.kernels.space);
     this.onBackendChange = options.onBackendChange;
     const b = options.backend;
     this.why = b?.kind === 'cpu' ? b.reason : null;
     if (b?.kind === 'webgpu') {
-      if (this.activationQuant !== 'none') {
-        throw new UsageError('activationQuant', `'${this.activationQuant}' rounding is implemented on the CPU only`, 'Use the CPU backend for parity checks');
+      if (options.activationQuant && options.activationQuant !== 'none') {
+        throw new UsageError('activationQuant', `'${options.activationQuant}' rounding is implemented on the CPU only`, 'Use the CPU backend for parity checks');
       }
       this.gpu = new GpuRunner(b.ctx, weights, b.maxPartBytes);
     }
   }
 
+  /** The CPU kernels: 'wasm' or 'js', their threads, and why less than asked (null when as asked). */
+  get cpuKernels(): { name: CpuKernelsName; threads: number; reason: string | null } {
+    return { name: this.cpu.name, threads: this.cpu.threads, reason: this.cpu.reason };
+  }
+
   /** Where the forward pass runs now. */
   get backend(): 'cpu' | 'webgpu' {
     return this.gpu ? 'webgpu' : 'cpu';
+  }
+
+  /** The GPU context while the session runs on WebGPU (its `stats` count dispatches and readbacks). */
+  get gpuContext(): GpuContext | null {
+    return this.gpu?.ctx ?? null;
   }
 
   /** Why the session runs on the CPU (null when on WebGPU, or when the CPU was simply the default). */
@@ -147,29 +183,51 @@ export class Session {
     if (this.gpu) {
       throw new UsageError('Session.run', 'this session runs on WebGPU, whose results arrive asynchronously', 'Use await session.runAsync(...)');
     }
+    options.signal?.throwIfAborted();
     const p = this.plan(tokens, options);
     for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
-      const end = Math.min(tokens.length, pos + this.chunkSize);
-      const chunk = tokens.slice(pos, end);
-      const mode = p.mode;
-      const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
-      const out = forward(this.weights, this.state, chunk, pos, {
-        hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logitsFrom, activationQuant: this.activationQuant,
-      });
-      if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
-      else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
-      this.cached.push(...chunk);
+      options.signal?.throwIfAborted();
+      this.cpuChunk(p, pos);
     }
     return this.finish(p, p.mode === 'top' ? topOf(p.logits, p.topK) : undefined);
   }
 
+  /** run() that lets other events in between chunks, so that `options.signal` can cancel it. */
+  private async runCpuYielding(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+    options.signal?.throwIfAborted();
+    const p = this.plan(tokens, options);
+    for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
+      if (pos > p.reused) await yieldToEvents();
+      options.signal?.throwIfAborted();
+      this.cpuChunk(p, pos);
+    }
+    return this.finish(p, p.mode === 'top' ? topOf(p.logits, p.topK) : undefined);
+  }
+
+  /** Positions pos .. pos+chunkSize−1 of a planned run, on the CPU. */
+  private cpuChunk(p: Plan, pos: number): void {
+    const tokens = p.tokens;
+    const end = Math.min(tokens.length, pos + this.chunkSize);
+    const chunk = tokens.slice(pos, end);
+    const mode = p.mode;
+    const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
+    const out = forward(this.weights, this.state, chunk, pos, {
+      hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logitsFrom, activationQuant: this.activationQuant,
+      kernels: this.cpu.kernels,
+    });
+    if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
+    else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
+    this.cached.push(...chunk);
+  }
+
   /**
    * Prepares the backend: on WebGPU uploads the weights and compiles the kernels (the first
-   * runAsync does it otherwise). A failure moves the session to the CPU, as during a run.
+   * runAsync does it otherwise), on the CPU starts the kernel threads (until they are up, products
+   * run on fewer threads). A failure moves the session to the CPU, as during a run.
    */
   async ready(): Promise<void> {
     const next = this.queue.then(async () => {
-      if (!this.gpu) return;
+      if (!this.gpu) return this.cpu.ready();
       try {
         await this.gpu.ready();
       } catch (e) {
@@ -189,22 +247,24 @@ export class Session {
   }
 
   private async runNow(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
-    if (!this.gpu) return this.run(tokens, options);
+    if (!this.gpu) return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
     try {
       await this.gpu.ready();
       return await this.runGpu(this.gpu, tokens, options);
     } catch (e) {
       if (!(e instanceof GpuStepError)) throw e;
       this.fallBack(e.message);
-      return this.run(tokens, options);
+      return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
     }
   }
 
   private async runGpu(gpu: GpuRunner, tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+    options.signal?.throwIfAborted();
     const p = this.plan(tokens, options);
     const vocab = this.config.vocabSize;
     let top: RunResult['top'];
     for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
+      options.signal?.throwIfAborted();
       const end = Math.min(tokens.length, pos + this.chunkSize);
       const chunk = tokens.slice(pos, end);
       const last = end === tokens.length;
@@ -219,6 +279,32 @@ export class Session {
       this.cached.push(...chunk);
     }
     return this.finish(p, top);
+  }
+
+  /**
+   * The model's output head on residual-stream rows x: [n, d_model] → [n, vocab]: the final
+   * RMSNorm (from each row's own rms, with the norm's weight), then the unembedding, with this
+   * session's CPU kernels and activation rounding — the logits forward() computes from those
+   * residuals. The logit lens reads earlier layers through it (src/engine/trace.ts).
+   */
+  outputHead(x: Float32Array, n: number): Float32Array {
+    const c = this.config, d = c.dModel, V = c.vocabSize, k = this.cpu.kernels, sp = k.space;
+    const B = Math.max(1, Math.min(n, this.chunkSize));                   // the kernels' scratch holds a chunk
+    const out = new Float32Array(n * V);                                   // [n, vocab]
+    let xs = sp.alloc(B * d), xn = sp.alloc(B * d), logits = sp.alloc(B * V);
+    try {
+      for (let r = 0; r < n; r += B) {
+        const b = Math.min(B, n - r);
+        xs = sp.current(xs); xn = sp.current(xn); logits = sp.current(logits);
+        xs.set(x.subarray(r * d, (r + b) * d));
+        k.rmsnorm(xn, xs, this.weights.finalNorm, b, d, c.rmsEps);        // final RMSNorm
+        k.matmul(logits, xn, this.weights.unembed, b, this.activationQuant); // logits = x · W_Uᵀ
+        out.set(sp.current(logits).subarray(0, b * V), r * V);
+      }
+    } finally {
+      sp.free(xs); sp.free(xn); sp.free(logits);
+    }
+    return out;
   }
 
   /** Frees the GPU memory the session holds (weights, KV cache); it continues on the CPU if used again. */
@@ -304,4 +390,18 @@ export function topOf(row: Float32Array, k: number): { ids: Uint32Array; logits:
     if (ids.length > k) ids.pop();
   }
   return { ids: Uint32Array.from(ids), logits: Float32Array.from(ids, (i) => row[i]!) };
+}
+
+/**
+ * Lets pending events (a cancel message from the page) run before the next chunk: a macrotask,
+ * without setTimeout's 4 ms clamp (setImmediate in Node, a MessageChannel message in browsers).
+ */
+function yieldToEvents(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+  if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => { ch.port1.close(); resolve(); };
+    ch.port2.postMessage(null);
+  });
 }

@@ -5,9 +5,15 @@
 // its full KV cache alone would take gigabytes. The cache grows by doubling (amortised linear
 // copying) up to n_ctx; the scratch buffers hold at most one chunk of positions (the session
 // splits long prompts into chunks).
+//
+// Where the arrays live is the kernels' choice (kernels/cpu.ts FloatSpace): the JS heap for the
+// twins, the weight arena for the WebAssembly kernels, which read them in place. Growing there
+// may replace the memory's buffer, so after every allocation the views are re-taken (refresh),
+// and only here, before a forward pass uses them. The logits stay on the JS heap.
 
 import type { ModelConfig } from './config.ts';
 import { RopeTable } from '../../kernels/rope/rope.cpu.ts';
+import { JS_SPACE, type FloatSpace } from '../../kernels/cpu.ts';
 
 /** Positions the KV cache holds at least, once anything is run. */
 const MIN_CACHE_POSITIONS = 64;
@@ -17,18 +23,18 @@ export class RunState {
   readonly rope: RopeTable;
 
   // Scratch for a chunk of n ≤ chunkCapacity positions.
-  x = new Float32Array(0);          // [n, d_model]              the residual stream
-  xb = new Float32Array(0);         // [n, d_model]              normed input to a sublayer
-  normalized = new Float32Array(0); // [n, d_model]              x / rms(x), only when recorded
-  scale = new Float32Array(0);      // [n]                       rms(x), only when recorded
-  q = new Float32Array(0);          // [n, n_heads, d_head]
-  k = new Float32Array(0);          // [n, n_kv_heads, d_head]
-  v = new Float32Array(0);          // [n, n_kv_heads, d_head]
-  z = new Float32Array(0);          // [n, n_heads, d_head]      attention-weighted values
-  out = new Float32Array(0);        // [n, d_model]              a sublayer's output (attn_out, ffn_out)
-  gate = new Float32Array(0);       // [n, d_ffn]
-  up = new Float32Array(0);         // [n, d_ffn]                then silu(gate) · up in place
-  logits = new Float32Array(0);     // [n, vocab]                rows that asked for logits
+  x: Float32Array = new Float32Array(0);          // [n, d_model]              the residual stream
+  xb: Float32Array = new Float32Array(0);         // [n, d_model]              normed input to a sublayer
+  normalized: Float32Array = new Float32Array(0); // [n, d_model]              x / rms(x), only when recorded
+  scale: Float32Array = new Float32Array(0);      // [n]                       rms(x), only when recorded
+  q: Float32Array = new Float32Array(0);          // [n, n_heads, d_head]
+  k: Float32Array = new Float32Array(0);          // [n, n_kv_heads, d_head]
+  v: Float32Array = new Float32Array(0);          // [n, n_kv_heads, d_head]
+  z: Float32Array = new Float32Array(0);          // [n, n_heads, d_head]      attention-weighted values
+  out: Float32Array = new Float32Array(0);        // [n, d_model]              a sublayer's output (attn_out, ffn_out)
+  gate: Float32Array = new Float32Array(0);       // [n, d_ffn]
+  up: Float32Array = new Float32Array(0);         // [n, d_ffn]                then silu(gate) · up in place
+  logits = new Float32Array(0);                   // [n, vocab]                rows that asked for logits
   chunkCapacity = 0;
 
   // KV cache, per layer: [cacheCapacity, n_kv_heads, d_head], positions 0 .. used−1 valid.
@@ -36,7 +42,7 @@ export class RunState {
   valueCache: Float32Array[] = [];
   cacheCapacity = 0;
 
-  constructor(config: ModelConfig) {
+  constructor(config: ModelConfig, private readonly space: FloatSpace = JS_SPACE) {
     this.config = config;
     this.rope = new RopeTable({
       dHead: config.dHead,
@@ -52,21 +58,34 @@ export class RunState {
 
   /** Makes the scratch buffers hold a chunk of `n` positions. */
   ensureChunk(n: number): void {
-    if (n <= this.chunkCapacity) return;
-    const c = this.config;
-    const qd = c.nHeads * c.dHead, kvd = c.nKvHeads * c.dHead;
-    this.x = new Float32Array(n * c.dModel);
-    this.xb = new Float32Array(n * c.dModel);
-    this.normalized = new Float32Array(n * c.dModel);
-    this.scale = new Float32Array(n);
-    this.q = new Float32Array(n * qd);
-    this.k = new Float32Array(n * kvd);
-    this.v = new Float32Array(n * kvd);
-    this.z = new Float32Array(n * qd);
-    this.out = new Float32Array(n * c.dModel);
-    this.gate = new Float32Array(n * c.dFfn);
-    this.up = new Float32Array(n * c.dFfn);
-    this.chunkCapacity = n;
+    if (n > this.chunkCapacity) {
+      const c = this.config;
+      const qd = c.nHeads * c.dHead, kvd = c.nKvHeads * c.dHead;
+      const fresh = (old: Float32Array, size: number) => { this.space.free(old); return this.space.alloc(size); };
+      this.x = fresh(this.x, n * c.dModel);
+      this.xb = fresh(this.xb, n * c.dModel);
+      this.normalized = fresh(this.normalized, n * c.dModel);
+      this.scale = fresh(this.scale, n);
+      this.q = fresh(this.q, n * qd);
+      this.k = fresh(this.k, n * kvd);
+      this.v = fresh(this.v, n * kvd);
+      this.z = fresh(this.z, n * qd);
+      this.out = fresh(this.out, n * c.dModel);
+      this.gate = fresh(this.gate, n * c.dFfn);
+      this.up = fresh(this.up, n * c.dFfn);
+      this.chunkCapacity = n;
+    }
+    this.refresh();
+  }
+
+  /** Re-takes every view (an allocation, here or by another session on the same memory, may have grown it). */
+  private refresh(): void {
+    const live = (a: Float32Array) => this.space.current(a);
+    this.x = live(this.x); this.xb = live(this.xb); this.normalized = live(this.normalized); this.scale = live(this.scale);
+    this.q = live(this.q); this.k = live(this.k); this.v = live(this.v); this.z = live(this.z);
+    this.out = live(this.out); this.gate = live(this.gate); this.up = live(this.up);
+    this.keyCache = this.keyCache.map(live);
+    this.valueCache = this.valueCache.map(live);
   }
 
   /** Makes room for `rows` rows of logits (allocated separately: the vocabulary can be 128k wide). */
@@ -83,13 +102,18 @@ export class RunState {
     const cap = Math.min(c.nCtx, Math.max(nPos, this.cacheCapacity * 2, MIN_CACHE_POSITIONS));
     const kvd = c.nKvHeads * c.dHead;
     for (let l = 0; l < c.nLayers; l++) {
-      const k = new Float32Array(cap * kvd), v = new Float32Array(cap * kvd);
-      k.set(this.keyCache[l]!);
-      v.set(this.valueCache[l]!);
+      const k0 = this.space.alloc(cap * kvd), v = this.space.alloc(cap * kvd);
+      const k = this.space.current(k0);        // allocating v may have grown the memory
+      const oldK = this.space.current(this.keyCache[l]!), oldV = this.space.current(this.valueCache[l]!);
+      k.set(oldK);
+      v.set(oldV);
+      this.space.free(oldK);
+      this.space.free(oldV);
       this.keyCache[l] = k;
       this.valueCache[l] = v;
     }
     this.cacheCapacity = cap;
     this.rope.ensure(cap);
+    this.refresh();
   }
 }

@@ -12,6 +12,7 @@ import { byteSize, numElements, type Tensor } from '../formats/tensor.ts';
 import { loadWeights, weightBytes, type LoadOptions } from '../formats/load.ts';
 import type { ModelFile } from '../formats/model.ts';
 import { WeightArena, type ArenaOptions } from './arena.ts';
+import { WasmRuntime } from '../../kernels/wasm/runtime.ts';
 
 export interface BlockWeights {
   attnNorm: Float32Array;   // [d_model]
@@ -88,6 +89,10 @@ export function modelWeights(config: ModelConfig, tensors: ReadonlyMap<string, T
  */
 export async function loadModelWeights(model: ModelFile, options: LoadOptions & ArenaOptions = {}): Promise<ModelWeights> {
   const arena = new WeightArena(weightBytes(model), options);
+  // Compile the WebAssembly kernels meanwhile (browsers compile asynchronously only), so that a
+  // Session made from these weights has them; when they cannot load, Sessions use the twins.
+  const kernels = WasmRuntime.preload(arena);
   const tensors = await loadWeights(model, arena, options);
+  await kernels;
   return modelWeights(model.config, tensors);
 }

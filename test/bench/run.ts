@@ -1,23 +1,21 @@
-// `npm run bench`: glassbox and llama.cpp (node-llama-cpp, installed on demand into
-// .cache/llamacpp by test/support/llamacpp.mjs) on the same random-weight GGUFs, one process
-// each (so that each peak RSS is its own), in one run:
-//   stories15M shape, F32 and Q8_0       P=128 prompt tokens, G=16 generated
-//   TinyLlama-1.1B shape, Q4_0 and Q8_0  P=32, G=8 (the plain-JS engine takes seconds a token)
-// The models are synthesised once into .cache/bench/ and reused. Prints a table with each
-// figure and the ratio glassbox / llama.cpp, then one JSON line.
+// `npm run bench`: glassbox's CPU engine (the WebAssembly kernels, 1 and 2 threads) and llama.cpp
+// (node-llama-cpp, 2 threads, installed on demand into .cache/llamacpp by test/support/llamacpp.mjs)
+// on the same random-weight GGUFs, each run in its own process (so that each peak RSS is its own):
+//   stories15M shape, F32 and Q8_0; TinyLlama-1.1B shape, Q4_0 and Q8_0
+// prefill of P = 128 prompt tokens, then G generated tokens (greedy). The models are synthesised
+// once into .cache/bench/ and reused. Prints one Markdown table (ready for BENCHMARKS.md) with the
+// ratios to llama.cpp and the issue-6 targets, the capture overhead, then one JSON line.
 //
-// The machine is shared and small (2 cores): llama.cpp's threads wait for each other at every
-// step, so one busy core can slow it tenfold (measured here: 27 and 1.2 tok/s a few seconds
-// apart). Each measurement is therefore repeated (--runs, default 5; glassbox on TinyLlama once,
-// it takes minutes), the best run is reported in the table and every run in the JSON line, and
-// the load average is printed before and after.
+// The machine is shared and small (2 cores): two-thread runs wait for each other at every step,
+// so one busy core can slow them tenfold. Each measurement is repeated (--runs, default 3), the
+// best run is reported in the table and every run in the JSON line, and the load average is
+// printed before and after.
 //
-//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G]
-//   --quick: the stories15M models only. --prompt-tokens/--gen-tokens: for every model.
-//   --runs N: repeat each measurement N times and keep the best (default 3).
+//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N]
+//   --quick: the stories15M models only.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,16 +29,20 @@ const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const cacheDir = join(root, '.cache', 'bench');
 const SEED = 1;
 const LLAMA_THREADS = 2;
+/** Every layer's attention pattern and every residual hook (issue 6: at most 1.3× the time). */
+const CAPTURE = 'blocks.*.attn.hook_pattern,blocks.*.hook_resid_pre,blocks.*.hook_resid_mid,blocks.*.hook_resid_post';
+const TARGETS = { decode: 0.5, prefill: 0.33, memory: 1.2, capture: 1.3 };
 
-interface Model { shape: string; type: TensorTypeName; prompt: number; gen: number }
+interface Model { shape: string; type: TensorTypeName; prompt: number; gen: number; decodeTarget: boolean }
 const MODELS: Model[] = [
-  { shape: 'stories15M', type: 'F32', prompt: 128, gen: 16 },
-  { shape: 'stories15M', type: 'Q8_0', prompt: 128, gen: 16 },
-  { shape: 'tinyllama-1.1b', type: 'Q4_0', prompt: 32, gen: 8 },
-  { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 32, gen: 8 },
+  { shape: 'stories15M', type: 'F32', prompt: 128, gen: 32, decodeTarget: true },
+  { shape: 'stories15M', type: 'Q8_0', prompt: 128, gen: 32, decodeTarget: false },
+  { shape: 'tinyllama-1.1b', type: 'Q4_0', prompt: 128, gen: 16, decodeTarget: true },
+  { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
 ];
 
-interface Figures { threads: number; load_s: number; prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number }
+interface Figures { threads: number; load_s: number; prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number }
+type Best = Figures & { runs: Figures[] };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' } },
@@ -53,7 +55,7 @@ const positive = (s: string | undefined, flag: string): number | undefined => {
 };
 const promptOverride = positive(values['prompt-tokens'], '--prompt-tokens');
 const genOverride = positive(values['gen-tokens'], '--gen-tokens');
-const RUNS = positive(values.runs, '--runs') ?? 5;
+const RUNS = positive(values.runs, '--runs') ?? 3;
 const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
 
@@ -68,8 +70,6 @@ async function modelFile(m: Model): Promise<string> {
   let written = 0;
   let shown = -1;
   try {
-    // synthGgufStream reports the total size only at the end; the tensor sizes are known up front
-    // but not exported, so progress is shown in MB written.
     await synthGgufStream({ config: shapeConfig(m.shape), type: m.type, seed: SEED, format: 'gguf' }, async (b) => {
       await fh.write(b);
       written += b.length;
@@ -113,12 +113,14 @@ function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
 
 const pick = (o: Record<string, number>): Figures => ({
   threads: o.threads!, load_s: o.load_s!, prefill_tok_s: o.prefill_tok_s!, decode_tok_s: o.decode_tok_s!, peak_rss_mb: o.peak_rss_mb!,
+  ...(o.capture_overhead !== undefined ? { capture_overhead: o.capture_overhead } : {}),
 });
 
 /** The best of `runs` runs, figure by figure (the least disturbed by other work on the machine). */
-async function best(runs: number, cmd: string, args: string[]): Promise<Figures & { runs: Figures[] }> {
+async function best(runs: number, cmd: string, args: string[]): Promise<Best> {
   const all: Figures[] = [];
   for (let i = 0; i < runs; i++) all.push(pick(await runJson(cmd, args)));
+  const overheads = all.map((f) => f.capture_overhead).filter((x): x is number => x !== undefined);
   return {
     runs: all,
     threads: all[0]!.threads,
@@ -126,48 +128,78 @@ async function best(runs: number, cmd: string, args: string[]): Promise<Figures 
     prefill_tok_s: Math.max(...all.map((f) => f.prefill_tok_s)),
     decode_tok_s: Math.max(...all.map((f) => f.decode_tok_s)),
     peak_rss_mb: Math.min(...all.map((f) => f.peak_rss_mb)),
+    ...(overheads.length ? { capture_overhead: Math.min(...overheads) } : {}),
   };
 }
 
-console.log(`glassbox vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU, ${LLAMA_THREADS} threads); glassbox's CPU engine is single-threaded.`);
-console.log(`Defaults: stories15M P=128 G=16, TinyLlama P=32 G=8 (plain JavaScript takes seconds per TinyLlama token).`);
-console.log(`Best of ${RUNS} runs per figure (glassbox on TinyLlama: 1 run); every run is listed below the table.`);
-console.log(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+/** KV cache bytes glassbox holds after P + G positions (f32 keys and values; capacity doubles from 64). */
+function kvBytes(shape: string, positions: number): number {
+  const c = shapeConfig(shape);
+  let cap = 64;
+  while (cap < positions) cap *= 2;
+  return c.nLayers * 2 * Math.min(cap, c.nCtx) * c.nKvHeads * c.dHead * 4;
+}
+
+const load0 = loadavg();
+console.log(`glassbox (WebAssembly kernels, 1 and 2 threads) vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU, ${LLAMA_THREADS} threads).`);
+console.log(`Best of ${RUNS} runs per figure; every run is in the JSON line.`);
+console.log(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 await ensureLlamaCpp();
 
-const rows: { model: string; prompt: number; gen: number; glassbox: Figures & { runs: Figures[] }; llamacpp: Figures & { runs: Figures[] } }[] = [];
+interface Row { model: Model; file: string; fileMb: number; kvMb: number; g1: Best; g2: Best; llama: Best }
+const rows: Row[] = [];
 for (const m of models) {
   const file = await modelFile(m);
   const flags = ['--prompt-tokens', String(m.prompt), '--gen-tokens', String(m.gen)];
-  const name = `${m.shape} ${m.type}`;
-  const gRuns = m.shape === 'stories15M' ? RUNS : 1;
+  const gb = (threads: number, extra: string[] = []) => ['src/cli/glassbox.mjs', 'bench', file, '--json', '--threads', String(threads), ...flags, ...extra];
   const t0 = performance.now();
-  process.stdout.write(`  ${name}: glassbox ×${gRuns} ...`);
-  const g = await best(gRuns, process.execPath, ['src/cli/glassbox.mjs', 'bench', file, '--json', ...flags]);
+  process.stdout.write(`  ${m.shape} ${m.type}: glassbox 1 thread ×${RUNS} ...`);
+  const g1 = await best(RUNS, process.execPath, gb(1));
+  process.stdout.write(` 2 threads ×${RUNS} ...`);
+  // the capture overhead is measured on stories15M F32, inside the two-thread runs
+  const g2 = await best(RUNS, process.execPath, gb(2, m.shape === 'stories15M' && m.type === 'F32' ? ['--capture', CAPTURE] : []));
   process.stdout.write(` llama.cpp ×${RUNS} ...`);
-  const l = await best(RUNS, process.execPath, ['test/bench/llamacpp-bench.mjs', file, ...flags, '--threads', String(LLAMA_THREADS)]);
+  const llama = await best(RUNS, process.execPath, ['test/bench/llamacpp-bench.mjs', file, ...flags, '--threads', String(LLAMA_THREADS)]);
   console.log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-  rows.push({ model: name, prompt: m.prompt, gen: m.gen, glassbox: g, llamacpp: l });
+  rows.push({ model: m, file, fileMb: statSync(file).size / 2 ** 20, kvMb: kvBytes(m.shape, m.prompt + m.gen + 1) / 2 ** 20, g1, g2, llama });
 }
 
 // ---- the table (Markdown, ready for BENCHMARKS.md) ----
 const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(a / b >= 1 ? 2 : 3) : '–');
+const r = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '–');
+const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
 console.log('');
-console.log('| model | P / G | engine | threads | load s | prefill tok/s | decode tok/s | peak RSS MB |');
+console.log('| model (P / G) | engine | threads | prefill tok/s | decode tok/s | peak RSS MB | prefill ratio | decode ratio |');
 console.log('|---|---|---|---|---|---|---|---|');
-for (const r of rows) {
-  const { glassbox: g, llamacpp: l } = r;
-  console.log(`| ${r.model} | ${r.prompt} / ${r.gen} | glassbox | ${g.threads} | ${f(g.load_s)} | ${f(g.prefill_tok_s)} | ${f(g.decode_tok_s)} | ${f(g.peak_rss_mb)} |`);
-  console.log(`| | | llama.cpp | ${l.threads} | ${f(l.load_s)} | ${f(l.prefill_tok_s)} | ${f(l.decode_tok_s)} | ${f(l.peak_rss_mb)} |`);
-  console.log(`| | | ratio glassbox / llama.cpp | | ${ratio(g.load_s, l.load_s)} | ${ratio(g.prefill_tok_s, l.prefill_tok_s)} | ${ratio(g.decode_tok_s, l.decode_tok_s)} | ${ratio(g.peak_rss_mb, l.peak_rss_mb)} |`);
+for (const { model: m, g1, g2, llama } of rows) {
+  const name = `${m.shape} ${m.type} (${m.prompt} / ${m.gen})`;
+  console.log(`| ${name} | glassbox | 1 | ${f(g1.prefill_tok_s)} | ${f(g1.decode_tok_s)} | ${f(g1.peak_rss_mb)} | ${r(g1.prefill_tok_s, llama.prefill_tok_s)} | ${r(g1.decode_tok_s, llama.decode_tok_s)} |`);
+  console.log(`| | glassbox | 2 | ${f(g2.prefill_tok_s)} | ${f(g2.decode_tok_s)} | ${f(g2.peak_rss_mb)} | ${r(g2.prefill_tok_s, llama.prefill_tok_s)} | ${r(g2.decode_tok_s, llama.decode_tok_s)} |`);
+  console.log(`| | llama.cpp | ${llama.threads} | ${f(llama.prefill_tok_s)} | ${f(llama.decode_tok_s)} | ${f(llama.peak_rss_mb)} | 1 | 1 |`);
+}
+console.log('');
+console.log(`Targets (glassbox 2 threads / llama.cpp 2 threads; issue 6): decode ≥ ${TARGETS.decode}× (TinyLlama Q4_0, Q8_0, stories15M F32), prefill ≥ ${TARGETS.prefill}×, peak memory ≤ ${TARGETS.memory}× file + KV cache, capture ≤ ${TARGETS.capture}× the time.`);
+console.log('');
+console.log('| model | decode ratio | prefill ratio | peak RSS / (file + KV) |');
+console.log('|---|---|---|---|');
+for (const { model: m, g2, llama, fileMb, kvMb } of rows) {
+  const d = g2.decode_tok_s / llama.decode_tok_s, p = g2.prefill_tok_s / llama.prefill_tok_s, mem = g2.peak_rss_mb / (fileMb + kvMb);
+  console.log(`| ${m.shape} ${m.type} | ${d.toFixed(2)} ${m.decodeTarget ? mark(d >= TARGETS.decode) : '(no target)'} | ${p.toFixed(2)} ${mark(p >= TARGETS.prefill)} | ${mem.toFixed(2)} (${f(g2.peak_rss_mb)} / ${f(fileMb + kvMb)} MB) ${mark(mem <= TARGETS.memory)} |`);
+}
+const cap = rows.find((x) => x.g2.capture_overhead !== undefined);
+if (cap) {
+  console.log('');
+  console.log(`Capture overhead (${cap.model.shape} ${cap.model.type}, prefill of ${cap.model.prompt} tokens, 2 threads, every layer's attention pattern and every residual hook vs nothing): ×${cap.g2.capture_overhead!.toFixed(2)} the time, ${mark(cap.g2.capture_overhead! <= TARGETS.capture)}.`);
 }
 console.log('');
 console.log('Every run (prefill / decode tok/s):');
-for (const r of rows) {
+for (const { model: m, g1, g2, llama } of rows) {
   const list = (x: { runs: Figures[] }) => x.runs.map((o) => `${f(o.prefill_tok_s)}/${f(o.decode_tok_s)}`).join(', ');
-  console.log(`  ${r.model}: glassbox ${list(r.glassbox)}; llama.cpp ${list(r.llamacpp)}`);
+  console.log(`  ${m.shape} ${m.type}: glassbox 1 thread ${list(g1)}; 2 threads ${list(g2)}; llama.cpp ${list(llama)}`);
 }
 console.log('');
-console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-console.log(JSON.stringify({ bench: 'forward-cpu', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length, results: rows }));
+console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(' ')}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(JSON.stringify({
+  bench: 'forward-cpu', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length,
+  results: rows.map(({ model, fileMb, kvMb, g1, g2, llama }) => ({ model: `${model.shape} ${model.type}`, prompt: model.prompt, gen: model.gen, file_mb: fileMb, kv_mb: kvMb, glassbox_1: g1, glassbox_2: g2, llamacpp: llama })),
+}));

@@ -62,7 +62,8 @@ describe('random-weight models of every tensor type on WebGPU [webgpu]', functio
       const ctx = await gpuOrSkip(this);
       const w = type === 'Q8_G64' ? requantize(await synthWeights('F32'), 'Q8_G64') : await synthWeights(type);
       expect(w.blocks[0]!.wDown.type).to.equal(type);
-      const cpu = new Session(w).run(tokens, { logits: 'all' }).logits;
+      // The CPU twin with exact f32 activations: the GPU kernels' specification.
+      const cpu = new Session(w, { activationQuant: 'none' }).run(tokens, { logits: 'all' }).logits;
       const bound = BOUND[type] * (1 + maxAbs(cpu, new Float32Array(cpu.length)));
       const gpu = new Session(w, { backend: { kind: 'webgpu', ctx } });
       const prefill = await gpu.runAsync(tokens.slice(0, -1), { logits: 'all' });

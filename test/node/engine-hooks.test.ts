@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { Session } from '../../src/engine/session.ts';
 import { canonicalHookName, hookNames, hookShape, selectHooks, type Trace } from '../../src/engine/hooks.ts';
 import { ContextLengthError, UsageError } from '../../src/engine/errors.ts';
-import { matmulF32 } from '../../kernels/matmul/matmul.cpu.ts';
+import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { rope, RopeTable } from '../../kernels/rope/rope.cpu.ts';
 import { numElements } from '../../src/formats/tensor.ts';
-import { dense, randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
+import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
 
 const config = tinyConfig({ ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } });
 const weights = randomWeights(config, 'F32', 11);
@@ -106,15 +106,17 @@ for (const type of ['F32', 'Q8_0'] as const) {
     for (let l = 0; l < c.nLayers; l++) {
       const gate = get(trace, `blocks.${l}.ffn.hook_gate`), up = get(trace, `blocks.${l}.ffn.hook_up`), act = get(trace, `blocks.${l}.ffn.hook_act`);
       near(act, gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]!), 1e-6, `layer ${l}: act`);
+      // the session's default product (activationQuant 'llamacpp': Q8_0 weights see 8-bit
+      // activations, F32 exact ones), by the twin
       const want = new Float32Array(P * c.dModel);
-      matmulF32(want, act, dense(w.blocks[l]!.wDown), P, c.dModel, c.dFfn);
+      matmul(want, act, w.blocks[l]!.wDown, P, 'llamacpp');
       near(get(trace, `blocks.${l}.hook_ffn_out`), want, 1e-4, `layer ${l}: ffn_out`);
     }
     const normed = get(trace, 'final_norm.hook_normalized'), scale = get(trace, 'final_norm.hook_scale'), out = get(trace, 'final_norm.hook_out');
     near(out, normed.map((v, i) => v * w.finalNorm[i % c.dModel]!), 1e-6, 'final_norm out = normalized · weight');
     for (let p = 0; p < P; p++) assert.ok(scale[p]! > 0);
     const want = new Float32Array(P * c.vocabSize);
-    matmulF32(want, out, dense(w.unembed), P, c.vocabSize, c.dModel);
+    matmul(want, out, w.unembed, P, 'llamacpp');
     near(logits, want, 1e-4, 'logits');
   });
 }

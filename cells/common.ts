@@ -1,0 +1,54 @@
+// What every cell element receives from the page (or from any other page that hosts one): the
+// cell as parsed, its state in the reactive graph, the open document to write settings back to,
+// and the loaded model. Elements hold these properties and nothing else.
+
+import type { Cell } from '../src/notebook/format.ts';
+import type { CellState } from '../src/notebook/graph.ts';
+import type { NotebookDocument } from '../src/notebook/document.ts';
+import type { ModelInfo } from '../src/engine/api.ts';
+
+export interface CellProps {
+  cell: Cell | null;
+  state: CellState | null;
+  doc: NotebookDocument | null;
+  model: ModelInfo | null;
+}
+
+/** Escapes text for HTML and SVG strings (element text and attribute values). */
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** 1234567 → "1.23 M" (parameters, elements). */
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
+  return String(n);
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** Shared look of a cell's box, in each element's shadow root. */
+export const cellCss = `
+  :host { display: block; }
+  .note { color: var(--muted, #666); font-size: 13px; }
+  .error { color: #c0392b; background: color-mix(in srgb, #c0392b 10%, transparent); padding: 8px 10px; border-radius: 6px; font-size: 13px; white-space: pre-wrap; }
+  .mono { font-family: var(--mono, monospace); }
+`;
+
+/** The message of a cell's failure, for the user. */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+/** A model's short name: its catalog name, else the file name without folders. */
+export function modelName(m: { entry: { name: string } | null; label: string }): string {
+  return m.entry?.name ?? m.label.split(/[/\\]/).pop() ?? m.label;
+}

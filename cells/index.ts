@@ -1,0 +1,19 @@
+// The cell elements by kind. Adding a kind: write cells/<kind>.ts (a `glassbox-<kind>` element
+// taking the CellProps of common.ts), register its schema (registerCellKind, one line), and add
+// one line here.
+
+import './markdown.ts';
+import './prompt.ts';
+import './model.ts';
+import './unknown.ts';
+
+/** The element that draws each kind; kinds without one are drawn by <glassbox-unknown>. */
+export const cellElements: Readonly<Record<string, string>> = {
+  markdown: 'glassbox-markdown',
+  prompt: 'glassbox-prompt',
+  model: 'glassbox-model',
+};
+
+export function elementFor(kind: string): string {
+  return cellElements[kind] ?? 'glassbox-unknown';
+}

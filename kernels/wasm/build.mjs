@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Builds the WebAssembly kernels from their AssemblyScript sources (kernels/wasm/*.as.ts) with the
+// `assemblyscript` compiler from npm (a devDependency, no install scripts):
+//   kernels/wasm/build/kernels.wasm         imports a non-shared memory (one thread: browsers that
+//                                           are not cross-origin isolated, `shared: false` arenas)
+//   kernels/wasm/build/kernels-shared.wasm  imports a shared memory (worker threads share it)
+// A module that imports a shared memory must be given a shared one, and vice versa, hence two
+// builds of the same source. The .wasm files are build outputs (.gitignore), made by
+// `npm run build:wasm`, before start/build/test/bench (package.json pre-scripts) and by the CLI
+// when they are missing. Incremental: nothing is done when both are newer than every source.
+//
+// Each output is checked: SIMD on, one import (env.memory) and no data segment, because the
+// imported memory is the weight arena: a data segment would be written over the weights.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const WASM_OUT_DIR = join(here, 'build');
+const ENTRY = join(here, 'kernels.as.ts');
+const OUTPUTS = [
+  { file: 'kernels.wasm', shared: false },
+  { file: 'kernels-shared.wasm', shared: true },
+];
+
+function sources() {
+  return [...readdirSync(here).filter((f) => f.endsWith('.as.ts')).map((f) => join(here, f)), fileURLToPath(import.meta.url)];
+}
+
+/** True when both outputs exist and are newer than every source (and this script). */
+export function wasmUpToDate() {
+  const newest = Math.max(...sources().map((f) => statSync(f).mtimeMs));
+  return OUTPUTS.every(({ file }) => {
+    const p = join(WASM_OUT_DIR, file);
+    return existsSync(p) && statSync(p).mtimeMs >= newest;
+  });
+}
+
+/** Section ids of a wasm binary, and its imports as "module.name" strings. */
+function inspect(bytes) {
+  let at = 8;
+  const ids = [];
+  const leb = () => { let r = 0, s = 0, b; do { b = bytes[at++]; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80); return r >>> 0; };
+  while (at < bytes.length) {
+    const id = bytes[at++];
+    const size = leb();
+    ids.push(id);
+    at += size;
+  }
+  const mod = new WebAssembly.Module(bytes);
+  return { ids, imports: WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`) };
+}
+
+/**
+ * Compiles both modules unless they are up to date. Returns what it did. Throws with the
+ * compiler's messages on a compile error, and when `assemblyscript` is not installed.
+ */
+export async function buildWasm({ force = false, log = console.log } = {}) {
+  if (!force && wasmUpToDate()) return { built: false };
+  let asc;
+  try {
+    asc = (await import('assemblyscript/asc')).default;
+  } catch (e) {
+    throw new Error(`kernels/wasm: the AssemblyScript compiler is not installed (${e.message}); run npm install (it is a devDependency)`);
+  }
+  mkdirSync(WASM_OUT_DIR, { recursive: true });
+  const t0 = performance.now();
+  for (const { file, shared } of OUTPUTS) {
+    const out = join(WASM_OUT_DIR, file);
+    const tmp = `${out}.tmp-${process.pid}`;
+    let messages = '';
+    const stream = { write(s) { messages += String(s); return true; } };
+    const args = [
+      ENTRY, '--outFile', tmp, '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd',
+      '--importMemory', '--initialMemory', '0', '--maximumMemory', '65536', '--use', 'abort=',
+      ...(shared ? ['--sharedMemory', '--enable', 'threads'] : []),
+    ];
+    const { error } = await asc.main(args, { stdout: stream, stderr: stream });
+    if (error) throw new Error(`kernels/wasm: compiling ${file} failed:\n${messages.trim()}`);
+    const bytes = readFileSync(tmp);
+    const { ids, imports } = inspect(bytes);
+    const problems = [];
+    if (ids.includes(11)) problems.push('it has a data segment (it would be written over the weight arena)');
+    if (imports.length !== 1 || imports[0] !== 'env.memory:memory') problems.push(`it imports ${imports.join(', ')} (only env.memory is provided)`);
+    if (problems.length) throw new Error(`kernels/wasm: ${file}: ${problems.join('; ')}`);
+    renameSync(tmp, out);
+  }
+  log(`kernels/wasm: built ${OUTPUTS.map((o) => o.file).join(' and ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { built: true };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  buildWasm({ force: process.argv.includes('--force') }).catch((e) => {
+    console.error(e.message);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,95 @@
+// AssemblyScript (compiled by kernels/wasm/build.mjs, not by tsc): helpers shared by the kernels.
+//
+// The module has NO data segment and allocates nothing: it imports the weight arena's memory
+// (one WebAssembly.Memory, shared with the worker threads) and every pointer it is given is a
+// byte offset into that memory. A data segment would be written into the arena at instantiation,
+// over the weights, by every thread; build.mjs checks that there is none. That is why exp is
+// written here (AssemblyScript's Mathf.exp reads a table from a data segment).
+
+/** f16 bits → f32, exactly as src/formats/quant/half.ts's table (NaN payloads kept). */
+@inline export function f16(h: u32): f32 {
+  const o = (h & 0x7fff) << 13;
+  let v = reinterpret<f32>(o) * reinterpret<f32>(0x77800000);   // × 2^112 rebiases the exponent (subnormals too)
+  if ((h & 0x7c00) == 0x7c00) v = reinterpret<f32>(o | 0x7f800000);   // inf, NaN
+  return reinterpret<f32>(reinterpret<u32>(v) | ((h & 0x8000) << 16));
+}
+
+/** Four f16 values (the low 16 bits of each i32 lane) → f32x4, as f16(). */
+@inline export function f16x4(h: v128): v128 {
+  const o = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  const v = f32x4.mul(o, f32x4.splat(reinterpret<f32>(0x77800000)));
+  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  const w = v128.bitselect(v128.or(o, i32x4.splat(0x7f800000)), v, special);
+  return v128.or(w, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** f32 → f16 bits, round to nearest even (half.ts f32ToF16). */
+export function f32ToF16(x: f32): u32 {
+  const b = reinterpret<u32>(x);
+  const sign = (b >> 16) & 0x8000;
+  const exp = (b >> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp == 0xff) return sign | (mant ? 0x7e00 : 0x7c00);
+  if (exp > 112) {
+    if (exp - 112 >= 31) return sign | 0x7c00;
+    let h = ((exp - 112) << 10) | (mant >> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return sign | (h > 0x7c00 ? 0x7c00 : h);
+  }
+  const shift = 126 - exp;
+  if (shift > 24) return sign;
+  const m24 = mant | 0x800000;
+  let h = m24 >> shift;
+  const rem = m24 & ((<u32>1 << shift) - 1);
+  const halfway = <u32>1 << (shift - 1);
+  if (rem > halfway || (rem == halfway && (h & 1))) h++;
+  return sign | h;
+}
+
+/** x rounded to f16 and back. */
+@inline export function roundF16(x: f32): f32 {
+  return f16(f32ToF16(x));
+}
+
+/** Sum of the four lanes, in one fixed order (every kernel's result must not depend on tiling). */
+@inline export function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline export function hsumI32(v: v128): i32 {
+  return (i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
+@inline export function hmax(v: v128): f32 {
+  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+/**
+ * e^x in f64 (the twins use Math.exp in f64): x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
+ * series to degree 10 (error below 1e-13 relative), 2^n put into the exponent bits.
+ */
+export function exp64(x: f64): f64 {
+  if (x > 709.0) return Infinity;
+  if (x < -745.0) return 0;                               // also −inf: e^−inf = 0
+  if (x != x) return x;
+  const n = Math.floor(x * 1.4426950408889634 + 0.5);
+  const r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;   // ln2 split in two for exactness
+  let p = 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const e = <i64>n;
+  if (e < -1022) {
+    // subnormal result: scale in two steps
+    return p * reinterpret<f64>(<i64>(e + 1022 + 1023) << 52) * reinterpret<f64>(<i64>1 << 52);   // × 2^(e+1022) × 2^−1022
+  }
+  return p * reinterpret<f64>((e + 1023) << 52);
+}

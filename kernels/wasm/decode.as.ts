@@ -1,0 +1,235 @@
+// AssemblyScript: one weight row, decoded into a per-thread row buffer in the form the dot
+// products read (block layouts: src/formats/quant/{legacy,kquants,kquants16}.ts).
+//
+//   32-blocks (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0):  wq i16 [k] the integer levels (q, or q − 8 / q − 16),
+//       then wd f32 [k/32] the scale d, then wm f32 [k/32] the min m (Q4_1, Q5_1; else unused).
+//       value = d·wq + m
+//   256-blocks (Q2_K..Q6_K, Q8_K):  wq i16 [k] = level × its sub-block's integer scale, then
+//       wd f32 [k/256] = d, wdm f32 [k/256] = dmin, wmin i16 [k/16] = each 16's integer min.
+//       value = d·wq − dmin·wmin
+//   float types (F16 BF16 Q8_G64):  f32 [k], the dequantized values.
+// Each row is decoded once per call and then multiplied with every token row (prefill), so
+// decoding costs once per weight, not once per product.
+
+import { f16, f16x4 } from './common.as';
+import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K, K_Q6_K, K_Q8_K, K_F16, K_BF16, K_Q8_G64 } from './kinds.as';
+
+/** Stores 32 levels, elements 0..15 in `lo` and 16..31 in `hi` (i8x16 each), widened to i16. */
+@inline function put32(dst: usize, lo: v128, hi: v128, signed: bool): void {
+  if (signed) {
+    v128.store(dst, i16x8.extend_low_i8x16_s(lo));
+    v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16);
+    v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32);
+    v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48);
+  } else {
+    v128.store(dst, i16x8.extend_low_i8x16_u(lo));
+    v128.store(dst, i16x8.extend_high_i8x16_u(lo), 16);
+    v128.store(dst, i16x8.extend_low_i8x16_u(hi), 32);
+    v128.store(dst, i16x8.extend_high_i8x16_u(hi), 48);
+  }
+}
+
+/** 16 levels (i8x16, unsigned 0..63 or signed) times an integer scale, as i16. */
+@inline function put16Scaled(dst: usize, v: v128, scale: i32, signed: bool): void {
+  const s = i16x8.splat(<i16>scale);
+  if (signed) {
+    v128.store(dst, i16x8.mul(i16x8.extend_low_i8x16_s(v), s));
+    v128.store(dst, i16x8.mul(i16x8.extend_high_i8x16_s(v), s), 16);
+  } else {
+    v128.store(dst, i16x8.mul(i16x8.extend_low_i8x16_u(v), s));
+    v128.store(dst, i16x8.mul(i16x8.extend_high_i8x16_u(v), s), 16);
+  }
+}
+
+/** The fifth bit of 16 Q5 values: bit j of the bytes `sel` picked from qh, as 0 or 0x10 per byte. */
+@inline function fifthBits(qh: u32, sel: v128): v128 {
+  const bytes = i8x16.swizzle(i32x4.splat(qh), sel);
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(bytes, bit), bit), i8x16.splat(0x10));
+}
+
+/** A 32-block row: `nb` blocks at w → wq, wd, wm in buf (see the top of this file). */
+export function decodeLegacy(kind: i32, w: usize, nb: i32, buf: usize): void {
+  const k = nb << 5;
+  const wd = buf + (<usize>k << 1);
+  const wm = wd + (<usize>nb << 2);
+  const low = i8x16.splat(15);
+  for (let b = 0; b < nb; b++) {
+    const dst = buf + (<usize>b << 6);
+    const sb = <usize>b << 2;
+    if (kind == K_Q4_0) {
+      const p = w + <usize>b * 18;
+      const qs = v128.load(p, 2);
+      put32(dst, i8x16.sub(v128.and(qs, low), i8x16.splat(8)), i8x16.sub(i8x16.shr_u(qs, 4), i8x16.splat(8)), true);
+      store<f32>(wd + sb, f16(load<u16>(p)));
+    } else if (kind == K_Q4_1) {
+      const p = w + <usize>b * 20;
+      const qs = v128.load(p, 4);
+      put32(dst, v128.and(qs, low), i8x16.shr_u(qs, 4), false);
+      store<f32>(wd + sb, f16(load<u16>(p)));
+      store<f32>(wm + sb, f16(load<u16>(p, 2)));
+    } else if (kind == K_Q5_0) {
+      const p = w + <usize>b * 22;
+      const qh = load<u32>(p, 2);
+      const qs = v128.load(p, 6);
+      const lo = v128.or(v128.and(qs, low), fifthBits(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+      const hi = v128.or(i8x16.shr_u(qs, 4), fifthBits(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
+      put32(dst, i8x16.sub(lo, i8x16.splat(16)), i8x16.sub(hi, i8x16.splat(16)), true);
+      store<f32>(wd + sb, f16(load<u16>(p)));
+    } else if (kind == K_Q5_1) {
+      const p = w + <usize>b * 24;
+      const qh = load<u32>(p, 4);
+      const qs = v128.load(p, 8);
+      const lo = v128.or(v128.and(qs, low), fifthBits(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+      const hi = v128.or(i8x16.shr_u(qs, 4), fifthBits(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
+      put32(dst, lo, hi, false);
+      store<f32>(wd + sb, f16(load<u16>(p)));
+      store<f32>(wm + sb, f16(load<u16>(p, 2)));
+    } else {   // K_Q8_0
+      const p = w + <usize>b * 34;
+      put32(dst, v128.load(p, 2), v128.load(p, 18), true);
+      store<f32>(wd + sb, f16(load<u16>(p)));
+    }
+  }
+}
+
+/** get_scale_min_k4 (Q4_K, Q5_K): the 6-bit scale (low byte) and min (high byte) of sub-block j. */
+@inline function scaleMinK4(s: usize, j: i32): i32 {
+  if (j < 4) return (<i32>load<u8>(s + <usize>j) & 63) | ((<i32>load<u8>(s + <usize>(j + 4)) & 63) << 8);
+  const sc = (<i32>load<u8>(s + <usize>(j + 4)) & 15) | ((<i32>load<u8>(s + <usize>(j - 4)) >> 6) << 4);
+  const m = (<i32>load<u8>(s + <usize>(j + 4)) >> 4) | ((<i32>load<u8>(s + <usize>j) >> 6) << 4);
+  return sc | (m << 8);
+}
+
+/** Q3_K's 6-bit scale of sub-block j (0..15), minus 32. */
+@inline function q3Scale(p: usize, j: i32): i32 {
+  const low = j < 8 ? <i32>load<u8>(p + 96 + <usize>j) & 15 : <i32>load<u8>(p + 96 + <usize>(j - 8)) >> 4;
+  const high = (<i32>load<u8>(p + 104 + <usize>(j & 3)) >> (2 * (j >> 2))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+/** A 256-block row: `nsb` super-blocks at w → wq, wd, wdm, wmin in buf (see the top of this file). */
+export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
+  const k = nsb << 8;
+  const wd = buf + (<usize>k << 1);
+  const wdm = wd + (<usize>nsb << 2);
+  const wmin = wdm + (<usize>nsb << 2);
+  const low = i8x16.splat(15), three = i8x16.splat(3);
+  for (let b = 0; b < nsb; b++) {
+    const dst = buf + (<usize>b << 9);          // 256 i16
+    const mins = wmin + (<usize>b << 5);        // 16 i16
+    const sb = <usize>b << 2;
+    if (kind == K_Q4_K || kind == K_Q5_K) {
+      const five = kind == K_Q5_K;
+      const p = w + <usize>b * (five ? 176 : 144);
+      const qs = p + (five ? 48 : 16);
+      for (let c = 0; c < 4; c++) {
+        const sm1 = scaleMinK4(p + 4, 2 * c), sm2 = scaleMinK4(p + 4, 2 * c + 1);
+        const a = v128.load(qs + (<usize>c << 5)), bq = v128.load(qs + (<usize>c << 5), 16);
+        let la = v128.and(a, low), lb = v128.and(bq, low), ha = i8x16.shr_u(a, 4), hb = i8x16.shr_u(bq, 4);
+        if (five) {
+          const h0 = v128.load(p, 16), h1 = v128.load(p, 32);
+          const u1 = i8x16.splat(<i8>(<i32>1 << (2 * c))), u2 = i8x16.splat(<i8>(<i32>2 << (2 * c)));
+          const sixteen = i8x16.splat(16);
+          la = v128.or(la, v128.and(i8x16.eq(v128.and(h0, u1), u1), sixteen));
+          lb = v128.or(lb, v128.and(i8x16.eq(v128.and(h1, u1), u1), sixteen));
+          ha = v128.or(ha, v128.and(i8x16.eq(v128.and(h0, u2), u2), sixteen));
+          hb = v128.or(hb, v128.and(i8x16.eq(v128.and(h1, u2), u2), sixteen));
+        }
+        const e = dst + (<usize>c << 7);   // element 64c
+        put16Scaled(e, la, sm1 & 0xff, false);
+        put16Scaled(e + 32, lb, sm1 & 0xff, false);
+        put16Scaled(e + 64, ha, sm2 & 0xff, false);
+        put16Scaled(e + 96, hb, sm2 & 0xff, false);
+        const g = mins + (<usize>c << 3);     // 16-groups 4c .. 4c+3
+        store<i16>(g, <i16>(sm1 >> 8)); store<i16>(g, <i16>(sm1 >> 8), 2);
+        store<i16>(g, <i16>(sm2 >> 8), 4); store<i16>(g, <i16>(sm2 >> 8), 6);
+      }
+      store<f32>(wd + sb, f16(load<u16>(p)));
+      store<f32>(wdm + sb, f16(load<u16>(p, 2)));
+    } else if (kind == K_Q6_K) {
+      const p = w + <usize>b * 210;
+      for (let h = 0; h < 2; h++) {
+        const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+        for (let half = 0; half < 2; half++) {       // l in 0..15, then 16..31
+          const o = <usize>half << 4;
+          const A = v128.load(ql + o), B = v128.load(ql + o, 32), H = v128.load(qh + o);
+          const q0 = v128.or(v128.and(A, low), i8x16.shl(v128.and(H, three), 4));
+          const q1 = v128.or(v128.and(B, low), i8x16.shl(v128.and(i8x16.shr_u(H, 2), three), 4));
+          const q2 = v128.or(i8x16.shr_u(A, 4), i8x16.shl(v128.and(i8x16.shr_u(H, 4), three), 4));
+          const q3 = v128.or(i8x16.shr_u(B, 4), i8x16.shl(i8x16.shr_u(H, 6), 4));
+          const e = dst + (<usize>h << 8) + (o << 1);   // element 128h + l
+          const m32 = i8x16.splat(32);
+          put16Scaled(e, i8x16.sub(q0, m32), <i32>load<i8>(sc + o / 16), true);
+          put16Scaled(e + 64, i8x16.sub(q1, m32), <i32>load<i8>(sc + o / 16 + 2), true);
+          put16Scaled(e + 128, i8x16.sub(q2, m32), <i32>load<i8>(sc + o / 16 + 4), true);
+          put16Scaled(e + 192, i8x16.sub(q3, m32), <i32>load<i8>(sc + o / 16 + 6), true);
+        }
+      }
+      store<f32>(wd + sb, f16(load<u16>(p, 208)));
+      store<f32>(wdm + sb, 0);
+    } else if (kind == K_Q3_K) {
+      const p = w + <usize>b * 110;
+      for (let j = 0; j < 16; j++) {
+        const p0 = <usize>(16 * (j & 1));
+        const Q = v128.load(p + 32 + <usize>(32 * (j >> 3)) + p0);
+        const hbit = i8x16.splat(<i8>(<i32>1 << (j >> 1)));
+        const unset = i8x16.eq(v128.and(v128.load(p + p0), hbit), i8x16.splat(0));
+        const q = i8x16.sub(v128.and(i8x16.shr_u(Q, 2 * ((j >> 1) & 3)), three), v128.and(unset, i8x16.splat(4)));
+        put16Scaled(dst + (<usize>j << 5), q, q3Scale(p, j), true);
+      }
+      store<f32>(wd + sb, f16(load<u16>(p, 108)));
+      store<f32>(wdm + sb, 0);
+    } else if (kind == K_Q2_K) {
+      const p = w + <usize>b * 84;
+      for (let j = 0; j < 16; j++) {
+        const sc = <i32>load<u8>(p + <usize>j);
+        const Q = v128.load(p + 16 + <usize>(32 * (j >> 3) + 16 * (j & 1)));
+        put16Scaled(dst + (<usize>j << 5), v128.and(i8x16.shr_u(Q, 2 * ((j >> 1) & 3)), three), sc & 15, false);
+        store<i16>(mins + (<usize>j << 1), <i16>(sc >> 4));
+      }
+      store<f32>(wd + sb, f16(load<u16>(p, 80)));
+      store<f32>(wdm + sb, f16(load<u16>(p, 82)));
+    } else {   // K_Q8_K
+      const p = w + <usize>b * 292;
+      for (let j = 0; j < 16; j++) put16Scaled(dst + (<usize>j << 5), v128.load(p + 4 + (<usize>j << 4)), 1, true);
+      store<f32>(wd + sb, load<f32>(p));
+      store<f32>(wdm + sb, 0);
+    }
+  }
+}
+
+/** A row of a type whose products use f32 activations (F16, BF16, Q8_G64) → f32 [k] in buf. */
+export function decodeFloat(kind: i32, w: usize, k: i32, buf: usize): void {
+  if (kind == K_F16) {
+    let i = 0;
+    for (; i + 8 <= k; i += 8) {
+      const h = v128.load(w + (<usize>i << 1));
+      v128.store(buf + (<usize>i << 2), f16x4(i32x4.extend_low_i16x8_u(h)));
+      v128.store(buf + (<usize>i << 2), f16x4(i32x4.extend_high_i16x8_u(h)), 16);
+    }
+    for (; i < k; i++) store<f32>(buf + (<usize>i << 2), f16(load<u16>(w + (<usize>i << 1))));
+  } else if (kind == K_BF16) {
+    let i = 0;
+    for (; i + 8 <= k; i += 8) {
+      const h = v128.load(w + (<usize>i << 1));
+      v128.store(buf + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+      v128.store(buf + (<usize>i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+    }
+    for (; i < k; i++) store<u32>(buf + (<usize>i << 2), <u32>load<u16>(w + (<usize>i << 1)) << 16);
+  } else {   // K_Q8_G64: [s f32][64 × int8], value = s·q rounded once to f32 (as its dequantize)
+    for (let b = 0; b < k; b += 64) {
+      const p = w + <usize>(b / 64) * 68;
+      const s = f32x4.splat(load<f32>(p));
+      for (let j = 0; j < 64; j += 16) {
+        const q = v128.load(p + 4 + <usize>j);
+        const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+        const o = buf + (<usize>(b + j) << 2);
+        v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
+        v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
+        v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
+        v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
+      }
+    }
+  }
+}

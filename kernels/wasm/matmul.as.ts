@@ -1,0 +1,467 @@
+// AssemblyScript: out = x · Wᵀ for rows r0..r1 of W (the twin: kernels/matmul/matmul.cpu.ts).
+//
+// For each weight row: decode it once into the thread's row buffer (decode.as.ts), then take its
+// dot product with every token row, four tokens per pass over the row (prefill reuses the decoded
+// row from L1; decode has one token). The quantized types multiply 8-bit activations
+// (quantize.as.ts) with integer levels, as llama.cpp does: per block an exact integer sum, then
+// one float multiply-add by the two scales.
+//
+// Every output element is computed by the same operations in the same order whichever tile its
+// token falls in and whichever thread gets its row: the four-token pass and the one-token pass
+// are the same code per token, and threads split whole rows. So results never depend on the
+// number of threads or tokens (prefix reuse and threading are bit-exact).
+
+import { f16, f16x4, hsum, hsumI32 } from './common.as';
+import { decodeFloat, decodeK, decodeLegacy } from './decode.as';
+import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
+
+/** Σ of 32 products of i16 levels W0..W3 with 32 i16 activations at x, as i32x4 partial sums. */
+@inline function dot32(W0: v128, W1: v128, W2: v128, W3: v128, x: usize): v128 {
+  let s = i32x4.dot_i16x8_s(W0, v128.load(x));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(W1, v128.load(x, 16)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(W2, v128.load(x, 32)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(W3, v128.load(x, 48)));
+}
+
+/** dot32 with the activations already loaded (shared by several rows). */
+@inline function dot32x(W0: v128, W1: v128, W2: v128, W3: v128, X0: v128, X1: v128, X2: v128, X3: v128): v128 {
+  let s = i32x4.dot_i16x8_s(W0, X0);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(W1, X1));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(W2, X2));
+  return i32x4.add(s, i32x4.dot_i16x8_s(W3, X3));
+}
+
+@inline function scaled(acc: v128, isum: v128, scale: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
+}
+
+// ------------------------------------------------------------------------------ 32-blocks × Q8_0
+
+/** [Σ a, Σ b, Σ c, Σ d] of four i32x4 (a 4×4 transpose folded into the adds). */
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/** Four f32 at a, a + step, a + 2·step, a + 3·step as one vector. */
+@inline function gather4(a: usize, step: usize): v128 {
+  let v = f32x4.splat(load<f32>(a));
+  v = f32x4.replace_lane(v, 1, load<f32>(a + step));
+  v = f32x4.replace_lane(v, 2, load<f32>(a + 2 * step));
+  return f32x4.replace_lane(v, 3, load<f32>(a + 3 * step));
+}
+
+/**
+ * Row i (decoded in buf) times the Q8 activations of tokens 0..n−1 → out[t·m + i].
+ * Per token and block: the exact integer sum Σ wq·xq, times (d_w · d_x), added to a running f32
+ * sum in block order (plus m_w · s_x for the types with a min). Four tokens go through one
+ * vector, a lane each; the lone tokens do the same in scalars.
+ */
+@inline function rowQ8(buf: usize, nb: i32, xq: usize, xd: usize, xs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+  const wd = buf + (<usize>nb << 6);
+  const wm = wd + (<usize>nb << 2);
+  const xStride = <usize>nb << 6, sStride = <usize>nb << 2;
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+    const d0 = xd + <usize>t * sStride, s0 = xs + <usize>t * sStride;
+    let acc = f32x4.splat(0), macc = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const w = buf + (<usize>b << 6), o = <usize>b << 6, so = <usize>b << 2;
+      const W0 = v128.load(w), W1 = v128.load(w, 16), W2 = v128.load(w, 32), W3 = v128.load(w, 48);
+      const isum = hsum4(dot32(W0, W1, W2, W3, x0 + o), dot32(W0, W1, W2, W3, x1 + o), dot32(W0, W1, W2, W3, x2 + o), dot32(W0, W1, W2, W3, x3 + o));
+      const scale = f32x4.mul(f32x4.splat(load<f32>(wd + so)), gather4(d0 + so, sStride));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), scale));
+      if (withMin) macc = f32x4.add(macc, f32x4.mul(f32x4.splat(load<f32>(wm + so)), gather4(s0 + so, sStride)));
+    }
+    const r = withMin ? f32x4.add(acc, macc) : acc;
+    const po = out + ((<usize>t * <usize>m + <usize>i) << 2), step = <usize>m << 2;
+    store<f32>(po, f32x4.extract_lane(r, 0));
+    store<f32>(po + step, f32x4.extract_lane(r, 1));
+    store<f32>(po + 2 * step, f32x4.extract_lane(r, 2));
+    store<f32>(po + 3 * step, f32x4.extract_lane(r, 3));
+  }
+  for (; t < n; t++) {
+    const x0 = xq + <usize>t * xStride, d0 = xd + <usize>t * sStride, s0 = xs + <usize>t * sStride;
+    let acc: f32 = 0, macc: f32 = 0;
+    for (let b = 0; b < nb; b++) {
+      const w = buf + (<usize>b << 6), o = <usize>b << 6, so = <usize>b << 2;
+      const isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
+      acc += <f32>isum * (load<f32>(wd + so) * load<f32>(d0 + so));
+      if (withMin) macc += load<f32>(wm + so) * load<f32>(s0 + so);
+    }
+    store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), withMin ? acc + macc : acc);
+  }
+}
+
+/** The fifth bit of 16 Q5 values (bit j of the qh bytes `sel` picks), as 0 or 0x10 per byte. */
+@inline function fifth(qh: u32, sel: v128): v128 {
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(i8x16.swizzle(i32x4.splat(qh), sel), bit), bit), i8x16.splat(0x10));
+}
+
+/** Levels of elements 0..15 (lo) and 16..31 (hi) of the 32-block at p: the first i8x16 (decode.as.ts's values). */
+@inline function levelsLo(kind: i32, qs: v128, qh: u32): v128 {
+  if (kind == K_Q8_0) return qs;
+  let q = v128.and(qs, i8x16.splat(15));
+  if (kind == K_Q5_0 || kind == K_Q5_1) q = v128.or(q, fifth(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+  if (kind == K_Q4_0) q = i8x16.sub(q, i8x16.splat(8));
+  if (kind == K_Q5_0) q = i8x16.sub(q, i8x16.splat(16));
+  return q;
+}
+
+/** The second i8x16 of levels (elements 16..31); for Q8_0 `qs2` holds them. */
+@inline function levelsHi(kind: i32, qs: v128, qs2: v128, qh: u32): v128 {
+  if (kind == K_Q8_0) return qs2;
+  let q = i8x16.shr_u(qs, 4);
+  if (kind == K_Q5_0 || kind == K_Q5_1) q = v128.or(q, fifth(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
+  if (kind == K_Q4_0) q = i8x16.sub(q, i8x16.splat(8));
+  if (kind == K_Q5_0) q = i8x16.sub(q, i8x16.splat(16));
+  return q;
+}
+
+@inline function blockBytes(kind: i32): usize {
+  return kind == K_Q4_0 ? 18 : kind == K_Q4_1 ? 20 : kind == K_Q5_0 ? 22 : kind == K_Q5_1 ? 24 : 34;
+}
+
+@inline function qsOffset(kind: i32): usize {
+  return kind == K_Q4_0 ? 2 : kind == K_Q4_1 ? 4 : kind == K_Q5_0 ? 6 : kind == K_Q5_1 ? 8 : 2;
+}
+
+/** Σ over the block at p of its 32 levels times the 32 activations X0..X3 (i32x4 partial sums). */
+@inline function blockDotX(kind: i32, p: usize, X0: v128, X1: v128, X2: v128, X3: v128): v128 {
+  const signed = kind == K_Q4_0 || kind == K_Q5_0 || kind == K_Q8_0;
+  const qs = v128.load(p + qsOffset(kind));
+  const qs2 = kind == K_Q8_0 ? v128.load(p, 18) : qs;
+  const qh: u32 = kind == K_Q5_0 ? load<u32>(p, 2) : kind == K_Q5_1 ? load<u32>(p, 4) : 0;
+  const lo = levelsLo(kind, qs, qh), hi = levelsHi(kind, qs, qs2, qh);
+  const W0 = signed ? i16x8.extend_low_i8x16_s(lo) : i16x8.extend_low_i8x16_u(lo);
+  const W1 = signed ? i16x8.extend_high_i8x16_s(lo) : i16x8.extend_high_i8x16_u(lo);
+  const W2 = signed ? i16x8.extend_low_i8x16_s(hi) : i16x8.extend_low_i8x16_u(hi);
+  const W3 = signed ? i16x8.extend_high_i8x16_s(hi) : i16x8.extend_high_i8x16_u(hi);
+  return dot32x(W0, W1, W2, W3, X0, X1, X2, X3);
+}
+
+/** Σ over the block at p of its 32 levels times the 32 activations at x (i32x4 partial sums). */
+@inline function blockDot(kind: i32, p: usize, x: usize): v128 {
+  const signed = kind == K_Q4_0 || kind == K_Q5_0 || kind == K_Q8_0;
+  const qs = v128.load(p + qsOffset(kind));
+  const qs2 = kind == K_Q8_0 ? v128.load(p, 18) : qs;
+  const qh: u32 = kind == K_Q5_0 ? load<u32>(p, 2) : kind == K_Q5_1 ? load<u32>(p, 4) : 0;
+  const lo = levelsLo(kind, qs, qh), hi = levelsHi(kind, qs, qs2, qh);
+  const W0 = signed ? i16x8.extend_low_i8x16_s(lo) : i16x8.extend_low_i8x16_u(lo);
+  const W1 = signed ? i16x8.extend_high_i8x16_s(lo) : i16x8.extend_high_i8x16_u(lo);
+  const W2 = signed ? i16x8.extend_low_i8x16_s(hi) : i16x8.extend_low_i8x16_u(hi);
+  const W3 = signed ? i16x8.extend_high_i8x16_s(hi) : i16x8.extend_high_i8x16_u(hi);
+  return dot32(W0, W1, W2, W3, x);
+}
+
+/** The f16 at p, a + step, a + 2·step, a + 3·step as f32x4 (f16x4: the same values as f16()). */
+@inline function scales4(p: usize, step: usize): v128 {
+  let v = i32x4.splat(<i32>load<u16>(p));
+  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p + step));
+  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p + 2 * step));
+  return f16x4(i32x4.replace_lane(v, 3, <i32>load<u16>(p + 3 * step)));
+}
+
+/**
+ * Token t times rows i..i+3 read straight from the weights, for matrix-vector products (decode),
+ * where decoding into the row buffer first would cost as much as the product: the four rows
+ * share the activation loads and one float multiply-add, a lane each. Per row and block the same
+ * operations in the same order as rowQ8's lone-token path, so the results are identical.
+ */
+@inline function rows4Direct(kind: i32, w: usize, rowBytes: usize, nb: i32, xq: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32): void {
+  const withMin = kind == K_Q4_1 || kind == K_Q5_1;
+  const x0 = xq + <usize>t * (<usize>nb << 6), d0 = xd + <usize>t * (<usize>nb << 2), s0 = xs + <usize>t * (<usize>nb << 2);
+  const bb = blockBytes(kind);
+  let acc = f32x4.splat(0), macc = f32x4.splat(0);
+  let p = w + <usize>i * rowBytes;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b << 6, so = <usize>b << 2;
+    const xb = x0 + o;
+    const X0 = v128.load(xb), X1 = v128.load(xb, 16), X2 = v128.load(xb, 32), X3 = v128.load(xb, 48);
+    const isum = hsum4(blockDotX(kind, p, X0, X1, X2, X3), blockDotX(kind, p + rowBytes, X0, X1, X2, X3),
+      blockDotX(kind, p + 2 * rowBytes, X0, X1, X2, X3), blockDotX(kind, p + 3 * rowBytes, X0, X1, X2, X3));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes), f32x4.splat(load<f32>(d0 + so)))));
+    if (withMin) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes), f32x4.splat(load<f32>(s0 + so))));
+    p += bb;
+  }
+  const r = withMin ? f32x4.add(acc, macc) : acc;
+  const po = out + ((<usize>t * <usize>m + <usize>i) << 2);
+  v128.store(po, r);
+}
+
+/** Token t times row i read straight from the weights (the rows left over from rows4Direct). */
+@inline function rowDirect(kind: i32, w: usize, nb: i32, xq: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32): void {
+  const withMin = kind == K_Q4_1 || kind == K_Q5_1;
+  const x0 = xq + <usize>t * (<usize>nb << 6), d0 = xd + <usize>t * (<usize>nb << 2), s0 = xs + <usize>t * (<usize>nb << 2);
+  let acc: f32 = 0, macc: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const p = w + <usize>b * blockBytes(kind), o = <usize>b << 6, so = <usize>b << 2;
+    acc += <f32>hsumI32(blockDot(kind, p, x0 + o)) * (f16(load<u16>(p)) * load<f32>(d0 + so));
+    if (withMin) macc += f16(load<u16>(p, 2)) * load<f32>(s0 + so);
+  }
+  store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), withMin ? acc + macc : acc);
+}
+
+/**
+ * Q4_0 / Q4_1 matrix-vector: the weight bytes read as i16 lanes give the nibbles in place with a
+ * mask and a shift each (no widening), against activations reordered to match (quantize.as.ts
+ * permuteQ4); Q4_0's −8 comes off as −8·Σx. The integer sums equal the other paths' exactly,
+ * and the float operations are theirs, so the results are identical.
+ */
+@inline function nibbleDot(p: usize, X0: v128, X1: v128, X2: v128, X3: v128): v128 {
+  const qs = v128.load(p);
+  const mask = i16x8.splat(0x000f);
+  let s = i32x4.dot_i16x8_s(v128.and(qs, mask), X0);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(qs, 8), mask), X1));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(qs, 4), mask), X2));
+  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_u(qs, 12), X3));
+}
+
+@inline function rows4DirectQ4(kind: i32, w: usize, rowBytes: usize, nb: i32, xp: usize, xsum: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32): void {
+  const one = kind == K_Q4_1;
+  const x0 = xp + <usize>t * (<usize>nb << 6), d0 = xd + <usize>t * (<usize>nb << 2), s0 = xs + <usize>t * (<usize>nb << 2);
+  const sum0 = xsum + <usize>t * (<usize>nb << 2);
+  const bb: usize = one ? 20 : 18, qo: usize = one ? 4 : 2;
+  let acc = f32x4.splat(0), macc = f32x4.splat(0);
+  let p = w + <usize>i * rowBytes;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b << 6, so = <usize>b << 2;
+    const xb = x0 + o;
+    const X0 = v128.load(xb), X1 = v128.load(xb, 16), X2 = v128.load(xb, 32), X3 = v128.load(xb, 48);
+    let isum = hsum4(nibbleDot(p + qo, X0, X1, X2, X3), nibbleDot(p + rowBytes + qo, X0, X1, X2, X3),
+      nibbleDot(p + 2 * rowBytes + qo, X0, X1, X2, X3), nibbleDot(p + 3 * rowBytes + qo, X0, X1, X2, X3));
+    if (!one) isum = i32x4.sub(isum, i32x4.splat(load<i32>(sum0 + so) << 3));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes), f32x4.splat(load<f32>(d0 + so)))));
+    if (one) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes), f32x4.splat(load<f32>(s0 + so))));
+    p += bb;
+  }
+  v128.store(out + ((<usize>t * <usize>m + <usize>i) << 2), one ? f32x4.add(acc, macc) : acc);
+}
+
+@inline function rowsQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xp: usize, xsum: usize): void {
+  const nb = k >> 5;
+  if (n < 4) {
+    if ((kind == K_Q4_0 || kind == K_Q4_1) && xp) {
+      let i = r0;
+      for (; i + 4 <= r1; i += 4) for (let t = 0; t < n; t++) rows4DirectQ4(kind, w, <usize>rowBytes, nb, xp, xsum, xd, xs, t, out, m, i);
+      for (; i < r1; i++) for (let t = 0; t < n; t++) rowDirect(kind, w + <usize>i * <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
+      return;
+    }
+    // matrix-vector: four rows at a time, straight from the weights
+    let i = r0;
+    for (; i + 4 <= r1; i += 4) for (let t = 0; t < n; t++) rows4Direct(kind, w, <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
+    for (; i < r1; i++) for (let t = 0; t < n; t++) rowDirect(kind, w + <usize>i * <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
+    return;
+  }
+  for (let i = r0; i < r1; i++) {
+    decodeLegacy(kind, w + <usize>i * <usize>rowBytes, nb, buf);
+    rowQ8(buf, nb, xq, xd, xs, n, out, m, i, kind == K_Q4_1 || kind == K_Q5_1);
+  }
+}
+
+/** Weights of a 32-block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) × Q8_0/Q8_1 activations, rows r0..r1. */
+export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize,
+  xp: usize, xsum: usize): void {
+  // one copy of the loop per type, so that the decoder's type test is not in the inner loop
+  if (kind == K_Q4_0) rowsQ8(K_Q4_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum);
+  else if (kind == K_Q8_0) rowsQ8(K_Q8_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
+  else if (kind == K_Q4_1) rowsQ8(K_Q4_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum);
+  else if (kind == K_Q5_0) rowsQ8(K_Q5_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
+  else rowsQ8(K_Q5_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
+}
+
+// ----------------------------------------------------------------------------- 256-blocks × Q8_K
+
+@inline function minSum(wmin: usize, bs: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(wmin), v128.load(bs)), i32x4.dot_i16x8_s(v128.load(wmin, 16), v128.load(bs, 16)));
+}
+
+/** Row i (decoded in buf) times the Q8_K activations of tokens 0..n−1 → out[t·m + i]. */
+@inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+  const k = nsb << 8;
+  const wd = buf + (<usize>k << 1), wdm = wd + (<usize>nsb << 2), wmin = wdm + (<usize>nsb << 2);
+  const xStride = <usize>k << 1, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+    const d0 = xd + <usize>t * dStride, d1 = d0 + dStride, d2 = d1 + dStride, d3 = d2 + dStride;
+    const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let sb = 0; sb < nsb; sb++) {
+      const w = buf + (<usize>sb << 9), o = <usize>sb << 9;
+      let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+      for (let g: usize = 0; g < 512; g += 16) {
+        const W = v128.load(w + g);
+        i0 = i32x4.add(i0, i32x4.dot_i16x8_s(W, v128.load(x0 + o + g)));
+        i1 = i32x4.add(i1, i32x4.dot_i16x8_s(W, v128.load(x1 + o + g)));
+        i2 = i32x4.add(i2, i32x4.dot_i16x8_s(W, v128.load(x2 + o + g)));
+        i3 = i32x4.add(i3, i32x4.dot_i16x8_s(W, v128.load(x3 + o + g)));
+      }
+      const so = <usize>sb << 2, dw = load<f32>(wd + so);
+      a0 = scaled(a0, i0, dw * load<f32>(d0 + so));
+      a1 = scaled(a1, i1, dw * load<f32>(d1 + so));
+      a2 = scaled(a2, i2, dw * load<f32>(d2 + so));
+      a3 = scaled(a3, i3, dw * load<f32>(d3 + so));
+      if (withMin) {
+        const mo = <usize>sb << 5, wmn = wmin + mo, dm = load<f32>(wdm + so);
+        a0 = scaled(a0, minSum(wmn, b0 + mo), -(dm * load<f32>(d0 + so)));
+        a1 = scaled(a1, minSum(wmn, b1 + mo), -(dm * load<f32>(d1 + so)));
+        a2 = scaled(a2, minSum(wmn, b2 + mo), -(dm * load<f32>(d2 + so)));
+        a3 = scaled(a3, minSum(wmn, b3 + mo), -(dm * load<f32>(d3 + so)));
+      }
+    }
+    const po = out + ((<usize>t * <usize>m + <usize>i) << 2), step = <usize>m << 2;
+    store<f32>(po, hsum(a0));
+    store<f32>(po + step, hsum(a1));
+    store<f32>(po + 2 * step, hsum(a2));
+    store<f32>(po + 3 * step, hsum(a3));
+  }
+  for (; t < n; t++) {
+    const x0 = xq + <usize>t * xStride, d0 = xd + <usize>t * dStride, b0 = xbs + <usize>t * bStride;
+    let a0 = f32x4.splat(0);
+    for (let sb = 0; sb < nsb; sb++) {
+      const w = buf + (<usize>sb << 9), o = <usize>sb << 9;
+      let i0 = i32x4.splat(0);
+      for (let g: usize = 0; g < 512; g += 16) i0 = i32x4.add(i0, i32x4.dot_i16x8_s(v128.load(w + g), v128.load(x0 + o + g)));
+      const so = <usize>sb << 2;
+      a0 = scaled(a0, i0, load<f32>(wd + so) * load<f32>(d0 + so));
+      if (withMin) {
+        const mo = <usize>sb << 5;
+        a0 = scaled(a0, minSum(wmin + mo, b0 + mo), -(load<f32>(wdm + so) * load<f32>(d0 + so)));
+      }
+    }
+    store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
+  }
+}
+
+@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize): void {
+  const nsb = k >> 8;
+  for (let i = r0; i < r1; i++) {
+    decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
+    rowK(buf, nsb, xq, xd, xbs, n, out, m, i, kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K);
+  }
+}
+
+/** Weights of a 256-block type (Q2_K..Q6_K, Q8_K) × Q8_K activations, rows r0..r1. */
+export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize): void {
+  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
+  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
+  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
+  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
+  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
+  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);   // Q8_K
+}
+
+// ------------------------------------------------------------------------ f32 activations
+//
+// Each (row, token) product is one f32x4 accumulator over k in steps of 4, then the tail in a
+// scalar, then hsum(acc) + tail: the same in every tile shape. Tiles: 2 rows × 4 tokens for
+// prefill, 4 rows × 1 token for matrix-vector products (four independent add chains), 1 × 1 for
+// what is left.
+
+@inline function mulAdd(acc: v128, w: usize, x: usize, o: usize): v128 {
+  return f32x4.add(acc, f32x4.mul(v128.load(w + o), v128.load(x + o)));
+}
+
+@inline function tail(w: usize, x: usize, k4: i32, k: i32): f32 {
+  let s: f32 = 0;
+  for (let j = k4; j < k; j++) s += load<f32>(w + (<usize>j << 2)) * load<f32>(x + (<usize>j << 2));
+  return s;
+}
+
+@inline function put(out: usize, m: i32, t: i32, i: i32, v: f32): void {
+  store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), v);
+}
+
+/** Rows wa, wb (rows i, i+1) × tokens t..t+3 at x (token stride xs bytes). */
+@inline function tile2x4(wa: usize, wb: usize, x: usize, xs: usize, k: i32, out: usize, m: i32, i: i32, t: i32): void {
+  const x0 = x + <usize>t * xs, x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const k4 = k & ~3;
+  for (let j = 0; j < k4; j += 4) {
+    const o = <usize>j << 2;
+    const A = v128.load(wa + o), B = v128.load(wb + o);
+    let X = v128.load(x0 + o);
+    a0 = f32x4.add(a0, f32x4.mul(A, X)); b0 = f32x4.add(b0, f32x4.mul(B, X));
+    X = v128.load(x1 + o);
+    a1 = f32x4.add(a1, f32x4.mul(A, X)); b1 = f32x4.add(b1, f32x4.mul(B, X));
+    X = v128.load(x2 + o);
+    a2 = f32x4.add(a2, f32x4.mul(A, X)); b2 = f32x4.add(b2, f32x4.mul(B, X));
+    X = v128.load(x3 + o);
+    a3 = f32x4.add(a3, f32x4.mul(A, X)); b3 = f32x4.add(b3, f32x4.mul(B, X));
+  }
+  put(out, m, t, i, hsum(a0) + tail(wa, x0, k4, k)); put(out, m, t, i + 1, hsum(b0) + tail(wb, x0, k4, k));
+  put(out, m, t + 1, i, hsum(a1) + tail(wa, x1, k4, k)); put(out, m, t + 1, i + 1, hsum(b1) + tail(wb, x1, k4, k));
+  put(out, m, t + 2, i, hsum(a2) + tail(wa, x2, k4, k)); put(out, m, t + 2, i + 1, hsum(b2) + tail(wb, x2, k4, k));
+  put(out, m, t + 3, i, hsum(a3) + tail(wa, x3, k4, k)); put(out, m, t + 3, i + 1, hsum(b3) + tail(wb, x3, k4, k));
+}
+
+/** Rows wa..wd (rows i..i+3) × token t. */
+@inline function tile4x1(wa: usize, wb: usize, wc: usize, wd: usize, x: usize, xs: usize, k: i32, out: usize, m: i32, i: i32, t: i32): void {
+  const x0 = x + <usize>t * xs;
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  const k4 = k & ~3;
+  for (let j = 0; j < k4; j += 4) {
+    const o = <usize>j << 2;
+    const X = v128.load(x0 + o);
+    a = f32x4.add(a, f32x4.mul(v128.load(wa + o), X));
+    b = f32x4.add(b, f32x4.mul(v128.load(wb + o), X));
+    c = f32x4.add(c, f32x4.mul(v128.load(wc + o), X));
+    d = f32x4.add(d, f32x4.mul(v128.load(wd + o), X));
+  }
+  put(out, m, t, i, hsum(a) + tail(wa, x0, k4, k));
+  put(out, m, t, i + 1, hsum(b) + tail(wb, x0, k4, k));
+  put(out, m, t, i + 2, hsum(c) + tail(wc, x0, k4, k));
+  put(out, m, t, i + 3, hsum(d) + tail(wd, x0, k4, k));
+}
+
+/** Row wa (row i) × token t. */
+@inline function tile1x1(wa: usize, x: usize, xs: usize, k: i32, out: usize, m: i32, i: i32, t: i32): void {
+  const x0 = x + <usize>t * xs;
+  let a = f32x4.splat(0);
+  const k4 = k & ~3;
+  for (let j = 0; j < k4; j += 4) a = mulAdd(a, wa, x0, <usize>j << 2);
+  put(out, m, t, i, hsum(a) + tail(wa, x0, k4, k));
+}
+
+/**
+ * F32 weights (read in place) or F16 / BF16 / Q8_G64 (rows decoded to f32 first, into the row
+ * buffer's four slots of 4k bytes) × f32 activations, rows r0..r1.
+ */
+export function matmulF32(kind: i32, w: usize, rowBytes: i32, x: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize): void {
+  const xs = <usize>k << 2, slot = <usize>k << 2, rb = <usize>rowBytes;
+  const direct = kind == K_F32;
+  // the f32 row i: in place, or decoded into slot s
+  let i = r0;
+  if (n < 4) {
+    for (; i + 4 <= r1; i += 4) {
+      let a = w + <usize>i * rb, b = a + rb, c = b + rb, d = c + rb;
+      if (!direct) {
+        decodeFloat(kind, a, k, buf); decodeFloat(kind, b, k, buf + slot);
+        decodeFloat(kind, c, k, buf + 2 * slot); decodeFloat(kind, d, k, buf + 3 * slot);
+        a = buf; b = buf + slot; c = buf + 2 * slot; d = buf + 3 * slot;
+      }
+      for (let t = 0; t < n; t++) tile4x1(a, b, c, d, x, xs, k, out, m, i, t);
+    }
+  } else {
+    for (; i + 2 <= r1; i += 2) {
+      let a = w + <usize>i * rb, b = a + rb;
+      if (!direct) {
+        decodeFloat(kind, a, k, buf); decodeFloat(kind, b, k, buf + slot);
+        a = buf; b = buf + slot;
+      }
+      let t = 0;
+      for (; t + 4 <= n; t += 4) tile2x4(a, b, x, xs, k, out, m, i, t);
+      for (; t < n; t++) { tile1x1(a, x, xs, k, out, m, i, t); tile1x1(b, x, xs, k, out, m, i + 1, t); }
+    }
+  }
+  for (; i < r1; i++) {
+    let a = w + <usize>i * rb;
+    if (!direct) { decodeFloat(kind, a, k, buf); a = buf; }
+    for (let t = 0; t < n; t++) tile1x1(a, x, xs, k, out, m, i, t);
+  }
+}

@@ -1,0 +1,574 @@
+// The engine's one interface (EngineApi), and the engine that implements it in the thread it runs
+// in. Node, the CLI and unit tests use `new Engine()` directly; the browser runs the same object in
+// a worker (src/worker/worker.ts exposes it with comlink) and the page reaches it through a client
+// with the same interface (src/worker/client.ts). Every method is async, so that the two are
+// interchangeable.
+//
+// Across the worker boundary: arguments and results are plain data (structured clone); a slice's
+// arrays are fresh and travel as transferred buffers (comlink.transfer, a no-op in-thread);
+// progress is a callback (proxied by the client); named errors keep their class (src/worker/wire.ts).
+//
+// Requests: a run belongs to a slot (a notebook cell). A newer run in the same slot cancels the
+// older one if it is still pending, and replaces its trace when done, so a cell never receives
+// numbers from an older prompt and memory does not grow with edits. Every result names its request
+// and trace; every slice its trace and request.
+
+import { transfer, releaseProxy } from 'comlink';
+import type { ModelConfig } from './config.ts';
+import { parameterCount } from './config.ts';
+import { CancelledError, TokenizerError, UsageError } from './errors.ts';
+import type { CaptureSpec } from './hooks.ts';
+import { Session } from './session.ts';
+import { loadModelWeights, type ModelWeights } from './weights.ts';
+import { chooseBackend, CPU_BACKEND, type Backend } from './backend.ts';
+import { acquireDevice } from './gpu/device.ts';
+import {
+  TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, hookNormsSlice,
+  type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
+  type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
+} from './trace.ts';
+import { openModel } from '../formats/open.ts';
+import { describeModel, type ModelSummary } from '../formats/describe.ts';
+import type { ByteSource } from '../formats/source.ts';
+import { blobSource } from '../formats/source.ts';
+import { createTokenizer, type Tokenizer, type DecodeOptions } from '../tokenizer/tokenizer.ts';
+import type { DownloadProgress, ModelSource } from '../worker/loading/types.ts';
+import type { CatalogEntry } from '../worker/loading/catalog.ts';
+
+export type { TraceHandle, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice, HookNormsSlice, Range, SliceMeta };
+export type { ModelSource, DownloadProgress };
+
+// ---------------------------------------------------------------------------------------------
+// The interface
+
+/** A trace, by handle or by id. */
+export type TraceRef = string | Pick<TraceHandle, 'id'>;
+
+export type LoadProgress =
+  | { stage: 'download'; download: DownloadProgress }
+  /** Weights streamed into memory: bytes read of the files' tensor data. */
+  | { stage: 'weights'; loaded: number; total: number }
+  /** Setting up the backend (uploading to the GPU and compiling kernels). */
+  | { stage: 'backend'; backend: 'webgpu' | 'cpu' };
+
+export interface LoadOptions {
+  /** 'auto' (default): WebGPU when it can hold the model, else the CPU; 'webgpu' fails without it. */
+  backend?: 'auto' | 'cpu' | 'webgpu';
+  /** Threads for the CPU kernels (default: the machine's cores, at most 8; 1: none started). */
+  threads?: number;
+  /** Names the load for cancel(); default a fresh id. */
+  requestId?: string;
+  onProgress?: (p: LoadProgress) => void;
+  /** In-thread only (a signal cannot cross to a worker: the client turns it into cancel()). */
+  signal?: AbortSignal;
+}
+
+export interface TokenizerInfo {
+  kind: 'spm' | 'bpe';
+  vocabSize: number;
+  bosId: number | null;
+  eosId: number | null;
+  addBos: boolean;
+  chatTemplate: boolean;
+}
+
+export interface ModelInfo {
+  /** Identifies the model's bytes (the loader's cache key). */
+  key: string;
+  label: string;
+  config: ModelConfig;
+  summary: ModelSummary;
+  tokenizer: TokenizerInfo | null;
+  backend: 'cpu' | 'webgpu';
+  /** Why the CPU runs it (null on WebGPU, or when the CPU was asked for). */
+  backendReason: string | null;
+  /** The CPU kernels ('wasm' SIMD or the 'js' twins), their threads, and why fewer than asked. */
+  cpu: { kernels: 'wasm' | 'js'; threads: number; reason: string | null };
+  parameterCount: number;
+  warnings: string[];
+  /** The catalog entry it came from (name, license), when it did. */
+  entry: CatalogEntry | null;
+  /** Bytes downloaded for this load (0 when every file came from the cache or the user's disk). */
+  downloadedBytes: number;
+}
+
+export interface TokenizeOptions {
+  /** Prepend BOS (default: the tokenizer's rule; false with `chat`, whose template writes it). */
+  bos?: boolean;
+  /** Parse control-token text such as <|eot_id|> (default false; true with `chat`). */
+  special?: boolean;
+  /** Wrap the text as the user's turn of the model's chat template (with the assistant's turn
+   *  opened), optionally after a system message. */
+  chat?: boolean | { system?: string };
+}
+
+export interface Tokenized {
+  /** The text the spans index into: the input, or the rendered chat template. */
+  text: string;
+  ids: number[];
+  pieces: string[];
+  /** [start, end) of each token in `text` (UTF-16 units). */
+  spans: [number, number][];
+}
+
+export interface RunRequest {
+  tokens: readonly number[];
+  /** Hook names or globs to record (a predicate works in-thread only). */
+  capture?: CaptureSpec;
+  /** Logits rows to keep: 'last' (default) or 'all' (topK at every position). */
+  logits?: 'last' | 'all';
+  /** Names the request (default a fresh id); results carry it. */
+  requestId?: string;
+  /** The cell or view the trace belongs to (default 'default'). */
+  slot?: string;
+}
+
+export interface CallOptions {
+  /** Cancels the call (the client turns it into cancel(requestId) in the worker). */
+  signal?: AbortSignal;
+}
+
+export interface Capabilities {
+  readonly webgpu: boolean;
+  /** Why WebGPU cannot be used (null when it can). */
+  readonly webgpuReason: string | null;
+  readonly adapter: string | null;
+  readonly maxBufferBytes: number | null;
+  readonly maxBindingBytes: number | null;
+  readonly shaderF16: boolean;
+  readonly crossOriginIsolated: boolean;
+  readonly hardwareConcurrency: number;
+}
+
+export interface EngineStats {
+  /** Traces held, and the bytes their activations and logits take. */
+  traces: number;
+  traceBytes: number;
+  /** Runs and loads not finished yet. */
+  pending: number;
+  /** Positions in the KV cache. */
+  cachedPositions: number;
+  runs: number;
+  cancelled: number;
+  /** Bytes of the slice buffers handed out (what crosses to the page from a worker). */
+  bytesOut: number;
+  /** This thread's JS heap in use, when the platform says (Node; Chromium's performance.memory). */
+  heapBytes: number | null;
+}
+
+export interface EngineApi {
+  capabilities(): Promise<Capabilities>;
+  load(source: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
+  /** The model loaded now (its backend may have changed since load), or null. */
+  info(): Promise<ModelInfo | null>;
+  tokenize(text: string, options?: TokenizeOptions): Promise<Tokenized>;
+  decode(ids: readonly number[], options?: DecodeOptions): Promise<string>;
+  run(request: RunRequest, options?: CallOptions): Promise<TraceHandle>;
+  /** Cancels a pending run or load; false when it is not pending (finished, or unknown). */
+  cancel(requestId: string): Promise<boolean>;
+  attention(trace: TraceRef, query: AttentionQuery): Promise<AttentionSlice>;
+  activation(trace: TraceRef, name: string, options?: { positions?: Range }): Promise<ActivationSlice>;
+  topK(trace: TraceRef, query?: TopKQuery): Promise<TopKSlice>;
+  logitLens(trace: TraceRef, query?: LogitLensQuery): Promise<LogitLensSlice>;
+  hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice>;
+  /** Drops a trace now; false when it was already gone. */
+  release(trace: TraceRef): Promise<boolean>;
+  stats(): Promise<EngineStats>;
+  /** Answers at once when the engine's thread is free (the client's heartbeat). */
+  ping(): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+/** A model's files, ready to open (what src/worker/loading resolves a ModelSource to). */
+export interface ResolvedModel {
+  sources: ByteSource[];
+  tokenizer?: ByteSource;
+  key: string;
+  label: string;
+  warnings: string[];
+  /** The catalog entry (its license must be shown), when the source was one. */
+  entry?: CatalogEntry;
+  downloadedBytes?: number;
+  fromCache?: boolean;
+}
+
+export type SourceResolver = (source: ModelSource, opts: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal }) => Promise<ResolvedModel>;
+
+/**
+ * Opens files the caller already has ({kind: 'files'}) and nothing else: the resolver of an
+ * engine built without one. The browser engine gets src/worker/loading's, which downloads, caches
+ * and checks; Node callers pass their own (fileSource) or hand over Files.
+ */
+export const filesOnly: SourceResolver = async (source) => {
+  if (source.kind !== 'files') {
+    throw new UsageError(`model source '${source.kind}'`, 'this engine was built without a loader for it',
+      "Give the files themselves ({kind: 'files', files}), or build the engine with resolveSource (src/worker/loading)");
+  }
+  const sources = source.files.map((f) => blobSource(f, f.name));
+  const label = source.files.map((f) => f.name).join(', ');
+  return { sources, key: `files:${source.files.map((f) => `${f.name}:${f.size}:${f.lastModified}`).join('|')}`, label, warnings: [] };
+};
+
+export interface EngineOptions {
+  resolveSource?: SourceResolver;
+  /** navigator.gpu to use (Node: src/engine/gpu/node.ts); default the environment's. */
+  gpu?: GPU;
+  /** Positions per forward chunk (Session), also the granularity of cancellation. Default 64. */
+  chunkSize?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+
+/** Frees what a session holds on its backend, and the WebGPU device the engine acquired for it. */
+function release(session: Session, backend: Backend): void {
+  session.dispose();
+  if (backend.kind === 'webgpu') backend.ctx.device.destroy();
+}
+
+interface Loaded {
+  info: ModelInfo;
+  weights: ModelWeights;
+  tokenizer: Tokenizer | null;
+  session: Session;
+  backend: Backend;
+}
+
+interface Pending { kind: 'run' | 'load'; slot: string; controller: AbortController; detach: () => void }
+
+let capabilitiesOnce: Promise<Capabilities> | null = null;
+
+/** Ids unique across engines (and worker restarts), so a stale id never names a new trace. */
+const instanceTag = () => Math.random().toString(36).slice(2, 8);
+
+export class Engine implements EngineApi {
+  private readonly resolveSource: SourceResolver;
+  private readonly gpu: GPU | undefined;
+  private readonly chunkSize: number | undefined;
+  private readonly tag = instanceTag();
+  private counter = 0;
+  private model: Loaded | null = null;
+  private loading: Promise<void> = Promise.resolve();
+  /** Counts load() calls: a run asked for before a load belongs to the model it replaces. */
+  private generation = 0;
+  private readonly traces = new TraceStore();
+  private readonly pending = new Map<string, Pending>();
+  private runs = 0;
+  private cancelled = 0;
+  private bytesOut = 0;
+
+  constructor(options: EngineOptions = {}) {
+    this.resolveSource = options.resolveSource ?? filesOnly;
+    this.gpu = options.gpu;
+    this.chunkSize = options.chunkSize;
+  }
+
+  private nextId(what: string): string {
+    return `${what}-${this.tag}-${++this.counter}`;
+  }
+
+  /** Detected once per thread, frozen. */
+  capabilities(): Promise<Capabilities> {
+    capabilitiesOnce ??= (async () => {
+      const a = await acquireDevice({ gpu: this.gpu });
+      const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
+      const caps: Capabilities = {
+        webgpu: a.ok,
+        webgpuReason: a.ok ? null : a.reason,
+        adapter: a.ok ? a.caps.adapter : null,
+        maxBufferBytes: a.ok ? a.caps.maxBufferSize : null,
+        maxBindingBytes: a.ok ? a.caps.maxStorageBufferBindingSize : null,
+        shaderF16: a.ok ? a.caps.shaderF16 : false,
+        crossOriginIsolated: g.crossOriginIsolated ?? false,
+        hardwareConcurrency: g.navigator?.hardwareConcurrency ?? 1,
+      };
+      if (a.ok) a.device.destroy();
+      return Object.freeze(caps);
+    })();
+    return capabilitiesOnce;
+  }
+
+  // ---- loading ----
+
+  /**
+   * Loads a model, replacing the current one (whose traces and pending runs end at once).
+   * `onProgress` may also come as the third argument: comlink proxies top-level arguments only,
+   * so the worker client passes it there.
+   */
+  load(source: ModelSource, options: LoadOptions = {}, onProgress = options.onProgress): Promise<ModelInfo> {
+    this.generation++;
+    const loading = this.loadNow(source, options, onProgress);
+    // calls that need the model wait for the load in progress (a page need not await load first)
+    this.loading = loading.then(() => undefined, () => undefined);
+    return loading;
+  }
+
+  private async loadNow(source: ModelSource, options: LoadOptions, onProgress: LoadOptions['onProgress']): Promise<ModelInfo> {
+    const requestId = options.requestId ?? this.nextId('load');
+    for (const [id, p] of this.pending) p.controller.abort(new CancelledError(id, `a new model is loading (${requestId})`));
+    const controller = this.track(requestId, 'load', '', options.signal);
+    this.unload();
+    const signal = controller.signal;
+    try {
+      const resolved = await this.resolveSource(source, { signal, onProgress: onProgress && ((download) => onProgress({ stage: 'download', download })) });
+      try {
+        const model = await openModel(resolved.sources, { tokenizer: resolved.tokenizer });
+        const weights = await loadModelWeights(model, { signal, onProgress: onProgress && ((loaded, total) => onProgress({ stage: 'weights', loaded, total })) });
+        const tokenizer = model.tokenizer ? createTokenizer(model.tokenizer, resolved.label) : null;
+        signal.throwIfAborted();
+        const backend = await this.pickBackend(options.backend ?? 'auto', weights);
+        onProgress?.({ stage: 'backend', backend: backend.kind });
+        const session = new Session(weights, { backend, chunkSize: this.chunkSize, threads: options.threads });
+        try {
+          await session.ready();
+          signal.throwIfAborted();
+          if (options.backend === 'webgpu' && session.backend !== 'webgpu') {
+            throw new UsageError('backend webgpu', session.backendReason ?? 'WebGPU could not be set up', "Load with backend 'auto' or 'cpu'");
+          }
+        } catch (e) {
+          release(session, backend);   // cancelled or failed: give back the GPU memory and the device
+          throw e;
+        }
+        const c = model.config;
+        const info: ModelInfo = {
+          key: resolved.key,
+          label: resolved.label,
+          config: c,
+          summary: describeModel(model),
+          tokenizer: tokenizer && {
+            kind: tokenizer.kind, vocabSize: tokenizer.vocabSize, bosId: tokenizer.bosId, eosId: tokenizer.eosId,
+            addBos: tokenizer.addBos, chatTemplate: tokenizer.chatTemplate !== null,
+          },
+          backend: session.backend,
+          backendReason: session.backendReason,
+          cpu: { kernels: session.cpuKernels.name, threads: session.cpuKernels.threads, reason: session.cpuKernels.reason },
+          parameterCount: parameterCount(c),
+          warnings: [...resolved.warnings, ...(tokenizer ? [] : ['the model has no tokenizer: give token ids'])],
+          entry: resolved.entry ?? null,
+          downloadedBytes: resolved.downloadedBytes ?? 0,
+        };
+        this.model = { info, weights, tokenizer, session, backend };
+        return { ...info };
+      } finally {
+        await Promise.all(resolved.sources.map((s) => s.close?.()));
+        await resolved.tokenizer?.close?.();
+      }
+    } finally {
+      this.settle(requestId);
+      // a callback proxied from the page holds a message channel open until released
+      (onProgress as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
+    }
+  }
+
+  private async pickBackend(choice: 'auto' | 'cpu' | 'webgpu', weights: ModelWeights): Promise<Backend> {
+    if (choice !== 'auto' && choice !== 'cpu' && choice !== 'webgpu') {
+      throw new UsageError('backend', `'${String(choice)}' is not a backend`, "Use 'auto', 'cpu' or 'webgpu'");
+    }
+    if (choice === 'cpu') return CPU_BACKEND;
+    const b = await chooseBackend({ gpu: this.gpu, weights });
+    if (b.kind === 'cpu' && choice === 'webgpu') throw new UsageError('backend webgpu', b.reason, "Load with backend 'auto' or 'cpu'");
+    return b;
+  }
+
+  /** Drops the model, its traces and its GPU memory. */
+  private unload(): void {
+    const m = this.model;
+    this.model = null;
+    this.traces.clear();
+    if (m) release(m.session, m.backend);
+  }
+
+  async info(): Promise<ModelInfo | null> {
+    await this.loading;
+    const m = this.model;
+    if (!m) return null;
+    return { ...m.info, backend: m.session.backend, backendReason: m.session.backendReason };
+  }
+
+  /** The model, once the load in progress (if any) has finished. */
+  private async ready(): Promise<Loaded> {
+    for (let l = this.loading; ; l = this.loading) {
+      await l;
+      if (l === this.loading) return this.loaded();
+    }
+  }
+
+  private loaded(): Loaded {
+    if (!this.model) throw new UsageError('engine', 'no model is loaded', 'Load one first: load({kind: ...})');
+    return this.model;
+  }
+
+  private async tokenizer(): Promise<Tokenizer> {
+    const m = await this.ready();
+    if (!m.tokenizer) throw new TokenizerError(m.info.label, 'has no tokenizer', 'Give token ids instead of text, or load the model with its tokenizer file');
+    return m.tokenizer;
+  }
+
+  // ---- text ----
+
+  async tokenize(text: string, options: TokenizeOptions = {}): Promise<Tokenized> {
+    const tok = await this.tokenizer();
+    if (typeof text !== 'string') throw new UsageError('tokenize', `the text is ${typeof text}, not a string`);
+    let t = text, bos = options.bos, special = options.special;
+    if (options.chat) {
+      const system = typeof options.chat === 'object' ? options.chat.system : undefined;
+      const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: text }];
+      t = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+      bos ??= false;
+      special ??= true;
+    }
+    const { ids, spans } = tok.encodeWithSpans(t, { bos, special });
+    return { text: t, ids, pieces: ids.map((id) => tok.piece(id)), spans };
+  }
+
+  async decode(ids: readonly number[], options: DecodeOptions = {}): Promise<string> {
+    return (await this.tokenizer()).decode(ids, options);
+  }
+
+  // ---- runs ----
+
+  /** Registers a pending request whose controller cancels it (also when `signal` aborts). */
+  private track(requestId: string, kind: Pending['kind'], slot: string, signal?: AbortSignal): AbortController {
+    if (typeof requestId !== 'string' || requestId.length === 0) throw new UsageError('requestId', `${String(requestId)} is not a non-empty string`);
+    if (this.pending.has(requestId)) throw new UsageError('requestId', `${requestId} is already pending`, 'Give each request its own id');
+    const controller = new AbortController();
+    let detach = () => {};
+    if (signal) {
+      const abort = () => controller.abort(new CancelledError(requestId, 'the caller aborted it'));
+      if (signal.aborted) abort();
+      else {
+        signal.addEventListener('abort', abort, { once: true });
+        detach = () => signal.removeEventListener('abort', abort);   // a long-lived signal keeps no listener per call
+      }
+    }
+    controller.signal.addEventListener('abort', () => { this.cancelled++; }, { once: true });
+    this.pending.set(requestId, { kind, slot, controller, detach });
+    return controller;
+  }
+
+  /** The request is over: forget it. */
+  private settle(requestId: string): void {
+    this.pending.get(requestId)?.detach();
+    this.pending.delete(requestId);
+  }
+
+  async run(request: RunRequest, options: CallOptions = {}): Promise<TraceHandle> {
+    const generation = this.generation;
+    const requestId = request.requestId ?? this.nextId('run');
+    const m = await this.ready();
+    if (generation !== this.generation) throw new CancelledError(requestId, 'another model was loaded after it was asked for');
+    const slot = request.slot ?? 'default';
+    if (!Array.isArray(request.tokens)) throw new UsageError('run tokens', 'must be an array of token ids');
+    const mode = request.logits ?? 'last';
+    if (mode !== 'last' && mode !== 'all') throw new UsageError('run logits', `'${String(mode)}' is neither 'last' nor 'all'`);
+    // a newer prompt edit in this slot: the older run's numbers are no longer wanted
+    for (const [id, p] of this.pending) {
+      if (p.kind === 'run' && p.slot === slot) p.controller.abort(new CancelledError(id, `a newer run (${requestId}) replaced it in slot "${slot}"`));
+    }
+    const controller = this.track(requestId, 'run', slot, options.signal);
+    const t0 = performance.now();
+    try {
+      const tokens = [...request.tokens];
+      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, signal: controller.signal });
+      controller.signal.throwIfAborted();   // cancelled after its last chunk: still not wanted
+      const handle: TraceHandle = {
+        id: this.nextId('trace'), requestId, slot, tokens, nPos: r.nPos, hooks: [...r.trace.keys()],
+        logitsStart: r.logitsStart, backend: m.session.backend, reused: r.reused, ms: performance.now() - t0,
+      };
+      const stored: StoredTrace = { handle, data: r.trace, logits: r.logits, bytes: traceBytes(r.trace, r.logits) };
+      this.traces.put(stored);
+      this.runs++;
+      return { ...handle, tokens: [...tokens], hooks: [...handle.hooks] };
+    } finally {
+      this.settle(requestId);
+    }
+  }
+
+  async cancel(requestId: string): Promise<boolean> {
+    const p = this.pending.get(requestId);
+    if (!p || p.controller.signal.aborted) return false;
+    p.controller.abort(new CancelledError(requestId, 'the caller cancelled it'));
+    return true;
+  }
+
+  // ---- slices ----
+
+  private trace(ref: TraceRef): StoredTrace {
+    const id = typeof ref === 'string' ? ref : ref?.id;
+    if (typeof id !== 'string') throw new UsageError('trace', `${String(id)} is not a trace id`, 'Pass the handle run() returned, or its id');
+    return this.traces.get(id);
+  }
+
+  /** A slice with its origin, its arrays marked for transfer (they are fresh copies). */
+  private out<T extends object>(t: StoredTrace, body: T): T & SliceMeta {
+    const result = { traceId: t.handle.id, requestId: t.handle.requestId, ...body };
+    const buffers: ArrayBuffer[] = [];
+    for (const v of Object.values(body)) {
+      if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer) { buffers.push(v.buffer); this.bytesOut += v.buffer.byteLength; }
+    }
+    return transfer(result, buffers);
+  }
+
+  async attention(trace: TraceRef, query: AttentionQuery): Promise<AttentionSlice> {
+    const t = this.trace(trace);
+    return this.out(t, attentionSlice(this.loaded().info.config, t, query));
+  }
+
+  async activation(trace: TraceRef, name: string, options: { positions?: Range } = {}): Promise<ActivationSlice> {
+    const t = this.trace(trace);
+    return this.out(t, activationSlice(t, name, options.positions));
+  }
+
+  async topK(trace: TraceRef, query: TopKQuery = {}): Promise<TopKSlice> {
+    const t = this.trace(trace);
+    return this.out(t, topKSlice(this.loaded().info.config, t, query));
+  }
+
+  async logitLens(trace: TraceRef, query: LogitLensQuery = {}): Promise<LogitLensSlice> {
+    const t = this.trace(trace);
+    const m = this.loaded();
+    return this.out(t, logitLensSlice(m.info.config, (x, n) => m.session.outputHead(x, n), t, query));
+  }
+
+  async hookNorms(trace: TraceRef, names: string | readonly string[], options: { positions?: Range } = {}): Promise<HookNormsSlice> {
+    const t = this.trace(trace);
+    return this.out(t, hookNormsSlice(t, typeof names === 'string' ? [names] : names, options.positions));
+  }
+
+  async release(trace: TraceRef): Promise<boolean> {
+    return this.traces.release(typeof trace === 'string' ? trace : trace.id);
+  }
+
+  // ---- housekeeping ----
+
+  async stats(): Promise<EngineStats> {
+    const g = globalThis as { process?: { memoryUsage?: () => { heapUsed: number; arrayBuffers: number } }; performance?: { memory?: { usedJSHeapSize: number } } };
+    const mem = g.process?.memoryUsage?.();
+    const heapBytes = mem ? mem.heapUsed + mem.arrayBuffers : g.performance?.memory?.usedJSHeapSize ?? null;
+    return {
+      traces: this.traces.count, traceBytes: this.traces.bytes, pending: this.pending.size,
+      cachedPositions: this.model?.session.tokens.length ?? 0, runs: this.runs, cancelled: this.cancelled,
+      bytesOut: this.bytesOut, heapBytes,
+    };
+  }
+
+  async ping(): Promise<number> {
+    return performance.now();
+  }
+
+  /**
+   * Holds a Web Lock for as long as this thread lives and returns its name once held (null where
+   * there are no Web Locks). The worker client then asks for the same lock: it is granted the
+   * moment the worker dies (crash, out of memory, terminate()), even mid-run. Not part of
+   * EngineApi: only the client calls it.
+   */
+  async lifeline(): Promise<string | null> {
+    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+    if (!locks) return null;
+    const name = `glassbox-engine-${this.tag}-${++this.counter}`;
+    await new Promise<void>((held) => { void locks.request(name, () => { held(); return new Promise<never>(() => {}); }); });
+    return name;
+  }
+}

@@ -1,0 +1,388 @@
+// Traces kept by the engine (src/engine/api.ts), and the slices the page asks of them.
+//
+// A run's recorded activations stay where the model runs (the worker); the page asks for slices —
+// one layer's attention pattern, a range of positions, the top-k of a logits row, the logit lens
+// of a few positions, norms per position — and gets only those numbers, in fresh arrays that can
+// be transferred without detaching the trace. A trace holds what its run captured and nothing
+// more: a slice of something not captured is a UsageError that says what to capture.
+//
+// Traces live in slots (one per notebook cell, or per view): a newer trace in a slot drops the
+// older one, and release() drops one at once, so memory follows the cells on the page, not the
+// number of edits.
+
+import type { ModelConfig } from './config.ts';
+import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from './hooks.ts';
+import { topOf } from './session.ts';
+import { UsageError } from './errors.ts';
+
+/** [start, end): a half-open range of positions. */
+export type Range = readonly [start: number, end: number];
+
+/** What run() returns: which request and prompt a trace belongs to, and what it holds. */
+export interface TraceHandle {
+  /** Unique for the life of the engine (and across worker restarts: ids carry the engine's). */
+  id: string;
+  /** The request that made it: the page checks this against its latest edit. */
+  requestId: string;
+  /** The slot it lives in; a newer trace in the same slot replaces it. */
+  slot: string;
+  /** The prompt, as token ids. */
+  tokens: number[];
+  nPos: number;
+  /** The hooks it holds (our names, forward order). */
+  hooks: string[];
+  /** First position whose logits row it holds (nPos − 1 unless the run asked for every row). */
+  logitsStart: number;
+  backend: 'cpu' | 'webgpu';
+  /** Leading positions taken from the KV cache rather than recomputed. */
+  reused: number;
+  /** Time the run took in the engine, in milliseconds. */
+  ms: number;
+}
+
+/** What every slice says about where it came from. */
+export interface SliceMeta {
+  traceId: string;
+  requestId: string;
+}
+
+export interface AttentionQuery {
+  layer: number;
+  /** One head, a list, or every head (default). */
+  head?: number | readonly number[] | 'all';
+  /** 'pattern' (softmax, default) or 'scores' (before softmax, −∞ above the diagonal). */
+  which?: 'pattern' | 'scores';
+  /** Query positions [start, end); default all. */
+  queries?: Range;
+  /** Key positions [start, end); default all. */
+  keys?: Range;
+}
+
+export interface AttentionSlice extends SliceMeta {
+  layer: number;
+  heads: number[];
+  queryStart: number;
+  keyStart: number;
+  /** [heads, queries, keys] */
+  shape: [number, number, number];
+  data: Float32Array;
+}
+
+export interface ActivationSlice extends SliceMeta {
+  name: string;
+  /** The hook's shape restricted to the positions asked for (query positions for attention hooks). */
+  shape: number[];
+  positionStart: number;
+  data: Float32Array;
+}
+
+export interface TopKQuery {
+  /** Default: the last position. */
+  position?: number;
+  /** Default 10; at most the vocabulary. */
+  k?: number;
+  /** Softmax temperature for `probs` (default 1; 0 puts all the probability on the argmax). */
+  temperature?: number;
+}
+
+export interface TopKSlice extends SliceMeta {
+  position: number;
+  temperature: number;
+  /** Most likely first; the lowest id first on ties. */
+  ids: Int32Array;
+  logits: Float32Array;
+  probs: Float32Array;
+}
+
+export interface LogitLensQuery {
+  /** Layers to read: −1 is the embedding (resid_pre of block 0), i the residual after block i.
+   *  Default: every layer the trace holds a residual for. */
+  layers?: readonly number[];
+  /** Default: the last position. */
+  positions?: readonly number[];
+  /** Top ids per (layer, position); default 5. */
+  k?: number;
+  /** A token whose probability and rank to report at every (layer, position). */
+  target?: number;
+}
+
+export interface LogitLensSlice extends SliceMeta {
+  layers: Int32Array;
+  positions: Int32Array;
+  k: number;
+  /** [layers, positions, k], most likely first. */
+  ids: Int32Array;
+  logits: Float32Array;
+  probs: Float32Array;
+  target: number | null;
+  /** [layers, positions]: the target's probability and rank (0: the most likely). */
+  targetProbs: Float32Array | null;
+  targetRanks: Int32Array | null;
+}
+
+export interface HookNormsSlice extends SliceMeta {
+  names: string[];
+  positionStart: number;
+  /** [names, positions]: the L2 norm of each position's values (attention hooks: of the query
+   *  row over heads and keys, skipping the −∞ mask). */
+  data: Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export interface StoredTrace {
+  handle: TraceHandle;
+  data: Trace;
+  /** [nPos − logitsStart, vocab]: the logits rows the trace holds. */
+  logits: Float32Array;
+  bytes: number;
+}
+
+export class TraceStore {
+  private readonly traces = new Map<string, StoredTrace>();
+  private readonly slots = new Map<string, string>();
+
+  /** Keeps a trace, dropping the one its slot held before. */
+  put(t: StoredTrace): void {
+    const old = this.slots.get(t.handle.slot);
+    if (old !== undefined) this.traces.delete(old);
+    this.traces.set(t.handle.id, t);
+    this.slots.set(t.handle.slot, t.handle.id);
+  }
+
+  get(id: string): StoredTrace {
+    const t = this.traces.get(id);
+    if (!t) throw new UsageError(`trace ${id}`, 'is gone: it was released, replaced by a newer run of its slot, or made before the model was (re)loaded', 'Ask the slices of the latest trace, or run the prompt again');
+    return t;
+  }
+
+  release(id: string): boolean {
+    const t = this.traces.get(id);
+    if (!t) return false;
+    this.traces.delete(id);
+    if (this.slots.get(t.handle.slot) === id) this.slots.delete(t.handle.slot);
+    return true;
+  }
+
+  clear(): void {
+    this.traces.clear();
+    this.slots.clear();
+  }
+
+  get count(): number {
+    return this.traces.size;
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const t of this.traces.values()) n += t.bytes;
+    return n;
+  }
+}
+
+/** Bytes a trace holds (its activations and logits rows). */
+export function traceBytes(data: Trace, logits: Float32Array): number {
+  let n = logits.byteLength;
+  for (const e of data.values()) n += e.data.byteLength;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slices
+
+function entry(t: StoredTrace, name: string, what: string): TraceEntry {
+  const e = t.data.get(name);
+  if (!e) {
+    throw new UsageError(`trace ${t.handle.id}`, `holds no ${name} (${what})`,
+      `Capture it: run({ tokens, capture: ['${name}'] }); this trace holds ${t.handle.hooks.length ? t.handle.hooks.join(', ') : 'no hooks'}`);
+  }
+  return e;
+}
+
+function range(r: Range | undefined, n: number, field: string): [number, number] {
+  if (r === undefined) return [0, n];
+  const [a, b] = r;
+  if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b > n || a >= b) {
+    throw new UsageError(field, `[${a}, ${b}) is not a non-empty range of positions within [0, ${n})`);
+  }
+  return [a, b];
+}
+
+function position(p: number, n: number, field: string): number {
+  if (!Number.isInteger(p) || p < 0 || p >= n) throw new UsageError(field, `${p} is not a position of this trace (0..${n - 1})`);
+  return p;
+}
+
+export function attentionSlice(c: ModelConfig, t: StoredTrace, q: AttentionQuery): Omit<AttentionSlice, keyof SliceMeta> {
+  const { layer } = q;
+  if (!Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) {
+    throw new UsageError('attention layer', `${layer} is not a layer of this model (0..${c.nLayers - 1})`);
+  }
+  const name = `blocks.${layer}.attn.hook_${q.which ?? 'pattern'}`;
+  const e = entry(t, name, 'attention');
+  const n = t.handle.nPos;
+  const heads = q.head === undefined || q.head === 'all' ? [...Array(c.nHeads).keys()] : typeof q.head === 'number' ? [q.head] : [...q.head];
+  for (const h of heads) {
+    if (!Number.isInteger(h) || h < 0 || h >= c.nHeads) throw new UsageError('attention head', `${h} is not a head of this model (0..${c.nHeads - 1})`);
+  }
+  const [q0, q1] = range(q.queries, n, 'attention queries');
+  const [k0, k1] = range(q.keys, n, 'attention keys');
+  const nq = q1 - q0, nk = k1 - k0;
+  const out = new Float32Array(heads.length * nq * nk);            // [heads, nq, nk]
+  heads.forEach((h, i) => {
+    for (let r = 0; r < nq; r++) {
+      const from = (h * n + q0 + r) * n + k0;                        // source: [n_heads, n, n]
+      out.set(e.data.subarray(from, from + nk), (i * nq + r) * nk);
+    }
+  });
+  return { layer, heads, queryStart: q0, keyStart: k0, shape: [heads.length, nq, nk], data: out };
+}
+
+export function activationSlice(t: StoredTrace, name: string, positions?: Range): Omit<ActivationSlice, keyof SliceMeta> {
+  const ours = canonicalHookName(name);
+  const e = entry(t, ours, 'activation');
+  const n = t.handle.nPos;
+  const [p0, p1] = range(positions, n, `positions of ${ours}`);
+  const leaf = ours.slice(ours.lastIndexOf('.', ours.lastIndexOf('.') - 1) + 1);
+  if (ATTENTION_HOOKS.has(leaf)) {
+    // [n_heads, q_pos, k_pos]: the query rows p0..p1 of every head
+    const [nHeads] = e.shape as [number, number, number];
+    const out = new Float32Array(nHeads * (p1 - p0) * n);
+    for (let h = 0; h < nHeads; h++) out.set(e.data.subarray((h * n + p0) * n, (h * n + p1) * n), h * (p1 - p0) * n);
+    return { name: ours, shape: [nHeads, p1 - p0, n], positionStart: p0, data: out };
+  }
+  const row = e.data.length / n;                                     // [pos, ...rest]
+  return { name: ours, shape: [p1 - p0, ...e.shape.slice(1)], positionStart: p0, data: e.data.slice(p0 * row, p1 * row) };
+}
+
+/** The k largest of a row, largest first, lowest id first on ties (topOf; a full sort for large k). */
+function topIds(row: Float32Array, k: number): { ids: Uint32Array; logits: Float32Array } {
+  if (k <= 64) return topOf(row, k);
+  const order = Uint32Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b).subarray(0, k);
+  return { ids: order.slice(), logits: Float32Array.from(order, (i) => row[i]!) };
+}
+
+/** Softmax of `row` at temperature T (> 0), accumulated in f64, the row max subtracted. */
+function softmaxStats(row: Float32Array, T: number): { max: number; sum: number } {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp((row[i]! - max) / T);
+  return { max, sum };
+}
+
+export function topKSlice(c: ModelConfig, t: StoredTrace, q: TopKQuery = {}): Omit<TopKSlice, keyof SliceMeta> {
+  const n = t.handle.nPos;
+  const p = position(q.position ?? n - 1, n, 'topK position');
+  const start = t.handle.logitsStart;
+  if (p < start) {
+    throw new UsageError('topK position', `the trace holds logits from position ${start} on, not ${p}`, "Run with logits: 'all' (or capture hook_logits) to read every position");
+  }
+  const k = q.k ?? 10;
+  if (!Number.isInteger(k) || k < 1 || k > c.vocabSize) throw new UsageError('topK k', `${k} must be an integer from 1 to ${c.vocabSize}`);
+  const T = q.temperature ?? 1;
+  if (!(T >= 0) || !Number.isFinite(T)) throw new UsageError('topK temperature', `${T} must be a number ≥ 0`);
+  const row = t.logits.subarray((p - start) * c.vocabSize, (p - start + 1) * c.vocabSize);
+  const top = topIds(row, k);
+  const probs = new Float32Array(top.ids.length);
+  if (T === 0) probs[0] = 1;                                        // greedy: the argmax takes everything
+  else {
+    const { max, sum } = softmaxStats(row, T);
+    top.ids.forEach((id, i) => { probs[i] = Math.exp((row[id]! - max) / T) / sum; });
+  }
+  return { position: p, temperature: T, ids: Int32Array.from(top.ids), logits: top.logits, probs };
+}
+
+/** Rows of the logit lens computed at once: bounds the [rows, vocab] scratch (64 × 128k × 4 B = 32 MiB). */
+const LENS_BATCH = 64;
+
+/** The model's output head: residual rows [n, d_model] → logits [n, vocab] (Session.outputHead). */
+export type OutputHead = (x: Float32Array, n: number) => Float32Array;
+
+/**
+ * The logit lens: each asked layer's residual stream read as if it were the last layer's —
+ * RMSNorm recomputed from that residual (its own rms), the final norm's weight applied, then the
+ * unembedding (tied or not) — and the top-k of the softmax. `head` is the session's own output
+ * head (same kernels, same rounding), so at the last layer the lens gives the model's logits
+ * exactly (on the CPU backend; on WebGPU within the two backends' agreement).
+ */
+export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}): Omit<LogitLensSlice, keyof SliceMeta> {
+  const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
+  // the residual after layer l (−1: the embedding); either of two names holds the same numbers
+  const residual = (l: number): TraceEntry | undefined => l === -1
+    ? t.data.get('hook_embed') ?? t.data.get('blocks.0.hook_resid_pre')
+    : t.data.get(`blocks.${l}.hook_resid_post`) ?? (l + 1 < c.nLayers ? t.data.get(`blocks.${l + 1}.hook_resid_pre`) : undefined);
+  const all = [-1, ...Array(c.nLayers).keys()];
+  const layers = q.layers ? [...q.layers] : all.filter((l) => residual(l));
+  if (layers.length === 0) {
+    throw new UsageError(`trace ${t.handle.id}`, 'holds no residual stream for the logit lens', "Capture 'blocks.*.hook_resid_post' (and 'hook_embed' for the embedding)");
+  }
+  const sources = layers.map((l) => {
+    if (!Number.isInteger(l) || l < -1 || l >= c.nLayers) throw new UsageError('logitLens layers', `${l} is not a layer (−1 for the embedding, 0..${c.nLayers - 1})`);
+    const e = residual(l);
+    if (!e) throw new UsageError(`trace ${t.handle.id}`, `holds no residual for layer ${l}`, `Capture '${l === -1 ? 'hook_embed' : `blocks.${l}.hook_resid_post`}'`);
+    return e.data;
+  });
+  const positions = (q.positions ? [...q.positions] : [n - 1]).map((p) => position(p, n, 'logitLens positions'));
+  const k = q.k ?? 5;
+  if (!Number.isInteger(k) || k < 1 || k > V) throw new UsageError('logitLens k', `${k} must be an integer from 1 to ${V}`);
+  const target = q.target ?? null;
+  if (target !== null && (!Number.isInteger(target) || target < 0 || target >= V)) throw new UsageError('logitLens target', `${target} is not a token id (0..${V - 1})`);
+
+  const R = layers.length * positions.length;
+  const ids = new Int32Array(R * k), lensLogits = new Float32Array(R * k), probs = new Float32Array(R * k);
+  const targetProbs = target === null ? null : new Float32Array(R);
+  const targetRanks = target === null ? null : new Int32Array(R);
+  const B = Math.min(R, LENS_BATCH);
+  const x = new Float32Array(B * d);                                  // [B, d_model]
+  for (let r0 = 0; r0 < R; r0 += B) {
+    const b = Math.min(B, R - r0);
+    for (let i = 0; i < b; i++) {
+      const r = r0 + i, src = sources[Math.floor(r / positions.length)]!, p = positions[r % positions.length]!;
+      x.set(src.subarray(p * d, (p + 1) * d), i * d);
+    }
+    const logits = head(x, b);                                         // final RMSNorm (this residual's rms), then W_U: [b, vocab]
+    for (let i = 0; i < b; i++) {
+      const r = r0 + i;
+      const row = logits.subarray(i * V, (i + 1) * V);
+      const { max, sum } = softmaxStats(row, 1);
+      const top = topIds(row, k);
+      top.ids.forEach((id, j) => { ids[r * k + j] = id; lensLogits[r * k + j] = row[id]!; probs[r * k + j] = Math.exp(row[id]! - max) / sum; });
+      if (target !== null) {
+        const v = row[target]!;
+        let rank = 0;                                                  // ranked as topOf orders: ties go to the lower id
+        for (let j = 0; j < V; j++) if (row[j]! > v || (row[j] === v && j < target)) rank++;
+        targetProbs![r] = Math.exp(v - max) / sum;
+        targetRanks![r] = rank;
+      }
+    }
+  }
+  return { layers: Int32Array.from(layers), positions: Int32Array.from(positions), k, ids, logits: lensLogits, probs, target, targetProbs, targetRanks };
+}
+
+export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {
+  const n = t.handle.nPos;
+  const [p0, p1] = range(positions, n, 'hookNorms positions');
+  const ours = names.map(canonicalHookName);
+  const out = new Float32Array(ours.length * (p1 - p0));              // [names, positions]
+  ours.forEach((name, i) => {
+    const e = entry(t, name, 'norms');
+    const leaf = name.slice(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
+    for (let p = p0; p < p1; p++) {
+      let ss = 0;
+      if (ATTENTION_HOOKS.has(leaf)) {
+        const nHeads = e.shape[0]!;
+        for (let h = 0; h < nHeads; h++) {
+          const o = (h * n + p) * n;
+          for (let j = 0; j <= p; j++) ss += e.data[o + j]! * e.data[o + j]!;   // keys ≤ p: the causal part
+        }
+      } else {
+        const row = e.data.length / n;
+        for (let j = p * row; j < (p + 1) * row; j++) ss += e.data[j]! * e.data[j]!;
+      }
+      out[i * (p1 - p0) + p - p0] = Math.sqrt(ss);
+    }
+  });
+  return { names: ours, positionStart: p0, data: out };
+}

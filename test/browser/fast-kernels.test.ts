@@ -1,0 +1,83 @@
+// The WebAssembly kernels in Chromium: the module loads through the browser path of the loader
+// (fetch + asynchronous compile), its products match the twins, and, when the page is
+// cross-origin isolated (the test server sends COOP/COEP), Web Workers share the memory and split
+// the products without changing a bit. Then a Session on the fast path reproduces the golden
+// stories260K greedy decode. The Node tests (test/node/fast-kernels.test.ts) cover every type
+// and shape; this file checks that the same code runs in a browser.
+import { expect } from 'chai';
+import { WeightArena } from '../../src/engine/arena.ts';
+import { WasmRuntime } from '../../kernels/wasm/runtime.ts';
+import { wasmKernels } from '../../kernels/wasm/kernels.ts';
+import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
+import { getTensorType } from '../../src/formats/quant/index.ts';
+import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
+import { Rng } from '../../src/engine/random.ts';
+import { Session } from '../../src/engine/session.ts';
+import { generate } from '../../src/engine/generate.ts';
+import { loadStories, storiesRef } from '../support/gpu-models.ts';
+
+function weight(arena: WeightArena, type: TensorTypeName, m: number, k: number, rng: Rng): Tensor {
+  const t = getTensorType(type);
+  const bytes = byteSize(t, m * k);
+  const data = arena.bytes(arena.alloc(bytes), bytes);
+  t.quantize(Float32Array.from({ length: m * k }, () => rng.gaussian()), 0, data, 0, m * k);
+  return { name: `w.${type}`, type, shape: [m, k], data };
+}
+
+describe('WebAssembly kernels in the browser', function () {
+  this.timeout(60000);
+
+  it('load (fetch, asynchronous compile) and match the twins on one thread', async () => {
+    const arena = new WeightArena(1 << 20, { shared: false });
+    expect(await WasmRuntime.preload(arena), String(WasmRuntime.failure(arena))).to.equal(true);
+    const ks = wasmKernels(WasmRuntime.of(arena)!, { maxRows: 8, maxK: 1024, maxOut: 1024, maxPositions: 64, threads: 1 });
+    const rng = new Rng(3);
+    for (const type of ['F32', 'F16', 'Q4_0', 'Q8_0', 'Q4_K', 'Q6_K'] as const) {
+      const k = getTensorType(type).blockSize === 256 ? 512 : 96, m = 7, n = 5;
+      const w = weight(arena, type, m, k, rng);
+      const x = Float32Array.from({ length: n * k }, () => rng.gaussian() * 20);
+      const want = new Float32Array(n * m), got = new Float32Array(n * m);
+      matmul(want, x, w, n, 'llamacpp');
+      ks.matmul(got, x, w, n, 'llamacpp');
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${type} [${i}]`).to.be.below(1e-4 * Math.max(1, Math.abs(want[i]!)));
+    }
+    expect(ks.fallbacks).to.equal(0);
+  });
+
+  it('split products over Web Workers when cross-origin isolated, bit for bit', async function () {
+    if (!globalThis.crossOriginIsolated) {
+      console.log('SKIPPED: the page is not cross-origin isolated, so there is no shared memory for threads');
+      this.skip();
+    }
+    const arena = new WeightArena(4 << 20, { shared: true });
+    expect(await WasmRuntime.preload(arena), String(WasmRuntime.failure(arena))).to.equal(true);
+    const rt = WasmRuntime.of(arena)!;
+    const one = wasmKernels(rt, { maxRows: 8, maxK: 1024, maxOut: 1024, maxPositions: 64, threads: 1 });
+    const three = wasmKernels(rt, { maxRows: 8, maxK: 1024, maxOut: 1024, maxPositions: 64, threads: 3 });
+    await three.ready();
+    const rng = new Rng(4);
+    for (const type of ['F32', 'Q4_0', 'Q4_K'] as const) {
+      const m = 131, k = type === 'Q4_K' ? 1024 : 992, n = 5;      // 131 rows do not split evenly
+      const w = weight(arena, type, m, k, rng);
+      const x = Float32Array.from({ length: n * k }, () => rng.gaussian());
+      const a = new Float32Array(n * m), b = new Float32Array(n * m);
+      one.matmul(a, x, w, n, 'llamacpp');
+      three.matmul(b, x, w, n, 'llamacpp');
+      expect([...b], type).to.deep.equal([...a]);
+    }
+    expect(three.threadedJobs, 'jobs ran on several threads').to.be.above(0);
+  });
+
+  it('a Session on the fast path decodes stories260K exactly as the golden file', async () => {
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const session = new Session(weights);
+    expect(session.cpuKernels.name, String(session.cpuKernels.reason)).to.equal('wasm');
+    await session.ready();
+    const bos = ref.token_ids[0]!;
+    const ids = [bos, ...generate(session, [bos], { maxTokens: 256, temperature: 0, stopAtEos: false })];
+    let same = 0;
+    while (same < ids.length && ids[same] === ref.token_ids[same]) same++;
+    expect(same, `first difference at position ${same}`).to.equal(ref.token_ids.length);
+    console.log(`fast-path session: ${session.cpuKernels.threads} thread(s)${session.cpuKernels.reason ? ` (${session.cpuKernels.reason})` : ''}`);
+  });
+});
