@@ -28,7 +28,7 @@ export interface CpuChoice {
   readonly reason: string | null;
   /** Starts the threads; resolves when they are ready. */
   ready(): Promise<void>;
-  /** Frees the kernels' scratch memory. */
+  /** Frees the kernels' scratch memory and ends their worker threads. */
   dispose(): void;
 }
 
@@ -67,5 +67,5 @@ export function chooseCpuKernels(weights: ModelWeights, req: CpuKernelRequest): 
     maxPositions: c.nCtx,
     threads,
   });
-  return { kernels: set, name: 'wasm', threads, reason, ready: () => set.ready(), dispose: () => set.dispose() };
+  return { kernels: set, name: 'wasm', threads, reason, ready: () => set.ready(), dispose: () => { set.dispose(); rt.closeThreads(); } };
 }

@@ -172,6 +172,18 @@ export class WasmRuntime {
     return this.pool;
   }
 
+  /**
+   * Ends the worker threads (a session being disposed: they hold the shared memory, so the weights
+   * cannot be collected while they live). A later product starts a new pool.
+   */
+  closeThreads(): void {
+    if (!this.pool) return;
+    this.pool.close();
+    reaper.unregister(this);
+    this.pool = null;
+    this.ctl = this.heap.alloc(this.c.CTL_WORDS * 4);   // a worker may still read the old block
+  }
+
   /** Runs the job written in the control block on up to `slices` threads (fewer while workers start); returns how many. */
   run(slices: number, pool: ThreadPool | null): number {
     const n = pool ? Math.min(slices, 1 + pool.available()) : 1;

@@ -307,8 +307,12 @@ export class Session {
     return out;
   }
 
-  /** Frees the GPU memory the session holds (weights, KV cache); it continues on the CPU if used again. */
+  /**
+   * Frees what the session holds on its backends: the GPU memory (weights, KV cache) and the CPU
+   * kernels' scratch and worker threads. Drop the session afterwards: its CPU scratch is gone.
+   */
   dispose(): void {
+    this.cpu.dispose();
     if (!this.gpu) return;
     this.gpu.destroy();
     this.gpu = null;
