@@ -121,7 +121,9 @@ test('GGUF tokenizer metadata: kinds, none, and bad values', () => {
 });
 
 test('openTokenizer recognises files by content and lists what it accepts otherwise', async () => {
-  const spm = await openTokenizer(await fileSource(`${MODELS}llamacpp-vocab/ggml-vocab-llama-spm.gguf`));
+  const vocab = await fileSource(`${MODELS}llamacpp-vocab/ggml-vocab-llama-spm.gguf`);
+  const spm = await openTokenizer(vocab);
+  await vocab.close?.();
   assert.deepEqual(spm.encode('Hello world'), [1, 15043, 3186]);
   await assert.rejects(openTokenizer(bytesSource(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), 'mystery.bin')), (e: unknown) =>
     e instanceof TokenizerError && /mystery\.bin/.test(e.message) && /tokenizer\.json/.test(e.message) && /GGUF/.test(e.message));
