@@ -145,16 +145,7 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
 
 /** Σ over the block at p of its 32 levels times the 32 activations at x (i32x4 partial sums). */
 @inline function blockDot(kind: i32, p: usize, x: usize): v128 {
-  const signed = kind == K_Q4_0 || kind == K_Q5_0 || kind == K_Q8_0;
-  const qs = v128.load(p + qsOffset(kind));
-  const qs2 = kind == K_Q8_0 ? v128.load(p, 18) : qs;
-  const qh: u32 = kind == K_Q5_0 ? load<u32>(p, 2) : kind == K_Q5_1 ? load<u32>(p, 4) : 0;
-  const lo = levelsLo(kind, qs, qh), hi = levelsHi(kind, qs, qs2, qh);
-  const W0 = signed ? i16x8.extend_low_i8x16_s(lo) : i16x8.extend_low_i8x16_u(lo);
-  const W1 = signed ? i16x8.extend_high_i8x16_s(lo) : i16x8.extend_high_i8x16_u(lo);
-  const W2 = signed ? i16x8.extend_low_i8x16_s(hi) : i16x8.extend_low_i8x16_u(hi);
-  const W3 = signed ? i16x8.extend_high_i8x16_s(hi) : i16x8.extend_high_i8x16_u(hi);
-  return dot32(W0, W1, W2, W3, x);
+  return blockDotX(kind, p, v128.load(x), v128.load(x, 16), v128.load(x, 32), v128.load(x, 48));
 }
 
 /** The f16 at p, a + step, a + 2·step, a + 3·step as f32x4 (f16x4: the same values as f16()). */
