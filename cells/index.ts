@@ -6,12 +6,22 @@ import './markdown.ts';
 import './prompt.ts';
 import './model.ts';
 import './unknown.ts';
+import './attention.ts';
+import './next-token.ts';
+import './logit-lens.ts';
+import './activations.ts';
+import './embeddings.ts';
 
 /** The element that draws each kind; kinds without one are drawn by <glassbox-unknown>. */
 export const cellElements: Readonly<Record<string, string>> = {
   markdown: 'glassbox-markdown',
   prompt: 'glassbox-prompt',
   model: 'glassbox-model',
+  attention: 'glassbox-attention',
+  'next-token': 'glassbox-next-token',
+  'logit-lens': 'glassbox-logit-lens',
+  activations: 'glassbox-activations',
+  embeddings: 'glassbox-embeddings',
 };
 
 export function elementFor(kind: string): string {

@@ -7,6 +7,7 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { cellCss, errorText, esc, type CellProps } from './common.ts';
+import { linked, LinkedController } from './plot/linked.ts';
 import type { Cell } from '../src/notebook/format.ts';
 import type { CellState } from '../src/notebook/graph.ts';
 import type { NotebookDocument } from '../src/notebook/document.ts';
@@ -78,7 +79,13 @@ export class GlassboxPrompt extends LitElement implements CellProps {
     .tok.special { background: color-mix(in srgb, #d58a00 25%, transparent); }
     .tok small { display: block; font-size: 10px; color: var(--muted, #666); text-align: center; }
     .stale { opacity: .55; }
+    .tok { cursor: pointer; }
+    .tok.linked { outline: 2px solid var(--accent, #36c); outline-offset: 0; }
+    .tok.pinned { box-shadow: inset 0 -3px 0 var(--accent, #36c); }
   `];
+
+  /** Hovering a chip highlights that token in every cell; a click pins it (Escape or a second click unpins). */
+  private readonly sel = new LinkedController(this);
 
   @property({ attribute: false }) cell: Cell | null = null;
   @property({ attribute: false }) state: CellState | null = null;
@@ -121,7 +128,17 @@ export class GlassboxPrompt extends LitElement implements CellProps {
       </div>
       ${this.state?.status === 'error' ? html`<div class="error" role="alert">${errorText(this.state.error)}</div>` : nothing}
       <div class="tokens ${busy ? 'stale' : ''}" data-testid="tokens" aria-label="Tokens">
-        ${chips.map((c, i) => html`<span class="tok ${c.special ? 'special' : ''}" title=${chipTitle(c, i)} data-id=${c.id}>${c.label}<small>${c.id}</small></span>`)}
+        ${chips.map((c, i) => {
+          const here = this.sel.selection.prompt === id;
+          const cls = `tok ${c.special ? 'special' : ''} ${here && this.sel.selection.token === i ? 'linked' : ''} ${here && linked.pin.token === i && linked.pin.prompt === id ? 'pinned' : ''}`;
+          return html`<span class=${cls} title=${chipTitle(c, i)} data-id=${c.id} data-t=${i} tabindex="0" role="button"
+            aria-label="Token ${i}: ${c.label}, id ${c.id}"
+            @mouseenter=${() => linked.hover({ token: i, prompt: id }, id)} @mouseleave=${() => linked.leave(id)}
+            @focus=${() => linked.hover({ token: i, prompt: id }, id)} @blur=${() => linked.leave(id)}
+            @click=${() => linked.select({ token: i, prompt: id }, id)}
+            @keydown=${(e: KeyboardEvent) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); linked.select({ token: i, prompt: id }, id); } }}
+            >${c.label}<small>${c.id}</small></span>`;
+        })}
       </div>`;
   }
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `npm test`: the type check, the Node tests (node:test) and the browser tests (web-test-runner in
-// headless Chromium with WebGPU), then one line counting every test that ran:
-//   N passed, N failed, N skipped
-// Flags: --node or --browser to run one half; --no-typecheck; --screenshots also saves the app's
-// screenshots (test/e2e/screenshots.mjs → test/output/screenshots/); other arguments filter test files.
+// headless Chromium with WebGPU), then the end-to-end tests of the built app (test/e2e/*.test.mjs: vite build + preview + Chromium),
+//   which save the app's screenshots in test/output/screenshots/ (GLASSBOX_DOCS=1: docs/app.png too).
+// and one line counting every test that ran:  N passed, N failed, N skipped
+// Flags: --node, --browser or --e2e to run one part; --no-typecheck; other arguments filter test files.
 
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
 const args = process.argv.slice(2);
-const only = args.includes('--node') ? 'node' : args.includes('--browser') ? 'browser' : 'all';
+const only = args.includes('--node') ? 'node' : args.includes('--browser') ? 'browser' : args.includes('--e2e') ? 'e2e' : 'all';
 const typecheck = !args.includes('--no-typecheck') && only === 'all';
 const filters = args.filter((a) => !a.startsWith('--'));
 const totals = { passed: 0, failed: 0, skipped: 0 };
@@ -36,6 +36,29 @@ function walk(dir, pred, out = []) {
   }
   return out;
 }
+/** Runs test files with Node's runner (TAP counts go to a file) and adds them to the totals. */
+async function nodeTests(what, files, tapName) {
+  const tap = join(tmp, tapName);
+  const code = await run(process.execPath, [
+    '--import', 'tsx', '--test',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...files.map((f) => relative(root, f)),
+  ]);
+  const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  const num = (k) => Number((new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text) ?? [])[1] ?? NaN);
+  const [pass, fail, skip, todo, cancelled] = ['pass', 'fail', 'skipped', 'todo', 'cancelled'].map(num);
+  if (Number.isNaN(pass)) {
+    problems.push(`${what} did not report (exit ${code})`);
+    totals.failed++;
+    return;
+  }
+  totals.passed += pass;
+  totals.failed += fail + (cancelled || 0);
+  totals.skipped += skip + (todo || 0);
+  if (code !== 0 && fail + (cancelled || 0) === 0) { problems.push(`${what}: the runner exited ${code}`); totals.failed++; }
+}
+
 const matches = (f) => filters.length === 0 || filters.some((s) => f.includes(s));
 
 const tmp = mkdtempSync(join(tmpdir(), 'glassbox-test-'));
@@ -47,7 +70,7 @@ if (typecheck) {
   else console.log('type check: ok');
 }
 
-if (only !== 'browser') {
+if (only === 'all' || only === 'node') {
   const files = walk(join(root, 'test/node'), (p) => p.endsWith('.test.ts')).filter(matches);
   console.log(`\n== Node tests (${files.length} files)`);
   if (files.some((f) => f.includes('llamacpp'))) {
@@ -63,30 +86,10 @@ if (only !== 'browser') {
       console.log(`llama.cpp reference: NOT available, the parity test will fail (${reason})`);
     }
   }
-  if (files.length > 0) {
-    const tap = join(tmp, 'node.tap');
-    const code = await run(process.execPath, [
-      '--import', 'tsx', '--test',
-      '--test-reporter=spec', '--test-reporter-destination=stdout',
-      '--test-reporter=tap', `--test-reporter-destination=${tap}`,
-      ...files.map((f) => relative(root, f)),
-    ]);
-    const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
-    const num = (k) => Number((new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text) ?? [])[1] ?? NaN);
-    const [pass, fail, skip, todo, cancelled] = ['pass', 'fail', 'skipped', 'todo', 'cancelled'].map(num);
-    if (Number.isNaN(pass)) {
-      problems.push(`Node tests did not report (exit ${code})`);
-      totals.failed++;
-    } else {
-      totals.passed += pass;
-      totals.failed += fail + (cancelled || 0);
-      totals.skipped += skip + (todo || 0);
-      if (code !== 0 && fail + (cancelled || 0) === 0) { problems.push(`Node test runner exited ${code}`); totals.failed++; }
-    }
-  }
+  if (files.length > 0) await nodeTests('Node tests', files, 'node.tap');
 }
 
-if (only !== 'node') {
+if (only === 'all' || only === 'browser') {
   const files = walk(root, (p) => p.endsWith('.test.ts') && /(^|\/)(test\/browser|kernels|cells)\//.test(relative(root, p))).filter(matches);
   console.log(`\n== Browser tests (${files.length} files, headless Chromium)`);
   if (files.length > 0) {
@@ -119,10 +122,11 @@ if (only !== 'node') {
   }
 }
 
-if (args.includes('--screenshots')) {
-  console.log('\n== Screenshots of the app (test/output/screenshots/)');
-  const code = await run(process.execPath, [join(root, 'test/e2e/screenshots.mjs')]);
-  if (code !== 0) problems.push(`screenshots failed (exit ${code})`);
+if (only === 'all' || only === 'e2e') {
+  // The built app (vite build + vite preview) driven by puppeteer-core; saves the screenshots.
+  const files = walk(join(root, 'test/e2e'), (p) => p.endsWith('.test.mjs')).filter(matches);
+  console.log(`\n== End-to-end tests of the built app (${files.length} files; screenshots in test/output/screenshots/)`);
+  if (files.length > 0) await nodeTests('End-to-end tests', files, 'e2e.tap');
 }
 
 rmSync(tmp, { recursive: true, force: true });

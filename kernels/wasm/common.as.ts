@@ -14,6 +14,14 @@
   return reinterpret<f32>(reinterpret<u32>(v) | ((h & 0x8000) << 16));
 }
 
+/**
+ * Writes f16()'s value of every f16 bit pattern (65536 f32, 256 KB) at tbl: the matrix-vector
+ * kernels look their block scales up there (kernels/wasm/runtime.ts makes one per memory).
+ */
+export function f16Table(tbl: usize): void {
+  for (let h: u32 = 0; h < 65536; h++) store<f32>(tbl + (<usize>h << 2), f16(h));
+}
+
 /** Four f16 values (the low 16 bits of each i32 lane) → f32x4, as f16(). */
 @inline export function f16x4(h: v128): v128 {
   const o = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);

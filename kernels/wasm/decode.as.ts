@@ -48,14 +48,15 @@ import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K,
   return v128.and(i8x16.eq(v128.and(bytes, bit), bit), i8x16.splat(0x10));
 }
 
-/** A 32-block row: `nb` blocks at w → wq, wd, wm in buf (see the top of this file). */
-export function decodeLegacy(kind: i32, w: usize, nb: i32, buf: usize): void {
-  const k = nb << 5;
-  const wd = buf + (<usize>k << 1);
-  const wm = wd + (<usize>nb << 2);
+/**
+ * A 32-block row: `nb` blocks at w → block b's 32 levels (64 bytes) at dst + b·stride (stride 64:
+ * the row's wq; 128: two rows side by side, matmul.as.ts rows2Q8), its scale d at wd + 4b and its
+ * min m at wm + 4b (see the top of this file).
+ */
+export function decodeLegacy(kind: i32, w: usize, nb: i32, dst0: usize, stride: usize, wd: usize, wm: usize): void {
   const low = i8x16.splat(15);
   for (let b = 0; b < nb; b++) {
-    const dst = buf + (<usize>b << 6);
+    const dst = dst0 + <usize>b * stride;
     const sb = <usize>b << 2;
     if (kind == K_Q4_0) {
       const p = w + <usize>b * 18;

@@ -73,6 +73,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     at[key] = heap.alloc(sizes[key]);
     blocks.push([at[key], sizes[key]]);
   }
+  const f16Table = rt.f16Table();   // shared by every kernel set on this memory, never released
   const space = arenaSpace(rt);
   let released = false;
   const release = () => {
@@ -135,15 +136,20 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       }
       // Q4 matrix-vector products read the levels reordered (matmul.as.ts rows4DirectQ4), put
       // where the staged f32 rows were (they are quantized already)
-      let xperm = 0, xsum = 0;
+      let xperm = 0, xsum = 0, xi = 0;
       if (rows < 4 && (type === 'Q4_0' || type === 'Q4_1')) {
         xperm = at.xin;
         xsum = at.xin + 2 * len;
         x.permuteQ4(at.xq, len, xperm, xsum);
       }
+      // products with several tokens read them four at a time, interleaved (matmul.as.ts rows2Q8)
+      if (rows >= 4 && op === c.OP_MATMUL_Q8) {
+        xi = at.xin;
+        x.interleaveQ8(at.xq, at.xd, at.xs, rows, k, xi);
+      }
       const op0 = oIn ? out.byteOffset + 4 * t0 * m : at.stage;
       const slices = slicesFor(m * k * rows, m);
-      job(op, [c.kind[type], wOff, rowBytes, xa, at.xd, at.xs, op0, rows, m, k, at.rows, rowStride, xperm, xsum]);
+      job(op, [c.kind[type], wOff, rowBytes, xa, at.xd, at.xs, op0, rows, m, k, at.rows, rowStride, xperm, xsum, f16Table, xi]);
       if (rt.run(slices, pool) > 1) threadedJobs++;
       if (!oIn) out.set(f32(at.stage, rows * m), t0 * m);
     }

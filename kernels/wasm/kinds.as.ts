@@ -21,10 +21,13 @@ export const K_Q8_G64: i32 = 14;
 
 // The job control block (i32 words) through which the main thread hands a job to the workers
 // (kernels/wasm/pool.ts): the job word holds (generation << 8) | number of slices, so that a
-// worker reads both at once; pending counts the workers still running; op and the arguments follow.
+// worker reads both at once; pending counts the workers still running; next is the chunk counter
+// of a matrix product (reset with each job); op and the arguments follow.
 export const CTL_JOB: i32 = 0;
 export const CTL_PENDING: i32 = 1;
 export const CTL_OP: i32 = 2;
+/** The next chunk of rows of a matrix product to hand out (threads take chunks as they finish: kernels.as.ts run). */
+export const CTL_NEXT: i32 = 3;
 export const CTL_ARGS: i32 = 4;
 /** Word CTL_READY + i is set to 1 when worker i has instantiated the module. */
 export const CTL_READY: i32 = 32;

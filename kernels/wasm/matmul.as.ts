@@ -1,17 +1,19 @@
 // AssemblyScript: out = x · Wᵀ for rows r0..r1 of W (the twin: kernels/matmul/matmul.cpu.ts).
 //
-// For each weight row: decode it once into the thread's row buffer (decode.as.ts), then take its
-// dot product with every token row, four tokens per pass over the row (prefill reuses the decoded
-// row from L1; decode has one token). The quantized types multiply 8-bit activations
-// (quantize.as.ts) with integer levels, as llama.cpp does: per block an exact integer sum, then
-// one float multiply-add by the two scales.
+// Several tokens (prefill): each weight row is decoded once into the thread's row buffer
+// (decode.as.ts), then multiplied with every token row, four tokens per pass over the row (the
+// 32-block types take two rows per pass, sharing the activation loads). Fewer than four tokens
+// (decode): the weights are read in place, four rows at a time (decoding first would cost as
+// much as the product). The quantized types multiply 8-bit activations (quantize.as.ts) with
+// integer levels, as llama.cpp does: per block an exact integer sum, then one float multiply-add
+// by the two scales.
 //
 // Every output element is computed by the same operations in the same order whichever tile its
 // token falls in and whichever thread gets its row: the four-token pass and the one-token pass
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, f16x4, hsum, hsumI32 } from './common.as';
+import { f16, hsum, hsumI32 } from './common.as';
 import { decodeFloat, decodeK, decodeLegacy } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
@@ -44,54 +46,91 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-/** Four f32 at a, a + step, a + 2·step, a + 3·step as one vector. */
-@inline function gather4(a: usize, step: usize): v128 {
-  let v = f32x4.splat(load<f32>(a));
-  v = f32x4.replace_lane(v, 1, load<f32>(a + step));
-  v = f32x4.replace_lane(v, 2, load<f32>(a + 2 * step));
-  return f32x4.replace_lane(v, 3, load<f32>(a + 3 * step));
-}
-
 /**
- * Row i (decoded in buf) times the Q8 activations of tokens 0..n−1 → out[t·m + i].
+ * Rows i and i + 1, decoded side by side in buf (decodeLegacy with stride 128: block b of row r at
+ * buf + 128·b + 64·r; scales wd [2][nb], then mins wm [2][nb]), times the Q8 activations of
+ * tokens 0..n−1 → out[t·m + i], out[t·m + i + 1]. With `two` false only row i is ours (the last of
+ * an odd share: buf holds it twice) and only it is stored.
  * Per token and block: the exact integer sum Σ wq·xq, times (d_w · d_x), added to a running f32
  * sum in block order (plus m_w · s_x for the types with a min). Four tokens go through one
- * vector, a lane each; the lone tokens do the same in scalars.
+ * vector, a lane each, reading the activations interleaved by quantize.as.ts interleaveQ8 (at xi:
+ * per group of four tokens, levels [nb][4][32] i16, then d [nb][4], then s [nb][4] f32) so that
+ * every load is a fixed offset from two pointers; the two rows share those loads (2 rows × 4
+ * tokens: eight i32x4 sums live, as many as the registers hold without spilling). The lone tokens
+ * do the same in scalars from xq, xd, xs.
  */
-@inline function rowQ8(buf: usize, nb: i32, xq: usize, xd: usize, xs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
-  const wd = buf + (<usize>nb << 6);
-  const wm = wd + (<usize>nb << 2);
-  const xStride = <usize>nb << 6, sStride = <usize>nb << 2;
+@inline function rows2Q8(buf: usize, nb: i32, xq: usize, xd: usize, xs: usize, xi: usize, n: i32, out: usize, m: i32, i: i32, two: bool, withMin: bool): void {
+  const wd = buf + (<usize>nb << 7), wm = wd + (<usize>nb << 3);
+  const group = <usize>nb * 288;
+  const step = <usize>m << 2;
   let t = 0;
   for (; t + 4 <= n; t += 4) {
-    const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-    const d0 = xd + <usize>t * sStride, s0 = xs + <usize>t * sStride;
-    let acc = f32x4.splat(0), macc = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const w = buf + (<usize>b << 6), o = <usize>b << 6, so = <usize>b << 2;
-      const W0 = v128.load(w), W1 = v128.load(w, 16), W2 = v128.load(w, 32), W3 = v128.load(w, 48);
-      const isum = hsum4(dot32(W0, W1, W2, W3, x0 + o), dot32(W0, W1, W2, W3, x1 + o), dot32(W0, W1, W2, W3, x2 + o), dot32(W0, W1, W2, W3, x3 + o));
-      const scale = f32x4.mul(f32x4.splat(load<f32>(wd + so)), gather4(d0 + so, sStride));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), scale));
-      if (withMin) macc = f32x4.add(macc, f32x4.mul(f32x4.splat(load<f32>(wm + so)), gather4(s0 + so, sStride)));
+    let x = xi + <usize>(t >> 2) * group;
+    let dx = x + (<usize>nb << 8), sx = dx + (<usize>nb << 4);
+    let w = buf, da = wd, ma = wm;
+    const end = x + (<usize>nb << 8);
+    let accA = f32x4.splat(0), accB = f32x4.splat(0), mA = f32x4.splat(0), mB = f32x4.splat(0);
+    for (; x < end; x += 256) {
+      let A = v128.load(w), B = v128.load(w, 64);
+      let X = v128.load(x);
+      let a0 = i32x4.dot_i16x8_s(A, X), b0 = i32x4.dot_i16x8_s(B, X);
+      X = v128.load(x, 64);
+      let a1 = i32x4.dot_i16x8_s(A, X), b1 = i32x4.dot_i16x8_s(B, X);
+      X = v128.load(x, 128);
+      let a2 = i32x4.dot_i16x8_s(A, X), b2 = i32x4.dot_i16x8_s(B, X);
+      X = v128.load(x, 192);
+      let a3 = i32x4.dot_i16x8_s(A, X), b3 = i32x4.dot_i16x8_s(B, X);
+      // the other three eighths of the block (a loop: unrolled, the compiler hoists every load and spills)
+      for (let j: usize = 16; j < 64; j += 16) {
+        const wj = w + j, xj = x + j;
+        A = v128.load(wj); B = v128.load(wj, 64);
+        X = v128.load(xj);
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(A, X)); b0 = i32x4.add(b0, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(xj, 64);
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(A, X)); b1 = i32x4.add(b1, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(xj, 128);
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(A, X)); b2 = i32x4.add(b2, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(xj, 192);
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(A, X)); b3 = i32x4.add(b3, i32x4.dot_i16x8_s(B, X));
+      }
+      const D = v128.load(dx);
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(hsum4(a0, a1, a2, a3)), f32x4.mul(v128.load32_splat(da), D)));
+      accB = f32x4.add(accB, f32x4.mul(f32x4.convert_i32x4_s(hsum4(b0, b1, b2, b3)), f32x4.mul(v128.load32_splat(da + (<usize>nb << 2)), D)));
+      if (withMin) {
+        const S = v128.load(sx);
+        mA = f32x4.add(mA, f32x4.mul(v128.load32_splat(ma), S));
+        mB = f32x4.add(mB, f32x4.mul(v128.load32_splat(ma + (<usize>nb << 2)), S));
+      }
+      w += 128; dx += 16; sx += 16; da += 4; ma += 4;
     }
-    const r = withMin ? f32x4.add(acc, macc) : acc;
-    const po = out + ((<usize>t * <usize>m + <usize>i) << 2), step = <usize>m << 2;
-    store<f32>(po, f32x4.extract_lane(r, 0));
-    store<f32>(po + step, f32x4.extract_lane(r, 1));
-    store<f32>(po + 2 * step, f32x4.extract_lane(r, 2));
-    store<f32>(po + 3 * step, f32x4.extract_lane(r, 3));
+    if (withMin) { accA = f32x4.add(accA, mA); accB = f32x4.add(accB, mB); }
+    const po = out + ((<usize>t * <usize>m + <usize>i) << 2);
+    store<f32>(po, f32x4.extract_lane(accA, 0));
+    store<f32>(po + step, f32x4.extract_lane(accA, 1));
+    store<f32>(po + 2 * step, f32x4.extract_lane(accA, 2));
+    store<f32>(po + 3 * step, f32x4.extract_lane(accA, 3));
+    if (two) {
+      store<f32>(po, f32x4.extract_lane(accB, 0), 4);
+      store<f32>(po + step, f32x4.extract_lane(accB, 1), 4);
+      store<f32>(po + 2 * step, f32x4.extract_lane(accB, 2), 4);
+      store<f32>(po + 3 * step, f32x4.extract_lane(accB, 3), 4);
+    }
   }
+  const xStride = <usize>nb << 6, sStride = <usize>nb << 2;
+  const ours = two ? 2 : 1;
   for (; t < n; t++) {
     const x0 = xq + <usize>t * xStride, d0 = xd + <usize>t * sStride, s0 = xs + <usize>t * sStride;
-    let acc: f32 = 0, macc: f32 = 0;
-    for (let b = 0; b < nb; b++) {
-      const w = buf + (<usize>b << 6), o = <usize>b << 6, so = <usize>b << 2;
-      const isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
-      acc += <f32>isum * (load<f32>(wd + so) * load<f32>(d0 + so));
-      if (withMin) macc += load<f32>(wm + so) * load<f32>(s0 + so);
+    for (let r = 0; r < ours; r++) {
+      const rd = wd + (<usize>r * <usize>nb << 2), rm = wm + (<usize>r * <usize>nb << 2);
+      let acc: f32 = 0, macc: f32 = 0;
+      for (let b = 0; b < nb; b++) {
+        const w = buf + (<usize>b << 7) + (<usize>r << 6), o = <usize>b << 6, so = <usize>b << 2;
+        const isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
+        acc += <f32>isum * (load<f32>(rd + so) * load<f32>(d0 + so));
+        if (withMin) macc += load<f32>(rm + so) * load<f32>(s0 + so);
+      }
+      store<f32>(out + ((<usize>t * <usize>m + <usize>(i + r)) << 2), withMin ? acc + macc : acc);
     }
-    store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), withMin ? acc + macc : acc);
   }
 }
 
@@ -148,39 +187,68 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   return blockDotX(kind, p, v128.load(x), v128.load(x, 16), v128.load(x, 32), v128.load(x, 48));
 }
 
-/** The f16 at p, a + step, a + 2·step, a + 3·step as f32x4 (f16x4: the same values as f16()). */
-@inline function scales4(p: usize, step: usize): v128 {
-  let v = i32x4.splat(<i32>load<u16>(p));
-  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p + step));
-  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p + 2 * step));
-  return f16x4(i32x4.replace_lane(v, 3, <i32>load<u16>(p + 3 * step)));
+/**
+ * The f16 at p, p + step, p + 2·step, p + 3·step as f32x4, looked up in the f16 → f32 table at
+ * `tbl` (f16Table: f16()'s values, NaN payloads included; a lookup costs less than converting).
+ */
+@inline function scales4(p: usize, step: usize, tbl: usize): v128 {
+  let v = f32x4.splat(load<f32>(tbl + (<usize>load<u16>(p) << 2)));
+  v = f32x4.replace_lane(v, 1, load<f32>(tbl + (<usize>load<u16>(p + step) << 2)));
+  v = f32x4.replace_lane(v, 2, load<f32>(tbl + (<usize>load<u16>(p + 2 * step) << 2)));
+  return f32x4.replace_lane(v, 3, load<f32>(tbl + (<usize>load<u16>(p + 3 * step) << 2)));
+}
+
+/**
+ * Reading ahead. Four rows read side by side are four interleaved streams, which the hardware
+ * prefetchers follow badly when the rows are short (they are still learning a stream when it
+ * ends): 4.8 GB/s for Q4_0 rows of 1152 bytes from DRAM on this machine (AMD EPYC), 3.8 for 576.
+ * So, while rows i..i+3 are multiplied, block b's share of the next four rows' bytes (contiguous
+ * in memory: 4·blockBytes per block) is read and discarded: one forward stream that the
+ * prefetchers follow, after which the four rows come from the cache (7.1 and 8.4 GB/s). Rows
+ * longer than READ_AHEAD_MAX are streamed well as they are, and reading ahead slows them (Q4_0
+ * rows of 3168 bytes: 6.6 → 5.7 GB/s; Q8_0 rows of 4352: 9.2 → 6.7; rows of 2176–2304 are even).
+ * Loads every ≤ 48 bytes touch every 64-byte line; their values go into `sink`, stored into the
+ * thread's row buffer (so that no compiler drops the loads; nothing reads it).
+ */
+const READ_AHEAD_MAX: usize = 2304;
+
+@inline function touch(kind: i32, sink: v128, t: usize): v128 {
+  if (kind == K_Q8_0) return v128.or(sink, v128.or(v128.load(t), v128.or(v128.load(t, 45), v128.load(t, 90))));   // 136 bytes
+  return v128.or(sink, v128.or(v128.load(t), v128.load(t + (blockBytes(kind) << 1))));                          // 72..96 bytes
 }
 
 /**
  * Token t times rows i..i+3 read straight from the weights, for matrix-vector products (decode),
  * where decoding into the row buffer first would cost as much as the product: the four rows
  * share the activation loads and one float multiply-add, a lane each. Per row and block the same
- * operations in the same order as rowQ8's lone-token path, so the results are identical.
+ * operations in the same order as rows2Q8's lone-token path, so the results are identical. `next`:
+ * the bytes to read ahead when `ahead` (see READ_AHEAD_MAX).
  */
-@inline function rows4Direct(kind: i32, w: usize, rowBytes: usize, nb: i32, xq: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32): void {
+@inline function rows4Direct(kind: i32, w: usize, rowBytes: usize, nb: i32, xq: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32,
+  next: usize, sink: v128, tbl: usize, ahead: bool): v128 {
   const withMin = kind == K_Q4_1 || kind == K_Q5_1;
-  const x0 = xq + <usize>t * (<usize>nb << 6), d0 = xd + <usize>t * (<usize>nb << 2), s0 = xs + <usize>t * (<usize>nb << 2);
   const bb = blockBytes(kind);
+  // pointers stepped block by block (fewer live values in the loop than indices)
+  let x = xq + <usize>t * (<usize>nb << 6), d = xd + <usize>t * (<usize>nb << 2), s = xs + <usize>t * (<usize>nb << 2);
   let acc = f32x4.splat(0), macc = f32x4.splat(0);
-  let p = w + <usize>i * rowBytes;
-  for (let b = 0; b < nb; b++) {
-    const o = <usize>b << 6, so = <usize>b << 2;
-    const xb = x0 + o;
-    const X0 = v128.load(xb), X1 = v128.load(xb, 16), X2 = v128.load(xb, 32), X3 = v128.load(xb, 48);
+  let p = w + <usize>i * rowBytes, a = next;
+  const stop = p + <usize>nb * bb;
+  for (; p < stop; p += bb) {
+    if (ahead) {
+      sink = touch(kind, sink, a);
+      a += bb << 2;
+    }
+    const X0 = v128.load(x), X1 = v128.load(x, 16), X2 = v128.load(x, 32), X3 = v128.load(x, 48);
     const isum = hsum4(blockDotX(kind, p, X0, X1, X2, X3), blockDotX(kind, p + rowBytes, X0, X1, X2, X3),
       blockDotX(kind, p + 2 * rowBytes, X0, X1, X2, X3), blockDotX(kind, p + 3 * rowBytes, X0, X1, X2, X3));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes), f32x4.splat(load<f32>(d0 + so)))));
-    if (withMin) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes), f32x4.splat(load<f32>(s0 + so))));
-    p += bb;
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes, tbl), v128.load32_splat(d))));
+    if (withMin) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes, tbl), v128.load32_splat(s)));
+    x += 64; d += 4; s += 4;
   }
   const r = withMin ? f32x4.add(acc, macc) : acc;
   const po = out + ((<usize>t * <usize>m + <usize>i) << 2);
   v128.store(po, r);
+  return sink;
 }
 
 /** Token t times row i read straight from the weights (the rows left over from rows4Direct). */
@@ -211,57 +279,83 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.shr_u(qs, 12), X3));
 }
 
-@inline function rows4DirectQ4(kind: i32, w: usize, rowBytes: usize, nb: i32, xp: usize, xsum: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32): void {
+@inline function rows4DirectQ4(kind: i32, w: usize, rowBytes: usize, nb: i32, xp: usize, xsum: usize, xd: usize, xs: usize, t: i32, out: usize, m: i32, i: i32,
+  next: usize, sink: v128, tbl: usize, ahead: bool): v128 {
   const one = kind == K_Q4_1;
-  const x0 = xp + <usize>t * (<usize>nb << 6), d0 = xd + <usize>t * (<usize>nb << 2), s0 = xs + <usize>t * (<usize>nb << 2);
-  const sum0 = xsum + <usize>t * (<usize>nb << 2);
   const bb: usize = one ? 20 : 18, qo: usize = one ? 4 : 2;
+  let x = xp + <usize>t * (<usize>nb << 6), d = xd + <usize>t * (<usize>nb << 2), s = xs + <usize>t * (<usize>nb << 2);
+  let sum = xsum + <usize>t * (<usize>nb << 2);
   let acc = f32x4.splat(0), macc = f32x4.splat(0);
-  let p = w + <usize>i * rowBytes;
-  for (let b = 0; b < nb; b++) {
-    const o = <usize>b << 6, so = <usize>b << 2;
-    const xb = x0 + o;
-    const X0 = v128.load(xb), X1 = v128.load(xb, 16), X2 = v128.load(xb, 32), X3 = v128.load(xb, 48);
+  let p = w + <usize>i * rowBytes, a = next;
+  const stop = p + <usize>nb * bb;
+  for (; p < stop; p += bb) {
+    if (ahead) {
+      sink = touch(kind, sink, a);
+      a += bb << 2;
+    }
+    const X0 = v128.load(x), X1 = v128.load(x, 16), X2 = v128.load(x, 32), X3 = v128.load(x, 48);
     let isum = hsum4(nibbleDot(p + qo, X0, X1, X2, X3), nibbleDot(p + rowBytes + qo, X0, X1, X2, X3),
       nibbleDot(p + 2 * rowBytes + qo, X0, X1, X2, X3), nibbleDot(p + 3 * rowBytes + qo, X0, X1, X2, X3));
-    if (!one) isum = i32x4.sub(isum, i32x4.splat(load<i32>(sum0 + so) << 3));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes), f32x4.splat(load<f32>(d0 + so)))));
-    if (one) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes), f32x4.splat(load<f32>(s0 + so))));
-    p += bb;
+    if (!one) isum = i32x4.sub(isum, v128.load32_splat(sum));   // 8·Σx (permuteQ4)
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes, tbl), v128.load32_splat(d))));
+    if (one) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes, tbl), v128.load32_splat(s)));
+    x += 64; d += 4; s += 4; sum += 4;
   }
   v128.store(out + ((<usize>t * <usize>m + <usize>i) << 2), one ? f32x4.add(acc, macc) : acc);
+  return sink;
 }
 
-@inline function rowsQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xp: usize, xsum: usize): void {
+@inline function rowsQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize,
+  xp: usize, xsum: usize, tbl: usize, xi: usize): void {
   const nb = k >> 5;
+  const rb = <usize>rowBytes;
   if (n < 4) {
-    if ((kind == K_Q4_0 || kind == K_Q4_1) && xp) {
-      let i = r0;
-      for (; i + 4 <= r1; i += 4) for (let t = 0; t < n; t++) rows4DirectQ4(kind, w, <usize>rowBytes, nb, xp, xsum, xd, xs, t, out, m, i);
-      for (; i < r1; i++) for (let t = 0; t < n; t++) rowDirect(kind, w + <usize>i * <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
-      return;
-    }
-    // matrix-vector: four rows at a time, straight from the weights
+    // matrix-vector: four rows at a time, straight from the weights; short rows read the next
+    // four ahead, whichever thread gets them (the matrix's last group reads itself again:
+    // nothing beyond row m − 1 is touched)
+    let sink = i32x4.splat(0);
     let i = r0;
-    for (; i + 4 <= r1; i += 4) for (let t = 0; t < n; t++) rows4Direct(kind, w, <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
-    for (; i < r1; i++) for (let t = 0; t < n; t++) rowDirect(kind, w + <usize>i * <usize>rowBytes, nb, xq, xd, xs, t, out, m, i);
+    const q4 = (kind == K_Q4_0 || kind == K_Q4_1) && xp != 0;
+    if (rb <= READ_AHEAD_MAX) {
+      for (; i + 4 <= r1; i += 4) {
+        const next = w + <usize>(i + 8 <= m ? i + 4 : i) * rb;
+        for (let t = 0; t < n; t++) {
+          if (q4) sink = rows4DirectQ4(kind, w, rb, nb, xp, xsum, xd, xs, t, out, m, i, next, sink, tbl, true);
+          else sink = rows4Direct(kind, w, rb, nb, xq, xd, xs, t, out, m, i, next, sink, tbl, true);
+        }
+      }
+    } else {
+      for (; i + 4 <= r1; i += 4) {
+        for (let t = 0; t < n; t++) {
+          if (q4) rows4DirectQ4(kind, w, rb, nb, xp, xsum, xd, xs, t, out, m, i, 0, sink, tbl, false);
+          else rows4Direct(kind, w, rb, nb, xq, xd, xs, t, out, m, i, 0, sink, tbl, false);
+        }
+      }
+    }
+    for (; i < r1; i++) for (let t = 0; t < n; t++) rowDirect(kind, w + <usize>i * rb, nb, xq, xd, xs, t, out, m, i);
+    v128.store(buf, sink);
     return;
   }
-  for (let i = r0; i < r1; i++) {
-    decodeLegacy(kind, w + <usize>i * <usize>rowBytes, nb, buf);
-    rowQ8(buf, nb, xq, xd, xs, n, out, m, i, kind == K_Q4_1 || kind == K_Q5_1);
+  // two rows at a time, decoded side by side (the last row of an odd share is decoded twice)
+  const wd = buf + (<usize>nb << 7), wm = wd + (<usize>nb << 3);
+  for (let i = r0; i < r1; i += 2) {
+    const two = i + 1 < r1;
+    const row = w + <usize>i * rb;
+    decodeLegacy(kind, row, nb, buf, 128, wd, wm);
+    decodeLegacy(kind, two ? row + rb : row, nb, buf + 64, 128, wd + (<usize>nb << 2), wm + (<usize>nb << 2));
+    rows2Q8(buf, nb, xq, xd, xs, xi, n, out, m, i, two, kind == K_Q4_1 || kind == K_Q5_1);
   }
 }
 
 /** Weights of a 32-block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) × Q8_0/Q8_1 activations, rows r0..r1. */
 export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize,
-  xp: usize, xsum: usize): void {
+  xp: usize, xsum: usize, tbl: usize, xi: usize): void {
   // one copy of the loop per type, so that the decoder's type test is not in the inner loop
-  if (kind == K_Q4_0) rowsQ8(K_Q4_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum);
-  else if (kind == K_Q8_0) rowsQ8(K_Q8_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
-  else if (kind == K_Q4_1) rowsQ8(K_Q4_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum);
-  else if (kind == K_Q5_0) rowsQ8(K_Q5_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
-  else rowsQ8(K_Q5_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0);
+  if (kind == K_Q4_0) rowsQ8(K_Q4_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum, tbl, xi);
+  else if (kind == K_Q8_0) rowsQ8(K_Q8_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0, tbl, xi);
+  else if (kind == K_Q4_1) rowsQ8(K_Q4_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, xp, xsum, tbl, xi);
+  else if (kind == K_Q5_0) rowsQ8(K_Q5_0, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0, tbl, xi);
+  else rowsQ8(K_Q5_1, w, rowBytes, xq, xd, xs, out, n, m, k, r0, r1, buf, 0, 0, tbl, xi);
 }
 
 // ----------------------------------------------------------------------------- 256-blocks × Q8_K

@@ -5,18 +5,19 @@
 //
 // Protocol, through a control block of i32 words in the shared memory (layout: kinds.as.ts):
 // the caller writes the job (op and arguments), sets `pending` to the number of workers taking
-// part, then publishes the job word (generation << 8 | slices) and wakes the workers. Worker i
-// runs slice i + 1 if i + 1 < slices (kernels.as.ts `run` splits rows or heads by slice), then
-// decrements `pending`; the caller runs slice 0 itself and waits until `pending` is 0. Workers
-// that are not ready yet (starting up) are simply not counted in: a job uses the leading workers
-// that are ready, and the result is the same for any number of slices.
+// part and `next` (the chunk counter of a matrix product) to 0, then publishes the job word
+// (generation << 8 | slices) and wakes the workers. Worker i runs slice i + 1 if i + 1 < slices
+// (kernels.as.ts `run`: matrix products hand their rows out in chunks, attention splits the heads
+// by slice), then decrements `pending`; the caller runs slice 0 itself and waits until `pending`
+// is 0. Workers that are not ready yet (starting up) are simply not counted in: a job uses the
+// leading workers that are ready, and the result is the same for any number of slices.
 //
 // Waiting: workers spin briefly then Atomics.wait; the caller does the same, except on a
 // browser's main thread, where Atomics.wait is not allowed and it only spins (the engine runs in
 // a worker there; the main thread only in tests).
 
 export interface KernelConstants {
-  CTL_JOB: number; CTL_PENDING: number; CTL_OP: number; CTL_ARGS: number; CTL_READY: number;
+  CTL_JOB: number; CTL_PENDING: number; CTL_NEXT: number; CTL_OP: number; CTL_ARGS: number; CTL_READY: number;
   CTL_MAX_WORKERS: number; CTL_WORDS: number;
 }
 
@@ -126,6 +127,7 @@ export class ThreadPool {
     const w = this.words();
     const c = this.c;
     Atomics.store(w, c.CTL_PENDING, slices - 1);
+    Atomics.store(w, c.CTL_NEXT, 0);   // matrix products hand out their rows in chunks from 0 (kernels.as.ts run)
     this.generation = (this.generation + 1) & 0x7fffff;
     Atomics.store(w, c.CTL_JOB, (this.generation << 8) | slices);
     Atomics.notify(w, c.CTL_JOB);

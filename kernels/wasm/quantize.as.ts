@@ -92,7 +92,7 @@ export function roundToBf16(x: usize, out: usize, len: i32): void {
  * levels of each block of 32 reordered to match the nibbles of the weight bytes read as eight
  * i16 lanes (lane l holds values 2l, 2l+1 in its low byte's and high byte's low nibbles and
  * 2l+16, 2l+17 in their high nibbles): [x0 x2 … x14][x1 x3 … x15][x16 x18 … x30][x17 … x31];
- * and the integer sum of each block (Q4_0's q − 8 is applied as −8·Σx).
+ * and 8 × the integer sum of each block (Q4_0's q − 8 is applied as −8·Σx).
  */
 export function permuteQ4(xq: usize, len: i32, xp: usize, xsum: usize): void {
   for (let b = 0; b < len; b += 32) {
@@ -103,6 +103,35 @@ export function permuteQ4(xq: usize, len: i32, xp: usize, xsum: usize): void {
     v128.store(dst, i16x8.shuffle(v2, v3, 0, 2, 4, 6, 8, 10, 12, 14), 32);
     v128.store(dst, i16x8.shuffle(v2, v3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
     const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3)));
-    store<i32>(xsum + (<usize>(b >> 5) << 2), hsumI32(s));
+    store<i32>(xsum + (<usize>(b >> 5) << 2), hsumI32(s) << 3);
+  }
+}
+
+/**
+ * For matrix products with several tokens (matmul.as.ts rows2Q8): the Q8 levels and scales of
+ * each group of four tokens (rows 4g..4g+3 of xq, xd, xs; len = k, tokens n, the n % 4 left over
+ * are not copied) interleaved block by block, at xi + g·288·nb (nb = k/32): levels [nb][4][32]
+ * i16, then d [nb][4] f32, then s [nb][4] f32.
+ */
+export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi: usize): void {
+  const nb = k >> 5;
+  const group = <usize>nb * 288;
+  for (let g = 0; g + 4 <= n; g += 4) {
+    const base = xi + <usize>(g >> 2) * group;
+    for (let t = 0; t < 4; t++) {
+      const src = xq + (<usize>(g + t) * <usize>k << 1);
+      const dst = base + (<usize>t << 6);
+      for (let b = 0; b < nb; b++) {
+        const sp = src + (<usize>b << 6), dp = dst + (<usize>b << 8);
+        v128.store(dp, v128.load(sp)); v128.store(dp, v128.load(sp, 16), 16);
+        v128.store(dp, v128.load(sp, 32), 32); v128.store(dp, v128.load(sp, 48), 48);
+      }
+      const ds = (<usize>(g + t) * <usize>nb) << 2;
+      const dd = base + (<usize>nb << 8) + (<usize>t << 2), sd = dd + (<usize>nb << 4);
+      for (let b = 0; b < nb; b++) {
+        store<f32>(dd + (<usize>b << 4), load<f32>(xd + ds + (<usize>b << 2)));
+        store<f32>(sd + (<usize>b << 4), load<f32>(xs + ds + (<usize>b << 2)));
+      }
+    }
   }
 }

@@ -23,6 +23,8 @@ export interface KernelExports {
   roundToBf16(x: number, out: number, len: number): void;
   siluMul(out: number, gate: number, up: number, n: number): void;
   permuteQ4(xq: number, len: number, xp: number, xsum: number): void;
+  f16Table(tbl: number): void;
+  interleaveQ8(xq: number, xd: number, xs: number, n: number, k: number, xi: number): void;
 }
 
 export interface Constants extends KernelConstants {
@@ -45,6 +47,7 @@ export class WasmRuntime {
   readonly exports: KernelExports;
   readonly c: Constants;
   readonly heap: ArenaHeap;
+  private f16At = 0;
   /** Byte offset of the job control block (a new one with each new pool: old workers may still read the old). */
   ctl: number;
   private pool: ThreadPool | null = null;
@@ -57,7 +60,7 @@ export class WasmRuntime {
     this.exports = x;
     const g = (name: string) => x[name]!.value as number;
     this.c = {
-      CTL_JOB: g('CTL_JOB'), CTL_PENDING: g('CTL_PENDING'), CTL_OP: g('CTL_OP'), CTL_ARGS: g('CTL_ARGS'),
+      CTL_JOB: g('CTL_JOB'), CTL_PENDING: g('CTL_PENDING'), CTL_NEXT: g('CTL_NEXT'), CTL_OP: g('CTL_OP'), CTL_ARGS: g('CTL_ARGS'),
       CTL_READY: g('CTL_READY'), CTL_MAX_WORKERS: g('CTL_MAX_WORKERS'), CTL_WORDS: g('CTL_WORDS'),
       OP_MATMUL_Q8: g('OP_MATMUL_Q8'), OP_MATMUL_K: g('OP_MATMUL_K'), OP_MATMUL_F32: g('OP_MATMUL_F32'), OP_ATTENTION: g('OP_ATTENTION'),
       kind: Object.fromEntries(TYPE_NAMES.map((t) => [t, g(`K_${t}`)])) as Record<TensorTypeName, number>,
@@ -139,6 +142,19 @@ export class WasmRuntime {
     }
     this.tensors.set(t, { offset, bytes: t.data.byteLength });
     return offset;
+  }
+
+  /**
+   * Byte offset of the f16 → f32 table (65536 f32, 256 KB) the 32-block kernels read their block
+   * scales from; made on the first call (which may grow the memory: call it where scratch is
+   * allocated, when a kernel set is made).
+   */
+  f16Table(): number {
+    if (!this.f16At) {
+      this.f16At = this.heap.alloc(65536 * 4);
+      this.exports.f16Table(this.f16At);
+    }
+    return this.f16At;
   }
 
   /** Whether a view lies in this memory and is live (not a detached view of a grown plain memory). */

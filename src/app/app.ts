@@ -8,13 +8,15 @@ import { LitElement, html, nothing } from 'lit';
 import { html as staticHtml, unsafeStatic } from 'lit/static-html.js';
 import { customElement, property, state } from 'lit/decorators.js';
 import { NotebookDocument, type DocumentChange } from '../notebook/document.ts';
-import { ReactiveGraph, type CellState, type ComputeContext } from '../notebook/graph.ts';
+import { ReactiveGraph, type CellState } from '../notebook/graph.ts';
 import { cellKinds } from '../notebook/registry.ts';
 import { Autosave, openFile, openUrl, downloadNotebook, notebookFileName, type SaveStatus } from '../notebook/persist.ts';
 import { openShared, shareLink } from '../notebook/share.ts';
 import type { Notebook } from '../notebook/format.ts';
 import { createEngineClient, type EngineClient } from '../worker/client.ts';
-import type { LoadProgress, ModelInfo, Tokenized } from '../engine/api.ts';
+import type { LoadProgress, ModelInfo } from '../engine/api.ts';
+import { computeCell } from './compute.ts';
+import { PromptRuns } from './runs.ts';
 import { loadCatalog } from '../worker/loading/catalog.ts';
 import { elementFor } from '../../cells/index.ts';
 import { errorText, modelName } from '../../cells/common.ts';
@@ -64,6 +66,8 @@ export class GlassboxApp extends LitElement {
   @state() private shareUrl = '';
 
   private client: EngineClient | null = null;
+  /** One model run per prompt, shared by the cells that read it. */
+  readonly runs = new PromptRuns(() => this.client);
   private graph: ReactiveGraph | null = null;
   private autosave: Autosave | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -100,6 +104,9 @@ export class GlassboxApp extends LitElement {
 
   /** Writes pending edits to IndexedDB now. */
   async flush(): Promise<void> { await this.autosave?.flush(); }
+  /** Engine time spent for this page: the model load and every run (the app benchmark's peer). */
+  engineMs(): number { return this.loadMs + this.runs.engineMs; }
+  private loadMs = 0;
   /** Resolves when every cell has finished computing. */
   async idle(): Promise<void> { await this.graph?.idle(); }
 
@@ -150,7 +157,7 @@ export class GlassboxApp extends LitElement {
     this.doc = doc;
     this.states = new Map();
     this.graph = new ReactiveGraph({
-      compute: (ctx) => this.compute(ctx),
+      compute: (ctx) => computeCell(ctx, this.client, this.runs, this.model),
       onState: (id, st) => { const m = new Map(this.states); m.set(id, st); this.states = m; },
       checkContext: () => (this.model ? { config: this.model.config } : {}),
     });
@@ -166,35 +173,21 @@ export class GlassboxApp extends LitElement {
     if (!this.doc?.readonly) this.autosave?.schedule(this.doc!.text);
   }
 
-  /** What each kind computes; the graph calls this only when what the cell reads changed. */
-  private async compute(ctx: ComputeContext): Promise<unknown> {
-    const model = ctx.inputs.get('model') as ModelInfo | null | undefined;
-    if (ctx.cell.kind === 'model') return model ?? null;
-    if (ctx.cell.kind === 'prompt') {
-      if (!model || !this.client) return null;
-      const s = ctx.settings;
-      const t: Tokenized = await this.client.tokenize(String(s['text'] ?? ''), {
-        ...(s['chat'] === true ? { chat: true } : {}),
-        ...(typeof s['bos'] === 'boolean' ? { bos: s['bos'] } : {}),
-      });
-      ctx.signal.throwIfAborted();
-      return t;
-    }
-    return null;
-  }
-
   private async loadModel(source: PickDetail['source'], label: string): Promise<void> {
     this.ask = null;
     this.loadError = '';
     this.client ??= createEngineClient({ onRecover: (e) => { this.message = `The engine restarted: ${e.reason}`; } });
     const id = `load-${++this.loads}`;
     this.loading = { label, progress: null, id };
+    const t0 = performance.now();
     try {
       const info = await this.client.load(source, {
         backend: this.backend, requestId: id,
         onProgress: (p) => { if (this.loading?.id === id) this.loading = { label, progress: p, id }; },
       });
       if (this.loading?.id !== id) return;
+      this.runs.reset();
+      this.loadMs += performance.now() - t0;
       this.model = info;
       this.graph?.setInput('model', info);
     } catch (e) {
@@ -313,7 +306,9 @@ export class GlassboxApp extends LitElement {
     void this.updateComplete.then(() => this.renderRoot.querySelector<HTMLElement>(`[data-cell="${id}"]`)?.focus());
   }
 
+  /** Ctrl+Enter: every cell that reads the model computes again, with fresh model runs. */
   private rerun(): void {
+    this.runs.reset();
     if (this.model) this.graph?.setInput('model', { ...this.model });
   }
 

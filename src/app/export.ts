@@ -1,5 +1,6 @@
 // Export: the whole notebook as one standalone HTML file — prose rendered (sanitized), each cell's
-// figure as inline SVG drawn by the same pure functions the cell elements use. No script at all.
+// figure as inline SVG drawn by the same pure functions the cell elements use (cells/figures.ts for
+// the visual kinds). No script at all.
 
 import type { Notebook } from '../notebook/format.ts';
 import type { CellState } from '../notebook/graph.ts';
@@ -9,6 +10,7 @@ import { esc } from '../../cells/common.ts';
 import { tokenChips, tokenChipsSvg } from '../../cells/prompt.ts';
 import { blockDiagramSvg, modelFacts } from '../../cells/model.ts';
 import { proseText } from '../../cells/markdown.ts';
+import { figureOf } from '../../cells/figures.ts';
 
 const STYLE = `
   :root { color-scheme: light dark; --fg: #1d1d1f; --bg: #fbfaf7; --muted: #6b6b70; --line: #e3e1da; }
@@ -24,6 +26,7 @@ export function exportHtml(nb: Notebook, states: ReadonlyMap<string, CellState>,
   const body: string[] = [];
   for (const cell of nb.cells) {
     const out = states.get(cell.id)?.output;
+    const fig = figureOf(cell.kind, out, cell.settings);
     if (cell.kind === 'markdown') {
       body.push(`<section class="cell prose">${renderMarkdownHtml(proseText(cell))}</section>`);
     } else if (cell.kind === 'prompt') {
@@ -35,6 +38,8 @@ export function exportHtml(nb: Notebook, states: ReadonlyMap<string, CellState>,
       const rows = modelFacts(model).map((f) => `<tr><td>${esc(f.label)}</td><td>${esc(f.value)}</td></tr>`).join('');
       const b = cell.settings['block'];
       body.push(`<section class="cell model"><table>${rows}</table>${blockDiagramSvg(model.summary, typeof b === 'number' && b < model.config.nLayers ? b : 0)}</section>`);
+    } else if (fig) {
+      body.push(`<section class="cell figure ${esc(cell.kind)}">${fig.svg}</section>`);
     } else {
       body.push(`<section class="cell other"><pre>${esc(cell.raw)}</pre></section>`);
     }

@@ -7,10 +7,29 @@ model: stories260K
 # Welcome to glassbox
 
 A notebook for looking inside a small language model, in your browser. Nothing leaves this page.
-Edit the prompt below: its tokens are drawn underneath (hover one for its id and piece).
+Edit the prompt below: its tokens are drawn underneath (hover one for its id and piece), and every
+cell under it follows.
 
 \`\`\`prompt
 Once upon a time there was a little
+\`\`\`
+
+Where does each token look? One layer's attention, its query heads grouped under the key/value
+head they share. Click a head to enlarge it; hover a token to follow it through every cell.
+
+\`\`\`attention
+layer: 1
+\`\`\`
+
+What comes next: the model's distribution over its vocabulary. Move the temperature or the
+filters: the model does not run again, only the sampler's arithmetic does.
+
+\`\`\`next-token
+\`\`\`
+
+The logit lens reads the residual stream after every layer as if it were the last one.
+
+\`\`\`logit-lens
 \`\`\`
 
 The loaded model, one block of it drawn with its weight shapes:

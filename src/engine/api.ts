@@ -26,7 +26,10 @@ import {
   TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, hookNormsSlice,
   type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
   type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
+  type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice,
 } from './trace.ts';
+import { attentionSummarySlice, logitsSlice, pcaSlice } from './slices.ts';
+import { summaryBytes } from './attention-summary.ts';
 import { openModel } from '../formats/open.ts';
 import { describeModel, type ModelSummary } from '../formats/describe.ts';
 import type { ByteSource } from '../formats/source.ts';
@@ -36,6 +39,7 @@ import type { DownloadProgress, ModelSource } from '../worker/loading/types.ts';
 import type { CatalogEntry } from '../worker/loading/catalog.ts';
 
 export type { TraceHandle, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice, HookNormsSlice, Range, SliceMeta };
+export type { AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice };
 export type { ModelSource, DownloadProgress };
 
 // ---------------------------------------------------------------------------------------------
@@ -121,6 +125,14 @@ export interface RunRequest {
   requestId?: string;
   /** The cell or view the trace belongs to (default 'default'). */
   slot?: string;
+  /**
+   * Statistics recorded along the run without keeping the tensors they come from.
+   * attention: every layer × head's attention summary (attentionSummary()), `size` thumbnail bins
+   * per side (default 24, clamped to [4, 64] and to the prompt length). Such a run recomputes
+   * from position 0 (`reused` 0) unless it also captures blocks.*.attn.hook_pattern: a reused
+   * prefix's rows are not kept, and the bins depend on the prompt length (Session RunOptions).
+   */
+  summary?: { attention?: { size?: number } };
 }
 
 export interface CallOptions {
@@ -171,6 +183,14 @@ export interface EngineApi {
   topK(trace: TraceRef, query?: TopKQuery): Promise<TopKSlice>;
   logitLens(trace: TraceRef, query?: LogitLensQuery): Promise<LogitLensSlice>;
   hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice>;
+  /** The attention summary the run recorded (run with summary: { attention: {} }). */
+  attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice>;
+  /** The whole logits row at a position (default the last): stored, or from the last layer's residual. */
+  logits(trace: TraceRef, query?: LogitsQuery): Promise<LogitsSlice>;
+  /** One PCA fitted on the rows of all the listed hooks together; every row projected. */
+  pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice>;
+  /** Each id's vocabulary piece as a display string ('▁Once', '<0x0A>', '<s>'). */
+  pieces(ids: readonly number[]): Promise<string[]>;
   /** Drops a trace now; false when it was already gone. */
   release(trace: TraceRef): Promise<boolean>;
   stats(): Promise<EngineStats>;
@@ -427,6 +447,17 @@ export class Engine implements EngineApi {
     return (await this.tokenizer()).decode(ids, options);
   }
 
+  async pieces(ids: readonly number[]): Promise<string[]> {
+    const tok = await this.tokenizer();
+    if (!Array.isArray(ids)) throw new UsageError('pieces ids', `${typeof ids} is not an array of token ids`);
+    return ids.map((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= tok.vocabSize) {
+        throw new UsageError(`pieces ids[${i}]`, `${String(id)} is not a token id: the vocabulary has ${tok.vocabSize} tokens (ids 0..${tok.vocabSize - 1})`);
+      }
+      return tok.piece(id);
+    });
+  }
+
   // ---- runs ----
 
   /** Registers a pending request whose controller cancels it (also when `signal` aborts). */
@@ -471,13 +502,16 @@ export class Engine implements EngineApi {
     const t0 = performance.now();
     try {
       const tokens = [...request.tokens];
-      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, signal: controller.signal });
+      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, signal: controller.signal });
       controller.signal.throwIfAborted();   // cancelled after its last chunk: still not wanted
       const handle: TraceHandle = {
         id: this.nextId('trace'), requestId, slot, tokens, nPos: r.nPos, hooks: [...r.trace.keys()],
         logitsStart: r.logitsStart, backend: m.session.backend, reused: r.reused, ms: performance.now() - t0,
       };
-      const stored: StoredTrace = { handle, data: r.trace, logits: r.logits, bytes: traceBytes(r.trace, r.logits) };
+      const stored: StoredTrace = {
+        handle, data: r.trace, logits: r.logits, attentionSummary: r.attentionSummary,
+        bytes: traceBytes(r.trace, r.logits) + (r.attentionSummary ? summaryBytes(r.attentionSummary) : 0),
+      };
       this.traces.put(stored);
       this.runs++;
       return { ...handle, tokens: [...tokens], hooks: [...handle.hooks] };
@@ -535,6 +569,22 @@ export class Engine implements EngineApi {
   async hookNorms(trace: TraceRef, names: string | readonly string[], options: { positions?: Range } = {}): Promise<HookNormsSlice> {
     const t = this.trace(trace);
     return this.out(t, hookNormsSlice(t, typeof names === 'string' ? [names] : names, options.positions));
+  }
+
+  async attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice> {
+    const t = this.trace(trace);
+    return this.out(t, attentionSummarySlice(t));
+  }
+
+  async logits(trace: TraceRef, query: LogitsQuery = {}): Promise<LogitsSlice> {
+    const t = this.trace(trace);
+    const m = this.loaded();
+    return this.out(t, logitsSlice(m.info.config, (x, n) => m.session.outputHead(x, n), t, query));
+  }
+
+  async pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice> {
+    const t = this.trace(trace);
+    return this.out(t, pcaSlice(t, query));
   }
 
   async release(trace: TraceRef): Promise<boolean> {

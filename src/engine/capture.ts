@@ -92,6 +92,14 @@ export class CaptureStore implements Recorder {
     e.nPos = kLen;
   }
 
+  /** The stored causal row of attention hook `name` for query position p and head h: [p + 1] (a view). */
+  causalRow(name: string, p: number, h: number): Float32Array {
+    const e = this.entries.get(name);
+    if (!e || !e.attention || p >= e.nPos) throw new Error(`capture: ${name} holds no row for position ${p}`);
+    const from = triangle(e.rowSize, p) + h * (p + 1);
+    return e.data.subarray(from, from + p + 1);
+  }
+
   /** The trace of positions 0 .. nPos−1 for `names` (copies: later runs do not change it). */
   trace(c: ModelConfig, names: readonly string[], nPos: number): Trace {
     const out: Trace = new Map();

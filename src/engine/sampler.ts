@@ -73,53 +73,138 @@ export function applyRepetitionPenalty(logits: Float32Array, previous: readonly 
   return out;
 }
 
-/**
- * The distribution the next token is drawn from, after every filter and the temperature.
- * Greedy (temperature 0) gives the single argmax with probability 1.
- */
-export function samplingDistribution(logits: Float32Array, previous: readonly number[], options: SamplerOptions = {}): Distribution {
-  const o = check(options);
-  const l = applyRepetitionPenalty(logits, previous, o.repeatPenalty, o.repeatLastN);
-  if (o.temperature === 0) return { ids: [argmax(l)], probs: Float64Array.of(1) };
+// ---------------------------------------------------------------------------------------------
+// The filters, stage by stage. One function computes what each stage keeps; samplingDistribution
+// (what generation draws from) and the next-token cell (which draws every stage) both use it.
+// Every stage keeps a prefix of the candidates sorted most likely first, so "what survived" is
+// one count per stage.
 
-  // candidates, most likely first (lowest id first on ties); −inf logits can never be drawn
-  let ids: number[] = [];
-  for (let i = 0; i < l.length; i++) if (l[i]! > -Infinity) ids.push(i);
-  if (ids.length === 0) throw new UsageError('sampler', 'every logit is −inf; there is nothing to sample');
-  ids.sort((a, b) => l[b]! - l[a]! || a - b);
+/** Why a candidate is not in the final distribution: the filter that cut it, or temperature 0. */
+export type SamplerCut = 'top-k' | 'top-p' | 'min-p' | 'greedy';
+
+export interface SamplingStages {
+  /** The logits after the repetition penalty (the caller's array when the penalty is off). [vocab] */
+  logits: Float32Array;
+  /** Candidates (logit > −inf), most likely first, the lowest id first on ties. [n] */
+  ids: Int32Array;
+  /** Softmax at temperature 1 over every candidate, before any filter. [n], by rank */
+  p0: Float64Array;
+  /** How many candidates (a prefix of ids) survive each stage, in chain order. */
+  after: { topK: number; topP: number; minP: number; temperature: number };
+  /** The final distribution over the kept candidates ids[0 .. kept), renormalised. [kept] */
+  p: Float64Array;
+  kept: number;
+}
+
+/** The stage that cut the candidate of rank `i` (0-based, into stages.ids), or null if it is kept. */
+export function cutBy(s: SamplingStages, i: number): SamplerCut | null {
+  const a = s.after;
+  return i < a.temperature ? null : i < a.minP ? 'greedy' : i < a.topP ? 'min-p' : i < a.topK ? 'top-p' : 'top-k';
+}
+
+const ID_SPACE = 2 ** 21;                        // ids packed below the logit's 32-bit key: 53 bits
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Ids whose logit is > −inf, sorted by logit (largest first, the lowest id first on ties).
+ * Each (logit, id) is packed into one exactly representable double — the float's bits made
+ * order-preserving, then the id — so a native numeric sort does it: about 3× faster than a
+ * comparator (15 ms rather than 45 for a 128k vocabulary).
+ */
+export function sortedCandidates(logits: Float32Array): Int32Array {
+  const n0 = logits.length;
+  if (n0 > ID_SPACE) {                           // beyond any real vocabulary: the plain way
+    const ids: number[] = [];
+    for (let i = 0; i < n0; i++) if (logits[i]! > -Infinity) ids.push(i);
+    return Int32Array.from(ids.sort((a, b) => logits[b]! - logits[a]! || a - b));
+  }
+  const keys = new Float64Array(n0);
+  let n = 0;
+  for (let i = 0; i < n0; i++) {
+    const v = logits[i]!;
+    if (!(v > -Infinity)) continue;              // −inf and NaN can never be drawn
+    f32[0] = v + 0;                              // −0 → +0: the two tie, as they compare equal
+    const b = u32[0]!;
+    const ascending = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    keys[n++] = (0xffffffff - ascending) * ID_SPACE + i;
+  }
+  const sorted = keys.subarray(0, n).sort();
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = sorted[i]! % ID_SPACE;
+  return ids;
+}
+
+/**
+ * Every stage of the chain: repetition penalty → top-k → top-p → min-p → temperature.
+ * Top-p and min-p look at the temperature-1 distribution of what top-k kept; the temperature then
+ * reshapes the survivors; temperature 0 keeps only the most likely. `sorted` may pass
+ * sortedCandidates(logits) computed once (a notebook moving a slider); it is used only when the
+ * penalty leaves the logits as they are. O(vocab) given `sorted`, O(vocab log vocab) without.
+ */
+export function samplingStages(logits: Float32Array, previous: readonly number[], options: SamplerOptions = {}, sorted?: Int32Array): SamplingStages {
+  const o = check(options);
+  const penalized = o.repeatPenalty !== 1 && o.repeatLastN !== 0 && previous.length > 0;
+  const l = penalized ? applyRepetitionPenalty(logits, previous, o.repeatPenalty, o.repeatLastN) : logits;
+  const ids = !penalized && sorted ? sorted : sortedCandidates(l);
+  const n = ids.length;
+  if (n === 0) throw new UsageError('sampler', 'every logit is −inf; there is nothing to sample');
+  const max = l[ids[0]!]!;
+
+  // temperature 1 over every candidate: the weights exp(l − max) now, normalised into p0 below
+  const p0 = new Float64Array(n);
+  let z0 = 0;
+  for (let i = 0; i < n; i++) z0 += p0[i] = Math.exp(l[ids[i]!]! - max);
 
   // top-k
-  if (o.topK > 0 && ids.length > o.topK) ids = ids.slice(0, o.topK);
+  const topK = o.topK > 0 && n > o.topK ? o.topK : n;
 
-  // probabilities at temperature 1 for top-p and min-p (relative to the candidates kept so far)
-  const max = l[ids[0]!]!;
+  // top-p and min-p, on the temperature-1 probabilities of what top-k kept
+  let topP = topK, minP = topK;
   if (o.topP < 1 || o.minP > 0) {
     let sum = 0;
-    for (const id of ids) sum += Math.exp(l[id]! - max);
+    if (topK === n) sum = z0;
+    else for (let i = 0; i < topK; i++) sum += p0[i]!;
     // top-p: the shortest prefix whose probability reaches p
     if (o.topP < 1) {
-      let cum = 0, keep = ids.length;
-      for (let i = 0; i < ids.length; i++) {
-        cum += Math.exp(l[ids[i]!]! - max) / sum;
-        if (cum >= o.topP) { keep = i + 1; break; }
+      let cum = 0;
+      for (let i = 0; i < topK; i++) {
+        cum += p0[i]! / sum;
+        if (cum >= o.topP) { topP = i + 1; break; }
       }
-      ids = ids.slice(0, keep);
     }
     // min-p: p(token) ≥ minP · p(most likely)  ⇔  logit ≥ max + ln(minP)
+    minP = topP;
     if (o.minP > 0) {
       const threshold = max + Math.log(o.minP);
-      let keep = 1;
-      while (keep < ids.length && l[ids[keep]!]! >= threshold) keep++;
-      ids = ids.slice(0, keep);
+      minP = 1;
+      while (minP < topP && l[ids[minP]!]! >= threshold) minP++;
     }
   }
 
-  // temperature, then softmax (subtracting the max)
-  const probs = new Float64Array(ids.length);
-  let sum = 0;
-  for (let i = 0; i < ids.length; i++) sum += probs[i] = Math.exp((l[ids[i]!]! - max) / o.temperature);
-  for (let i = 0; i < ids.length; i++) probs[i]! /= sum;
-  return { ids, probs };
+  // temperature, then softmax (subtracting the max); 0 keeps the most likely alone
+  const kept = o.temperature === 0 ? 1 : minP;
+  const p = new Float64Array(kept);
+  if (o.temperature === 0) p[0] = 1;
+  else {
+    let sum = 0;
+    for (let i = 0; i < kept; i++) sum += p[i] = Math.exp((l[ids[i]!]! - max) / o.temperature);
+    for (let i = 0; i < kept; i++) p[i]! /= sum;
+  }
+  for (let i = 0; i < n; i++) p0[i]! /= z0;
+  return { logits: l, ids, p0, after: { topK, topP, minP, temperature: kept }, p, kept };
+}
+
+/**
+ * The distribution the next token is drawn from, after every filter and the temperature.
+ * Greedy (temperature 0) gives the single argmax with probability 1 (one pass, no sort).
+ */
+export function samplingDistribution(logits: Float32Array, previous: readonly number[], options: SamplerOptions = {}): Distribution {
+  const o = check(options);
+  if (o.temperature === 0) {
+    return { ids: [argmax(applyRepetitionPenalty(logits, previous, o.repeatPenalty, o.repeatLastN))], probs: Float64Array.of(1) };
+  }
+  const s = samplingStages(logits, previous, o);
+  return { ids: Array.from(s.ids.subarray(0, s.kept)), probs: s.p };
 }
 
 /** Draws a token from a distribution with one uniform number u ∈ [0, 1). */

@@ -21,7 +21,8 @@ import type { ModelWeights } from './weights.ts';
 import { RunState } from './state.ts';
 import { forward } from './forward.ts';
 import { selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
-import { CaptureStore } from './capture.ts';
+import { CaptureStore, type Recorder } from './capture.ts';
+import { AttentionSummarizer, summaryBins, type AttentionSummaryData } from './attention-summary.ts';
 import { ContextLengthError, UsageError } from './errors.ts';
 import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
 import { chooseCpuKernels, type CpuChoice, type CpuKernelsName } from '../../kernels/wasm/choose.ts';
@@ -49,6 +50,12 @@ export interface SessionOptions {
   backend?: Backend;
   /** Told when the session leaves WebGPU for the CPU (the UI shows the reason). */
   onBackendChange?: (change: BackendChange) => void;
+  /**
+   * WebGPU: the most bytes of attention rows one step reads back for an attention summary (every
+   * layer's rows of the chunk at once); runs asking for one take smaller chunks to stay within
+   * it (at least one position). Default 64 MiB.
+   */
+  summaryReadbackBytes?: number;
 }
 
 export interface BackendChange {
@@ -78,6 +85,18 @@ export interface RunOptions {
    * so the next run reuses them (src/engine/api.ts cancels superseded prompt edits this way).
    */
   signal?: AbortSignal;
+  /**
+   * Statistics recorded along the run without keeping what they come from. `attention`: the
+   * attention summary of every layer and query head (src/engine/attention-summary.ts), `size`
+   * thumbnail bins per side (default 24, clamped to [4, 64] and to the prompt length).
+   *
+   * Prefix reuse: the thumbnails' bins depend on the prompt length, so the rows of a reused prefix
+   * would be needed again, and they are not kept (that is the point). A run asking for a summary
+   * therefore recomputes from position 0 (`reused` is 0) — unless it also captures every layer's
+   * attn.hook_pattern, whose stored rows survive reuse: then the prefix is reused as usual and the
+   * summary is computed from the stored rows at the end.
+   */
+  summary?: { attention?: { size?: number } };
 }
 
 export interface RunResult {
@@ -96,7 +115,10 @@ export interface RunResult {
    * logits — null on WebGPU for topK = 1, where only the id is read back.
    */
   top?: { ids: Uint32Array; logits: Float32Array | null };
+  /** summary.attention: the attention summary of the whole sequence. */
+  attentionSummary?: AttentionSummaryData;
 }
+
 
 /** What one run does, worked out before any chunk is computed (shared by both backends). */
 interface Plan {
@@ -104,7 +126,13 @@ interface Plan {
   mode: 'last' | 'new' | 'all' | 'top';
   topK: number;
   asked: HookSelection;
+  /** What the forward pass computes and hands to `recorder`: the stored hooks, and every layer's
+   *  pattern when a summary is built from the chunks. */
   hooks: HookSelection;
+  recorder: Recorder | null;
+  summary: AttentionSummarizer | null;
+  /** The summary is computed from the stored patterns at the end (they were captured too). */
+  summaryFromStore: boolean;
   reused: number;
   logitsStart: number;
   logits: Float32Array;
@@ -120,6 +148,7 @@ export class Session {
   private readonly cpu: CpuChoice;
   private gpu: GpuRunner | null = null;
   private readonly onBackendChange: ((change: BackendChange) => void) | undefined;
+  private readonly summaryReadbackBytes: number;
   private why: string | null;
   /** runAsync calls, one after another (they share the cache). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -137,6 +166,7 @@ export class Session {
     this.cpu = chooseCpuKernels(weights, { kernels: options.kernels, threads: options.threads, chunkSize: this.chunkSize });
     this.state = new RunState(weights.config, this.cpu.kernels.space);
     this.onBackendChange = options.onBackendChange;
+    this.summaryReadbackBytes = options.summaryReadbackBytes ?? 64 << 20;
     const b = options.backend;
     this.why = b?.kind === 'cpu' ? b.reason : null;
     if (b?.kind === 'webgpu') {
@@ -212,7 +242,7 @@ export class Session {
     const mode = p.mode;
     const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
     const out = forward(this.weights, this.state, chunk, pos, {
-      hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logitsFrom, activationQuant: this.activationQuant,
+      hooks: p.hooks, recorder: p.recorder, logitsFrom, activationQuant: this.activationQuant,
       kernels: this.cpu.kernels,
     });
     if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
@@ -261,18 +291,22 @@ export class Session {
   private async runGpu(gpu: GpuRunner, tokens: readonly number[], options: RunOptions): Promise<RunResult> {
     options.signal?.throwIfAborted();
     const p = this.plan(tokens, options);
-    const vocab = this.config.vocabSize;
+    const vocab = this.config.vocabSize, c = this.config;
     let top: RunResult['top'];
-    for (let pos = p.reused; pos < tokens.length; pos += this.chunkSize) {
+    // a summary reads back every layer's attention rows of a chunk at once: bound that
+    const chunkSize = p.summary && !p.summaryFromStore
+      ? Math.max(1, Math.min(this.chunkSize, Math.floor(this.summaryReadbackBytes / (4 * c.nLayers * c.nHeads * tokens.length))))
+      : this.chunkSize;
+    for (let pos = p.reused; pos < tokens.length; pos += chunkSize) {
       options.signal?.throwIfAborted();
-      const end = Math.min(tokens.length, pos + this.chunkSize);
+      const end = Math.min(tokens.length, pos + chunkSize);
       const chunk = tokens.slice(pos, end);
       const last = end === tokens.length;
       // 'all' logits arrive through the hook_logits capture
       const logits: LogitsRequest = p.mode === 'new' ? { rows: chunk.length }
         : p.mode === 'top' && last ? { top: p.topK }
         : p.mode === 'last' && last ? { rows: 1 } : { rows: 0 };
-      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.hooks.any ? this.store : null, logits });
+      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.recorder, logits });
       if (p.mode === 'new') p.logits.set(out.logits, (pos - p.reused) * vocab);
       else if (p.mode === 'last' && last) p.logits.set(out.logits.subarray(out.logits.length - vocab));
       if (out.top) top = out.top;
@@ -351,15 +385,33 @@ export class Session {
     }
     const asked = selectHooks(c, options.capture);
     // 'all' logits are recorded like the hook_logits activation, so that prefix reuse keeps them.
-    const hooks = mode === 'all' && !asked.global.hook_logits ? selectHooks(c, [...asked.names, 'hook_logits']) : asked;
+    const stored = mode === 'all' && !asked.global.hook_logits ? selectHooks(c, [...asked.names, 'hook_logits']) : asked;
+    const storedNames = new Set(stored.names);
+
+    // The attention summary (RunOptions.summary): from the stored patterns when every layer's is
+    // captured, else from every layer's pattern rows as the chunks produce them (not stored).
+    if (options.summary !== undefined && (options.summary === null || typeof options.summary !== 'object')) {
+      throw new UsageError('run summary', `is ${String(options.summary)}`, 'Give an object: summary: { attention: { size: 24 } }');
+    }
+    const summaryAsk = options.summary?.attention;
+    if (summaryAsk !== undefined && (summaryAsk === null || typeof summaryAsk !== 'object')) {
+      throw new UsageError('run summary.attention', `is ${String(summaryAsk)}`, 'Give an object: summary: { attention: { size: 24 } }');
+    }
+    const patterns = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+    const summary = summaryAsk ? new AttentionSummarizer(c.nLayers, c.nHeads, nPos, summaryBins(summaryAsk.size, nPos)) : null;
+    const summaryFromStore = summary !== null && patterns.every((n) => storedNames.has(n));
+    const fromChunks = summary !== null && !summaryFromStore;
+    const hooks = fromChunks ? selectHooks(c, [...stored.names, ...patterns]) : stored;
+    const recorder = fromChunks ? summaryRecorder(this.store, storedNames, summary, patterns) : hooks.any ? this.store : null;
 
     // Reuse the longest cached prefix whose recorded activations are all available; always
-    // recompute at least the last position (its logits are not kept).
+    // recompute at least the last position (its logits are not kept). A summary built from the
+    // chunks needs every row: nothing is reused.
     let reused = 0;
-    const limit = Math.min(this.cached.length, nPos - 1);
+    const limit = fromChunks ? 0 : Math.min(this.cached.length, nPos - 1);
     while (reused < limit && this.cached[reused] === tokens[reused]) reused++;
-    for (const name of hooks.names) reused = Math.min(reused, this.store.coverage(name));
-    this.store.keepOnly(new Set(hooks.names));
+    for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
+    this.store.keepOnly(storedNames);
     this.store.truncate(reused);
     this.cached = this.cached.slice(0, reused);
 
@@ -367,7 +419,7 @@ export class Session {
     const logitsStart = mode === 'new' ? reused : mode === 'all' ? 0 : nPos - 1;
     // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
     const logits = new Float32Array(mode === 'new' ? (nPos - reused) * vocab : mode === 'top' && this.gpu ? 0 : vocab);
-    return { tokens, mode, topK, asked, hooks, reused, logitsStart, logits };
+    return { tokens, mode, topK, asked, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits };
   }
 
   private finish(p: Plan, top: RunResult['top']): RunResult {
@@ -378,8 +430,36 @@ export class Session {
     if (p.mode === 'top') logits = new Float32Array(0);
     const r: RunResult = { logits, logitsStart: p.logitsStart, nPos, reused: p.reused, trace };
     if (top) r.top = top;
+    if (p.summary) {
+      if (p.summaryFromStore) {
+        for (let l = 0; l < c.nLayers; l++) {
+          for (let q = 0; q < nPos; q++) {
+            for (let h = 0; h < c.nHeads; h++) p.summary.row(l, h, q, this.store.causalRow(`blocks.${l}.attn.hook_pattern`, q, h));
+          }
+        }
+      }
+      r.attentionSummary = p.summary.result();
+    }
     return r;
   }
+}
+
+/**
+ * The recorder of a run that builds an attention summary from the chunks: every layer's pattern
+ * rows go to the summary, and only the hooks the run stores go to the store.
+ */
+function summaryRecorder(store: CaptureStore, stored: ReadonlySet<string>, summary: AttentionSummarizer, patterns: readonly string[]): Recorder {
+  const layerOf = new Map(patterns.map((name, l) => [name, l]));
+  return {
+    rows(name, start, data, n, rowSize) {
+      store.rows(name, start, data, n, rowSize);       // only stored hooks produce rows
+    },
+    attention(name, start, data, nHeads, n) {
+      if (stored.has(name)) store.attention(name, start, data, nHeads, n);
+      const l = layerOf.get(name);
+      if (l !== undefined) summary.chunk(l, start, data, n);
+    },
+  };
 }
 
 /** The k largest entries of a row, largest first, the lowest id first on ties (as the sampler orders them). */

@@ -4,7 +4,9 @@
 // one layer's attention pattern, a range of positions, the top-k of a logits row, the logit lens
 // of a few positions, norms per position — and gets only those numbers, in fresh arrays that can
 // be transferred without detaching the trace. A trace holds what its run captured and nothing
-// more: a slice of something not captured is a UsageError that says what to capture.
+// more: a slice of something not captured is a UsageError that says what to capture. The overview
+// slices (the attention summary a run recorded, whole logits rows, PCA) are computed in slices.ts;
+// their types are here with the others.
 //
 // Traces live in slots (one per notebook cell, or per view): a newer trace in a slot drops the
 // older one, and release() drops one at once, so memory follows the cells on the page, not the
@@ -14,6 +16,7 @@ import type { ModelConfig } from './config.ts';
 import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from './hooks.ts';
 import { topOf } from './session.ts';
 import { UsageError } from './errors.ts';
+import type { AttentionSummaryData } from './attention-summary.ts';
 
 /** [start, end): a half-open range of positions. */
 export type Range = readonly [start: number, end: number];
@@ -120,6 +123,57 @@ export interface LogitLensSlice extends SliceMeta {
   targetRanks: Int32Array | null;
 }
 
+export interface AttentionSummarySlice extends SliceMeta {
+  nLayers: number;
+  nHeads: number;
+  nPos: number;
+  /** B: thumbnail bins per side (the asked size clamped to [4, 64], then to nPos). Positions are
+   *  split into B contiguous bins: p is in bin ⌊p·B/nPos⌋ (binOf, src/engine/attention-summary.ts). */
+  size: number;
+  /** [nLayers, nHeads, B, B]: the mean attention weight over the causal entries (k ≤ q) with q in
+   *  the query bin and k in the key bin; NaN where there is none (key bin after the query bin). */
+  thumbs: Float32Array;
+  /** [nLayers, nHeads]: mean over query positions of the row's entropy, in nats. */
+  entropy: Float32Array;
+  /** [nLayers, nHeads]: mean over query positions of the weight on position 0. */
+  first: Float32Array;
+  /** [nLayers, nHeads]: mean over queries q ≥ 1 of the weight on q − 1 (NaN when nPos = 1). */
+  prev: Float32Array;
+}
+
+export interface LogitsQuery {
+  /** Default: the last position. */
+  position?: number;
+}
+
+export interface LogitsSlice extends SliceMeta {
+  position: number;
+  /** [vocab]: the model's logits at that position. */
+  data: Float32Array;
+}
+
+export interface PcaQuery {
+  /** Hooks whose rows are fitted together ([pos, ...] hooks of one row size, e.g. every
+   *  blocks.*.hook_resid_post): one set of axes, shared by all of them. */
+  hooks: readonly string[];
+  /** Default 2. */
+  components?: number;
+  /** Default all. */
+  positions?: Range;
+}
+
+export interface PcaSlice extends SliceMeta {
+  /** Our names of the hooks, in the order asked. */
+  hooks: string[];
+  positionStart: number;
+  nPos: number;
+  components: number;
+  /** [hooks, pos, components]: each row minus the mean of all rows, on each axis. */
+  points: Float32Array;
+  /** [components]: the fraction of the total variance along each axis. */
+  explained: Float32Array;
+}
+
 export interface HookNormsSlice extends SliceMeta {
   names: string[];
   positionStart: number;
@@ -136,6 +190,8 @@ export interface StoredTrace {
   data: Trace;
   /** [nPos − logitsStart, vocab]: the logits rows the trace holds. */
   logits: Float32Array;
+  /** The attention summary, when the run asked for one. */
+  attentionSummary?: AttentionSummaryData;
   bytes: number;
 }
 
@@ -191,7 +247,7 @@ export function traceBytes(data: Trace, logits: Float32Array): number {
 // ---------------------------------------------------------------------------------------------
 // Slices
 
-function entry(t: StoredTrace, name: string, what: string): TraceEntry {
+export function traceEntry(t: StoredTrace, name: string, what: string): TraceEntry {
   const e = t.data.get(name);
   if (!e) {
     throw new UsageError(`trace ${t.handle.id}`, `holds no ${name} (${what})`,
@@ -200,7 +256,7 @@ function entry(t: StoredTrace, name: string, what: string): TraceEntry {
   return e;
 }
 
-function range(r: Range | undefined, n: number, field: string): [number, number] {
+export function positionRange(r: Range | undefined, n: number, field: string): [number, number] {
   if (r === undefined) return [0, n];
   const [a, b] = r;
   if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b > n || a >= b) {
@@ -209,7 +265,7 @@ function range(r: Range | undefined, n: number, field: string): [number, number]
   return [a, b];
 }
 
-function position(p: number, n: number, field: string): number {
+export function checkPosition(p: number, n: number, field: string): number {
   if (!Number.isInteger(p) || p < 0 || p >= n) throw new UsageError(field, `${p} is not a position of this trace (0..${n - 1})`);
   return p;
 }
@@ -220,14 +276,14 @@ export function attentionSlice(c: ModelConfig, t: StoredTrace, q: AttentionQuery
     throw new UsageError('attention layer', `${layer} is not a layer of this model (0..${c.nLayers - 1})`);
   }
   const name = `blocks.${layer}.attn.hook_${q.which ?? 'pattern'}`;
-  const e = entry(t, name, 'attention');
+  const e = traceEntry(t, name, 'attention');
   const n = t.handle.nPos;
   const heads = q.head === undefined || q.head === 'all' ? [...Array(c.nHeads).keys()] : typeof q.head === 'number' ? [q.head] : [...q.head];
   for (const h of heads) {
     if (!Number.isInteger(h) || h < 0 || h >= c.nHeads) throw new UsageError('attention head', `${h} is not a head of this model (0..${c.nHeads - 1})`);
   }
-  const [q0, q1] = range(q.queries, n, 'attention queries');
-  const [k0, k1] = range(q.keys, n, 'attention keys');
+  const [q0, q1] = positionRange(q.queries, n, 'attention queries');
+  const [k0, k1] = positionRange(q.keys, n, 'attention keys');
   const nq = q1 - q0, nk = k1 - k0;
   const out = new Float32Array(heads.length * nq * nk);            // [heads, nq, nk]
   heads.forEach((h, i) => {
@@ -241,9 +297,9 @@ export function attentionSlice(c: ModelConfig, t: StoredTrace, q: AttentionQuery
 
 export function activationSlice(t: StoredTrace, name: string, positions?: Range): Omit<ActivationSlice, keyof SliceMeta> {
   const ours = canonicalHookName(name);
-  const e = entry(t, ours, 'activation');
+  const e = traceEntry(t, ours, 'activation');
   const n = t.handle.nPos;
-  const [p0, p1] = range(positions, n, `positions of ${ours}`);
+  const [p0, p1] = positionRange(positions, n, `positions of ${ours}`);
   const leaf = ours.slice(ours.lastIndexOf('.', ours.lastIndexOf('.') - 1) + 1);
   if (ATTENTION_HOOKS.has(leaf)) {
     // [n_heads, q_pos, k_pos]: the query rows p0..p1 of every head
@@ -274,7 +330,7 @@ function softmaxStats(row: Float32Array, T: number): { max: number; sum: number 
 
 export function topKSlice(c: ModelConfig, t: StoredTrace, q: TopKQuery = {}): Omit<TopKSlice, keyof SliceMeta> {
   const n = t.handle.nPos;
-  const p = position(q.position ?? n - 1, n, 'topK position');
+  const p = checkPosition(q.position ?? n - 1, n, 'topK position');
   const start = t.handle.logitsStart;
   if (p < start) {
     throw new UsageError('topK position', `the trace holds logits from position ${start} on, not ${p}`, "Run with logits: 'all' (or capture hook_logits) to read every position");
@@ -324,7 +380,7 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
     if (!e) throw new UsageError(`trace ${t.handle.id}`, `holds no residual for layer ${l}`, `Capture '${l === -1 ? 'hook_embed' : `blocks.${l}.hook_resid_post`}'`);
     return e.data;
   });
-  const positions = (q.positions ? [...q.positions] : [n - 1]).map((p) => position(p, n, 'logitLens positions'));
+  const positions = (q.positions ? [...q.positions] : [n - 1]).map((p) => checkPosition(p, n, 'logitLens positions'));
   const k = q.k ?? 5;
   if (!Number.isInteger(k) || k < 1 || k > V) throw new UsageError('logitLens k', `${k} must be an integer from 1 to ${V}`);
   const target = q.target ?? null;
@@ -363,11 +419,11 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
 
 export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {
   const n = t.handle.nPos;
-  const [p0, p1] = range(positions, n, 'hookNorms positions');
+  const [p0, p1] = positionRange(positions, n, 'hookNorms positions');
   const ours = names.map(canonicalHookName);
   const out = new Float32Array(ours.length * (p1 - p0));              // [names, positions]
   ours.forEach((name, i) => {
-    const e = entry(t, name, 'norms');
+    const e = traceEntry(t, name, 'norms');
     const leaf = name.slice(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
     for (let p = p0; p < p1; p++) {
       let ss = 0;

@@ -218,22 +218,63 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
   });
   r.register({ kind: 'model', label: 'Model', schema: { block: int({ min: 0, below: ['blocks', (c) => c.nLayers] }), name },
     reads: () => [{ input: 'model' }], view: ['block'] });
+  const layerOf = (o: Parameters<typeof int>[0] = {}) => int({ min: 0, below: ['layers', (c) => c.nLayers], ...o });
+  const positionSpec = either(oneOf(['last'], { default: 'last' }), int({ min: 0, below: ['positions of context', (c) => c.nCtx] }));
   r.register({
-    kind: 'attention', label: 'Attention', reads: readsPrompt, view: ['heads'],
+    kind: 'attention', label: 'Attention', reads: readsPrompt, view: ['heads', 'head', 'mean'],
     schema: {
-      layer: int({ min: 0, default: 0, below: ['layers', (c) => c.nLayers] }),
+      layer: layerOf({ default: 0 }),
       heads: either(oneOf(['all'], { default: 'all' }), list(int({ min: 0, below: ['heads', (c) => c.nHeads] }))),
+      head: int({ min: 0, below: ['heads', (c) => c.nHeads] }),
+      // view and sort decide whether the every-layer summary is fetched (long prompts): recomputed.
+      view: oneOf(['heads', 'heatmap', 'lines', 'from', 'overview'], { default: 'heads' }),
+      sort: oneOf(['index', 'entropy', 'first', 'prev'], { default: 'index' }),
+      mean: bool({ default: false }),
       prompt: promptRef, name,
     },
   });
   r.register({
     kind: 'next-token', label: 'Next token', reads: readsPrompt,
+    // The sampler controls redraw from the cached logits row: they never rerun the model.
+    view: ['temperature', 'top_k', 'top_p', 'min_p', 'show'],
     schema: {
       temperature: num({ min: 0, default: 1 }),
       top_k: int({ min: 0, default: 0 }),
       top_p: num({ min: 0, max: 1, minExclusive: true, default: 1 }),
       min_p: num({ min: 0, max: 1, default: 0 }),
-      position: either(oneOf(['last'], { default: 'last' }), int({ min: 0, below: ['positions of context', (c) => c.nCtx] })),
+      show: int({ min: 1, max: 200, default: 20 }),
+      position: positionSpec,
+      target: str(),
+      prompt: promptRef, name,
+    },
+  });
+  r.register({
+    kind: 'logit-lens', label: 'Logit lens', reads: readsPrompt, view: ['view'],
+    schema: {
+      target: str(),
+      positions: either(oneOf(['all'], { default: 'all' }), int({ min: 1 })),
+      view: oneOf(['grid', 'target'], { default: 'grid' }),
+      prompt: promptRef, name,
+    },
+  });
+  r.register({
+    kind: 'activations', label: 'Activations', reads: readsPrompt, view: ['norm_view', 'bins', 'log_y'],
+    schema: {
+      hook: str(),
+      layer: layerOf({ default: 0 }),
+      position: positionSpec,
+      neurons: list(int({ min: 0 })),
+      norm_view: oneOf(['heatmap', 'lines'], { default: 'heatmap' }),
+      bins: int({ min: 1, max: 400, default: 40 }),
+      log_y: bool({ default: false }),
+      prompt: promptRef, name,
+    },
+  });
+  r.register({
+    kind: 'embeddings', label: 'Embeddings', reads: readsPrompt, view: ['labels'],
+    schema: {
+      layer: either(oneOf(['last', 'all'], { default: 'last' }), layerOf()),
+      labels: bool({ default: true }),
       prompt: promptRef, name,
     },
   });

@@ -19,7 +19,7 @@ import './wire.ts';
 import type {
   Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions,
   TraceHandle, TraceRef, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice,
-  HookNormsSlice, Range, EngineStats, LoadProgress,
+  HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice,
 } from '../engine/api.ts';
 import type { DecodeOptions } from '../tokenizer/tokenizer.ts';
 import { CancelledError, WorkerError } from '../engine/errors.ts';
@@ -368,6 +368,22 @@ class WorkerEngineClient implements EngineClient {
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice> {
     return this.named(trace, await this.call((r) => r.hookNorms(this.traceId(trace), names, options)));
+  }
+
+  async attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice> {
+    return this.named(trace, await this.call((r) => r.attentionSummary(this.traceId(trace))));
+  }
+
+  async logits(trace: TraceRef, query?: LogitsQuery): Promise<LogitsSlice> {
+    return this.named(trace, await this.call((r) => r.logits(this.traceId(trace), query)));
+  }
+
+  async pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice> {
+    return this.named(trace, await this.call((r) => r.pca(this.traceId(trace), query)));
+  }
+
+  pieces(ids: readonly number[]): Promise<string[]> {
+    return this.call((r) => r.pieces(ids));
   }
 
   async release(trace: TraceRef): Promise<boolean> {

@@ -15,19 +15,17 @@
 //   --quick: the stories15M models only.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { shapeConfig, synthGgufStream } from '../../src/formats/synth.ts';
+import { benchModelFile } from './models.ts';
+import { shapeConfig } from '../../src/formats/synth.ts';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import { ensureLlamaCpp, LLAMACPP_VERSION } from '../support/llamacpp.mjs';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
-const cacheDir = join(root, '.cache', 'bench');
-const SEED = 1;
 const LLAMA_THREADS = 2;
 /** Every layer's attention pattern and every residual hook (issue 6: at most 1.3× the time). */
 const CAPTURE = 'blocks.*.attn.hook_pattern,blocks.*.hook_resid_pre,blocks.*.hook_resid_mid,blocks.*.hook_resid_post';
@@ -58,37 +56,6 @@ const genOverride = positive(values['gen-tokens'], '--gen-tokens');
 const RUNS = positive(values.runs, '--runs') ?? 3;
 const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
-
-/** The model's GGUF in .cache/bench, synthesised (streamed, with progress) when missing. */
-async function modelFile(m: Model): Promise<string> {
-  const path = join(cacheDir, `${m.shape}-${m.type}-seed${SEED}.gguf`);
-  if (existsSync(path)) return path;
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${path}.part-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  const t0 = performance.now();
-  let written = 0;
-  let shown = -1;
-  try {
-    await synthGgufStream({ config: shapeConfig(m.shape), type: m.type, seed: SEED, format: 'gguf' }, async (b) => {
-      await fh.write(b);
-      written += b.length;
-      const mb = Math.floor(written / 2 ** 20 / 100);
-      if (mb !== shown) {
-        shown = mb;
-        process.stdout.write(`\r  synth ${m.shape} ${m.type}: ${(written / 2 ** 20).toFixed(0)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-      }
-    });
-  } catch (e) {
-    await fh.close();
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  renameSync(tmp, path);
-  console.log(`\r  synth ${m.shape} ${m.type}: ${(written / 2 ** 20).toFixed(0)} MB in ${((performance.now() - t0) / 1000).toFixed(0)} s → ${path}`);
-  return path;
-}
 
 /** Runs a command, returns the JSON object on its last stdout line. */
 function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
@@ -149,7 +116,7 @@ await ensureLlamaCpp();
 interface Row { model: Model; file: string; fileMb: number; kvMb: number; g1: Best; g2: Best; llama: Best }
 const rows: Row[] = [];
 for (const m of models) {
-  const file = await modelFile(m);
+  const file = await benchModelFile(m.shape, m.type);
   const flags = ['--prompt-tokens', String(m.prompt), '--gen-tokens', String(m.gen)];
   const gb = (threads: number, extra: string[] = []) => ['src/cli/glassbox.mjs', 'bench', file, '--json', '--threads', String(threads), ...flags, ...extra];
   const t0 = performance.now();

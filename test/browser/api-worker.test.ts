@@ -1,7 +1,7 @@
 // The engine through its worker (src/worker/client.ts) against the same Engine in the page's own
 // thread: the same answers bit for bit, slices that arrive as transferred buffers holding only
 // what was asked, named errors that keep their class, cancellation mid-run, slots, and the logit
-// lens on a WebGPU trace.
+// lens, logits rows and attention summary on a WebGPU trace.
 import { expect } from 'chai';
 import { Engine } from '../../src/engine/api.ts';
 import { createEngineClient, type EngineClient } from '../../src/worker/client.ts';
@@ -28,6 +28,7 @@ describe('engine API through the worker', function () {
     const req = {
       tokens: tw.ids, requestId: 'prompt-1', slot: 'cell-1', logits: 'all' as const,
       capture: ['blocks.*.attn.hook_pattern', 'blocks.*.hook_resid_post', 'hook_embed', 'blocks.3.ffn.hook_gate'],
+      summary: { attention: { size: 7 } },
     };
     const [hw, hl] = await Promise.all([client.run(req), local.run(req)]);
     const { id: _a, ms: _b, ...restW } = hw, { id: _c, ms: _d, ...restL } = hl;
@@ -43,6 +44,9 @@ describe('engine API through the worker', function () {
       ['topK', (e, id) => e.topK(id, { position: 7, k: 20, temperature: 0.8 })],
       ['logitLens', (e, id) => e.logitLens(id, { positions: [0, 5, n - 1], k: 10, target: 403 })],
       ['hookNorms', (e, id) => e.hookNorms(id, ['hook_embed', 'blocks.0.attn.hook_pattern', 'blocks.4.hook_resid_post'])],
+      ['attentionSummary', (e, id) => e.attentionSummary(id)],
+      ['logits', (e, id) => e.logits(id, { position: 5 })],
+      ['pca', (e, id) => e.pca(id, { hooks: ['hook_embed', 'blocks.0.hook_resid_post', 'blocks.4.hook_resid_post'], components: 3, positions: [1, n] })],
     ];
     for (const [what, ask] of asks) {
       const [w, l] = await Promise.all([ask(client, hw.id), ask(local, hl.id)]);
@@ -64,6 +68,15 @@ describe('engine API through the worker', function () {
     sameBits(lens.logits, top.logits, 'lens logits');
     const stats = await client.stats();
     expect(stats.bytesOut).to.be.greaterThan(0);
+    expect(await client.pieces(tw.ids)).to.deep.equal(await local.pieces(tw.ids));
+    expect(await client.pieces([13])).to.deep.equal(['<0x0A>']);
+    // a summary-only run (patterns not stored) gives the same summary through the worker
+    const only = { tokens: tw.ids, summary: { attention: { size: 7 } }, slot: 'summary-only', requestId: 'summary-1' };
+    const [sw, sl] = await Promise.all([client.run(only), local.run(only)]);
+    expect(sw.hooks).to.deep.equal([]);
+    sameSlice(await client.attentionSummary(sw), await local.attentionSummary(sl), 'summary only');
+    const a = await client.attentionSummary(sw), b = await client.attentionSummary(hw);
+    sameBits(a.thumbs, b.thumbs, 'summary from chunks = from the stored patterns');
   });
 
   it('named errors keep their class and message across the worker', async () => {
@@ -74,6 +87,14 @@ describe('engine API through the worker', function () {
     expect((err as Error).message).to.match(/holds no blocks\.0\.attn\.hook_pattern.*Capture it/);
     const bad = await client.run({ tokens: [1, 5000] }).catch((e: unknown) => e);
     expect(bad).to.be.instanceOf(UsageError);
+    const none = await client.attentionSummary(h).catch((e: unknown) => e);
+    expect(none).to.be.instanceOf(UsageError);
+    expect((none as Error).message).to.match(/holds no attention summary/);
+    const early = await client.logits(h, { position: 0 }).catch((e: unknown) => e);
+    expect(early).to.be.instanceOf(UsageError);
+    const piece = await client.pieces([512]).catch((e: unknown) => e);
+    expect(piece).to.be.instanceOf(UsageError);
+    expect((piece as Error).message).to.match(/512 is not a token id: the vocabulary has 512 tokens/);
   });
 
   it('a newer run in a slot cancels the pending one; an AbortSignal cancels mid-run and the next result is right', async () => {
@@ -125,6 +146,27 @@ describe('engine API through the worker', function () {
         // the lens runs on the CPU from the GPU's residual; the GPU computed the logits itself
         lens.logits.forEach((v, i) => expect(Math.abs(v - top.logits[i]!)).to.be.below(1e-4));
       }
+      // whole logits rows: computed from the GPU's residual by the CPU head, against the GPU's own rows
+      const resid = await gpu.run({ tokens: ids, capture: 'blocks.4.hook_resid_post', slot: 'resid' });
+      for (let p = 0; p < h.nPos; p++) {
+        const own = await gpu.logits(h, { position: p }), computed = await gpu.logits(resid, { position: p });
+        expect(computed.data.length).to.equal(512);
+        own.data.forEach((v, i) => expect(Math.abs(v - computed.data[i]!), `logits ${p}, ${i}`).to.be.below(1e-4));
+      }
+      // the attention summary on WebGPU (rows read back from the GPU) against the CPU's
+      const long = (await gpu.tokenize('Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.')).ids;
+      const req = { tokens: long, summary: { attention: { size: 9 } }, slot: 'summary' };
+      const [sg, sc] = [await gpu.attentionSummary(await gpu.run(req)), await client.attentionSummary(await client.run(req))];
+      expect([sg.nLayers, sg.nHeads, sg.nPos, sg.size]).to.deep.equal([sc.nLayers, sc.nHeads, sc.nPos, 9]);
+      for (const k of ['thumbs', 'entropy', 'first', 'prev'] as const) {
+        sc[k].forEach((v, i) => {
+          if (Number.isNaN(v)) expect(Number.isNaN(sg[k][i]!), `${k}[${i}] NaN`).to.equal(true);
+          else expect(Math.abs(v - sg[k][i]!), `${k}[${i}]`).to.be.below(1e-4);
+        });
+      }
+      // with the patterns captured too (the summary then comes from the stored rows)
+      const both = await gpu.attentionSummary(await gpu.run({ ...req, capture: 'blocks.*.attn.hook_pattern', slot: 'both' }));
+      sameBits(both.thumbs, sg.thumbs, 'WebGPU summary from chunks = from stored patterns');
     } finally {
       gpu.dispose();
     }

@@ -150,6 +150,10 @@ describe('<glassbox-app> end to end', function () {
     await until(() => app.shadowRoot!.querySelectorAll('glassbox-markdown').length > 0, 'the prose');
     await new Promise((r) => setTimeout(r, 800));                     // let images fail, handlers fire
     for (const el of app.shadowRoot!.querySelectorAll('glassbox-markdown')) {
+      // A safe link that survives sanitizing opens a new tab when clicked (target=_blank), which
+      // would hide this test page (no more animation frames for the next test files): default
+      // actions are cancelled, while any handler that was left would still run.
+      el.shadowRoot!.addEventListener('click', (e) => e.preventDefault(), true);
       for (const n of el.shadowRoot!.querySelectorAll('*')) {
         n.dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
         n.dispatchEvent(new MouseEvent('click', { bubbles: true }));
@@ -161,6 +165,8 @@ describe('<glassbox-app> end to end', function () {
     const ask = app.shadowRoot!.querySelector('[role=alertdialog]');
     expect(ask?.textContent).to.contain('https://evil.example/model.gguf');
     expect(performance.getEntriesByType('resource').some((r) => r.name.includes('evil.example'))).to.equal(false);
+    app.remove();
+    expect(document.visibilityState, 'the test page is still the visible tab').to.equal('visible');
   });
 
   it('a download shows its progress (received, total, rate), then the cached list offers delete', async () => {
@@ -201,7 +207,7 @@ describe('<glassbox-app> end to end', function () {
     await until(() => tokenIds(app).length > 3, 'the tokens');
   });
 
-  it('draws in both themes (screenshots are taken by test/e2e/screenshots.mjs)', async () => {
+  it('draws in both themes (screenshots: test/e2e/built-app.test.mjs)', async () => {
     await setViewport({ width: 1100, height: 900 });
     for (const scheme of ['light', 'dark'] as const) {
       await emulateMedia({ colorScheme: scheme });

@@ -78,7 +78,7 @@ describe('app parts', () => {
   });
 
   it('export: a standalone page with prose, the prompt\'s tokens as inline SVG, no script', () => {
-    const nb = parseNotebook('---\ntitle: T <x>\n---\n# Hello\n\n<img src=x onerror=alert(1)>\n\n```prompt\nHi there\n```\n\n```logit-lens\nlayer: 1\n```\n');
+    const nb = parseNotebook('---\ntitle: T <x>\n---\n# Hello\n\n<img src=x onerror=alert(1)>\n\n```prompt\nHi there\n```\n\n```circuit-graph\nlayer: 1\n```\n');
     const prompt = nb.cells.find((c) => c.kind === 'prompt')!;
     const states = new Map<string, CellState>([[prompt.id, { status: 'done', output: TOK, error: undefined, runs: 1 }]]);
     const page = exportHtml(nb, states, null);
@@ -88,8 +88,8 @@ describe('app parts', () => {
     expect(d.querySelector('section.prompt svg')!.querySelectorAll('g').length).to.equal(3);
     expect(d.querySelector('script')).to.equal(null);
     expect(page).not.to.contain('onerror');
-    expect(d.querySelector('section.other pre')!.textContent).to.contain('```logit-lens');
-    expect(unknownNote(nb.cells.find((c) => c.kind === 'unknown')!)).to.contain('"logit-lens"');
+    expect(d.querySelector('section.other pre')!.textContent).to.contain('```circuit-graph');
+    expect(unknownNote(nb.cells.find((c) => c.kind === 'unknown')!)).to.contain('"circuit-graph"');
   });
 });
 

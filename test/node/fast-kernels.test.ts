@@ -100,11 +100,14 @@ test('matmul: quantized weights with exact activations (activationQuant none) ar
 test('matmul: one token at a time gives the same bits as many at once, and threads (1, 2, 3) change nothing', async () => {
   const rng = new Rng(11);
   const arena = new WeightArena(1 << 20, { shared: true });
-  const sets = [kernels(arena, 1), kernels(arena, 2), kernels(arena, 3)];
+  const sets = [kernels(arena, 1, 4160), kernels(arena, 2, 4160), kernels(arena, 3, 4160)];
   await Promise.all(sets.map((s) => s.ready()));
-  for (const type of ['F32', 'F16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q6_K', 'Q2_K'] as const) {
-    const bs = getTensorType(type).blockSize;
-    const m = 131, k = bs === 1 ? 1030 : bs === 32 ? 1024 : 1280, n = 7;   // m·k·n large enough to use the threads
+  // k: rows short enough for the matrix-vector products to read ahead, and (the last two) longer
+  // ones, which they do not (kernels/wasm/matmul.as.ts READ_AHEAD_MAX)
+  const cases = [['F32', 1030], ['F16', 1030], ['Q4_0', 1024], ['Q4_1', 1024], ['Q5_0', 1024], ['Q5_1', 1024], ['Q8_0', 1024],
+    ['Q4_K', 1280], ['Q6_K', 1280], ['Q2_K', 1280], ['Q4_0', 4160], ['Q8_0', 2208]] as const;
+  for (const [type, k] of cases) {
+    const m = 131, n = 7;   // m·k·n large enough to use the threads
     const w = weight(type, m, k, rng, 1, arena);
     const x = Float32Array.from({ length: n * k }, () => rng.gaussian() * 10);
     const outs = sets.map((s) => { const o = new Float32Array(n * m); s.matmul(o, x, w, n, 'llamacpp'); return o; });
@@ -117,6 +120,7 @@ test('matmul: one token at a time gives the same bits as many at once, and threa
     }
   }
   assert.ok(sets[1]!.threadedJobs > 0 && sets[2]!.threadedJobs > 0, 'the products ran on several threads');
+  for (const ks of sets) assert.equal(ks.fallbacks, 0, 'no call fell back to the twin');
 });
 
 function attentionTrial(rng: Rng, s: { nq: number; start: number; nHeads: number; nKvHeads: number; dHead: number }, scale: number) {

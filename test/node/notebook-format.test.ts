@@ -102,16 +102,16 @@ test('unknown kinds are kept as visible unknown cells; bad settings are named', 
   assert.deepEqual(kinds(nb), ['markdown', 'prompt', 'unknown', 'unknown', 'attention', 'markdown']);
   assert.deepEqual(nb.frontMatter?.values, { title: 'From a newer version', model: 'stories260K', backend: 'cpu', tags: ['teaching', 'attention'], author: 'A. Teacher' });
   const [lens, sae] = [nb.cells[2]!, nb.cells[3]!];
-  assert.equal(lens.info, 'logit-lens');
-  assert.equal(lens.raw, '```logit-lens\nlayer: 3\nshow: [top-5, entropy]\n```\n');
+  assert.equal(lens.info, 'circuit-graph');
+  assert.equal(lens.raw, '```circuit-graph\nlayer: 3\nshow: [top-5, entropy]\n```\n');
   assert.match(sae.problems[0]!.message, /"sparse-autoencoder" is not a cell kind/);
-  assert.throws(() => setSetting(nb, lens.id, 'layer', 4), /unknown "logit-lens" cell/);
+  assert.throws(() => setSetting(nb, lens.id, 'layer', 4), /unknown "circuit-graph" cell/);
   const att = nb.cells[4]!;
   const msgs = att.problems.map((p) => `${p.severity} ${p.key}: ${p.message}`);
   assert.deepEqual(msgs, [
     'error layer: attention cell: "layer": expected an integer ≥ 0, got "two"',
     'error heads: attention cell: "heads": item 2: expected an integer ≥ 0, got -1',
-    'warning colour: attention cell: unknown setting "colour" (kept as written; this kind reads layer, heads, prompt, name)',
+    'warning colour: attention cell: unknown setting "colour" (kept as written; this kind reads layer, heads, head, view, sort, mean, prompt, name)',
   ]);
   // Editing the known cells of such a notebook leaves the unknown ones' bytes alone.
   const edited = serializeNotebook(setSetting(nb, att.id, 'layer', 2));

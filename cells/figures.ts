@@ -1,0 +1,29 @@
+// Each visual kind's exported figure from its output and settings alone (no element): what the
+// app's standalone HTML export inlines, drawn by the same pure functions the elements use.
+
+import { attentionFigure, viewState, type AttentionOutput } from './plot/attention.ts';
+import { nextTokenExport, nextTokenModel, nextTokenView, type NextTokenOutput } from './plot/next-token.ts';
+import { logitLensExport, type LogitLensOutput } from './plot/logit-lens.ts';
+import { activationsExport, type ActivationsOutput } from './plot/activations.ts';
+import { embeddingsExport, type EmbeddingsOutput } from './plot/embeddings.ts';
+import type { FigureExport } from './plot/figure.ts';
+import type { Settings } from '../src/notebook/settings.ts';
+
+type FigureFn = (output: never, s: Settings) => FigureExport;
+
+const figures: Record<string, FigureFn> = {
+  attention: (o: AttentionOutput, s) => attentionFigure(o, viewState(s, o, null)),
+  'next-token': (o: NextTokenOutput, s) => nextTokenExport(nextTokenModel(o, nextTokenView(s))),
+  'logit-lens': (o: LogitLensOutput, s) => logitLensExport(o, { view: s['view'] === 'target' ? 'target' : 'grid' }),
+  activations: (o: ActivationsOutput, s) => activationsExport(o, {
+    normView: s['norm_view'] === 'lines' ? 'lines' : 'heatmap',
+    ...(typeof s['bins'] === 'number' ? { bins: s['bins'] } : {}), logY: s['log_y'] === true,
+  }),
+  embeddings: (o: EmbeddingsOutput, s) => embeddingsExport(o, { labels: s['labels'] !== false }),
+};
+
+/** The figure of a visual cell, or null for other kinds and cells with nothing computed yet. */
+export function figureOf(kind: string, output: unknown, settings: Settings): FigureExport | null {
+  if (!Object.hasOwn(figures, kind) || !output) return null;
+  return figures[kind]!(output as never, settings);
+}

@@ -1,0 +1,224 @@
+// What each cell kind computes, for the reactive graph (src/notebook/graph.ts): the page's side of
+// the cell contract in cells/README.md. A prompt cell tokenizes; a visual cell asks PromptRuns for
+// a trace of its prompt holding what it draws (one run per prompt, shared by its cells), then the
+// worker for the slices it needs, and returns its element's output. Only settings that change what
+// is computed reach here; view settings (a head, a slider) are the element's own business.
+
+import type { ComputeContext } from '../notebook/graph.ts';
+import type { EngineClient } from '../worker/client.ts';
+import type { ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
+import { UsageError } from '../engine/errors.ts';
+import { tokenChips } from '../../cells/prompt.ts';
+import type { AttentionOutput } from '../../cells/plot/attention.ts';
+import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
+import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
+import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations.ts';
+import type { EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
+import type { PromptRuns, Need } from './runs.ts';
+
+/** Every layer's attention pattern is captured (layer changes then cost no run) up to this size. */
+export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
+
+interface Env {
+  client: EngineClient;
+  runs: PromptRuns;
+  model: ModelInfo;
+}
+
+/** The prompt a visual cell reads: its id and tokens (the graph computed it first). */
+function promptOf(ctx: ComputeContext): { id: string; tok: Tokenized } {
+  for (const [id, out] of ctx.upstream) {
+    const t = out as Tokenized | null;
+    if (t && Array.isArray(t.ids)) {
+      if (t.ids.length === 0) throw new UsageError(`prompt ${id}`, 'has no tokens', 'Type some text in the prompt');
+      return { id, tok: t };
+    }
+  }
+  throw new UsageError(`${ctx.cell.kind} cell`, 'has no prompt to read', 'Add a prompt cell above it, or name one with `prompt: <name>`');
+}
+
+function labels(tok: Tokenized, model: ModelInfo): string[] {
+  return tokenChips(tok, { bosId: model.tokenizer?.bosId, eosId: model.tokenizer?.eosId }).map((c) => c.label);
+}
+
+const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => i + from);
+
+/** A position setting ("last" or an index) checked against the prompt's length. */
+function position(v: unknown, nPos: number, cell: string): number {
+  if (v === undefined || v === 'last') return nPos - 1;
+  const p = Number(v);
+  if (!Number.isInteger(p) || p < 0 || p >= nPos) {
+    throw new UsageError(`${cell}: position`, `${String(v)} is past the prompt's ${nPos} tokens (0 to ${nPos - 1})`, 'Pick a token of the prompt, or write position: last');
+  }
+  return p;
+}
+
+/** The first token of a typed target ("rank of this token"), or null when none was typed. */
+async function targetToken(env: Env, text: unknown): Promise<{ text: string; id: number; piece: string } | null> {
+  if (typeof text !== 'string' || text === '') return null;
+  const t = await env.client.tokenize(text, { bos: false });
+  if (!t.ids.length) return null;
+  return { text, id: t.ids[0]!, piece: t.pieces[0] ?? '' };
+}
+
+async function piecesOf(env: Env, ids: Iterable<number>): Promise<Map<number, string>> {
+  const list = [...new Set(ids)];
+  const pieces = list.length ? await env.client.pieces(list) : [];
+  return new Map(list.map((id, i) => [id, pieces[i]!]));
+}
+
+/** Ids of the n largest values (descending). */
+function topIds(row: Float32Array, n: number): number[] {
+  const idx = Array.from(row.keys());
+  idx.sort((a, b) => row[b]! - row[a]! || a - b);
+  return idx.slice(0, n);
+}
+
+/** The hook an activations cell draws as a histogram: its `hook` setting, else the layer's output. */
+function histogramHook(s: ComputeContext['settings'], layer: number): string {
+  return typeof s['hook'] === 'string' && s['hook'] ? s['hook'] : `blocks.${layer}.hook_resid_post`;
+}
+
+/** The layers an embeddings cell projects: every one, the last, or one. */
+function embeddingLayers(v: unknown, nLayers: number): number[] {
+  return v === 'all' ? range(nLayers) : [typeof v === 'number' ? v : nLayers - 1];
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each kind captures
+
+export function needOf(kind: string, s: ComputeContext['settings'], model: ModelInfo, nPos: number): Need {
+  const L = model.config.nLayers;
+  switch (kind) {
+    case 'attention': {
+      const layer = Number(s['layer'] ?? 0);
+      const all = L * model.config.nHeads * (nPos * (nPos + 1) / 2) * 4 <= ALL_PATTERNS_BYTES;
+      const view = s['view'], sort = s['sort'];
+      // The summary is cheap to record but makes a run start from position 0 unless every
+      // pattern is captured; a long prompt asks for it only where it is drawn.
+      const summary = all || view === 'overview' || (typeof sort === 'string' && sort !== 'index');
+      return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
+    }
+    case 'next-token':
+      return { capture: s['position'] === 'last' || s['position'] === undefined ? [] : [`blocks.${L - 1}.hook_resid_post`] };
+    case 'logit-lens':
+      return { capture: ['blocks.0.hook_resid_pre', 'blocks.*.hook_resid_post'] };
+    case 'activations': {
+      const layer = Number(s['layer'] ?? 0);
+      return { capture: ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', histogramHook(s, layer), `blocks.${layer}.ffn.hook_act`] };
+    }
+    case 'embeddings':
+      return { capture: embeddingLayers(s['layer'], L).map((l) => `blocks.${l}.hook_resid_post`) };
+    default:
+      return { capture: [] };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+
+type Visual = (env: Env, ctx: ComputeContext, p: { id: string; tok: Tokenized }, trace: TraceHandle) => Promise<unknown>;
+
+const visuals: Record<string, Visual> = {
+  async attention(env, ctx, p, trace): Promise<AttentionOutput> {
+    const c = env.model.config;
+    const layer = Number(ctx.settings['layer'] ?? 0);
+    const need = needOf('attention', ctx.settings, env.model, p.tok.ids.length);
+    const [slice, summary] = await Promise.all([
+      env.client.attention(trace, { layer }),
+      need.summary ? env.client.attentionSummary(trace) : Promise.resolve(null),
+    ]);
+    return {
+      prompt: p.id, labels: labels(p.tok, env.model), layer, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads,
+      pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary,
+    };
+  },
+
+  async 'next-token'(env, ctx, p, trace): Promise<NextTokenOutput> {
+    const pos = position(ctx.settings['position'], p.tok.ids.length, 'next-token cell');
+    const [row, target] = await Promise.all([env.client.logits(trace, { position: pos }), targetToken(env, ctx.settings['target'])]);
+    const ids = topIds(row.data, 200);
+    if (target) ids.push(target.id);
+    return { prompt: p.id, labels: labels(p.tok, env.model), position: pos, logits: row.data, pieces: await piecesOf(env, ids), target };
+  },
+
+  async 'logit-lens'(env, ctx, p, trace): Promise<LogitLensOutput> {
+    const nPos = p.tok.ids.length;
+    const last = ctx.settings['positions'];
+    const from = typeof last === 'number' ? Math.max(0, nPos - last) : 0;
+    const target = await targetToken(env, ctx.settings['target']);
+    const slice = await env.client.logitLens(trace, {
+      layers: range(env.model.config.nLayers, -1), positions: range(nPos, from), k: 5, ...(target ? { target: target.id } : {}),
+    });
+    const ids: number[] = [...slice.ids];
+    if (target) ids.push(target.id);
+    return {
+      prompt: p.id, labels: labels(p.tok, env.model), layers: [...slice.layers], positions: [...slice.positions], k: slice.k,
+      ids: slice.ids, probs: slice.probs, pieces: await piecesOf(env, ids), target,
+      targetProbs: slice.targetProbs, targetRanks: slice.targetRanks,
+    };
+  },
+
+  async activations(env, ctx, p, trace): Promise<ActivationsOutput> {
+    const L = env.model.config.nLayers, nPos = p.tok.ids.length;
+    const kinds = ['resid_pre', 'attn_out', 'ffn_out'];
+    const names = kinds.flatMap((k) => range(L).map((l) => `blocks.${l}.hook_${k}`));
+    const layer = Number(ctx.settings['layer'] ?? 0);
+    const hookName = histogramHook(ctx.settings, layer);
+    const pos = position(ctx.settings['position'], nPos, 'activations cell');
+    const [norms, hist, act] = await Promise.all([
+      env.client.hookNorms(trace, names),
+      env.client.activation(trace, hookName),
+      env.client.activation(trace, `blocks.${layer}.ffn.hook_act`),
+    ]);
+    const dFfn = act.shape[act.shape.length - 1]!;
+    const at = act.data.subarray(pos * dFfn, (pos + 1) * dFfn);
+    const top = topNeurons(at, 20);
+    const picked = (Array.isArray(ctx.settings['neurons']) ? ctx.settings['neurons'] : ctx.settings['neurons'] === undefined ? [] : [ctx.settings['neurons']])
+      .map(Number).filter((i) => Number.isInteger(i) && i >= 0 && i < dFfn)
+      .map((index) => ({ index, values: Float32Array.from({ length: nPos }, (_, q) => act.data[q * dFfn + index]!) }));
+    return {
+      prompt: p.id, labels: labels(p.tok, env.model), nLayers: L,
+      norms: { kinds, data: norms.data }, hist: { name: hookName, values: hist.data },
+      neurons: { layer, position: pos, top, picked },
+    };
+  },
+
+  async embeddings(env, ctx, p, trace): Promise<EmbeddingsOutput> {
+    const L = env.model.config.nLayers;
+    const layers = embeddingLayers(ctx.settings['layer'], L);
+    const pca = await env.client.pca(trace, { hooks: layers.map((l) => `blocks.${l}.hook_resid_post`), components: 2 });
+    return { prompt: p.id, labels: labels(p.tok, env.model), layers, points: pca.points, explained: [pca.explained[0] ?? 0, pca.explained[1] ?? 0] };
+  },
+};
+
+/** The kinds computed from a trace of their prompt. */
+export const visualKinds: readonly string[] = Object.keys(visuals);
+
+/** The graph's compute: what a cell of each kind shows. */
+export async function computeCell(ctx: ComputeContext, client: EngineClient | null, runs: PromptRuns, loaded: ModelInfo | null): Promise<unknown> {
+  // Prompt and model cells read the model as an input; visual cells read their prompt (which
+  // recomputes when the model changes) and use the model loaded now.
+  const model = (ctx.inputs.get('model') as ModelInfo | null | undefined) ?? loaded;
+  const kind = ctx.cell.kind;
+  if (kind === 'model') return model ?? null;
+  if (!model || !client) return null;
+  if (kind === 'prompt') {
+    const s = ctx.settings;
+    const t: Tokenized = await client.tokenize(String(s['text'] ?? ''), {
+      ...(s['chat'] === true ? { chat: true } : {}),
+      ...(typeof s['bos'] === 'boolean' ? { bos: s['bos'] } : {}),
+    });
+    ctx.signal.throwIfAborted();
+    return t;
+  }
+  const visual = visuals[kind];
+  if (!visual) return null;
+  const p = promptOf(ctx);
+  const env: Env = { client, runs, model };
+  const trace = await runs.trace(p.id, p.tok.ids, needOf(kind, ctx.settings, model, p.tok.ids.length), ctx.signal);
+  ctx.signal.throwIfAborted();
+  const out = await visual(env, ctx, p, trace);
+  ctx.signal.throwIfAborted();
+  return out;
+}

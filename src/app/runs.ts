@@ -1,0 +1,93 @@
+// One model run per prompt, shared by every cell that reads the prompt.
+//
+// When a prompt changes, each visual cell below it asks for a trace holding what it draws (one
+// layer's attention, the residual stream of every layer, ...). Asking separately would run the
+// model once per cell, and each run's capture would evict the others' hooks. Instead the requests
+// that arrive together (within one macrotask: the graph starts a prompt's dependants at once)
+// are merged into one run whose capture is the union, in the prompt's own trace slot. A later
+// request that the last trace already covers (same tokens, hooks and summary) gets that trace
+// without running anything: a slider or a view change costs no model time.
+
+import type { EngineClient } from '../worker/client.ts';
+import type { TraceHandle } from '../engine/api.ts';
+import { CancelledError } from '../engine/errors.ts';
+
+/** What one cell needs captured. */
+export interface Need {
+  capture: readonly string[];
+  /** The attention summary of every layer × head (overview, head statistics). */
+  summary?: boolean;
+}
+
+interface Waiter { resolve(h: TraceHandle): void; reject(e: unknown): void; signal: AbortSignal }
+interface Batch { key: string; tokens: readonly number[]; capture: Set<string>; summary: boolean; waiters: Waiter[] }
+interface Last { key: string; capture: Set<string>; summary: boolean; handle: Promise<TraceHandle> }
+
+export class PromptRuns {
+  private readonly batches = new Map<string, Batch>();
+  private readonly last = new Map<string, Last>();
+  private readonly running = new Map<string, AbortController>();
+  /** How many model runs were started (tests check that one edit runs the model once). */
+  runs = 0;
+  /** The engine's own time for those runs (their handles' ms), for the app benchmark's ratio. */
+  engineMs = 0;
+
+  constructor(private readonly client: () => EngineClient | null) {}
+
+  /** A trace of `tokens` for prompt cell `prompt` holding at least `need`. */
+  trace(prompt: string, tokens: readonly number[], need: Need, signal: AbortSignal): Promise<TraceHandle> {
+    signal.throwIfAborted();
+    const key = tokens.join(',');
+    const last = this.last.get(prompt);
+    if (last && last.key === key && (!need.summary || last.summary) && need.capture.every((h) => last.capture.has(h))) {
+      return last.handle;
+    }
+    return new Promise<TraceHandle>((resolve, reject) => {
+      let b = this.batches.get(prompt);
+      if (!b || b.key !== key) {
+        if (b) for (const w of b.waiters) w.reject(new CancelledError(`prompt ${prompt}`, 'the prompt changed before its run started'));
+        // Same tokens as the last trace: keep what it held, so the other cells' slices stay valid.
+        const keep = last && last.key === key ? last : null;
+        b = { key, tokens, capture: new Set(keep?.capture ?? []), summary: keep?.summary ?? false, waiters: [] };
+        this.batches.set(prompt, b);
+        setTimeout(() => this.flush(prompt, b!), 0);
+      }
+      for (const h of need.capture) b.capture.add(h);
+      b.summary ||= !!need.summary;
+      b.waiters.push({ resolve, reject, signal });
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+  }
+
+  /** Forgets every trace (a new model was loaded). */
+  reset(): void {
+    for (const c of this.running.values()) c.abort(new CancelledError('model', 'a new model was loaded'));
+    this.running.clear();
+    this.last.clear();
+    this.batches.clear();
+  }
+
+  private flush(prompt: string, b: Batch): void {
+    if (this.batches.get(prompt) !== b) return;
+    this.batches.delete(prompt);
+    const live = b.waiters.filter((w) => !w.signal.aborted);
+    if (!live.length) return;
+    const client = this.client();
+    if (!client) { for (const w of live) w.reject(new CancelledError(`prompt ${prompt}`, 'no model is loaded')); return; }
+    // A newer run of the same prompt makes the one in flight stale.
+    this.running.get(prompt)?.abort(new CancelledError(`prompt ${prompt}`, 'the prompt changed'));
+    const controller = new AbortController();
+    this.running.set(prompt, controller);
+    this.runs++;
+    const handle = client.run({
+      tokens: b.tokens, capture: [...b.capture], slot: `prompt:${prompt}`,
+      ...(b.summary ? { summary: { attention: {} } } : {}),
+    }, { signal: controller.signal });
+    const entry: Last = { key: b.key, capture: b.capture, summary: b.summary, handle };
+    this.last.set(prompt, entry);
+    handle.then((h) => { this.engineMs += h.ms; for (const w of live) w.resolve(h); }, (e) => {
+      if (this.last.get(prompt) === entry) this.last.delete(prompt);
+      for (const w of live) w.reject(e);
+    }).finally(() => { if (this.running.get(prompt) === controller) this.running.delete(prompt); });
+  }
+}

@@ -1,0 +1,177 @@
+// The attention overview of a whole run: every layer × every query head at a glance, small enough
+// for any prompt length. A 1,000-token prompt on a 22-layer, 32-head model has 1.4 GB of attention
+// patterns; the summary keeps, per (layer, head), a B × B thumbnail and three numbers, and never
+// holds more than the rows of one chunk while it is being built.
+//
+// This file is the ONE place where the per-row statistics are defined (entropy, attention to the
+// first position, attention to the previous position) and where positions are split into bins, so
+// that the engine, the cells and the tests cannot disagree on them:
+//   - bins: positions 0..nPos−1 split into B contiguous ranges whose sizes differ by at most one:
+//     position p is in bin ⌊p·B / nPos⌋; bin b starts at ⌈b·nPos / B⌉.
+//   - thumbs[l, h, qb, kb]: the mean attention weight over the causal entries (k ≤ q) with q in
+//     query bin qb and k in key bin kb; NaN for a cell with no causal entry (kb > qb).
+//   - entropy[l, h]: the mean over query positions of the row's entropy in nats (0·log 0 = 0).
+//   - first[l, h]: the mean over query positions of the weight on position 0.
+//   - prev[l, h]: the mean over queries q ≥ 1 of the weight on q − 1 (NaN when nPos = 1).
+// Sums are kept in f64 and divided once at the end.
+
+import { UsageError } from './errors.ts';
+
+/** Thumbnail bins per side: default, and the range an asked size is clamped to (then to nPos). */
+export const SUMMARY_SIZE = { default: 24, min: 4, max: 64 } as const;
+
+/** The arrays of a summary (AttentionSummarySlice without its origin). */
+export interface AttentionSummaryData {
+  nLayers: number;
+  nHeads: number;
+  nPos: number;
+  /** B: bins per side. */
+  size: number;
+  /** [nLayers, nHeads, B, B] */
+  thumbs: Float32Array;
+  /** [nLayers, nHeads] */
+  entropy: Float32Array;
+  /** [nLayers, nHeads] */
+  first: Float32Array;
+  /** [nLayers, nHeads] */
+  prev: Float32Array;
+}
+
+/**
+ * The bins per side for an asked size: an integer (default 24), clamped to [4, 64] and then to
+ * nPos. A size that is not a number is a UsageError (a typo must not silently give the default).
+ */
+export function summaryBins(size: number | undefined, nPos: number): number {
+  if (size !== undefined && (typeof size !== 'number' || !Number.isFinite(size))) {
+    throw new UsageError('run summary.attention.size', `${String(size)} is not a number`, `Give the thumbnail bins per side (${SUMMARY_SIZE.min}..${SUMMARY_SIZE.max}, default ${SUMMARY_SIZE.default})`);
+  }
+  const s = Math.round(size ?? SUMMARY_SIZE.default);
+  return Math.max(1, Math.min(nPos, Math.max(SUMMARY_SIZE.min, Math.min(SUMMARY_SIZE.max, s))));
+}
+
+/** The bin of position p when nPos positions are split into B bins. */
+export function binOf(p: number, nPos: number, B: number): number {
+  return Math.floor((p * B) / nPos);
+}
+
+/** The first position of bin b (b = B gives nPos). */
+export function binStart(b: number, nPos: number, B: number): number {
+  return Math.ceil((b * nPos) / B);
+}
+
+/** Entropy in nats of one attention row (its causal part): −Σ p·ln p over p > 0. */
+export function rowEntropy(row: ArrayLike<number>, length = row.length): number {
+  let h = 0;
+  for (let k = 0; k < length; k++) {
+    const p = row[k]!;
+    if (p > 0) h -= p * Math.log(p);
+  }
+  return h;
+}
+
+// ln p for the summarizer's hot loop. Math.log costs ~20 ns, and a 1,000-token prompt on a 22-layer,
+// 32-head model has 352 M attention weights; the weights are f32, so ln p = e·ln 2 + ln m splits
+// exactly on their bits, ln m comes from a 1,024-entry table at the centre of m's bin plus four
+// terms of ln(1 + r) (|r| < 2⁻¹¹: error below 1e-17). Within 3e-14 of Math.log, four times faster.
+const LN_CENTRE = new Float64Array(1024), INV_CENTRE = new Float64Array(1024);
+for (let i = 0; i < 1024; i++) { const c = 1 + (i + 0.5) / 1024; LN_CENTRE[i] = Math.log(c); INV_CENTRE[i] = 1 / c; }
+
+/** ln p from the bits of a positive f32 p (subnormals through Math.log; powers of two exact, so ln 1 = 0). */
+export function lnF32(p: number, bits: number): number {
+  const exponent = bits >>> 23;                                  // sign bit is 0: p > 0
+  if (exponent === 0) return Math.log(p);
+  const mantissa = bits & 0x7fffff, bin = mantissa >>> 13;
+  if (mantissa === 0) return (exponent - 127) * Math.LN2;
+  const r = (1 + mantissa * 1.1920928955078125e-7) * INV_CENTRE[bin]! - 1;   // m / centre − 1
+  return (exponent - 127) * Math.LN2 + LN_CENTRE[bin]! + r * (1 - r * (0.5 - r * (1 / 3 - r * 0.25)));
+}
+
+/**
+ * Accumulates the summary from attention rows as the forward pass produces them, in any order;
+ * every (layer, head, query) row must arrive exactly once before result().
+ */
+export class AttentionSummarizer {
+  readonly size: number;
+  private readonly starts: Int32Array;                 // [B + 1] first position of each bin
+  private readonly sums: Float64Array;                 // [nLayers, nHeads, B, B] sums of weights
+  private readonly entropySum: Float64Array;           // [nLayers, nHeads]
+  private readonly firstSum: Float64Array;             // [nLayers, nHeads]
+  private readonly prevSum: Float64Array;              // [nLayers, nHeads]
+  private readonly seen: Int32Array;                   // [nLayers] rows received (over heads)
+
+  constructor(readonly nLayers: number, readonly nHeads: number, readonly nPos: number, size: number) {
+    const B = this.size = size;
+    if (!(Number.isInteger(B) && B >= 1 && B <= nPos)) throw new Error(`summary: ${B} bins for ${nPos} positions`);
+    this.starts = Int32Array.from({ length: B + 1 }, (_, b) => binStart(b, nPos, B));
+    this.sums = new Float64Array(nLayers * nHeads * B * B);
+    this.entropySum = new Float64Array(nLayers * nHeads);
+    this.firstSum = new Float64Array(nLayers * nHeads);
+    this.prevSum = new Float64Array(nLayers * nHeads);
+    this.seen = new Int32Array(nLayers);
+  }
+
+  /** One causal row: query position q of `head` in `layer`, row[k] for keys k = 0..q. */
+  row(layer: number, head: number, q: number, row: Float32Array): void {
+    this.rowAt(layer, head, q, row, new Int32Array(row.buffer, row.byteOffset, row.length), 0);
+  }
+
+  /** The row at data[at .. at+q]; `bits` views the same memory as `data`. */
+  private rowAt(layer: number, head: number, q: number, data: Float32Array, bits: Int32Array, at: number): void {
+    const B = this.size, starts = this.starts, lh = layer * this.nHeads + head;
+    const cells = (lh * B + binOf(q, this.nPos, B)) * B;       // this query bin's row of cells
+    const last = binOf(q, this.nPos, B);                         // key bins beyond it hold no k ≤ q
+    let h = 0;
+    for (let kb = 0; kb <= last; kb++) {
+      const end = Math.min(starts[kb + 1]!, q + 1);
+      let s = 0;
+      for (let k = at + starts[kb]!; k < at + end; k++) {
+        const p = data[k]!;
+        s += p;
+        if (p > 0) h -= p * lnF32(p, bits[k]!);                  // rowEntropy, fused into the same pass
+      }
+      this.sums[cells + kb] = this.sums[cells + kb]! + s;
+    }
+    this.entropySum[lh] = this.entropySum[lh]! + h;
+    this.firstSum[lh] = this.firstSum[lh]! + data[at]!;
+    if (q >= 1) this.prevSum[lh] = this.prevSum[lh]! + data[at + q - 1]!;
+    this.seen[layer] = this.seen[layer]! + 1;
+  }
+
+  /** A chunk as the forward pass hands it to a Recorder: data [nHeads, n, start + n], query rows start .. start+n−1. */
+  chunk(layer: number, start: number, data: Float32Array, n: number): void {
+    const kLen = start + n;
+    const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
+    for (let h = 0; h < this.nHeads; h++) {
+      for (let t = 0; t < n; t++) this.rowAt(layer, h, start + t, data, bits, (h * n + t) * kLen);
+    }
+  }
+
+  /** The means. Throws (a bug, not bad input) when some row never arrived. */
+  result(): AttentionSummaryData {
+    const { nLayers, nHeads, nPos, size: B, starts } = this;
+    for (let l = 0; l < nLayers; l++) {
+      if (this.seen[l] !== nHeads * nPos) throw new Error(`summary: layer ${l} received ${this.seen[l]} of ${nHeads * nPos} rows`);
+    }
+    // causal entries per (query bin, key bin): Σ over q in the query bin of |{k in the key bin : k ≤ q}|
+    const count = new Float64Array(B * B);                                   // [B, B]
+    for (let q = 0; q < nPos; q++) {
+      const qb = binOf(q, nPos, B);
+      for (let kb = 0; kb <= qb; kb++) count[qb * B + kb] = count[qb * B + kb]! + Math.max(0, Math.min(starts[kb + 1]!, q + 1) - starts[kb]!);
+    }
+    const thumbs = new Float32Array(nLayers * nHeads * B * B);              // [nLayers, nHeads, B, B]
+    for (let i = 0; i < thumbs.length; i++) {
+      const c = count[i % (B * B)]!;
+      thumbs[i] = c > 0 ? this.sums[i]! / c : NaN;
+    }
+    const mean = (s: Float64Array, n: number) => Float32Array.from(s, (v) => (n > 0 ? v / n : NaN));
+    return {
+      nLayers, nHeads, nPos, size: B, thumbs,
+      entropy: mean(this.entropySum, nPos), first: mean(this.firstSum, nPos), prev: mean(this.prevSum, nPos - 1),
+    };
+  }
+}
+
+/** The bytes a summary takes (for the engine's trace accounting). */
+export function summaryBytes(s: AttentionSummaryData): number {
+  return s.thumbs.byteLength + s.entropy.byteLength + s.first.byteLength + s.prev.byteLength;
+}

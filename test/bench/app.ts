@@ -1,0 +1,117 @@
+// The notebook app's latency (issue 7): the BUILT app (vite build + vite preview, as a static host
+// serves it) in headless Chromium, driven by puppeteer-core.
+//   open → drawn: from navigation to the first notebook fully drawn (every cell done and
+//     rendered), the model file already in the browser's HTTP cache (second open of the page);
+//   keystroke → redrawn: from an input event in the prompt (one character appended) to every
+//     dependent cell's element updated and a frame painted.
+// The peer, measured in the same page and run, is the engine's own time for the same work
+// (the worker's load and run times, from the trace handles): the ratio is what the app adds on
+// top of the model. Models: the random-weight GGUFs of `npm run bench` (.cache/bench), served from
+// a temporary /models/local/ folder; the notebook: a prompt, attention, next-token and logit-lens.
+//
+//   node --import tsx test/bench/app.ts [--quick] [--backends cpu,webgpu]
+
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchModelFile } from './models.ts';
+import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor } from '../support/built-app.mjs';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, backends: { type: 'string' }, runs: { type: 'string' } } });
+const backends = (values.backends ?? 'cpu,webgpu').split(',');
+const RUNS = Number(values.runs ?? 3);
+const models = [
+  { name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const },
+  ...(values.quick ? [] : [{ name: 'TinyLlama-1.1B Q4_0', shape: 'tinyllama-1.1b', type: 'Q4_0' as const }]),
+];
+
+const NOTEBOOK = (file: string, backend: string) => `---
+title: app benchmark
+model: /models/local/${file}
+backend: ${backend}
+---
+\`\`\`prompt
+Once upon a time there was a little girl who liked to
+\`\`\`
+
+\`\`\`attention
+layer: 1
+\`\`\`
+
+\`\`\`next-token
+\`\`\`
+
+\`\`\`logit-lens
+\`\`\`
+`;
+
+/** In the page: resolves when every cell is done and drawn; returns the time. */
+const ALL_DRAWN = `async () => {
+  const app = window.__gb.app();
+  await app.idle();
+  const cells = [...app.shadowRoot.querySelectorAll('section[data-cell] > *:last-child')];
+  await Promise.all(cells.map((c) => c.updateComplete));
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  return performance.now();
+}`;
+
+const dir = mkdtempSync(join(tmpdir(), 'glassbox-appbench-'));
+const rows: string[] = [];
+const load0 = loadavg();
+process.env['GLASSBOX_MODELS'] = dir; // read when the /models/local/ middleware is loaded
+const server = await serveBuiltApp({ outDir: 'test/output/dist' });
+const browser = await launchBrowser({ webgpu: true });
+try {
+  for (const m of models) {
+    const path = await benchModelFile(m.shape, m.type);
+    const file = `${m.shape}-${m.type}.gguf`;
+    symlinkSync(path, join(dir, file));
+    for (const backend of backends) {
+      writeFileSync(join(dir, `bench-${backend}.md`), NOTEBOOK(file, backend));
+      const ctx = await browser.createBrowserContext();
+      const page = await ctx.newPage();
+      await page.setViewport({ width: 1200, height: 900 });
+      await page.evaluateOnNewDocument(PAGE_HELPERS);
+      const url = `${server.origin}/?notebook=/models/local/bench-${backend}.md&model=/models/local/${file}&backend=${backend}`;
+      const open: number[] = [], openEngine: number[] = [], keys: number[] = [], keysEngine: number[] = [];
+      for (let i = 0; i <= RUNS; i++) {
+        // The first open fills the HTTP cache and is not counted.
+        await page.goto(url, { waitUntil: 'domcontentloaded' });
+        await waitFor(page, () => window.__gb.app()?.model && window.__gb.app().runs.runs > 0, 'the model and a first run', 600_000);
+        const drawn = await page.evaluate(`(${ALL_DRAWN})()`) as number;
+        const engine = await page.evaluate(() => window.__gb.app().engineMs?.() ?? 0) as number;
+        if (i > 0) { open.push(drawn); openEngine.push(engine); }
+      }
+      for (let i = 0; i < RUNS + 1; i++) {
+        const r = await page.evaluate(`(async () => {
+          const ta = window.__gb.cell('prompt').shadowRoot.querySelector('textarea');
+          const before = window.__gb.app().engineMs();
+          const t0 = performance.now();
+          ta.value += ${JSON.stringify(' abcdefgh'[i % 9])};
+          ta.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+          await new Promise((r) => setTimeout(r, 0));
+          const t1 = await (${ALL_DRAWN})();
+          return [t1 - t0, window.__gb.app().engineMs() - before];
+        })()`) as [number, number];
+        if (i > 0) { keys.push(r[0]); keysEngine.push(r[1]); }
+      }
+      const info = await page.evaluate(() => { const m = window.__gb.app().model; return { backend: m.backend, reason: m.backendReason, cpu: m.cpu }; });
+      const best = (xs: number[]) => Math.min(...xs);
+      const bi = (xs: number[]) => xs.indexOf(best(xs));
+      const ko = bi(keys);
+      rows.push(`| ${m.name} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${best(open).toFixed(0)} | ${openEngine[bi(open)]!.toFixed(0)} | ${keys[ko]!.toFixed(0)} | ${keysEngine[ko]!.toFixed(0)} | ${(keys[ko]! / Math.max(1, keysEngine[ko]!)).toFixed(2)} |`);
+      console.log(rows.at(-1));
+      if (backend === 'webgpu' && info.backend !== 'webgpu') console.log(`  (WebGPU refused: ${info.reason})`);
+      await ctx.close();
+    }
+  }
+} finally {
+  await browser.close();
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`\nDate: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}. Best of ${RUNS}.`);
+console.log('| model | backend | open → drawn ms | engine: load + runs ms | keystroke → redrawn ms | engine: run ms | keystroke / engine |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);

@@ -1,0 +1,160 @@
+// The visual cells in the app, on stories260K (issue 8): every kind renders; what is drawn equals
+// an independent in-thread engine's trace of the same tokens (the attention heatmap's cell for
+// query 5, key 3 is blocks.1.attn.hook_pattern[h, 5, 3]); the logit lens at the last layer agrees
+// with the next-token cell; hovering a token in one cell highlights it in the others; each cell
+// exports SVG, PNG, CSV and JSON that parse; one prompt edit runs the model once for all cells.
+import { expect } from 'chai';
+import '../../src/app/app.ts';
+import type { GlassboxApp } from '../../src/app/app.ts';
+import { Engine } from '../../src/engine/api.ts';
+import { resolveModelSource } from '../../src/worker/loading/index.ts';
+import { svgToPng, toCsv, toJson, type FigureExport } from '../../cells/plot/figure.ts';
+import { linked } from '../../cells/plot/linked.ts';
+import { exportHtml } from '../../src/app/export.ts';
+
+const MODEL = '/models/local/tinystories-260k/stories260K.gguf';
+const KINDS = ['attention', 'next-token', 'logit-lens', 'activations', 'embeddings'] as const;
+
+async function until<T>(f: () => T | null | undefined | false, what: string, ms = 60000): Promise<T> {
+  const t0 = performance.now();
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 40));
+  }
+}
+
+type CellEl = HTMLElement & { exportFigure(): FigureExport | null; updateComplete: Promise<unknown>; state: { status: string; output: unknown; error: unknown } | null };
+const cellEl = (app: GlassboxApp, kind: string) => app.shadowRoot!.querySelector<CellEl>(`section[data-kind="${kind}"] glassbox-${kind}`);
+const sig4 = (v: number) => Number(v.toPrecision(4));
+
+describe('visual cells in the app (stories260K)', function () {
+  this.timeout(180000);
+  let app: GlassboxApp;
+  let tokens: number[];
+
+  before(async () => {
+    app = document.createElement('glassbox-app') as GlassboxApp;
+    app.search = `?notebook=/test/fixtures/notebooks/visual-cells.md&model=${MODEL}&backend=cpu`;
+    app.hash = '';
+    app.autosaveId = `cells-${Date.now()}`;
+    document.body.append(app);
+    await app.ready;
+    await until(() => app.model, 'the model');
+    await until(() => KINDS.every((k) => cellEl(app, k)?.state?.status === 'done') || KINDS.find((k) => cellEl(app, k)?.state?.status === 'error'), 'every visual cell computed');
+    for (const k of KINDS) {
+      const st = cellEl(app, k)!.state!;
+      expect(st.status, `${k}: ${String(st.error)}`).to.equal('done');
+    }
+    await Promise.all(KINDS.map((k) => cellEl(app, k)!.updateComplete));
+    tokens = (app.shadowRoot!.querySelector<CellEl>('glassbox-prompt')!.state!.output as { ids: number[] }).ids;
+  });
+  after(() => app.remove());
+
+  it('renders every kind with a figure', () => {
+    for (const k of KINDS) {
+      const root = cellEl(app, k)!.shadowRoot!;
+      expect(root.querySelector('svg, canvas'), `${k} draws a figure`).to.not.equal(null);
+      expect(root.querySelector('.error'), `${k} shows no error`).to.equal(null);
+    }
+  });
+
+  it('ran the model once for the five cells of the prompt', () => {
+    expect(app.runs.runs).to.equal(1);
+  });
+
+  it('draws the attention heatmap from the trace: query 5, key 3 is blocks.1.attn.hook_pattern[2, 5, 3]', async () => {
+    const engine = new Engine({ resolveSource: resolveModelSource });
+    await engine.load({ kind: 'local', paths: [MODEL] }, { backend: 'cpu' });
+    const trace = await engine.run({ tokens, capture: ['blocks.1.attn.hook_pattern', 'blocks.4.hook_resid_post'] });
+    const slice = await engine.attention(trace, { layer: 1, head: 2 });
+    const n = tokens.length;
+    const root = cellEl(app, 'attention')!.shadowRoot!;
+    const rect = root.querySelector<SVGElement>('[data-h="2"][data-q="5"][data-k="3"]');
+    expect(rect, 'the heatmap has a mark for (head 2, query 5, key 3)').to.not.equal(null);
+    expect(Number(rect!.dataset['v'])).to.equal(sig4(slice.data[5 * n + 3]!));
+    // Every drawn mark, not only one.
+    let checked = 0;
+    for (const m of root.querySelectorAll<SVGElement>('[data-h="2"][data-q][data-k][data-v]')) {
+      const q = Number(m.dataset['q']), k = Number(m.dataset['k']);
+      expect(Number(m.dataset['v']), `(${q}, ${k})`).to.be.closeTo(slice.data[q * n + k]!, 5e-4 * Math.max(1e-3, slice.data[q * n + k]!) + 1e-7);
+      checked++;
+    }
+    expect(checked).to.equal(n * (n + 1) / 2);
+
+    // The next-token cell's distribution is the model's last logits row.
+    const top = await engine.topK(trace, { k: 1 });
+    const nt = cellEl(app, 'next-token')!.shadowRoot!;
+    const first = nt.querySelector<SVGElement>('[data-id][data-v]')!;
+    expect(Number(first.dataset['id'])).to.equal(top.ids[0]);
+    expect(Number(first.dataset['v'])).to.be.closeTo(top.probs[0]!, 1e-3);
+  });
+
+  it('the logit lens at the last layer equals the next-token cell', () => {
+    const lens = cellEl(app, 'logit-lens')!.state!.output as { layers: number[]; positions: number[]; k: number; ids: Int32Array; probs: Float32Array };
+    const last = lens.layers.length - 1, p = lens.positions.length - 1;
+    const at = (last * lens.positions.length + p) * lens.k;
+    const nt = cellEl(app, 'next-token')!.shadowRoot!;
+    const bars = [...nt.querySelectorAll<SVGElement>('[data-id][data-v]')].slice(0, lens.k);
+    expect(bars.map((b) => Number(b.dataset['id']))).to.deep.equal([...lens.ids.subarray(at, at + lens.k)]);
+    bars.forEach((b, i) => expect(Number(b.dataset['p0'] ?? b.dataset['v'])).to.be.closeTo(lens.probs[at + i]!, 1e-3));
+  });
+
+  it('hovering a token in the attention cell highlights it in the prompt and the other cells', async () => {
+    const root = cellEl(app, 'attention')!.shadowRoot!;
+    const mark = root.querySelector<SVGElement>('[data-h="2"][data-q="4"][data-k="1"]')!;
+    mark.dispatchEvent(new MouseEvent('mouseover', { bubbles: true, composed: true }));
+    expect(linked.current.token).to.equal(4);
+    const prompt = app.shadowRoot!.querySelector<CellEl>('glassbox-prompt')!;
+    await prompt.updateComplete;
+    const chip = prompt.shadowRoot!.querySelector<HTMLElement>('.tok.linked');
+    expect(chip?.dataset['t']).to.equal('4');
+    const lens = cellEl(app, 'logit-lens')!;
+    await lens.updateComplete;
+    const outline = lens.shadowRoot!.querySelector('svg[aria-label=selection]');
+    expect(outline?.childElementCount ?? 0, 'the logit lens outlines the token').to.be.greaterThan(0);
+    mark.dispatchEvent(new MouseEvent('mouseout', { bubbles: true, composed: true }));
+    root.querySelector('[data-testid=attention-figure]')?.dispatchEvent(new MouseEvent('mouseleave', { bubbles: false }));
+    linked.leave('test');
+  });
+
+  it('exports SVG, PNG, CSV and JSON from every cell, and they parse', async () => {
+    for (const k of KINDS) {
+      const f = cellEl(app, k)!.exportFigure();
+      expect(f, `${k} has a figure to export`).to.not.equal(null);
+      const svg = new DOMParser().parseFromString(f!.svg.includes('xmlns=') ? f!.svg : f!.svg.replace('<svg', '<svg xmlns="http://www.w3.org/2000/svg"'), 'image/svg+xml');
+      expect(svg.querySelector('parsererror'), `${k}: SVG parses`).to.equal(null);
+      expect(svg.documentElement.nodeName).to.equal('svg');
+      const csv = toCsv(f!.rows).trim().split('\r\n');
+      expect(csv.length, `${k}: CSV has a header and rows`).to.be.greaterThan(1);
+      const cols = csv[0]!.split(',').length;
+      expect(csv.slice(1).every((l) => !l.includes('"') ? l.split(',').length === cols : true), `${k}: CSV rows have ${cols} fields`).to.equal(true);
+      const json = JSON.parse(toJson(f!)) as { rows: unknown[] };
+      expect(json.rows.length).to.equal(f!.rows.length);
+      const png = await svgToPng(f!.svg, 1);
+      expect(png.type).to.equal('image/png');
+      const head = new Uint8Array(await png.slice(0, 8).arrayBuffer());
+      expect([...head]).to.deep.equal([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    }
+  });
+
+  it('the standalone HTML export inlines every visual cell\'s figure as SVG and holds no script', () => {
+    const states = new Map(KINDS.map((k) => { const el = cellEl(app, k) as unknown as { cell: { id: string }; state: never }; return [el.cell.id, el.state]; }));
+    const html = exportHtml(app.doc!.notebook, states, app.model);
+    const d = new DOMParser().parseFromString(html, 'text/html');
+    for (const k of KINDS) expect(d.querySelector(`section.figure.${k} svg`), `${k} figure`).to.not.equal(null);
+    expect(d.querySelector('script')).to.equal(null);
+  });
+
+  it('a temperature change redraws the next-token cell without running the model', async () => {
+    const before = app.runs.runs;
+    const nt = cellEl(app, 'next-token')!;
+    const id = (nt as unknown as { cell: { id: string } }).cell.id;
+    app.doc!.setSetting(id, 'temperature', 0.5);
+    await app.idle();
+    await nt.updateComplete;
+    expect(app.runs.runs).to.equal(before);
+    expect(app.doc!.text).to.contain('temperature: 0.5');
+  });
+});
