@@ -9,7 +9,7 @@
 // top of the model. Models: the random-weight GGUFs of `npm run bench` (.cache/bench), served from
 // a temporary /models/local/ folder; the notebook: a prompt, attention, next-token and logit-lens.
 //
-//   node --import tsx test/bench/app.ts [--quick] [--backends cpu,webgpu]
+//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--runs N]
 
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -18,11 +18,11 @@ import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
 import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor } from '../support/built-app.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, backends: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, runs: { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
 const RUNS = Number(values.runs ?? 3);
 const models = [
-  { name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const },
+  ...(values.tiny ? [] : [{ name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const }]),
   ...(values.quick ? [] : [{ name: 'TinyLlama-1.1B Q4_0', shape: 'tinyllama-1.1b', type: 'Q4_0' as const }]),
 ];
 
