@@ -10,9 +10,9 @@ import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues } from '
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeHTML } from 'lit/directives/unsafe-html.js';
-import { cellCss, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
 import { linked, LinkedController } from './plot/linked.ts';
-import { download, exportFiles, type FigureExport } from './plot/figure.ts';
+import type { FigureExport } from './plot/figure.ts';
 import { SVG_CELL_LIMIT } from './plot/kit.ts';
 import {
   attentionFigure, defaultCell, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg,
@@ -103,18 +103,8 @@ export class GlassboxAttention extends LitElement implements CellProps {
     return out ? attentionFigure(out, this.view(out)) : null;
   }
 
-  private async exportAs(ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
-    const f = this.exportFigure();
-    if (!f || !this.cell) return;
-    const title = this.doc?.notebook.frontMatter?.values['title'];
-    const name = this.cell.settings['name'];
-    const files = await exportFiles(f, {
-      notebook: typeof title === 'string' ? title : 'notebook',
-      cell: typeof name === 'string' ? name : this.cell.id,
-      model: this.model ? modelName(this.model) : 'model',
-    });
-    const file = files.find((x) => x.name.endsWith(`.${ext}`));
-    if (file) download(file.name, file.blob);
+  private exportAs(ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
+    return downloadFigure(this, this.exportFigure(), ext);
   }
 
   // -- events -----------------------------------------------------------------------------------

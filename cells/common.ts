@@ -6,6 +6,7 @@ import type { Cell } from '../src/notebook/format.ts';
 import type { CellState } from '../src/notebook/graph.ts';
 import type { NotebookDocument } from '../src/notebook/document.ts';
 import type { ModelInfo } from '../src/engine/api.ts';
+import { download, exportFiles, type FigureExport } from './plot/figure.ts';
 
 export interface CellProps {
   cell: Cell | null;
@@ -51,4 +52,18 @@ export function errorText(e: unknown): string {
 /** A model's short name: its catalog name, else the file name without folders. */
 export function modelName(m: { entry: { name: string } | null; label: string }): string {
   return m.entry?.name ?? m.label.split(/[/\\]/).pop() ?? m.label;
+}
+
+/** Downloads one file (svg, png, csv or json) of a cell's figure, named notebook.cell.model. */
+export async function downloadFigure(p: CellProps, f: FigureExport | null, ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
+  if (!f || !p.cell) return;
+  const title = p.doc?.notebook.frontMatter?.values['title'];
+  const name = p.cell.settings['name'];
+  const files = await exportFiles(f, {
+    notebook: typeof title === 'string' ? title : 'notebook',
+    cell: typeof name === 'string' ? name : p.cell.id,
+    model: p.model ? modelName(p.model) : 'model',
+  });
+  const file = files.find((x) => x.name.endsWith(`.${ext}`));
+  if (file) download(file.name, file.blob);
 }

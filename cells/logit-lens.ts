@@ -11,9 +11,9 @@ import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues, type Te
 import { customElement, property, state } from 'lit/decorators.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
 import { live } from 'lit/directives/live.js';
-import { cellCss, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
 import { linked, LinkedController, type Selection } from './plot/linked.ts';
-import { download, exportFiles, type FigureExport } from './plot/figure.ts';
+import type { FigureExport } from './plot/figure.ts';
 import {
   lensMode, lensTargetFigure, logitLensExport, logitLensFigure, svgOpen, type CanvasPanel, type Figure, type LensView, type LogitLensOutput, type Sel, type VectorLayer,
 } from './plot/logit-lens.ts';
@@ -168,17 +168,7 @@ export type ExportKind = 'svg' | 'png' | 'csv' | 'json';
 export function exportMenu(p: CellProps, make: () => FigureExport | null): TemplateResult {
   const save = async (ext: ExportKind, e: Event) => {
     (e.target as HTMLElement).closest('details')?.removeAttribute('open');
-    const f = make();
-    if (!f || !p.cell) return;
-    const title = p.doc?.notebook.frontMatter?.values['title'];
-    const name = p.cell.settings['name'];
-    const files = await exportFiles(f, {
-      notebook: typeof title === 'string' ? title : 'notebook',
-      cell: typeof name === 'string' ? name : p.cell.id,
-      model: p.model ? modelName(p.model) : 'model',
-    });
-    const file = files.find((x) => x.name.endsWith(`.${ext}`));
-    if (file) download(file.name, file.blob);
+    await downloadFigure(p, make(), ext);
   };
   return html`<details class="export"><summary aria-label="Export this figure">Export ▾</summary><div>
     ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button type="button" data-export=${x} @click=${(e: Event) => save(x, e)}>${x.toUpperCase()}</button>`)}

@@ -12,10 +12,10 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
 import { visible } from './prompt.ts';
 import { LinkedController, linked, type Selection } from './plot/linked.ts';
-import { download, exportFiles, type FigureExport } from './plot/figure.ts';
+import type { FigureExport } from './plot/figure.ts';
 import { fmt } from './plot/kit.ts';
 import {
   cutLabel, DEFAULT_VIEW, MAX_SHOW, nextTokenExport, nextTokenModel, nextTokenSvg, nextTokenView, positionHeading, sig4,
@@ -123,18 +123,8 @@ export class GlassboxNextToken extends LitElement implements CellProps {
     return m ? nextTokenExport(m, { width: FIG_WIDTH }) : null;
   }
 
-  private async exportAs(ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
-    const f = this.exportFigure();
-    if (!f || !this.cell) return;
-    const title = this.doc?.notebook.frontMatter?.values['title'];
-    const name = this.cell.settings['name'];
-    const files = await exportFiles(f, {
-      notebook: typeof title === 'string' ? title : 'notebook',
-      cell: typeof name === 'string' ? name : this.cell.id,
-      model: this.model ? modelName(this.model) : 'model',
-    });
-    const file = files.find((x) => x.name.endsWith(`.${ext}`));
-    if (file) download(file.name, file.blob);
+  private exportAs(ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
+    return downloadFigure(this, this.exportFigure(), ext);
   }
 
   // -- controls -------------------------------------------------------------------------------

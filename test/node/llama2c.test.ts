@@ -117,14 +117,8 @@ test('stories260K.bin: every tensor is bit-identical to the GGUF conversion of t
   }
 });
 
-test('stories260K.bin with tok512.bin: tokenizer read alongside', async (t) => {
-  let m;
-  try {
-    m = await readLlama2c(bytesSource(binBytes, 'stories260K.bin'), bytesSource(readFileSync(TOK), 'tok512.bin'));
-  } catch (e) {
-    if (/not implemented/.test((e as Error).message)) return t.skip('tokenizerDataFromLlama2cBin is still a placeholder');
-    throw e;
-  }
+test('stories260K.bin with tok512.bin: tokenizer read alongside', async () => {
+  const m = await readLlama2c(bytesSource(binBytes, 'stories260K.bin'), bytesSource(readFileSync(TOK), 'tok512.bin'));
   assert.ok(m.tokenizer);
   assert.equal(m.tokenizer.kind, 'spm');
   assert.equal(m.tokenizer.tokens.length, 512);
