@@ -2,13 +2,13 @@
 // but the newest token (session.ts), so a step costs one position of the forward pass.
 
 import type { Session } from './session.ts';
-import { Sampler, type SamplerOptions } from './sampler.ts';
+import { ChainSampler, type ChainOptions, type ResolvedOptions } from './sampling/index.ts';
 import { UsageError } from './errors.ts';
 
-export interface GenerateOptions extends SamplerOptions {
+export interface GenerateOptions extends ChainOptions {
   /** At most this many new tokens. */
   maxTokens: number;
-  /** Seed of the sampler's PRNG (default 0); ignored when greedy. */
+  /** Seed of the draws (default 0): the token at position i is drawn with drawUniform(seed, i). */
   seed?: number;
   /** Stop (without yielding it) at the model's EOS or any of `stopIds`. Default true. */
   stopAtEos?: boolean;
@@ -42,7 +42,7 @@ export function* generate(session: Session, promptIds: readonly number[], option
  */
 export async function* generateAsync(session: Session, promptIds: readonly number[], options: GenerateOptions): AsyncGenerator<number, void, undefined> {
   const { maxTokens, c, stop, stopAtEos, sampler } = setUp(session, options);
-  const k = candidatesNeeded(options);
+  const k = candidatesNeeded(sampler.options);
   const tokens = [...promptIds];
   let sparse: Float32Array | null = null;
   for (let i = 0; i < maxTokens; i++) {
@@ -75,13 +75,31 @@ function setUp(session: Session, options: GenerateOptions) {
   const c = session.config;
   const stop = new Set<number>(options.stopIds ?? []);
   if (c.eosId !== null) stop.add(c.eosId);
-  return { maxTokens, c, stop, stopAtEos: options.stopAtEos ?? true, sampler: new Sampler(options, options.seed ?? 0) };
+  const { maxTokens: _m, seed, stopAtEos, stopIds: _s, ...chain } = options;
+  return { maxTokens, c, stop, stopAtEos: stopAtEos ?? true, sampler: new ChainSampler(chain, seed ?? 0) };
 }
 
-/** How many top logits the sampler needs (0: the whole row). */
-function candidatesNeeded(o: GenerateOptions): number {
-  if ((o.repeatPenalty ?? 1) !== 1) return 0;             // the penalty reorders the whole row
-  if (o.temperature === 0) return 1;
-  const k = o.topK ?? 0;
-  return k >= 1 && k <= 64 ? k : 0;
+/**
+ * How many top logits the sampler needs (0: the whole row). Only when no stage before top-k
+ * looks past the top k (no logit bias, penalties, DRY, top-n-sigma, mirostat) and top-k runs
+ * before every other stage that is on: then the k best logits decide everything.
+ */
+function candidatesNeeded(o: ResolvedOptions): number {
+  if (o.logitBias.size > 0 || o.mirostat !== 0) return 0;
+  if (o.repeatLastN !== 0 && (o.repeatPenalty !== 1 || o.frequencyPenalty !== 0 || o.presencePenalty !== 0)) return 0;
+  if (o.dryMultiplier !== 0 && o.dryLastN !== 0) return 0;
+  if (o.topNSigma > 0) return 0;
+  if (o.temperature === 0 && o.dynatempRange === 0 && o.order.includes('temperature') && o.typicalP === 1 && o.xtcProbability === 0) {
+    // greedy: the argmax (top-k, top-p and min-p always keep it)
+    return 1;
+  }
+  const k = o.order.includes('top_k') ? o.topK : 0;
+  if (!(k >= 1 && k <= 64)) return 0;
+  // the stages that are on must all come after top-k (they then see only its k candidates)
+  const at = o.order.indexOf('top_k');
+  const on: Record<string, boolean> = {
+    typ_p: o.typicalP < 1, top_p: o.topP < 1, min_p: o.minP > 0, xtc: o.xtcProbability > 0, temperature: true,
+  };
+  for (const name of o.order.slice(0, at)) if (on[name]) return 0;
+  return k;
 }

@@ -236,3 +236,14 @@ export class Sampler {
     return draw(d, this.rng.next());
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The full chain — logit bias, penalties, DRY, top-nσ, top-k, typical-p, top-p, min-p, XTC,
+// (dynamic) temperature, mirostat — reorderable and reported stage by stage, lives in
+// src/engine/sampling/. The functions above stay as they are for the next-token cell and
+// generation; given only their options, the chain keeps the same candidates and draws the same
+// tokens for a seed (test/node/sampling-chain.test.ts checks it).
+export {
+  ChainSampler, DEFAULT_ORDER, finalDistribution, resolveOptions, runChain,
+  type ChainInput, type ChainOptions, type ChainResult, type StageName, type StageReport,
+} from './sampling/index.ts';

@@ -35,6 +35,12 @@ test('generateAsync gives generate\'s tokens: greedy, top-k sampling (top logits
     { maxTokens: 30, temperature: 0, stopAtEos: false },
     { maxTokens: 30, temperature: 0.9, topK: 12, topP: 0.9, minP: 0.02, seed: 3, stopAtEos: false },
     { maxTokens: 30, temperature: 0.7, topK: 40, repeatPenalty: 1.3, seed: 5, stopAtEos: false },
+    // the chain's other stages: each must either see the whole row or come after top-k
+    { maxTokens: 20, temperature: 0, typicalP: 0.5, stopAtEos: false },
+    { maxTokens: 20, temperature: 1.1, topK: 20, xtcProbability: 0.5, xtcThreshold: 0.05, seed: 7, stopAtEos: false },
+    { maxTokens: 20, temperature: 0.8, topK: 30, topP: 0.5, order: ['top_p', 'top_k', 'temperature'], seed: 8, stopAtEos: false },
+    { maxTokens: 20, temperature: 0.8, topK: 30, topNSigma: 1, seed: 9, stopAtEos: false },
+    { maxTokens: 20, temperature: 0.8, topK: 30, dryMultiplier: 0.8, seed: 10, stopAtEos: false },
   ]) {
     assert.deepEqual(await collect(generateAsync(new Session(w), [1], opts)), [...generate(new Session(w), [1], opts)], JSON.stringify(opts));
   }

@@ -2,6 +2,13 @@
 // encoder: every dispatch of a forward step is recorded into it, uniforms for all of them are
 // written into one ring buffer, readbacks are copies into staging buffers, and `submit()` sends it
 // all at once and maps the staging buffers together — one readback per step.
+//
+// WHY the caches: recording a decode step is on the critical path of every token, and on a real
+// GPU it costs more than the GPU's own work. Measured on an H100 through Dawn (test/bench/gpu.ts):
+// createBindGroup ~12–22 µs, a fresh 1 MiB uniform buffer per step ~1.4 ms. So uniform rings and
+// readback staging buffers are pooled by the context and reused by later steps, and bind groups are
+// cached by what they bind: a decode step records the same dispatches with the same buffers at the
+// same uniform offsets every token, so from the second token on it creates no bind group at all.
 
 import type { GpuCaps } from './device.ts';
 
@@ -16,6 +23,13 @@ export type Binding = GPUBuffer | GpuView;
 
 const STORAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8 /* COPY_DST */;
 const UNIFORM_RING = 1 << 20;
+/** Most cached bind groups; past it the cache starts over (a long prefill must not grow it without bound). */
+const BIND_GROUP_CACHE = 4096;
+/** Most idle readback staging buffers kept per size. */
+const STAGING_KEEP = 4;
+
+/** A uniform ring: the GPU buffer and the bytes a step writes into it before submitting. */
+interface UniformRing { buffer: GPUBuffer; bytes: Uint8Array<ArrayBuffer> }
 
 function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
@@ -27,9 +41,16 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly pending = new Map<string, Promise<GPUComputePipeline>>();
   private readonly free = new Map<number, GPUBuffer[]>();
-  /** Counters for benchmarks and tests: dispatches and bytes read back since the last reset. */
-  stats = { dispatches: 0, readbackBytes: 0, submits: 0 };
+  /** Counters for benchmarks and tests: dispatches, bytes read back, steps submitted (each one
+   *  readback round trip) and the extra command buffers their flush() sent ahead. */
+  stats = { dispatches: 0, readbackBytes: 0, submits: 0, flushes: 0 };
   lost: GPUDeviceLostInfo | null = null;
+  private readonly rings: UniformRing[] = [];
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
 
   constructor(device: GPUDevice, caps: GpuCaps) {
     this.device = device;
@@ -108,10 +129,59 @@ export class GpuContext {
     return new Step(this, label);
   }
 
-  /** Frees pooled buffers (the device stays). */
+  /** A uniform ring no other step holds; give it back with `returnRing` once its step is submitted. */
+  takeRing(): UniformRing {
+    return this.rings.pop() ?? {
+      buffer: this.device.createBuffer({ label: 'uniforms', size: UNIFORM_RING, usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */ }),
+      bytes: new Uint8Array(UNIFORM_RING),
+    };
+  }
+
+  /** Takes back a ring after its step's writeBuffer and submit were queued (later writes are ordered after them). */
+  returnRing(ring: UniformRing): void {
+    this.rings.push(ring);
+  }
+
+  /** A MAP_READ | COPY_DST buffer of `size` bytes, reused when one is idle. */
+  takeStaging(size: number): GPUBuffer {
+    return this.staging.get(size)?.pop() ?? this.device.createBuffer({ label: 'readback', size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
+  }
+
+  returnStaging(buf: GPUBuffer): void {
+    const list = this.staging.get(buf.size) ?? [];
+    if (list.length >= STAGING_KEEP) { buf.destroy(); return; }
+    list.push(buf);
+    this.staging.set(buf.size, list);
+  }
+
+  private id(o: object): number {
+    let n = this.ids.get(o);
+    if (n === undefined) { n = this.nextId++; this.ids.set(o, n); }
+    return n;
+  }
+
+  /** The bind group for these entries (buffer bindings only), created once per distinct binding. */
+  bindGroup(pipeline: GPUComputePipeline, entries: { buffer: GPUBuffer; offset: number; size: number | undefined }[]): GPUBindGroup {
+    let key = String(this.id(pipeline));
+    for (const e of entries) key += `|${this.id(e.buffer)}:${e.offset}:${e.size ?? '-'}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      let layout = this.layouts.get(pipeline);
+      if (!layout) { layout = pipeline.getBindGroupLayout(0); this.layouts.set(pipeline, layout); }
+      group = this.device.createBindGroup({ layout, entries: entries.map((e, i) => ({ binding: i, resource: { buffer: e.buffer, offset: e.offset, size: e.size } })) });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Frees pooled buffers and cached bind groups (the device stays). */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
+    this.bindGroups.clear();
   }
 }
 
@@ -125,32 +195,44 @@ interface Readback {
 }
 
 export class Step {
-  readonly encoder: GPUCommandEncoder;
+  private encoder: GPUCommandEncoder;
+  private readonly label: string;
   private readonly ctx: GpuContext;
-  private uniforms: Uint8Array<ArrayBuffer>;
+  /** Rings this step wrote; the last is the one being filled. */
+  private readonly rings: UniformRing[] = [];
+  private ring: UniformRing | null = null;
   private uniformTop = 0;
-  private readonly uniformBuffers: GPUBuffer[] = [];
-  private uniformBuffer: GPUBuffer;
+  /** Bytes of the current ring already queued by an earlier flush(). */
+  private uniformFlushed = 0;
   private readonly readbacks: Readback[] = [];
   private pass: GPUComputePassEncoder | null = null;
   private readonly align: number;
 
   constructor(ctx: GpuContext, label: string) {
     this.ctx = ctx;
+    this.label = label;
     this.encoder = ctx.device.createCommandEncoder({ label });
     this.align = ctx.caps.minUniformBufferOffsetAlignment;
-    this.uniforms = new Uint8Array(UNIFORM_RING);
-    this.uniformBuffer = this.newUniformBuffer();
-  }
-
-  private newUniformBuffer(): GPUBuffer {
-    const b = this.ctx.device.createBuffer({ label: 'uniforms', size: UNIFORM_RING, usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */ });
-    this.uniformBuffers.push(b);
-    return b;
   }
 
   private flushUniforms(): void {
-    if (this.uniformTop > 0) this.ctx.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniforms, 0, this.uniformTop);
+    if (this.ring && this.uniformTop > this.uniformFlushed) {
+      this.ctx.device.queue.writeBuffer(this.ring.buffer, this.uniformFlushed, this.ring.bytes, this.uniformFlushed, this.uniformTop - this.uniformFlushed);
+    }
+    this.uniformFlushed = this.uniformTop;
+  }
+
+  /**
+   * Sends what is recorded so far to the GPU and goes on recording into a new command buffer, so
+   * that the GPU works on the first layers while the CPU records the rest (recording a decode step
+   * takes about as long as running it on a fast GPU). Reads resolve at submit(), as before.
+   */
+  flush(): void {
+    this.endPass();
+    this.flushUniforms();
+    this.ctx.device.queue.submit([this.encoder.finish()]);
+    this.ctx.stats.flushes++;
+    this.encoder = this.ctx.device.createCommandEncoder({ label: this.label });
   }
 
   /**
@@ -158,24 +240,25 @@ export class Step {
    * when given, is bound as a uniform at @binding(n). Params are 4-byte words (u32/i32/f32 views).
    */
   dispatch(pipeline: GPUComputePipeline, storage: Binding[], params: ArrayBufferView | null, workgroups: [number, number?, number?]): void {
-    const entries: GPUBindGroupEntry[] = storage.map((b, i) => {
+    const entries = storage.map((b) => {
       const v: GpuView = 'buffer' in b ? b : { buffer: b };
-      return { binding: i, resource: { buffer: v.buffer, offset: v.offset ?? 0, size: v.size } };
+      return { buffer: v.buffer, offset: v.offset ?? 0, size: v.size };
     });
     if (params) {
       const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
       const size = roundUp(Math.max(bytes.byteLength, 16), 16);
-      if (this.uniformTop + size > UNIFORM_RING) {
+      if (!this.ring || this.uniformTop + size > UNIFORM_RING) {
         this.flushUniforms();
-        this.uniformBuffer = this.newUniformBuffer();
-        this.uniforms = new Uint8Array(UNIFORM_RING);
+        this.ring = this.ctx.takeRing();
+        this.rings.push(this.ring);
         this.uniformTop = 0;
+        this.uniformFlushed = 0;
       }
-      this.uniforms.set(bytes, this.uniformTop);
-      entries.push({ binding: storage.length, resource: { buffer: this.uniformBuffer, offset: this.uniformTop, size } });
+      this.ring.bytes.set(bytes, this.uniformTop);
+      entries.push({ buffer: this.ring.buffer, offset: this.uniformTop, size });
       this.uniformTop = roundUp(this.uniformTop + size, this.align);
     }
-    const group = this.ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const group = this.ctx.bindGroup(pipeline, entries);
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, group);
@@ -201,7 +284,7 @@ export class Step {
   read(src: GPUBuffer, offset = 0, size = src.size - offset): Promise<ArrayBuffer> {
     this.endPass();
     const padded = roundUp(size, 4);
-    const staging = this.ctx.device.createBuffer({ label: 'readback', size: padded, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
+    const staging = this.ctx.takeStaging(padded);
     this.encoder.copyBufferToBuffer(src, offset, staging, 0, padded);
     return new Promise((resolve, reject) => {
       this.readbacks.push({ src, offset, size, staging, resolve, reject });
@@ -214,6 +297,10 @@ export class Step {
     this.flushUniforms();
     this.ctx.device.queue.submit([this.encoder.finish()]);
     this.ctx.stats.submits++;
+    // the rings' contents are queued (writeBuffer before submit): a later step may refill them
+    for (const ring of this.rings.splice(0)) this.ctx.returnRing(ring);
+    this.ring = null;
+    this.uniformTop = this.uniformFlushed = 0;
     const reads = this.readbacks.splice(0);
     try {
       await Promise.all(reads.map((r) => r.staging.mapAsync(0x1 /* READ */)));
@@ -221,13 +308,11 @@ export class Step {
         r.resolve(r.staging.getMappedRange(0, roundUp(r.size, 4)).slice(0, r.size));
         this.ctx.stats.readbackBytes += r.size;
         r.staging.unmap();
-        r.staging.destroy();
+        this.ctx.returnStaging(r.staging);
       }
     } catch (e) {
       for (const r of reads) r.reject(e);
       throw e;
-    } finally {
-      for (const b of this.uniformBuffers) b.destroy();
     }
   }
 }

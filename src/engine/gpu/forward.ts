@@ -1,6 +1,9 @@
 // The forward pass on the GPU: src/engine/forward.ts step by step, each CPU kernel call replaced by
-// its WGSL twin (kernels/<op>/<op>.gpu.ts), every dispatch of the chunk recorded into ONE command
-// encoder (a Step) and submitted once, with ONE readback at its end.
+// its WGSL twin (kernels/<op>/<op>.gpu.ts), every dispatch of the chunk recorded into ONE Step
+// with ONE readback at its end. A short chunk (a decoded token) is sent to the GPU in a few pieces
+// (Step.flush every FLUSH_LAYERS layers) so that the GPU runs the first layers while the CPU
+// records the last: on a fast GPU, recording a token's ~15 dispatches per layer takes about as
+// long as running them.
 //
 // Capture: each selected activation is copied, at its point in the command stream, into a staging
 // buffer of the same submission (Step.read), and handed to the recorder when the step is done;
@@ -28,6 +31,10 @@ import { encodeAttention, prepareAttention } from '../../../kernels/attention/at
 import { encodeSiluMul, prepareSiluMul } from '../../../kernels/silu-mul/silu-mul.gpu.ts';
 import { encodeAdd, prepareAdd } from '../../../kernels/add/add.gpu.ts';
 import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from '../../../kernels/argmax/argmax.gpu.ts';
+
+/** A chunk of at most this many tokens is flushed to the GPU every FLUSH_LAYERS layers. */
+const FLUSH_MAX_TOKENS = 4;
+const FLUSH_LAYERS = 4;
 
 /** Which logits a chunk reads back. */
 export type LogitsRequest =
@@ -167,6 +174,8 @@ export async function forwardGpu(
       if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
       encodeAdd(ctx, step, x, x, out, n * d);                             // residual
       if (on.hook_resid_post) at('hook_resid_post', s.x, d);
+      // a short chunk: let the GPU start on these layers while the next ones are recorded
+      if (n <= FLUSH_MAX_TOKENS && (l + 1) % FLUSH_LAYERS === 0 && l + 1 < c.nLayers) step.flush();
     }
 
     // ---- output ----
