@@ -91,6 +91,29 @@ test('generate at temperature 0 reproduces the golden greedy ids; a seed reprodu
   assert.deepEqual(JSON.parse(a.stdout).ids, JSON.parse(b.stdout).ids);
 });
 
+test('generate takes the whole sampler chain from flags, the same as the engine; a bad order is refused before any text', async () => {
+  const flags = ['--max-tokens', '24', '--temperature', '1.1', '--top-k', '50', '--top-p', '0.95', '--min-p', '0', '--dry-multiplier', '0.8',
+    '--xtc-probability', '0.5', '--xtc-threshold', '0.05', '--presence-penalty', '0.2', '--seed', '7', '--ignore-eos', '--json'];
+  const r = await glassbox('generate', GGUF, '--tokens', '1', ...flags);
+  assert.equal(r.code, 0, r.stderr);
+  const ids = JSON.parse(r.stdout).generated as number[];
+  // the engine given the same options (DRY's breakers as this tokenizer spells them)
+  const { loadModel } = await import('../../src/cli/load.ts');
+  const { generateAsync } = await import('../../src/engine/generate.ts');
+  const m = await loadModel(GGUF, undefined, 'cpu');
+  const tok = m.tokenizer!;
+  const want: number[] = [];
+  for await (const id of generateAsync(m.session, [1], {
+    maxTokens: 24, temperature: 1.1, topK: 50, topP: 0.95, minP: 0, dryMultiplier: 0.8, xtcProbability: 0.5, xtcThreshold: 0.05,
+    presencePenalty: 0.2, seed: 7, stopAtEos: false, drySequenceBreakers: ['\n', ':', '"', '*'].map((b) => tok.encode(b, { bos: false })).filter((x) => x.length > 0),
+  })) want.push(id);
+  assert.deepEqual(ids, want);
+  const bad = await glassbox('generate', GGUF, '--prompt', 'Once', '--max-tokens', '5', '--sampler-order', 'top_k,bogus');
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /order has an unknown stage 'bogus'/);
+});
+
 test('trace writes an .npz with the requested hooks (numpy opens it) and a .json', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'glassbox-trace-'));
   try {
