@@ -7,6 +7,7 @@ import type { CellState } from '../src/notebook/graph.ts';
 import type { NotebookDocument } from '../src/notebook/document.ts';
 import type { ModelInfo } from '../src/engine/api.ts';
 import { download, exportFiles, type FigureExport } from './plot/figure.ts';
+import { html, nothing, type TemplateResult } from 'lit';
 
 export interface CellProps {
   cell: Cell | null;
@@ -41,7 +42,21 @@ export const cellCss = `
   .note { color: var(--muted, #666); font-size: 13px; }
   .error { color: #c0392b; background: color-mix(in srgb, #c0392b 10%, transparent); padding: 8px 10px; border-radius: 6px; font-size: 13px; white-space: pre-wrap; }
   .mono { font-family: var(--mono, monospace); }
+  .top { display: flex; justify-content: space-between; align-items: baseline; gap: 12px; flex-wrap: wrap; }
+  .export { position: relative; font-size: 13px; }
+  .export summary { cursor: pointer; list-style: none; }
+  .export div { position: absolute; right: 0; z-index: 2; display: flex; gap: 4px; padding: 4px; background: var(--card, #fff); border: 1px solid var(--line, #ddd); border-radius: 6px; }
 `;
+
+/** A cell's status for drawing: whether its output is being recomputed (draw the last one
+ *  dimmed), and its failure as an alert box (nothing when it did not fail). */
+export function statusOf(state: CellState | null): { busy: boolean; err: TemplateResult | typeof nothing } {
+  const st = state?.status;
+  return {
+    busy: st === 'running' || st === 'stale',
+    err: st === 'error' ? html`<div class="error" role="alert">${errorText(state?.error)}</div>` : nothing,
+  };
+}
 
 /** The message of a cell's failure, for the user. */
 export function errorText(e: unknown): string {

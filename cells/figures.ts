@@ -6,6 +6,8 @@ import { nextTokenExport, nextTokenModel, nextTokenView, type NextTokenOutput } 
 import { logitLensExport, type LogitLensOutput } from './plot/logit-lens.ts';
 import { activationsExport, type ActivationsOutput } from './plot/activations.ts';
 import { embeddingsExport, type EmbeddingsOutput } from './plot/embeddings.ts';
+import { samplingExport, samplingModel, type SamplingOutput } from './plot/sampling.ts';
+import { generateExport, generateView, type GenerateOutput } from './plot/generate.ts';
 import type { FigureExport } from './plot/figure.ts';
 import type { Settings } from '../src/notebook/settings.ts';
 
@@ -20,6 +22,10 @@ const figures: Record<string, FigureFn> = {
     ...(typeof s['bins'] === 'number' ? { bins: s['bins'] } : {}), logY: s['log_y'] === true,
   }),
   embeddings: (o: EmbeddingsOutput, s) => embeddingsExport(o, { labels: s['labels'] !== false }),
+  sampling: (o: SamplingOutput, s) => samplingExport(samplingModel(o.logits, s, o.history, {
+    pieces: o.pieces, ...(typeof s['show'] === 'number' ? { show: s['show'] } : {}),
+  })),
+  generate: (o: GenerateOutput, s) => generateExport(o, generateView(s)),
 };
 
 /** The figure of a visual cell, or null for other kinds and cells with nothing computed yet. */

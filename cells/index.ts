@@ -11,6 +11,8 @@ import './next-token.ts';
 import './logit-lens.ts';
 import './activations.ts';
 import './embeddings.ts';
+import './sampling.ts';
+import './generate.ts';
 
 /** The element that draws each kind; kinds without one are drawn by <glassbox-unknown>. */
 export const cellElements: Readonly<Record<string, string>> = {
@@ -22,6 +24,8 @@ export const cellElements: Readonly<Record<string, string>> = {
   'logit-lens': 'glassbox-logit-lens',
   activations: 'glassbox-activations',
   embeddings: 'glassbox-embeddings',
+  sampling: 'glassbox-sampling',
+  generate: 'glassbox-generate',
 };
 
 export function elementFor(kind: string): string {

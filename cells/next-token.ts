@@ -12,7 +12,7 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, modelName, statusOf, type CellProps } from './common.ts';
 import { visible } from './prompt.ts';
 import { LinkedController, linked, type Selection } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
@@ -49,10 +49,6 @@ export class GlassboxNextToken extends LitElement implements CellProps {
     .stats { font-size: 13px; display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 4px 0; }
     .fig svg { max-width: 100%; height: auto; display: block; }
     .stale { opacity: .55; }
-    .export { position: relative; font-size: 13px; }
-    .export summary { cursor: pointer; list-style: none; }
-    .export div { position: absolute; right: 0; z-index: 2; display: flex; gap: 4px; padding: 4px; background: var(--card, #fff); border: 1px solid var(--line, #ddd); border-radius: 6px; }
-    .top { display: flex; justify-content: space-between; align-items: baseline; gap: 12px; flex-wrap: wrap; }
   `];
 
   @property({ attribute: false }) cell: Cell | null = null;
@@ -191,9 +187,7 @@ export class GlassboxNextToken extends LitElement implements CellProps {
     if (!this.cell) return nothing;
     const o = this.output;
     const ro = !this.editable;
-    const st = this.state?.status;
-    const busy = st === 'running' || st === 'stale';
-    const err = st === 'error' ? html`<div class="error" role="alert">${errorText(this.state?.error)}</div>` : nothing;
+    const { busy, err } = statusOf(this.state);
     const v = this.view;
     if (!o) {
       return html`${this.controls(v, ro)}${err}<p class="note">${!this.model ? 'Load a model to see the next token.' : busy ? 'Computing the logits…' : 'No logits yet: this cell reads a prompt cell above it.'}</p>`;

@@ -26,10 +26,11 @@ const DECODER_FILES: Record<TensorTypeName, URL> = {
 const BYTES = new URL('../wgsl/bytes.wgsl', import.meta.url);
 const COMMON = new URL('./types/common.wgsl', import.meta.url);
 
-/** WGSL source of `kernel` preceded by the byte helpers and the decoder of `type` (dq_unit). */
-export function decoderShader(type: TensorTypeName, kernel: URL): Promise<string> {
+/** WGSL source of `kernels` (joined in order) preceded by the byte helpers and the decoder of
+ *  `type` (dq_unit). */
+export function decoderShader(type: TensorTypeName, ...kernels: URL[]): Promise<string> {
   getTensorType(type); // throws UnsupportedError naming the known types
-  return loadShader(BYTES, COMMON, DECODER_FILES[type], kernel);
+  return loadShader(BYTES, COMMON, DECODER_FILES[type], ...kernels);
 }
 
 /** Override constants describing `type`'s block, for every kernel that includes a decoder. */

@@ -1,7 +1,8 @@
 // WebGPU twin of matmul.cpu.ts: out [n, m] = x [n, k] · Wᵀ with W [m, k] in its stored type,
-// dequantized inside the kernel (matmul.wgsl + types/<type>.wgsl). One dispatch per part of W.
-// n = 1 (decode) uses one token per thread; n > 1 (prefill) reuses each decoded weight unit for
-// PREFILL_TOKENS token rows.
+// dequantized inside the kernel (types/<type>.wgsl). One dispatch per part of W.
+// n = 1 (decode) runs the matrix-vector kernel matvec.wgsl: teams of lanes own several rows each
+// and reduce through subgroups when the device has them. n > 1 (prefill) runs matmul.wgsl, which
+// reuses each decoded weight unit for PREFILL_TOKENS token rows.
 
 import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref, GpuTensor } from '../../src/engine/gpu/tensor.ts';
@@ -11,6 +12,9 @@ import { byteSize, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { blockConstants, decoderShader, grid2d, UNIT } from './dequant.gpu.ts';
 
 const KERNEL = new URL('./matmul.wgsl', import.meta.url);
+const MATVEC = new URL('./matvec.wgsl', import.meta.url);
+const MATVEC_SG = new URL('./matvec-sg.wgsl', import.meta.url);
+const MATVEC_PLAIN = new URL('./matvec-wg.wgsl', import.meta.url);
 
 /** Threads per workgroup. */
 export const MATMUL_WG = 256;
@@ -23,14 +27,67 @@ function pipelineKey(type: TensorTypeName, tokens: number): string {
   return `matmul:${type}:tt${tokens}`;
 }
 
+/**
+ * How the decode kernel splits a matrix: `team` threads (a power of two ≤ 32, so that a team fits
+ * in a subgroup on most GPUs) share `rows` consecutive rows, in workgroups of `wg` threads.
+ */
+export interface MatvecPlan { team: number; rows: number; wg: number }
+
+/** Threads per workgroup of the decode kernel. */
+const MATVEC_WG = 128;
+/** Rows per team compiled by prepareMatmul: every plan matvecPlan returns uses one of these. */
+const MATVEC_ROWS = [1, 2, 4, 8] as const;
+
+/**
+ * The decode split of an [m, k] matrix. Measured on an H100 (Llama shapes, every plan of teams
+ * 4..32, rows 1..8, workgroups 64..256): whole-warp teams (32 lanes, 2 or more units each) were
+ * best or within a few per cent for every type, and the rows per team should grow with m while
+ * keeping a few hundred workgroups: 1 row at m = 512, 2 at 2048, 4 at 8192, 8 at 128256. Short
+ * rows get smaller teams, so that every lane still takes about two units.
+ */
+export function matvecPlan(m: number, k: number): MatvecPlan {
+  const units = Math.ceil(k / UNIT);
+  let team = 1;
+  while (team < Math.ceil(units / 2) && team < 32) team *= 2;
+  const rows = m >= 16384 ? 8 : m >= 4096 ? 4 : m >= 2048 ? 2 : 1;
+  return { team, rows, wg: MATVEC_WG };
+}
+
+function matvecKey(type: TensorTypeName, subgroups: boolean, rows: number, wg: number): string {
+  return `matvec:${type}:${subgroups ? 'sg' : 'wg'}:r${rows}:w${wg}`;
+}
+
+/** Compiles the decode kernel for `type` with `rows` rows per team in workgroups of `wg`. */
+export async function prepareMatvec(ctx: GpuContext, type: TensorTypeName, rows: number, wg: number): Promise<void> {
+  const sg = ctx.caps.subgroups;
+  await ctx.pipeline(
+    matvecKey(type, sg, rows, wg),
+    async () => `${sg ? 'enable subgroups;\n' : ''}const R: u32 = ${rows}u;\n${await decoderShader(type, MATVEC, sg ? MATVEC_SG : MATVEC_PLAIN)}`,
+    { ...blockConstants(type), WG: wg },
+  );
+}
+
+// A plan forced for one context (benchmarks comparing splits); undefined: matvecPlan's.
+const forcedPlans = new WeakMap<GpuContext, MatvecPlan>();
+
+/** Makes encodeMatmul use `plan` for every decode on `ctx` (prepareMatvec it first), or, with
+ *  undefined, matvecPlan's split again. For benchmarks and tests. */
+export function forceMatvecPlan(ctx: GpuContext, plan: MatvecPlan | undefined): void {
+  if (plan) forcedPlans.set(ctx, plan);
+  else forcedPlans.delete(ctx);
+}
+
 /** Compiles the decode (n = 1) and prefill (n > 1) pipelines for weights of `type`. */
 export async function prepareMatmul(ctx: GpuContext, type: TensorTypeName): Promise<void> {
   const constants = { ...blockConstants(type), WG: MATMUL_WG };
-  await Promise.all([1, PREFILL_TOKENS].map((tt) => ctx.pipeline(
-    pipelineKey(type, tt),
-    async () => `const TT: u32 = ${tt}u;\n${await decoderShader(type, KERNEL)}`,
-    constants,
-  )));
+  await Promise.all([
+    ctx.pipeline(
+      pipelineKey(type, PREFILL_TOKENS),
+      async () => `const TT: u32 = ${PREFILL_TOKENS}u;\n${await decoderShader(type, KERNEL)}`,
+      constants,
+    ),
+    ...MATVEC_ROWS.map((rows) => prepareMatvec(ctx, type, rows, MATVEC_WG)),
+  ]);
 }
 
 /**
@@ -80,10 +137,7 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`matmul ${w.name}`, `n = ${n} tokens; expected a positive integer`);
   const rowBytes = byteSize(getTensorType(w.type), k);
   if (w.rowBytes !== rowBytes) throw new UsageError(`matmul ${w.name}`, `rowBytes is ${w.rowBytes} but ${w.type} rows of ${k} take ${rowBytes}`);
-  const tokens = n === 1 ? 1 : PREFILL_TOKENS;
-  const pipeline = ctx.pipelineReady(pipelineKey(w.type, tokens));
-  const tpr = threadsPerRow(k);
-  const rowsPerGroup = MATMUL_WG / tpr;
+  const tokens = PREFILL_TOKENS;
   // x is read as vec4 rows: realign it first when it is not (a rare case: the forward pass keeps
   // activations aligned and real models have k % 4 = 0)
   let xb = x.buffer, xOff = x.offset, xStride = k;
@@ -94,8 +148,24 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
     throw new UsageError(`matmul ${w.name}`, 'out and x are the same buffer; WebGPU cannot bind a buffer as both input and output of one dispatch');
   }
   for (const part of w.parts) {
-    // the kernel addresses bytes with u32
+    // the kernels address bytes with u32
     if (part.rows * rowBytes > 2 ** 32) throw new UsageError(`matmul ${w.name}`, `a part of ${part.rows * rowBytes} bytes exceeds 4 GiB; upload it with a smaller part size`);
+  }
+  if (n === 1) {
+    const plan = forcedPlans.get(ctx) ?? matvecPlan(m, k);
+    const pipeline = ctx.pipelineReady(matvecKey(w.type, ctx.caps.subgroups, plan.rows, plan.wg));
+    const rowsPerGroup = (plan.wg / plan.team) * plan.rows;
+    for (const part of w.parts) {
+      const [gx, gy] = grid2d(Math.ceil(part.rows / rowsPerGroup), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
+      const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, out.offset + part.firstRow, gx, plan.team]);
+      step.dispatch(pipeline, [part.buffer, xb, out.buffer], params, [gx, gy, 1]);
+    }
+    return;
+  }
+  const pipeline = ctx.pipelineReady(pipelineKey(w.type, tokens));
+  const tpr = threadsPerRow(k);
+  const rowsPerGroup = MATMUL_WG / tpr;
+  for (const part of w.parts) {
     const [gx, gy] = grid2d(Math.ceil(part.rows / rowsPerGroup), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
     const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, xStride / 4, out.offset + part.firstRow, m, n, gx, tpr]);
     step.dispatch(pipeline, [part.buffer, xb, out.buffer], params, [gx, gy, Math.ceil(n / tokens)]);

@@ -18,7 +18,7 @@ import { uploadTensor, destroyTensor } from '../../src/engine/gpu/tensor.ts';
 import { GpuContext } from '../../src/engine/gpu/context.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { matmul } from './matmul.cpu.ts';
-import { encodeMatmul, prepareMatmul, xNeedsCopy, threadsPerRow } from './matmul.gpu.ts';
+import { encodeMatmul, prepareMatmul, xNeedsCopy, threadsPerRow, forceMatvecPlan, type MatvecPlan } from './matmul.gpu.ts';
 
 const U = 2 ** -24;
 const TOL = 2;
@@ -65,7 +65,8 @@ function reference(w: Tensor, x: Float32Array, n: number): { ref: Float64Array; 
  * are ±inf / NaN, so a read outside x's rows or a missed write shows in the result.
  */
 async function gpuMatmul(
-  ctx: GpuContext, w: Tensor, x: Float32Array, n: number, { maxPartBytes, xOff = 3 }: { maxPartBytes?: number; xOff?: number } = {},
+  ctx: GpuContext, w: Tensor, x: Float32Array, n: number,
+  { maxPartBytes, xOff = 3, plan }: { maxPartBytes?: number; xOff?: number; plan?: MatvecPlan } = {},
 ): Promise<{ out: Float32Array; dispatches: number; parts: number }> {
   const [m, k] = w.shape as [number, number];
   await prepareMatmul(ctx, w.type);
@@ -80,7 +81,12 @@ async function gpuMatmul(
   copySeen.add(xNeedsCopy({ buffer: xb, offset: xOff }, k));
   const before = ctx.stats.dispatches;
   const step = ctx.begin('matmul test');
-  encodeMatmul(ctx, step, { buffer: ob, offset: outOff }, { buffer: xb, offset: xOff }, g, n);
+  forceMatvecPlan(ctx, plan);
+  try {
+    encodeMatmul(ctx, step, { buffer: ob, offset: outOff }, { buffer: xb, offset: xOff }, g, n);
+  } finally {
+    forceMatvecPlan(ctx, undefined);
+  }
   const dispatches = ctx.stats.dispatches - before;
   const read = step.read(ob, outOff * 4, n * m * 4);
   await step.submit();
@@ -103,6 +109,14 @@ function worstRatio(a: Float32Array, b: ArrayLike<number>, mag: Float64Array, k:
 }
 
 const measured = new Map<string, number>();
+
+// The shared device as a context that does not use subgroups (the decode kernel's fallback build).
+const plainContexts = new WeakMap<GpuContext, GpuContext>();
+function noSubgroups(shared: GpuContext): GpuContext {
+  let c = plainContexts.get(shared);
+  if (!c) { c = new GpuContext(shared.device, { ...shared.caps, subgroups: false }); plainContexts.set(shared, c); }
+  return c;
+}
 const copySeen = new Set<boolean>();
 
 /**
@@ -111,8 +125,9 @@ const copySeen = new Set<boolean>();
  */
 async function trial(
   backend: Backend, test: Mocha.Context, type: TensorTypeName,
-  { m = 37, k = colsFor(type), n, seed, wScale = 1, xScale = 1, maxPartBytes, xOff }:
-  { m?: number; k?: number; n: number; seed: number; wScale?: number; xScale?: number; maxPartBytes?: number; xOff?: number },
+  { m = 37, k = colsFor(type), n, seed, wScale = 1, xScale = 1, maxPartBytes, xOff, ctx: given, plan }:
+  { m?: number; k?: number; n: number; seed: number; wScale?: number; xScale?: number; maxPartBytes?: number; xOff?: number;
+    ctx?: GpuContext; plan?: MatvecPlan },
 ): Promise<{ dispatches: number; parts: number }> {
   const w = randomTensor(type, m, k, seed, wScale);
   const x = seededValues(n * k, seed + 1, xScale);
@@ -121,14 +136,15 @@ async function trial(
   matmul(cpu, x, w, n);
   let got: Float32Array = cpu, spec: ArrayLike<number> = ref, dispatches = 0, parts = 0;
   if (backend === 'webgpu') {
-    const ctx = await gpuOrSkip(test);
-    ({ out: got, dispatches, parts } = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff }));
+    const ctx = given ?? await gpuOrSkip(test);
+    ({ out: got, dispatches, parts } = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff, plan }));
     spec = cpu;
   }
   const { worst, at } = worstRatio(got, spec, mag, k);
   const tag = `${backend} ${type}`;
   measured.set(tag, Math.max(measured.get(tag) ?? 0, worst));
-  expect(worst, `${type} [${m}, ${k}] n=${n}: output ${at} (token ${Math.floor(at / m)}, row ${at % m}) is ${got[at]}, expected ${spec[at]} (S = ${mag[at]})`).to.be.at.most(TOL);
+  const how = given ? ` (subgroups ${given.caps.subgroups})` : '';
+  expect(worst, `${type} [${m}, ${k}] n=${n}${plan ? ` plan ${JSON.stringify(plan)}` : ''}${how}: output ${at} (token ${Math.floor(at / m)}, row ${at % m}) is ${got[at]}, expected ${spec[at]} (S = ${mag[at]})`).to.be.at.most(TOL);
   return { dispatches, parts };
 }
 
@@ -160,6 +176,30 @@ describe('matmul', () => {
       await trial(backend, this, 'BF16', { k: 67, n: 5, seed: 7 });
       await trial(backend, this, 'F16', { m: 3, k: 1, n: 2, seed: 8 });
     });
+
+    if (backend === 'webgpu') {
+      // The decode kernel (matvec.wgsl) in both of its builds: with subgroups (teams sum by
+      // shuffles; a team wider than the device's subgroups meets in workgroup memory) and without
+      // (the same device with subgroups turned off in the caps). 37 rows: the last team of 4 rows
+      // has one; rows long enough that every lane of a team of 4 takes several units, float rows
+      // with a partial last unit; the default split, and the weight in 3 parts.
+      const plans: MatvecPlan[] = [{ team: 4, rows: 4, wg: 128 }, { team: 32, rows: 2, wg: 128 }];
+      for (const t of ALL_TENSOR_TYPES) {
+        const type = t.name;
+        const k = t.blockSize === 1 ? 300 : t.blockSize === 32 ? 480 : t.blockSize === 64 ? 192 : 768;
+        it(`${type}: decode kernel, 37 x ${k}, teams of 4 and 32 lanes, subgroups and workgroup memory, 3 parts${wg}`, async function () {
+          const shared = await gpuOrSkip(this);
+          if (!shared.caps.subgroups) console.warn('matmul: this adapter has no subgroups; the subgroup build is not tested');
+          const rowBytes = byteSize(getTensorType(type), k);
+          for (const ctx of shared.caps.subgroups ? [shared, noSubgroups(shared)] : [shared]) {
+            for (const plan of plans) await trial(backend, this, type, { k, n: 1, seed: 50 + plan.team, ctx, plan, xOff: 4 });
+            const r = await trial(backend, this, type, { k, n: 1, seed: 60, ctx, maxPartBytes: 13 * rowBytes + 5 });
+            expect(r.parts).to.equal(3);
+            expect(r.dispatches).to.equal(3);
+          }
+        });
+      }
+    }
 
     it(`long rows: 64 threads per row, two token tiles (Q4_0 37 x 9632, n = 1 and 11)${wg}`, async function () {
       expect(threadsPerRow(9632)).to.equal(64);

@@ -17,6 +17,9 @@ import { createEngineClient, type EngineClient } from '../worker/client.ts';
 import type { LoadProgress, ModelInfo } from '../engine/api.ts';
 import { computeCell } from './compute.ts';
 import { PromptRuns } from './runs.ts';
+import { encodeTree, GENERATE_EVENT, GenerationController, stopIdsOf, type GenerateAction } from './generation.ts';
+import type { BranchTree } from '../engine/branches.ts';
+import type { Tokenized } from '../engine/api.ts';
 import { loadCatalog } from '../worker/loading/catalog.ts';
 import { elementFor } from '../../cells/index.ts';
 import { errorText, modelName } from '../../cells/common.ts';
@@ -69,6 +72,13 @@ export class GlassboxApp extends LitElement {
   /** One model run per prompt, shared by the cells that read it. */
   readonly runs = new PromptRuns(() => this.client);
   private graph: ReactiveGraph | null = null;
+  /** The generate cells' steps (their elements ask with 'glassbox-generate' events). */
+  readonly generation = new GenerationController({
+    env: () => (this.client && this.model
+      ? { client: this.client, nCtx: this.model.config.nCtx, vocabSize: this.model.config.vocabSize, stopIds: stopIdsOf(this.model) } : null),
+    read: (id) => this.generateInputs(id),
+    write: (id, tree, branch) => this.writeGeneration(id, tree, branch),
+  });
   private autosave: Autosave | null = null;
   private unsubscribe: (() => void) | null = null;
   private loads = 0;
@@ -84,6 +94,7 @@ export class GlassboxApp extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     this.addEventListener('keydown', this.onKey);
+    this.addEventListener(GENERATE_EVENT, this.onGenerate);
     addEventListener('pagehide', this.onHide);
     this.ready = this.start();
   }
@@ -91,6 +102,8 @@ export class GlassboxApp extends LitElement {
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.removeEventListener('keydown', this.onKey);
+    this.removeEventListener(GENERATE_EVENT, this.onGenerate);
+    this.generation.cancel(undefined, 'the page closed');
     removeEventListener('pagehide', this.onHide);
     void this.autosave?.flush();
     this.unsubscribe?.();
@@ -152,6 +165,7 @@ export class GlassboxApp extends LitElement {
   }
 
   private setDocument(doc: NotebookDocument): void {
+    this.generation.cancel(undefined, 'another notebook was opened');
     this.unsubscribe?.();
     this.graph?.dispose();
     this.doc = doc;
@@ -178,6 +192,7 @@ export class GlassboxApp extends LitElement {
     this.loadError = '';
     this.client ??= createEngineClient({ onRecover: (e) => { this.message = `The engine restarted: ${e.reason}`; } });
     const id = `load-${++this.loads}`;
+    this.generation.cancel(undefined, 'another model is loading');
     this.loading = { label, progress: null, id };
     const t0 = performance.now();
     try {
@@ -207,6 +222,43 @@ export class GlassboxApp extends LitElement {
     this.panel = null;
     if (this.doc && !this.doc.readonly) this.doc.setFrontMatter('model', e.detail.name);
     void this.loadModel(e.detail.source, e.detail.label);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Generation: a generate cell's element asks, the page steps and writes the tree back
+
+  private onGenerate = (e: Event): void => {
+    const d = (e as CustomEvent<GenerateAction>).detail;
+    if (!d || typeof d.cellId !== 'string') return;
+    d.done = this.generation.handle(d);
+  };
+
+  /** A generate cell's prompt tokens (its prompt's finished output) and sampler settings. */
+  private generateInputs(id: string) {
+    const doc = this.doc, graph = this.graph;
+    const cell = doc?.cell(id);
+    if (!doc || !graph || !cell || cell.kind !== 'generate') return 'the cell is gone';
+    if (doc.readonly) return 'this shared notebook is read-only: make a copy to generate';
+    const dep = graph.dependencies(id).find((d) => d.cell !== undefined && d.key === undefined);
+    const st = dep?.cell ? graph.state(dep.cell) : undefined;
+    if (!st) return 'it has no prompt to read';
+    if (st.status !== 'done') return 'its prompt is still being computed (or failed)';
+    const tok = st.output as Tokenized | null;
+    if (!tok || !Array.isArray(tok.ids) || tok.ids.length === 0) return 'its prompt has no tokens';
+    const ref = cell.settings['sampler'];
+    const from = typeof ref === 'string' ? doc.notebook.cells.find((c) => c.kind === 'sampling' && (c.id === ref || c.settings['name'] === ref)) : undefined;
+    if (typeof ref === 'string' && !from) return `"sampler: ${ref}" names no sampling cell`;
+    return { promptIds: tok.ids, settings: cell.settings, sampler: from?.settings ?? cell.settings };
+  }
+
+  private writeGeneration(id: string, tree: BranchTree, branch: string): void {
+    const doc = this.doc;
+    const cell = doc?.cell(id);
+    if (!doc || doc.readonly || !cell) return;
+    doc.setSetting(id, 'branches', tree.list().length === 1 && tree.get(tree.rootId).tokens.length === 0 && !tree.get(tree.rootId).stopped ? undefined : encodeTree(tree));
+    const now = cell.settings['branch'];
+    const value = branch === tree.rootId ? undefined : branch;
+    if (now !== value) doc.setSetting(id, 'branch', value);
   }
 
   // ---------------------------------------------------------------------------------------------

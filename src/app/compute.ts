@@ -14,6 +14,8 @@ import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
 import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
 import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations.ts';
 import type { EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
+import { rawOnce, type SamplingOutput } from '../../cells/plot/sampling.ts';
+import { generateOutput } from './generation.ts';
 import type { PromptRuns, Need } from './runs.ts';
 
 /** Every layer's attention pattern is captured (layer changes then cost no run) up to this size. */
@@ -99,6 +101,8 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       const summary = all || view === 'overview' || (typeof sort === 'string' && sort !== 'index');
       return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
     }
+    case 'sampling':
+      return { capture: [] };             // the last position's logits: every run keeps them
     case 'next-token':
       return { capture: s['position'] === 'last' || s['position'] === undefined ? [] : [`blocks.${L - 1}.hook_resid_post`] };
     case 'logit-lens':
@@ -140,6 +144,14 @@ const visuals: Record<string, Visual> = {
     const ids = topIds(row.data, 200);
     if (target) ids.push(target.id);
     return { prompt: p.id, labels: labels(p.tok, env.model), position: pos, logits: row.data, pieces: await piecesOf(env, ids), target };
+  },
+
+  async sampling(env, _ctx, p, trace): Promise<SamplingOutput> {
+    const pos = p.tok.ids.length - 1;
+    const row = await env.client.logits(trace, { position: pos });
+    // pieces of the most likely tokens, and of the history's (penalties can move them up)
+    const ids = [...rawOnce(row.data).ids.subarray(0, 200), ...p.tok.ids];
+    return { prompt: p.id, labels: labels(p.tok, env.model), position: pos, logits: row.data, pieces: await piecesOf(env, ids), history: [...p.tok.ids] };
   },
 
   async 'logit-lens'(env, ctx, p, trace): Promise<LogitLensOutput> {
@@ -211,6 +223,13 @@ export async function computeCell(ctx: ComputeContext, client: EngineClient | nu
     });
     ctx.signal.throwIfAborted();
     return t;
+  }
+  if (kind === 'generate') {
+    // the prompt and the current branch as tokens (the steps themselves run in generation.ts)
+    const p = promptOf(ctx);
+    const out = await generateOutput(client, model, p.id, p.tok, ctx.settings);
+    ctx.signal.throwIfAborted();
+    return out;
   }
   const visual = visuals[kind];
   if (!visual) return null;

@@ -536,6 +536,15 @@ export async function ggufToModel(file: GgufFile, src: ByteSource): Promise<Mode
       source: 0, offset: file.dataOffset + t.offset, byteLength: t.byteLength,
     });
   }
+  // Checked before listing the required tensors: a damaged block_count (up to 2^24) would otherwise
+  // list millions of them before the first one is found missing.
+  const layers = new Set(file.tensorInfos.map((t) => parseTensorName('gguf', t.name)?.layer).filter((l) => l !== undefined));
+  if (layers.size < config.nLayers) {
+    let missing = 0;
+    while (layers.has(missing)) missing++;
+    throw new ConfigError(where, `${k('block_count')} is ${config.nLayers} but the file holds tensors for ${layers.size} layers (blk.${missing} has none)`,
+      'The GGUF file is damaged or incomplete; convert it again with llama.cpp');
+  }
   const have = new Set(tensors.map((t) => t.name));
   for (const req of requiredTensors(config)) {
     if (!have.has(req.name)) {

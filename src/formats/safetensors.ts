@@ -199,6 +199,7 @@ export async function readSafetensorsModel(files: ByteSource[]): Promise<ModelFi
   const found = new Map<string, TensorInfo>(); // our name -> info
   let lmHead: TensorInfo | null = null;
   const metadata: Record<string, string> = {};
+  const layers = new Set<number>();            // layers that have at least one tensor
   for (const [source, h] of headers.entries()) {
     const shard = shards[source]!;
     Object.assign(metadata, h.metadata);
@@ -217,6 +218,7 @@ export async function readSafetensorsModel(files: ByteSource[]): Promise<ModelFi
       if (parsed.layer !== undefined && parsed.layer >= config.nLayers) {
         throw new ConfigError(where, `is for layer ${parsed.layer} but config.json says num_hidden_layers is ${config.nLayers}`);
       }
+      if (parsed.layer !== undefined) layers.add(parsed.layer);
       if (!(e.dtype in SAFETENSORS_DTYPES)) {
         throw new UnsupportedError(where, `has dtype ${e.dtype}; glassbox reads F32, F16 and BF16 safetensors`,
           'Use the F32/F16/BF16 checkpoint, or convert the model to GGUF with llama.cpp');
@@ -239,6 +241,14 @@ export async function readSafetensorsModel(files: ByteSource[]): Promise<ModelFi
   if (!config.tiedEmbeddings && lmHead) found.set(lmHead.name, lmHead);
   else config.tiedEmbeddings = true;
 
+  // Checked before listing the required tensors: a damaged num_hidden_layers (up to 2^24) would
+  // otherwise list millions of them before the first one is found missing.
+  if (layers.size < config.nLayers) {
+    let missing = 0;
+    while (layers.has(missing)) missing++;
+    throw new ConfigError(configSrc.name, `num_hidden_layers is ${config.nLayers} but ${shards.map((s) => s.name).join(', ')} ${shards.length === 1 ? 'holds' : 'hold'} tensors for ${layers.size} layers (layer ${missing} has none)`,
+      'Open all the shards of the model, with its own config.json');
+  }
   for (const req of requiredTensors(config)) {
     const info = found.get(req.name);
     const hfName = tensorName('hf', req.role, req.layer);

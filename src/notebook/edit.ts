@@ -30,7 +30,9 @@ const withEol = (text: string, eol: string) => text.replace(/\r?\n/g, eol);
 
 /** Sets `key=value` in an info string (a bare flag for `true` when it was one), keeping the rest. */
 function setInfoAttr(info: string, key: string, value: Value | undefined): string {
-  const a = parseInfo(info).attrs.filter((x) => x.key === key).at(-1);
+  const parsed = parseInfo(info);
+  // The last writing of the key, a broken one (`key="unterminated`) included: it is replaced.
+  const a = [...parsed.attrs, ...parsed.broken].filter((x) => x.key === key).sort((x, y) => x.start - y.start).at(-1);
   if (value === undefined) {
     if (!a) return info;
     let s = a.start;
@@ -38,6 +40,18 @@ function setInfoAttr(info: string, key: string, value: Value | undefined): strin
     return info.slice(0, s) + info.slice(a.end);
   }
   const wasFlag = a !== undefined && info.slice(a.start, a.end) === key;
+  const out = setInfoText(info, a, key, value, wasFlag);
+  // Another attribute's unterminated quote could swallow what was written: refuse rather than
+  // write a notebook that reads back differently.
+  const back = parseInfo(out).attrs.filter((x) => x.key === key).at(-1);
+  if (!back || !sameValue(back.value, value)) {
+    throw new UsageError(`setting "${key}"`, `the cell's info string (${JSON.stringify(info.trim())}) has a quoted value that is never closed, so "${key}" cannot be written there`,
+      'Close the quote in the notebook\'s Markdown, then set it again');
+  }
+  return out;
+}
+
+function setInfoText(info: string, a: { start: number; end: number } | undefined, key: string, value: Value, wasFlag: boolean): string {
   const written = value === true && (wasFlag || !a) ? key : `${key}=${formatAttr(value)}`;
   if (a) return info.slice(0, a.start) + written + info.slice(a.end);
   const trimmed = info.replace(/\s+$/, '');
@@ -73,7 +87,11 @@ function rewriteFenced(cell: Cell, key: string, value: Value | undefined, nbEol:
   const marks = fence.char.repeat(fence.len);
   const open = `${fence.indent}${marks}${info}${eolOf(parts.open) || eol}`;
   const close = fence.len === parts.fence.len && parts.close ? parts.close : `${marks}${eolOf(parts.close)}`;
-  return open + body + close;
+  // An unclosed cell at the end of a file without a final newline: the closing fence it now gets
+  // needs a line of its own, or it would become part of the last value (`heads: 3```). Not after
+  // a stray '\r': the new '\n' would turn that last line into a `key:` line that overrides others.
+  const sep = body !== '' && !body.endsWith('\n') && !body.endsWith('\r') ? eol : '';
+  return open + body + sep + close;
 }
 
 /**

@@ -95,17 +95,23 @@ export interface InfoAttr { key: string; value: Scalar; start: number; end: numb
 
 const ATTR = /([^\s=]+)(?:=("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|\S*))?/g;
 
-export function parseInfo(info: string): { word: string; attrs: InfoAttr[]; problems: Problem[] } {
+export function parseInfo(info: string): { word: string; attrs: InfoAttr[]; problems: Problem[]; broken: Omit<InfoAttr, 'value'>[] } {
   const w = /^\s*(\S*)/.exec(info)!;
   const attrs: InfoAttr[] = [];
   const problems: Problem[] = [];
+  /** `key="unterminated` and the like: ignored when read, but an edit of that key replaces them. */
+  const broken: Omit<InfoAttr, 'value'>[] = [];
   ATTR.lastIndex = w[0].length;
   for (let m; (m = ATTR.exec(info));) {
     const [whole, key, v] = m;
     let value: Scalar = true;                      // a bare word is a flag: ```prompt chat
     if (v !== undefined) {
       if (v.startsWith('"')) {
-        try { value = JSON.parse(v) as string; } catch { problems.push({ severity: 'error', key, message: `the info string's ${whole} is not a valid quoted string` }); continue; }
+        try { value = JSON.parse(v) as string; } catch {
+          problems.push({ severity: 'error', key, message: `the info string's ${whole} is not a valid quoted string` });
+          broken.push({ key: key!, start: m.index, end: m.index + whole.length });
+          continue;
+        }
       } else if (v.startsWith("'")) value = v.slice(1, -1).replace(/''/g, "'");
       else value = bareScalar(v);
     }
@@ -115,7 +121,7 @@ export function parseInfo(info: string): { word: string; attrs: InfoAttr[]; prob
     }
     attrs.push({ key: key!, value, start: m.index, end: m.index + whole.length });
   }
-  return { word: w[1]!, attrs, problems };
+  return { word: w[1]!, attrs, problems, broken };
 }
 
 /** Writes a value into the info string (bare when it reads back the same, else quoted). */

@@ -202,8 +202,9 @@ export class ReactiveGraph {
               return [];
             }
             const target = typeof ref === 'string' ? byRef.get(ref) : undefined;
-            if (target?.kind === 'prompt') return [{ cell: target.id }];
-            unresolved.push(`"prompt: ${String(ref)}" names ${target ? `a ${target.kind} cell, not a prompt` : 'no cell'}; use a prompt cell's name or id`);
+            // a prompt, or a cell whose output is tokens too (a generate cell's prompt + branch)
+            if (target && (target.kind === 'prompt' || this.registry.get(target.kind)?.tokens) && target.id !== cell.id) return [{ cell: target.id }];
+            unresolved.push(`"prompt: ${String(ref)}" names ${target ? (target.id === cell.id ? 'this cell itself' : `a ${target.kind} cell, not a prompt`) : 'no cell'}; use a prompt or generate cell's name or id`);
             return [];
           },
         };

@@ -129,6 +129,8 @@ export interface CellKind {
    *  changing one recomputes nothing in the cell itself, only cells that read that key. */
   readonly view: readonly string[];
   readonly label: string;
+  /** Its output is Tokenized-shaped (prompt, generate): other cells may name it as their prompt. */
+  readonly tokens?: boolean;
 }
 
 export interface CellKindInput {
@@ -138,6 +140,7 @@ export interface CellKindInput {
   reads?: CellKind['reads'];
   view?: readonly string[];
   label?: string;
+  tokens?: boolean;
 }
 
 const KIND_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
@@ -159,6 +162,7 @@ export class CellRegistry {
       reads: input.reads ?? (() => []),
       view: ['name', ...(input.view ?? [])],
       label: input.label ?? input.kind,
+      tokens: input.tokens ?? input.kind === 'prompt',
     };
     this.kinds.set(kind.kind, kind);
     return kind;
@@ -245,6 +249,44 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
       show: int({ min: 1, max: 200, default: 20 }),
       position: positionSpec,
       target: str(),
+      prompt: promptRef, name,
+    },
+  });
+  // The sampler chain's settings (llama.cpp's names), shared by the sampling and generate cells:
+  // every one only changes the drawing or the next steps, never the model's run (view keys).
+  const sampler: Record<string, FieldSpec> = {
+    temperature: num({ min: 0, default: 1 }),
+    dynatemp_range: num({ min: 0, default: 0 }), dynatemp_exponent: num({ min: 0, default: 1 }),
+    top_k: int({ min: 0, default: 0 }), top_p: num({ min: 0, max: 1, default: 1 }), min_p: num({ min: 0, max: 1, default: 0 }),
+    typical_p: num({ min: 0, max: 1, default: 1 }), top_n_sigma: num({ min: 0, default: 0 }),
+    xtc_probability: num({ min: 0, max: 1, default: 0 }), xtc_threshold: num({ min: 0, max: 1, default: 0.1 }),
+    repeat_penalty: num({ min: 0, minExclusive: true, default: 1 }), frequency_penalty: num({ min: -2, max: 2, default: 0 }),
+    presence_penalty: num({ min: -2, max: 2, default: 0 }), repeat_last_n: int({ min: -1, default: 64 }),
+    dry_multiplier: num({ min: 0, default: 0 }), dry_base: num({ min: 1, default: 1.75 }), dry_allowed_length: int({ min: 0, default: 2 }),
+    mirostat: int({ min: 0, max: 2, default: 0 }), mirostat_tau: num({ min: 0, default: 5 }), mirostat_eta: num({ min: 0, default: 0.1 }),
+    order: list(oneOf(['logit_bias', 'penalties', 'dry', 'top_n_sigma', 'top_k', 'typ_p', 'top_p', 'min_p', 'xtc', 'temperature'])),
+    seed: int({ min: 0, max: 0xffffffff, default: 0 }),
+  };
+  const samplerKeys = Object.keys(sampler);
+  r.register({
+    kind: 'sampling', label: 'Sampling', reads: readsPrompt,
+    view: [...samplerKeys, 'show'],
+    schema: { ...sampler, show: int({ min: 1, max: 40, default: 12 }), prompt: promptRef, name },
+  });
+  r.register({
+    kind: 'generate', label: 'Generate', tokens: true,
+    // `sampler` names a sampling cell whose settings the steps use (read when a step runs).
+    reads: (s, ctx) => {
+      const ref = s['sampler'];
+      if (typeof ref === 'string' && ref && ctx.find(ref)?.kind !== 'sampling') ctx.problem(`"sampler: ${ref}" names no sampling cell; use a sampling cell's name or id`);
+      return ctx.prompt(s['prompt']);
+    },
+    // branches and branch change the tokens (the output): not view keys.
+    view: [...samplerKeys, 'sampler', 'max_tokens', 'color', 'compare'],
+    schema: {
+      ...sampler, sampler: str(), max_tokens: int({ min: 1, max: 100000, default: 64 }),
+      color: oneOf(['before', 'after'], { default: 'before' }), compare: str(),
+      branches: str(), branch: str(),
       prompt: promptRef, name,
     },
   });

@@ -166,7 +166,7 @@ export function tokenizerDataFromHfJson(tokenizerJson: unknown, tokenizerConfig:
     else if (split === undefined && digits?.['individual_digits'] === true && byteLevelPre?.['use_regex'] !== false) preName = 'smollm';
     else if (split === undefined && digits === undefined && byteLevelPre && byteLevelPre['use_regex'] !== false) preName = 'gpt2';
     else {
-      throw new TokenizerError(`${where}: pre_tokenizer`, `is not one glassbox knows (${JSON.stringify(j['pre_tokenizer']).slice(0, 200)})`,
+      throw new TokenizerError(`${where}: pre_tokenizer`, j['pre_tokenizer'] == null ? 'is missing' : `is not one glassbox knows (${JSON.stringify(j['pre_tokenizer']).slice(0, 200)})`,
         'Supported: the Llama 3, SmolLM and GPT-2 pre-tokenizers');
     }
     return {

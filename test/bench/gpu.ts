@@ -68,6 +68,15 @@ const x = ctx.buffer(PREFILL * 8192 * 4, 'x');
 ctx.write(x, 0, Float32Array.from({ length: PREFILL * 8192 }, () => rng.gaussian()));
 const out = ctx.buffer(PREFILL * 128256 * 4, 'out');
 
+// A GPU idles at a low clock and takes a moment under load to raise it: keep it busy for 2 s first
+// (without this, figures taken seconds apart differed up to fivefold on an H100).
+{
+  const wa = ctx.device.createBuffer({ size: 64 << 20, usage: 0x4 | 0x8 }), wb = ctx.device.createBuffer({ size: 64 << 20, usage: 0x4 | 0x8 | 0x80 });
+  const until = performance.now() + (values.smoke ? 50 : 2000);
+  while (performance.now() < until) await timeStep((st) => { for (let i = 0; i < 16; i++) st.copy(wa, 0, wb, 0, 64 << 20); }, wb);
+  wa.destroy(); wb.destroy();
+}
+
 // round trip and encode cost, with the smallest matvec
 await prepareMatmul(ctx, 'F32');
 const tiny = uploadTensor(ctx, { name: 'tiny', type: 'F32', shape: [64, 64], data: weightBytes('F32', 64, 64) });
@@ -87,6 +96,16 @@ for (let i = 0; i < 5; i++) {
 const tiny256: number[] = [];
 for (let i = 0; i < 5; i++) tiny256.push(await timeStep((s) => { for (let d = 0; d < 256; d++) encodeMatmul(ctx, s, { buffer: out, offset: 0 }, { buffer: x, offset: 0 }, tiny, 1); }, out));
 destroyTensor(tiny);
+
+// the ceiling WebGPU itself reaches: buffer-to-buffer copies of 256 MiB (bytes read + written per second)
+const COPY = values.smoke ? 1 << 20 : 256 << 20;
+const ca = ctx.device.createBuffer({ size: COPY, usage: 0x4 | 0x8 }), cb = ctx.device.createBuffer({ size: COPY, usage: 0x4 | 0x8 | 0x80 });
+const copies = async (count: number) => timeStep((st) => { for (let i = 0; i < count; i++) st.copy(ca, 0, cb, 0, COPY); }, cb);
+await copies(2);
+const c1: number[] = [], c8: number[] = [];
+for (let i = 0; i < REPS; i++) { c1.push(await copies(1)); c8.push(await copies(8)); }
+const copyGbps = (2 * COPY) / (Math.max(1e-6, (best(c8) - best(c1)) / 7) / 1000) / 1e9;
+ca.destroy(); cb.destroy();
 
 interface Row { type: string; shape: string; mb: number; decode_us: number; decode_gbps: number; prefill_us: number; prefill_gflops: number }
 const rows: Row[] = [];
@@ -115,6 +134,7 @@ for (const type of TYPES) {
 
 console.log(`adapter: ${ctx.caps.adapter}; subgroups ${ctx.caps.subgroups}, shader-f16 ${ctx.caps.shaderF16}`);
 console.log(`round trip (1 dispatch + 4-byte readback): median ${median(trips).toFixed(3)} ms, best ${best(trips).toFixed(3)} ms`);
+console.log(`WebGPU buffer copy: ${copyGbps.toFixed(0)} GB/s (read + write)${PEER_GBPS ? `, ${(copyGbps / PEER_GBPS * 100).toFixed(0)}% of the peer's ${PEER_GBPS}` : ''}`);
 console.log(`encode one dispatch (CPU): ${median(encodes).toFixed(1)} µs; a step of 256 tiny dispatches: ${best(tiny256).toFixed(2)} ms`);
 console.log('');
 console.log(`| type | matrix | MB | decode µs | decode GB/s${PEER_GBPS ? ' | of peer bandwidth' : ''} | prefill ${PREFILL} µs | prefill GFLOP/s |`);
@@ -122,5 +142,5 @@ console.log(`|---|---|---|---|---|${PEER_GBPS ? '---|' : ''}---|---|`);
 for (const r of rows) {
   console.log(`| ${r.type} | ${r.shape} | ${r.mb} | ${r.decode_us} | ${r.decode_gbps}${PEER_GBPS ? ` | ${(r.decode_gbps / PEER_GBPS * 100).toFixed(1)}%` : ''} | ${r.prefill_us} | ${r.prefill_gflops} |`);
 }
-if (values.json) console.log(JSON.stringify({ adapter: ctx.caps.adapter, round_trip_ms: median(trips), encode_us: median(encodes), rows }));
+if (values.json) console.log(JSON.stringify({ adapter: ctx.caps.adapter, round_trip_ms: median(trips), encode_us: median(encodes), copy_gbps: copyGbps, rows }));
 got.device.destroy();

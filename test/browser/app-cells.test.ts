@@ -11,19 +11,11 @@ import { resolveModelSource } from '../../src/worker/loading/index.ts';
 import { svgToPng, toCsv, toJson, type FigureExport } from '../../cells/plot/figure.ts';
 import { linked } from '../../cells/plot/linked.ts';
 import { exportHtml } from '../../src/app/export.ts';
+import { until } from '../support/until.ts';
 
 const MODEL = '/models/local/tinystories-260k/stories260K.gguf';
 const KINDS = ['attention', 'next-token', 'logit-lens', 'activations', 'embeddings'] as const;
 
-async function until<T>(f: () => T | null | undefined | false, what: string, ms = 60000): Promise<T> {
-  const t0 = performance.now();
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
 
 type CellEl = HTMLElement & { exportFigure(): FigureExport | null; updateComplete: Promise<unknown>; state: { status: string; output: unknown; error: unknown } | null };
 const cellEl = (app: GlassboxApp, kind: string) => app.shadowRoot!.querySelector<CellEl>(`section[data-kind="${kind}"] glassbox-${kind}`);

@@ -9,16 +9,8 @@ import { synthModel, shapeConfig } from '../../src/formats/synth.ts';
 import { readTokenizerData } from '../../src/tokenizer/open.ts';
 import { bytesSource } from '../../src/formats/source.ts';
 import type { ModelSource } from '../../src/worker/loading/types.ts';
+import { until } from '../support/until.ts';
 
-async function until<T>(f: () => T | null | undefined | false, what: string, ms = 60000): Promise<T> {
-  const t0 = performance.now();
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
 
 async function chatModel(): Promise<File> {
   const get = async (p: string) => new Uint8Array(await (await fetch(`/models/local/llama3-tokenizer/${p}`)).arrayBuffer());

@@ -11,18 +11,10 @@ import { Engine } from '../../src/engine/api.ts';
 import { resolveModelSource } from '../../src/worker/loading/index.ts';
 import { gpuOrSkip } from '../support/gpu.ts';
 import { listCached } from '../../src/worker/loading/cache.ts';
+import { until } from '../support/until.ts';
 
 const MODEL = '?model=/models/local/tinystories-260k/stories260K.gguf&backend=cpu';
 
-async function until<T>(f: () => T | null | undefined | false, what: string, ms = 30000): Promise<T> {
-  const t0 = performance.now();
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
 
 function mount(opts: { search?: string; hash?: string; slot: string }): GlassboxApp {
   const el = document.createElement('glassbox-app') as GlassboxApp;
