@@ -13,7 +13,7 @@
 // read the same keys.
 
 import { scaleLinear } from 'd3';
-import { drawUniform } from '../../src/engine/branches.ts';
+import { randomFor } from '../../src/engine/sampling/chain.ts';
 import {
   type Candidates, type ChainOptions, type ChainResult, DEFAULT_ORDER, finalDistribution, fromLogits, MIROSTAT_ORDER, runChain,
   type StageName, type StageReport, STAGES,
@@ -114,9 +114,11 @@ export function samplerSettings(settings: Readonly<Record<string, unknown>>): Sa
   return { options: o, seed, order, ignored };
 }
 
-/** The uniform numbers for the token at absolute position `position`: the draw's and XTC's. */
+/** The uniform numbers for the token at absolute position `position`: the draw's and XTC's,
+ *  exactly those of the engine's ChainSampler (`glassbox generate`), so the same seed gives the
+ *  same tokens in the notebook and on the command line. */
 export function drawsAt(seed: number, position: number): { draw: number; xtc: number } {
-  return { draw: drawUniform(seed, position), xtc: drawUniform(seed ^ 0x5f3759df, position) };
+  return randomFor(seed, position);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ export function stopIdsOf(model: Pick<ModelInfo, 'config' | 'tokenizer'>): Set<n
   if (c.eosId !== null && c.eosId !== undefined) ids.add(c.eosId);
   for (const id of c.eosIds ?? []) ids.add(id);
   if (model.tokenizer?.eosId !== null && model.tokenizer?.eosId !== undefined) ids.add(model.tokenizer.eosId);
+  for (const id of model.tokenizer?.eogIds ?? []) ids.add(id);
   return ids;
 }
 

@@ -74,6 +74,8 @@ export interface TokenizerInfo {
   eosId: number | null;
   addBos: boolean;
   chatTemplate: boolean;
+  /** Ids that end a generation besides eosId (Llama 3's <|eot_id|>, <|eom_id|>). */
+  eogIds: number[];
 }
 
 export interface ModelInfo {
@@ -359,7 +361,7 @@ export class Engine implements EngineApi {
           summary: describeModel(model),
           tokenizer: tokenizer && {
             kind: tokenizer.kind, vocabSize: tokenizer.vocabSize, bosId: tokenizer.bosId, eosId: tokenizer.eosId,
-            addBos: tokenizer.addBos, chatTemplate: tokenizer.chatTemplate !== null,
+            addBos: tokenizer.addBos, chatTemplate: tokenizer.chatTemplate !== null, eogIds: [...tokenizer.eogIds],
           },
           backend: session.backend,
           backendReason: session.backendReason,

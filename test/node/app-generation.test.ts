@@ -126,6 +126,9 @@ test('forking at step k and continuing equals a fresh run of the forked prefix w
 test('generation stops at an end token and at the context length, never running past it', async () => {
   const { env } = await engine();
   assert.ok(stopIdsOf({ config: { eosId: 2, eosIds: [5] } as never, tokenizer: null }).has(5));
+  // Llama 3 ends a chat turn with <|eot_id|>, which is not its eos: the tokenizer's eogIds stop too
+  const llama3 = stopIdsOf({ config: { eosId: 128001 } as never, tokenizer: { eosId: 128001, eogIds: [128008, 128009] } as never });
+  assert.deepEqual([...llama3].sort(), [128001, 128008, 128009]);
   // the greedy third token made an end token: stops there without appending it
   const third = ref.token_ids[3]!;
   const tree = new BranchTree();
@@ -250,4 +253,39 @@ test('a cell may name a generate cell as its prompt; a sampling cell, a missing 
   assert.match(String(g.state(gen2!.id)!.error), /"sampler: nothing" names no sampling cell/);
   assert.deepEqual(g.dependencies(gen2!.id), [{ cell: gen!.id }]);     // a generate cell may continue another
   assert.match(String(g.state(self!.id)!.error), /this cell itself/);
+});
+
+test('branches share one KV cache: switching recomputes only past the shared prefix, and deleting branches leaves nothing of theirs', async () => {
+  const { engine: e, env } = await engine();
+  const settings = { temperature: 0.9, top_k: 40, seed: 11 };
+  const tree = new BranchTree();
+  await steps(env, request(tree, settings, { slot: 'generate:cache' }), 12);
+  const base = await e.stats();
+  // three forks of 12 more tokens each, from different steps
+  const forks: string[] = [];
+  for (const at of [2, 5, 8]) {
+    const main = tree.get('main').tokens[at]!;
+    const alt = main.alternatives!.find((a) => a.id !== main.id)!;
+    const id = await fork(env, request(tree, settings, { slot: 'generate:cache' }), at, alt.id);
+    await steps(env, request(tree, settings, { branch: id, slot: 'generate:cache' }), 12);
+    forks.push(id);
+  }
+  // a step on a branch reuses the cache of its shared prefix: the run reports what it reused
+  const id = forks[1]!, last = forks[2]!;
+  const first = await e.run({ tokens: [...PROMPT, ...tree.ids(id)], slot: 'generate:cache' });
+  assert.equal(first.reused, PROMPT.length + tree.sharedPrefix(last, id), 'from the last fork to another: only past their shared prefix');
+  const again = await e.run({ tokens: [...PROMPT, ...tree.ids(id)], slot: 'generate:cache' });
+  assert.equal(again.reused, PROMPT.length + tree.ids(id).length - 1, 'the same sequence again: only its last position runs');
+  const back = await e.run({ tokens: [...PROMPT, ...tree.ids('main')], slot: 'generate:cache' });
+  assert.equal(back.reused, PROMPT.length + tree.sharedPrefix('main', id), 'switching to main recomputes only past the shared prefix');
+  // the forks' traces are not kept: one slot, one trace, however many branches were made
+  const during = await e.stats();
+  assert.equal(during.traces, base.traces);
+  for (const f of forks) tree.remove(f);
+  assert.deepEqual(tree.list().map((b) => b.id), ['main']);
+  await steps(env, request(tree, settings, { slot: 'generate:cache' }), 1);
+  const after = await e.stats();
+  assert.equal(after.cachedPositions, PROMPT.length + tree.ids('main').length - 1, 'the cache holds main alone');
+  assert.equal(after.traces, base.traces);
+  assert.ok(after.traceBytes <= base.traceBytes * 1.01 + 1024, `trace bytes ${after.traceBytes} vs ${base.traceBytes}`);
 });

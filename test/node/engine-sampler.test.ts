@@ -8,6 +8,10 @@ import { generate } from '../../src/engine/generate.ts';
 import { Session } from '../../src/engine/session.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
+import { readFileSync } from 'node:fs';
+import { openModel } from '../../src/formats/open.ts';
+import { bytesSource } from '../../src/formats/source.ts';
+import { loadModelWeights } from '../../src/engine/weights.ts';
 
 /** Logits whose softmax is exactly `probs`. */
 const logitsOf = (probs: number[]) => Float32Array.from(probs, (p) => Math.log(p));
@@ -132,4 +136,13 @@ test('generation stops at EOS / stop ids (not yielded) and at the end of the con
   const tail = [...generate(new Session(weights), nearFull, { maxTokens: 100, temperature: 0, stopAtEos: false })];
   assert.equal(tail.length, 4, 'positions nCtx−3 .. nCtx−1 each give one token');
   assert.equal([...generate(new Session(weights), prompt, { maxTokens: 0 })].length, 0);
+});
+
+test('the seeded-generation fixture is what Node generates (the browser test compares the worker and WebGPU with it)', async () => {
+  const fx = JSON.parse(readFileSync(new URL('../fixtures/seeded-generation.json', import.meta.url), 'utf8')) as
+    { prompt: number[]; options: Record<string, number>; seed: number; tokens: number[] };
+  const bytes = readFileSync(new URL('../../../shared/models/tinystories-260k/stories260K.gguf', import.meta.url));
+  const w = await loadModelWeights(await openModel([bytesSource(bytes, 'stories260K.gguf')]));
+  const got = [...generate(new Session(w), fx.prompt, { ...fx.options, seed: fx.seed, maxTokens: fx.tokens.length, stopAtEos: false })];
+  assert.deepEqual(got, fx.tokens);
 });
