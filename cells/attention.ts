@@ -29,7 +29,7 @@ import type { ModelInfo } from '../src/engine/api.ts';
 const VIEW_LABEL: Record<AttentionView, string> = {
   heads: 'heads of this layer', heatmap: 'one head (heatmap)', lines: 'lines', from: 'from this token', overview: 'model overview',
 };
-const SORT_LABEL: Record<HeadSort, string> = { index: 'index', entropy: 'entropy (low first)', first: 'attention to first token', prev: 'previous-token score' };
+const SORT_LABEL: Record<HeadSort, string> = { index: 'index', entropy: 'entropy (low first)', first: 'attention to first token', prev: 'previous-token score', induction: 'induction score' };
 const ZOOMS = [0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16];
 
 /** Memo of derived figures per output object (the page replaces the output when it recomputes). */
@@ -179,8 +179,9 @@ export class GlassboxAttention extends LitElement implements CellProps {
     const at = overviewAt(g, g.x0 + (e.clientX - box.left), g.y0 + (e.clientY - box.top));
     if (!at) return;
     const B = s.size, v = s.thumbs[((at.layer * s.nHeads + at.head) * B + at.qi) * B + at.ki]!;
-    const st = (k: 'entropy' | 'first' | 'prev') => sig4(headStat(s, at.layer, at.head, k));
+    const st = (k: 'entropy' | 'first' | 'prev' | 'induction') => sig4(headStat(s, at.layer, at.head, k));
     this.hoverText = `layer ${at.layer}, head ${at.head} (KV ${kvHeadOf(at.head, s.nHeads, out.nKvHeads)}): entropy ${st('entropy')}, first ${st('first')}, prev ${st('prev')}`
+      + (s.induction?.some((x) => Number.isFinite(x)) ? `, induction ${st('induction')}` : '')
       + ` · queries ${binStart(at.qi, s.nPos, B)}–${binStart(at.qi + 1, s.nPos, B) - 1}, keys ${binStart(at.ki, s.nPos, B)}–${binStart(at.ki + 1, s.nPos, B) - 1}: ${Number.isFinite(v) ? `mean ${sig4(v)}` : 'masked'}`;
     const cur = this.sel.selection;
     if (cur.layer !== at.layer || cur.head !== at.head) linked.hover({ layer: at.layer, head: at.head }, this.cellId);

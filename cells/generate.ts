@@ -20,7 +20,7 @@ import { linked } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import { fmt, legendSvg } from './plot/kit.ts';
 import {
-  branchTokens, compareBranches, generateExport, generateView, probOf, STOP_TEXT, tokenColors, tokenTitle, treeRows,
+  branchTokens, compareBranches, generateExport, generateView, probOf, promptRuns, STOP_TEXT, tokenColors, tokenTitle, treeRows,
   type GenerateOutput, type GenerateView, type TokenView,
 } from './plot/generate.ts';
 import { GENERATE_EVENT, type GenerateAction, type GenerateResult } from '../src/app/generation.ts';
@@ -42,7 +42,8 @@ export class GlassboxGenerate extends LitElement implements CellProps {
     .bar input[type=number] { width: 5em; font: inherit; }
     .text { font: 14px/1.9 var(--mono, monospace); white-space: pre-wrap; word-break: break-word; border: 1px solid var(--line, #ddd); border-radius: 8px; padding: 8px 10px; min-height: 2em; }
     .text .prompt { color: var(--muted, #666); }
-    .gen { border-radius: 3px; padding: 1px 0; cursor: default; }
+    .text .prompt .special { background: color-mix(in srgb, #d58a00 25%, transparent); border-radius: 3px; color: var(--fg, inherit); }
+    .gen { unicode-bidi: isolate; border-radius: 3px; padding: 1px 0; cursor: default; }
     .gen.active { outline: 2px solid var(--accent, #36c); }
     .gen:focus-visible { outline: 2px solid var(--accent, #36c); }
     .alts { font-size: 13px; margin: 6px 0; display: flex; flex-wrap: wrap; gap: 4px 8px; align-items: center; min-height: 1.8em; }
@@ -215,7 +216,7 @@ export class GlassboxGenerate extends LitElement implements CellProps {
         <details class="export"><summary aria-label="Export the figure">Export ▾</summary><div>
           ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button @click=${() => this.exportAs(x)}>${x.toUpperCase()}</button>`)}</div></details></div>
       <div class="text ${busy ? 'stale' : ''}" data-testid="text" role="group" aria-label=${`Prompt and ${tokens.length} generated tokens`}
-        @mouseleave=${() => this.cell && linked.leave(this.cell.id)}><span class="prompt">${o.text.slice(0, o.promptText)}</span>${tokens.map((t) => this.tokenSpan(t))}</div>
+        @mouseleave=${() => this.cell && linked.leave(this.cell.id)}><span class="prompt">${promptRuns(o).map((r) => r.special ? html`<span class="special" title="template token">${r.text}</span>` : r.text)}</span>${tokens.map((t) => this.tokenSpan(t))}</div>
       ${this.alternatives(o, tokens, ro)}
       ${this.browser(o, ro)}
       ${this.comparison(o)}

@@ -23,9 +23,16 @@ export interface TokenChip {
   special: boolean;
 }
 
-/** Spaces, tabs and newlines as visible marks, so "▁the" and "the" look different. */
+/** Bidirectional controls (embeddings, overrides, isolates, marks) and zero-width characters:
+ *  shown as a visible ⟨U+XXXX⟩ so that a piece holding one cannot reorder or hide what is drawn
+ *  around it (a vocabulary may hold U+202E RIGHT-TO-LEFT OVERRIDE as a token). */
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** Spaces, tabs and newlines as visible marks, so "▁the" and "the" look different; bidi and
+ *  zero-width controls as their code points. */
 export function visible(s: string): string {
-  return s.replace(/ /g, '·').replace(/\n/g, '↵').replace(/\t/g, '→');
+  return s.replace(/ /g, '·').replace(/\n/g, '↵').replace(/\t/g, '→')
+    .replace(INVISIBLE, (c) => `⟨U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}⟩`);
 }
 
 /** The chips of a tokenization: one per token, in order. */
@@ -74,7 +81,7 @@ export class GlassboxPrompt extends LitElement implements CellProps {
     textarea:focus-visible, input:focus-visible { outline: 2px solid var(--accent, #36c); outline-offset: 1px; }
     .row { display: flex; gap: 14px; align-items: center; margin: 6px 0; font-size: 13px; flex-wrap: wrap; }
     .tokens { display: flex; flex-wrap: wrap; gap: 3px; margin-top: 6px; font-family: var(--mono, monospace); font-size: 13px; }
-    .tok { padding: 2px 5px; border-radius: 4px; white-space: pre; background: color-mix(in srgb, var(--accent, #36c) 12%, transparent); }
+    .tok { unicode-bidi: isolate; padding: 2px 5px; border-radius: 4px; white-space: pre; background: color-mix(in srgb, var(--accent, #36c) 12%, transparent); }
     .tok:nth-child(even) { background: color-mix(in srgb, var(--accent, #36c) 22%, transparent); }
     .tok.special { background: color-mix(in srgb, #d58a00 25%, transparent); }
     .tok small { display: block; font-size: 10px; color: var(--muted, #666); text-align: center; }
@@ -126,6 +133,8 @@ export class GlassboxPrompt extends LitElement implements CellProps {
         </label>
         <span class="note" data-testid="token-count">${out ? `${chips.length} tokens` : this.model ? 'tokenizing…' : 'load a model to see the tokens'}</span>
       </div>
+      ${out && this.model && chips.length > this.model.config.nCtx ? html`<div class="error" role="alert" data-testid="context-limit">The prompt is
+        ${chips.length} tokens but the model's context is ${this.model.config.nCtx} tokens: the cells that run the model refuse it. Shorten the prompt.</div>` : nothing}
       ${this.state?.status === 'error' ? html`<div class="error" role="alert">${errorText(this.state.error)}</div>` : nothing}
       <div class="tokens ${busy ? 'stale' : ''}" data-testid="tokens" aria-label="Tokens">
         ${chips.map((c, i) => {

@@ -22,6 +22,7 @@ export interface HeadSummary {          // computed in the worker for every laye
   entropy: Float32Array;  // [nLayers, nHeads] mean row entropy (nats)
   first: Float32Array;    // [nLayers, nHeads] mean attention to position 0
   prev: Float32Array;     // [nLayers, nHeads] mean attention to the previous token (q ≥ 1)
+  induction?: Float32Array; // [nLayers, nHeads] mean attention to the induction target (NaN: no token repeats)
 }
 export interface AttentionOutput {
   prompt: string;                 // the prompt cell's id (for linked token selection)
@@ -34,7 +35,7 @@ export interface AttentionOutput {
 
 export const VIEWS = ['heads', 'heatmap', 'lines', 'from', 'overview'] as const;
 export type AttentionView = (typeof VIEWS)[number];
-export const SORTS = ['index', 'entropy', 'first', 'prev'] as const;
+export const SORTS = ['index', 'entropy', 'first', 'prev', 'induction'] as const;
 export type HeadSort = (typeof SORTS)[number];
 export type HeadStat = Exclude<HeadSort, 'index'>;
 
@@ -43,7 +44,13 @@ export const STAT_LABEL: Record<HeadStat, string> = {
   entropy: 'mean row entropy (nats)',
   first: 'mean attention to position 0',
   prev: 'mean attention to the previous token',
+  induction: 'mean attention to the token after the previous occurrence of the current token (induction)',
 };
+
+/** True when the summary has an induction score (the prompt repeats some token). */
+export function hasInduction(s: HeadSummary | null): boolean {
+  return !!s?.induction && s.induction.some((v) => Number.isFinite(v));
+}
 
 /** A value with 4 significant digits (data-v attributes, CSV). */
 export function sig4(v: number): string {
@@ -109,12 +116,13 @@ export function kvGroups(heads: readonly number[], nHeads: number, nKvHeads: num
 /** A head's statistic from the summary (NaN when absent). */
 export function headStat(s: HeadSummary | null, layer: number, head: number, stat: HeadStat): number {
   if (!s || layer >= s.nLayers || head >= s.nHeads) return NaN;
-  return s[stat][layer * s.nHeads + head]!;
+  const a = s[stat];
+  return a ? a[layer * s.nHeads + head]! : NaN;
 }
 
 /**
  * The layer's heads in display order: by index, or by a statistic — entropy ascending (the most
- * focused heads first), first and prev descending (the strongest first). Ties and NaN keep index
+ * focused heads first), first, prev and induction descending (the strongest first). Ties and NaN keep index
  * order (NaN last). Without a summary the order is by index.
  */
 export function orderHeads(s: HeadSummary | null, layer: number, sort: HeadSort, nHeads = s?.nHeads ?? 0): number[] {
@@ -143,15 +151,16 @@ export function shownHeads(setting: unknown, order: readonly number[]): number[]
 export { binStart };
 
 /** Thumbnails and statistics of one layer: data [nHeads, nPos, nPos] → thumbs [nHeads, B, B] etc. */
-export function summarizeLayer(data: Float32Array, nHeads: number, nPos: number, size: number):
-  { thumbs: Float32Array; entropy: Float32Array; first: Float32Array; prev: Float32Array } {
-  return summarize([data], nHeads, nPos, size);
+export function summarizeLayer(data: Float32Array, nHeads: number, nPos: number, size: number, tokens?: ArrayLike<number>):
+  { thumbs: Float32Array; entropy: Float32Array; first: Float32Array; prev: Float32Array; induction?: Float32Array } {
+  return summarize([data], nHeads, nPos, size, tokens);
 }
 
-/** The whole summary from every layer's pattern ([nHeads, nPos, nPos] each); size = min(B, nPos). */
-export function summarize(layers: readonly Float32Array[], nHeads: number, nPos: number, bins = 24): HeadSummary {
+/** The whole summary from every layer's pattern ([nHeads, nPos, nPos] each); size = min(B, nPos).
+ *  `tokens` (the prompt's ids) add the induction score. */
+export function summarize(layers: readonly Float32Array[], nHeads: number, nPos: number, bins = 24, tokens?: ArrayLike<number>): HeadSummary {
   const size = Math.max(1, Math.min(bins, nPos));
-  const acc = new AttentionSummarizer(layers.length, nHeads, nPos, size);
+  const acc = new AttentionSummarizer(layers.length, nHeads, nPos, size, tokens);
   layers.forEach((d, l) => {
     for (let h = 0; h < nHeads; h++) {
       for (let q = 0; q < nPos; q++) { const at = (h * nPos + q) * nPos; acc.row(l, h, q, d.subarray(at, at + q + 1)); }
@@ -336,7 +345,7 @@ const GAP = 12, PAD = 8, HEAD_LABEL = 14, GROUP_LABEL = 18;
 /** Layout: KV groups flow left to right as units (a group wider than the page wraps inside). */
 export function multiplesGeom(out: AttentionOutput, heads: readonly number[], o: { width?: number; tile?: number; stats?: boolean } = {}): MultiplesGeom {
   const W = o.width ?? 900, tile = o.tile ?? 96, stats = o.stats ?? out.summary !== null;
-  const below = stats ? 40 : 4;
+  const below = stats ? (hasInduction(out.summary) ? 52 : 40) : 4;
   const cellW = tile + GAP, cellH = HEAD_LABEL + tile + below;
   const gqa = out.nKvHeads < out.nHeads;
   const groups = gqa ? kvGroups(heads, out.nHeads, out.nKvHeads) : [{ kv: -1, first: 0, last: 0, heads: [...heads] }];
@@ -444,6 +453,7 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
     }
     if (s) {
       const stats: [HeadStat, string][] = [['entropy', 'entropy'], ['first', 'first'], ['prev', 'prev']];
+      if (hasInduction(s)) stats.push(['induction', 'induction']);
       stats.forEach(([k, name], i) => {
         const v = headStat(s, out.layer, h, k);
         parts.push(`<text class="stat" x="0" y="${t + 12 + i * 12}" font-size="10"${o.sort === k ? ' font-weight="700"' : ''} data-l="${out.layer}" data-h="${h}" data-stat="${k}" data-v="${sig4(v)}"><title>${esc(`${STAT_LABEL[k]}: ${sig4(v)}`)}</title>${name} ${esc(fmt.num(v))}</text>`);
@@ -711,7 +721,8 @@ export function overviewSvg(s: HeadSummary, o: { sort?: HeadSort; mode?: 'auto' 
     const color = colorScale('sequential', 0, hi);
     for (let l = 0; l < s.nLayers; l++) g.order[l]!.forEach((h, col) => {
       const tx = g.x0 + col * st, ty = g.y0 + l * st, base = (l * s.nHeads + h) * B * B;
-      const stats = `entropy ${sig4(headStat(s, l, h, 'entropy'))}, first ${sig4(headStat(s, l, h, 'first'))}, prev ${sig4(headStat(s, l, h, 'prev'))}`;
+      const stats = `entropy ${sig4(headStat(s, l, h, 'entropy'))}, first ${sig4(headStat(s, l, h, 'first'))}, prev ${sig4(headStat(s, l, h, 'prev'))}`
+        + (hasInduction(s) ? `, induction ${sig4(headStat(s, l, h, 'induction'))}` : '');
       parts.push(`<g class="thumb" data-l="${l}" data-h="${h}" transform="translate(${r2(tx)},${r2(ty)})"><title>layer ${l}, head ${h}: ${stats}</title>`);
       for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) {
         const v = s.thumbs[base + i * B + j]!;
@@ -842,8 +853,11 @@ export function headStatsRows(s: HeadSummary, sort: HeadSort = 'index'): Record<
   for (let l = 0; l < s.nLayers; l++) {
     const order = orderHeads(s, l, sort);
     for (let h = 0; h < s.nHeads; h++) {
-      rows.push({ layer: l, head: h, entropy: Number(sig4(headStat(s, l, h, 'entropy'))), first: Number(sig4(headStat(s, l, h, 'first'))),
-        prev: Number(sig4(headStat(s, l, h, 'prev'))), rank: order.indexOf(h) + 1 });
+      const row: Record<string, number> = { layer: l, head: h, entropy: Number(sig4(headStat(s, l, h, 'entropy'))), first: Number(sig4(headStat(s, l, h, 'first'))),
+        prev: Number(sig4(headStat(s, l, h, 'prev'))) };
+      if (hasInduction(s)) row['induction'] = Number(sig4(headStat(s, l, h, 'induction')));
+      row['rank'] = order.indexOf(h) + 1;
+      rows.push(row);
     }
   }
   return rows;

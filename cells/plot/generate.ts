@@ -130,28 +130,56 @@ export const STOP_TEXT: Record<string, string> = { eos: 'stopped: an end token',
 
 const CH = 7.6, LINE = 22, PAD = 2;
 
-export interface Placed { x: number; y: number; w: number; text: string; token: TokenView | null; newline: boolean }
+export interface Placed { x: number; y: number; w: number; text: string; token: TokenView | null; newline: boolean; special?: boolean }
+
+/** A run of the prompt's text: plain, or one control token of a chat template (`<|start_header_id|>`, `<s>`). */
+export interface PromptRun { text: string; special: boolean }
+
+const SPECIAL = /^<\|.*\|>$|^<\/?s>$|^\[\/?INST\]$/;
+
+/**
+ * The prompt's text cut into runs, the chat template's control tokens on their own (marked), so
+ * that a chat prompt shows where the template put its markers, as the prompt cell's chips do.
+ */
+export function promptRuns(o: Pick<GenerateOutput, 'text' | 'promptText' | 'promptLength' | 'spans' | 'pieces'>): PromptRun[] {
+  const text = o.text.slice(0, o.promptText);
+  const runs: PromptRun[] = [];
+  let at = 0;
+  for (let i = 0; i < o.promptLength && i < o.spans.length; i++) {
+    const [a, b] = o.spans[i]!;
+    if (b <= a || a < at || b > text.length || !SPECIAL.test(text.slice(a, b))) continue;
+    if (a > at) runs.push({ text: text.slice(at, a), special: false });
+    runs.push({ text: text.slice(a, b), special: true });
+    at = b;
+  }
+  if (at < text.length) runs.push({ text: text.slice(at), special: false });
+  return runs;
+}
 
 /**
  * Lays out the prompt's text (one run per word) and the tokens left to right in lines of `width`
  * pixels (monospace); a newline in a token ends its line.
  */
-export function layoutText(prompt: string, tokens: readonly TokenView[], width: number): { placed: Placed[]; height: number } {
+export function layoutText(prompt: string | readonly PromptRun[], tokens: readonly TokenView[], width: number): { placed: Placed[]; height: number } {
   const placed: Placed[] = [];
   let x = 0, y = 0;
-  const put = (text: string, token: TokenView | null) => {
+  const put = (text: string, token: TokenView | null, special = false) => {
     const parts = text.split('\n');
     parts.forEach((part, k) => {
       const shown = k < parts.length - 1 ? `${part}↵` : part;
       if (shown === '' && k === parts.length - 1 && (k > 0 || !token)) return;
       const w = Math.max(token ? 6 : 0, shown.length * CH) + (token ? 2 * PAD : 0);
       if (x > 0 && x + w > width) { x = 0; y += LINE; }
-      placed.push({ x, y, w, text: shown, token, newline: k < parts.length - 1 });
+      placed.push({ x, y, w, text: shown, token, newline: k < parts.length - 1, ...(special ? { special } : {}) });
       x += w + (token ? 1 : 0);
       if (k < parts.length - 1) { x = 0; y += LINE; }
     });
   };
-  for (const word of prompt.match(/\S+\s*|\s+/g) ?? []) put(word, null);
+  const runs = typeof prompt === 'string' ? [{ text: prompt, special: false }] : prompt;
+  for (const run of runs) {
+    if (run.special) put(run.text, null, true);
+    else for (const word of run.text.match(/\S+\s*|\s+/g) ?? []) put(word, null);
+  }
   for (const t of tokens) put(t.text, t);
   return { placed, height: placed.length ? y + LINE : 0 };
 }
@@ -162,7 +190,7 @@ export interface GenerateSvgOptions { width?: number }
 export function generateSvg(o: GenerateOutput, view: Pick<GenerateView, 'color'>, opts: GenerateSvgOptions = {}): string {
   const W = Math.max(360, opts.width ?? 640);
   const tokens = branchTokens(o, o.branch);
-  const { placed, height } = layoutText(o.text.slice(0, o.promptText), tokens, W - 8);
+  const { placed, height } = layoutText(promptRuns(o), tokens, W - 8);
   const top = 70;
   const out: string[] = [];
   const label = view.color === 'after' ? 'p after sampling (the distribution drawn from)' : 'p before sampling (raw softmax, T = 1)';
@@ -172,6 +200,12 @@ export function generateSvg(o: GenerateOutput, view: Pick<GenerateView, 'color'>
   out.push(`<text x="240" y="46" fill-opacity="0.6">prompt in grey; each generated token on the colour of its probability</text>`);
   for (const p of placed) {
     const y = top + p.y;
+    if (!p.token && p.special) {
+      // a chat template's control token: marked as the prompt cell's chips mark them
+      out.push(`<g class="special"><title>${esc(`template token ${p.text}`)}</title><rect x="${r2(4 + p.x)}" y="${y + 1}" width="${r2(p.w)}" height="${LINE - 3}" rx="3" fill="#d58a00" fill-opacity="0.25"/>`
+        + `<text x="${r2(4 + p.x)}" y="${y + 15}" font-family="monospace" font-size="13" fill-opacity="0.8" xml:space="preserve">${esc(p.text)}</text></g>`);
+      continue;
+    }
     if (!p.token) {
       out.push(`<text x="${r2(4 + p.x)}" y="${y + 15}" font-family="monospace" font-size="13" fill-opacity="0.55" xml:space="preserve">${esc(p.text)}</text>`);
       continue;

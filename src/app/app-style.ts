@@ -40,4 +40,19 @@ export const appStyles = css`
   .ask { background: color-mix(in srgb, #d58a00 14%, transparent); }
   .app.over main { outline: 2px dashed var(--accent); outline-offset: -6px; }
   .note { color: var(--muted); }
+  /* first run (src/app/first-run.ts): the welcome banner, the tour, the demos gallery */
+  .first-run { position: relative; padding: 8px 40px 8px 12px; margin: 8px 0; border-radius: 8px; border: 1px solid var(--line); background: color-mix(in srgb, var(--accent) 8%, transparent); font-size: 14px; }
+  .first-run p { margin: 4px 0; }
+  .first-run .close { position: absolute; right: 8px; top: 8px; }
+  .first-run-buttons { display: flex; gap: 6px; flex-wrap: wrap; }
+  .tour-target { outline: 3px solid var(--accent); outline-offset: 2px; }
+  .tour { position: fixed; right: 16px; bottom: 16px; z-index: 5; width: min(380px, calc(100vw - 32px)); padding: 10px 14px; border-radius: 10px;
+    border: 1px solid var(--line); background: var(--card); box-shadow: 0 6px 24px rgb(0 0 0 / .18); font-size: 14px; }
+  .tour h2 { font-size: 16px; margin: 2px 0 6px; }
+  .tour-count { margin: 0; font-size: 12px; color: var(--muted); }
+  .tour-buttons { display: flex; gap: 6px; justify-content: flex-end; }
+  .gallery .cards { list-style: none; padding: 0; display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 12px; }
+  .gallery .cards a { display: flex; flex-direction: column; gap: 4px; color: inherit; text-decoration: none; padding: 8px; border: 1px solid var(--line); border-radius: 8px; font-size: 13px; }
+  .gallery .cards a:hover, .gallery .cards a:focus-visible { border-color: var(--accent); }
+  .gallery .cards img { width: 100%; height: auto; aspect-ratio: 8 / 5; object-fit: cover; object-position: top; border-radius: 4px; background: var(--bg); }
 `;

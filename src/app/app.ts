@@ -26,11 +26,14 @@ import { errorText, modelName } from '../../cells/common.ts';
 import { WELCOME } from './welcome.ts';
 import { namedModel, progressText, type NamedModel } from './sources.ts';
 import { exportHtml } from './export.ts';
+import { cellLimitMessage, shownCells } from './limits.ts';
 import { appStyles } from './app-style.ts';
+import { findDemo, demoLink, dataUrlText, demoHref } from './gallery-data.ts';
+import { TOUR, tourCell, tourDialog, galleryPanel, firstRunBanner, type FirstRunInfo } from './first-run.ts';
 import './model-picker.ts';
 import type { PickDetail } from './model-picker.ts';
 
-type Panel = 'models' | 'help' | null;
+type Panel = 'models' | 'help' | 'demos' | null;
 
 export const SHORTCUTS: readonly [string, string][] = [
   ['Alt+N', 'add a cell (the kind chosen beside "Add cell") below the current one'],
@@ -40,6 +43,7 @@ export const SHORTCUTS: readonly [string, string][] = [
   ['Ctrl+Shift+Z or Ctrl+Y', 'redo'],
   ['Alt+M', 'open the model picker'],
   ['?', 'this help (outside a text field); Escape closes it'],
+  ['← / →', 'during the tour: the previous / next step; Escape ends it'],
 ];
 
 @customElement('glassbox-app')
@@ -51,6 +55,8 @@ export class GlassboxApp extends LitElement {
   @property({ attribute: false }) hash: string | null = null;
   /** The autosave slot (tests use their own). */
   @property({ attribute: 'autosave-id' }) autosaveId = 'current';
+  /** Makes the engine worker (default src/worker/worker.ts); the fault-injection tests wrap it. */
+  @property({ attribute: false }) createWorker: (() => Worker) | undefined = undefined;
 
   @state() doc: NotebookDocument | null = null;
   @state() private nb: Notebook | null = null;
@@ -58,6 +64,8 @@ export class GlassboxApp extends LitElement {
   @state() model: ModelInfo | null = null;
   @state() private loading: { label: string; progress: LoadProgress | null; id: string } | null = null;
   @state() private loadError = '';
+  /** The last model asked for: the Retry of a failed load asks for it again. */
+  private lastAsked: { source: PickDetail['source']; label: string } | null = null;
   @state() private ask: NamedModel | null = null;
   @state() private message = '';
   @state() private saveStatus: SaveStatus | null = null;
@@ -67,6 +75,10 @@ export class GlassboxApp extends LitElement {
   @state() private editing: ReadonlySet<string> = new Set();
   @state() private over = false;
   @state() private shareUrl = '';
+  /** The welcome notebook's first-run banner (null: not the welcome notebook, or hidden). */
+  @state() private firstRun: FirstRunInfo | null = null;
+  /** The tour's step (null: no tour). */
+  @state() private tour: number | null = null;
 
   private client: EngineClient | null = null;
   /** One model run per prompt, shared by the cells that read it. */
@@ -94,6 +106,7 @@ export class GlassboxApp extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     this.addEventListener('keydown', this.onKey);
+    this.addEventListener('click', this.onLinkClick);
     this.addEventListener(GENERATE_EVENT, this.onGenerate);
     addEventListener('pagehide', this.onHide);
     this.ready = this.start();
@@ -102,6 +115,7 @@ export class GlassboxApp extends LitElement {
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.removeEventListener('keydown', this.onKey);
+    this.removeEventListener('click', this.onLinkClick);
     this.removeEventListener(GENERATE_EVENT, this.onGenerate);
     this.generation.cancel(undefined, 'the page closed');
     removeEventListener('pagehide', this.onHide);
@@ -129,7 +143,10 @@ export class GlassboxApp extends LitElement {
   private async start(): Promise<void> {
     const hash = this.hash ?? location.hash;
     const p = this.params;
-    const nbUrl = p.get('notebook');
+    // ?demo=<slug> (or ?notebook=demos/<slug>.md): a demo notebook bundled with the app (the gallery)
+    const demo = findDemo(p.get('demo'), p.get('notebook'));
+    const nbUrl = demo ? `demos/${demo.slug}.md` : p.get('notebook');
+    if (p.has('gallery')) this.panel = 'demos';
     // A notebook opened by URL keeps its edits in its own slot: reloading ?notebook=X brings back
     // the edited X, and the user's own notebook (slot 'current') is left alone.
     this.autosave = new Autosave({ id: nbUrl ? `${this.autosaveId}:${nbUrl}` : this.autosaveId, onStatus: (s) => { this.saveStatus = s; } });
@@ -140,13 +157,15 @@ export class GlassboxApp extends LitElement {
       else {
         const saved = await this.autosave.restore();
         if (saved) text = saved.text;
+        else if (demo) text = dataUrlText(demo.url) ?? (await openUrl(demo.url)).text;
         else if (nbUrl) text = (await openUrl(nbUrl)).text;
-        if (nbUrl) foreign = new URL(nbUrl, location.href).origin !== location.origin;
+        if (nbUrl && !demo) foreign = new URL(nbUrl, location.href).origin !== location.origin;
       }
     } catch (e) {
       this.message = `The notebook could not be opened: ${errorText(e)}. Showing the welcome notebook instead.`;
     }
     this.setDocument(new NotebookDocument(text, { readonly }));
+    if (text === WELCOME) void this.welcome();
     // A model named by a shared notebook, or by one from another site, is offered, not fetched.
     await this.namedByNotebook(p.get('model'), (shared || foreign) && !p.get('model'));
   }
@@ -164,6 +183,52 @@ export class GlassboxApp extends LitElement {
     else void this.loadModel(m.source, m.label);
   }
 
+  /** The first-run banner: the welcome notebook's model and its download size (from the catalog). */
+  private async welcome(): Promise<void> {
+    try { if (localStorage.getItem('glassbox.welcome.hidden') === '1') return; } catch { /* storage off: show it */ }
+    const fm = this.doc?.notebook.frontMatter?.values['model'];
+    const id = this.params.get('model') ?? (typeof fm === 'string' ? fm : '');
+    this.firstRun = { label: id, bytes: null };
+    const entry = await loadCatalog('/models.json').then((c) => c.models.find((m) => m.id === id), () => undefined);
+    if (entry && this.firstRun) this.firstRun = { label: entry.name, bytes: entry.files.reduce((a, f) => a + f.size, 0) };
+  }
+
+  private hideWelcome(): void {
+    this.firstRun = null;
+    try { localStorage.setItem('glassbox.welcome.hidden', '1'); } catch { /* nothing to keep it in */ }
+  }
+
+  /** Shows tour step i (out of range: ends the tour), its target scrolled into view, focus on the dialog. */
+  startTour(i = 0): void {
+    if (i < 0 || i >= TOUR.length) { this.endTour(); return; }
+    this.tour = i;
+    this.panel = null;
+    void this.updateComplete.then(() => {
+      const step = TOUR[i]!, id = this.nb ? tourCell(step, this.nb.cells) : null;
+      const target = id ? this.renderRoot.querySelector<HTMLElement>(`[data-cell="${id}"]`)
+        : this.renderRoot.querySelector<HTMLElement>('header');
+      target?.scrollIntoView?.({ block: 'nearest' });
+      this.renderRoot.querySelector<HTMLElement>('.tour')?.focus();
+    });
+  }
+
+  private endTour(): void {
+    this.tour = null;
+    // focus back where the tour was started from (the banner's button, else the help button)
+    void this.updateComplete.then(() => (this.renderRoot.querySelector<HTMLElement>('[data-testid=tour-button]')
+      ?? this.renderRoot.querySelector<HTMLElement>('button[aria-label="Keyboard shortcuts"]'))?.focus());
+  }
+
+  /** A link in a demo's prose to another demo ("attention.md") opens that demo in the app. */
+  private onLinkClick = (e: MouseEvent): void => {
+    if (e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const a = e.composedPath().find((t): t is HTMLAnchorElement => t instanceof HTMLAnchorElement);
+    const d = a ? demoLink(a.getAttribute('href') ?? '') : null;
+    if (!d) return;
+    e.preventDefault();
+    location.assign(demoHref(d, this.search ?? location.search));
+  };
+
   private setDocument(doc: NotebookDocument): void {
     this.generation.cancel(undefined, 'another notebook was opened');
     this.unsubscribe?.();
@@ -178,19 +243,36 @@ export class GlassboxApp extends LitElement {
     if (this.model) this.graph.setInput('model', this.model);
     this.unsubscribe = doc.subscribe((c) => this.onChange(c));
     this.nb = doc.notebook;
-    this.graph.update(doc.notebook);
+    this.graph.update(shownCells(doc.notebook));
   }
 
   private onChange(c: DocumentChange): void {
     this.nb = c.notebook;
-    this.graph?.update(c.notebook);
+    this.graph?.update(shownCells(c.notebook));
     if (!this.doc?.readonly) this.autosave?.schedule(this.doc!.text);
   }
 
   private async loadModel(source: PickDetail['source'], label: string): Promise<void> {
     this.ask = null;
     this.loadError = '';
-    this.client ??= createEngineClient({ onRecover: (e) => { this.message = `The engine restarted: ${e.reason}`; } });
+    this.lastAsked = { source, label };
+    this.client ??= createEngineClient({
+      ...(this.createWorker ? { createWorker: this.createWorker } : {}),
+      onRecover: (e) => {
+        if (e.error) {
+          this.message = `The engine stopped (${e.reason}) and was restarted, but the model could not be loaded again: ${errorText(e.error)}. Your notebook is unchanged; pick the model again.`;
+        } else {
+          this.message = `The engine stopped (${e.reason}) and was restarted${e.reloaded ? '; the model was loaded again and the cells recomputed' : ''}. Your notebook is unchanged.`;
+        }
+      },
+      onBackendChange: (info) => {
+        if (!this.model || info.key !== this.model.key) return;
+        this.model = { ...this.model, backend: info.backend, backendReason: info.backendReason };
+        this.message = info.backend === 'cpu'
+          ? `The GPU stopped working (${(info.backendReason ?? '').replace(/^WebGPU failed, continuing on the CPU: /, '') || 'WebGPU failed'}). The model now runs on the CPU: the same numbers, only slower. Your notebook is unchanged; reload the page to try the GPU again.`
+          : `The model runs on ${info.backend === 'webgpu' ? 'the GPU (WebGPU)' : 'the CPU'} again.`;
+      },
+    });
     const id = `load-${++this.loads}`;
     this.generation.cancel(undefined, 'another model is loading');
     this.loading = { label, progress: null, id };
@@ -206,7 +288,8 @@ export class GlassboxApp extends LitElement {
       this.model = info;
       this.graph?.setInput('model', info);
     } catch (e) {
-      if (this.loading?.id === id) this.loadError = `${label}: ${errorText(e)}`;
+      // (an error that names the file or URL already is not prefixed with it again)
+      if (this.loading?.id === id) { const text = errorText(e); this.loadError = text.startsWith(label) ? text : `${label}: ${text}`; }
     } finally {
       if (this.loading?.id === id) this.loading = null;
       void this.renderRoot.querySelector<HTMLElement & { refresh(): Promise<void> }>('glassbox-model-picker')?.refresh();
@@ -376,6 +459,7 @@ export class GlassboxApp extends LitElement {
     else if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown') && this.selected) this.move(this.selected, e.key === 'ArrowUp' ? -1 : 1);
     else if (mod && e.key === 'Enter') this.rerun();
     else if (e.key === '?' && !inText) this.panel = this.panel === 'help' ? null : 'help';
+    else if (e.key === 'Escape' && this.tour !== null) this.endTour();
     else if (e.key === 'Escape' && this.panel) this.panel = null;
     else done = false;
     if (done) e.preventDefault();
@@ -402,7 +486,8 @@ export class GlassboxApp extends LitElement {
     const doc = this.doc, ro = doc?.readonly ?? true;
     const m = this.model;
     const save = this.saveStatus;
-    return html`<header role="toolbar" aria-label="Notebook">
+    const tourBar = this.tour !== null && (TOUR[this.tour]!.target === 'toolbar' || TOUR[this.tour]!.target === 'demos');
+    return html`<header role="toolbar" aria-label="Notebook" class=${tourBar ? 'tour-target' : ''}>
       <span class="brand">glassbox</span>
       <label class="button" role="button" tabindex="0" @keydown=${(e: KeyboardEvent) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); (e.currentTarget as HTMLElement).querySelector('input')!.click(); } }}>
         Open<input type="file" accept=".md,.markdown,text/markdown,text/plain" @change=${this.onFile} hidden></label>
@@ -430,6 +515,7 @@ export class GlassboxApp extends LitElement {
   }
 
   private renderPanel() {
+    if (this.panel === 'demos') return galleryPanel(this.search ?? location.search, () => { this.panel = null; });
     if (this.panel === 'models') {
       return html`<section class="panel" aria-label="Models"><button class="close" @click=${() => { this.panel = null; }} aria-label="Close the model picker">×</button>
         ${this.model ? html`<p class="note">Backend: <b>${this.model.backend === 'webgpu' ? 'WebGPU' : 'CPU'}</b>${this.model.backendReason ? ` — ${this.model.backendReason}` : ''}</p>` : nothing}
@@ -437,6 +523,8 @@ export class GlassboxApp extends LitElement {
     }
     if (this.panel === 'help') {
       return html`<section class="panel" role="dialog" aria-label="Keyboard shortcuts"><button class="close" @click=${() => { this.panel = null; }} aria-label="Close the help">×</button>
+        <p><button @click=${() => this.startTour(0)} data-testid="tour-help">Take the tour of the interface</button>
+          <button @click=${() => { this.panel = 'demos'; }} data-testid="demos-help">Demos: teaching notebooks</button></p>
         <h2>Keyboard shortcuts</h2><dl>${SHORTCUTS.map(([k, v]) => html`<dt><kbd>${k}</kbd></dt><dd>${v}</dd>`)}</dl>
         <p class="note">Every control is reachable with Tab; buttons act on Enter or Space.</p></section>`;
     }
@@ -450,7 +538,8 @@ export class GlassboxApp extends LitElement {
     const editing = this.editing.has(cell.id);
     const toggleEdit = () => { const s = new Set(this.editing); if (editing) s.delete(cell.id); else s.add(cell.id); this.editing = s; };
     const problems = cell.problems.filter((p) => p.severity === 'error');
-    return html`<section class="cell ${this.selected === cell.id ? 'selected' : ''}" data-cell=${cell.id} data-kind=${cell.kind} tabindex="-1"
+    const toured = this.tour !== null && this.nb !== null && tourCell(TOUR[this.tour]!, this.nb.cells) === cell.id;
+    return html`<section class="cell ${this.selected === cell.id ? 'selected' : ''} ${toured ? 'tour-target' : ''}" data-cell=${cell.id} data-kind=${cell.kind} tabindex="-1"
         aria-label="${cellKinds.get(cell.kind)?.label ?? cell.kind} cell ${i + 1} of ${n}" @focusin=${() => { this.selected = cell.id; }}>
       ${ro ? nothing : html`<div class="cell-tools">
         ${cell.kind === 'markdown' ? html`<button @click=${toggleEdit} aria-pressed=${editing}>${editing ? 'Done' : 'Edit'}</button>` : nothing}
@@ -472,20 +561,26 @@ export class GlassboxApp extends LitElement {
       ${this.renderLoading()}
       ${this.renderPanel()}
       <main>
+        ${this.firstRun ? firstRunBanner(this.firstRun, this.model, this.loading !== null, {
+          tour: () => this.startTour(0), demos: () => { this.panel = 'demos'; }, models: () => { this.panel = 'models'; }, dismiss: () => this.hideWelcome(),
+        }) : nothing}
         ${this.message ? html`<p class="message" role="status">${this.message} <button @click=${() => { this.message = ''; }} aria-label="Dismiss">×</button></p>` : nothing}
         ${this.shareUrl ? html`<p class="message"><label>Share link <input readonly .value=${this.shareUrl} @focus=${(e: Event) => (e.target as HTMLInputElement).select()} data-testid="share-url"></label>
           <button @click=${() => { this.shareUrl = ''; }} aria-label="Close the share link">×</button></p>` : nothing}
-        ${this.loadError ? html`<p class="error" role="alert">${this.loadError}</p>` : nothing}
-        ${this.saveStatus?.state === 'error' && !doc?.readonly ? html`<p class="error" role="alert">Not saved in this browser: ${this.saveStatus.message}.
-          Retrying; use Save to keep a copy.</p>` : nothing}
+        ${this.loadError ? html`<p class="error" role="alert" data-testid="load-error">${this.loadError}
+          ${this.lastAsked && !this.loading ? html`<button @click=${() => this.lastAsked && this.loadModel(this.lastAsked.source, this.lastAsked.label)}>Retry</button>` : nothing}</p>` : nothing}
+        ${this.saveStatus?.state === 'error' && !doc?.readonly ? html`<p class="error" role="alert" data-testid="save-error">${this.saveStatus.message}
+          <button @click=${this.save}>Download the notebook (.md)</button></p>` : nothing}
         ${this.ask ? html`<div class="ask" role="alertdialog" aria-label="Load this model?">
             <p>This notebook asks to load <b>${this.ask.label}</b>. It comes from ${this.ask.source.kind === 'url' ? 'another site' : 'a shared notebook'}: load it only if you trust it.</p>
             <button @click=${() => this.ask && this.loadModel(this.ask.source, this.ask.label)}>Load it</button>
             <button @click=${() => { this.ask = null; }}>Not now</button></div>` : nothing}
         ${doc?.readonly ? html`<div class="readonly" role="note">This shared notebook is read-only.
             <button @click=${this.makeCopy}>Make a copy</button></div>` : nothing}
-        ${nb ? nb.cells.map((c, i) => this.renderCell(c, i, nb.cells.length)) : html`<p class="note">Opening…</p>`}
+        ${nb && cellLimitMessage(nb.cells.length) ? html`<p class="error" role="alert" data-testid="cell-limit">${cellLimitMessage(nb.cells.length)}</p>` : nothing}
+        ${nb ? shownCells(nb).cells.map((c, i, shown) => this.renderCell(c, i, shown.length)) : html`<p class="note">Opening…</p>`}
       </main>
+      ${this.tour !== null ? tourDialog(this.tour, { step: (i) => this.startTour(i), close: () => this.endTour() }) : nothing}
     </div>`;
   }
 }

@@ -296,6 +296,9 @@ export interface GenerateResult {
 }
 
 export const GENERATE_EVENT = 'glassbox-generate';
+
+/** A playing generate cell writes its tree back (and its readers redraw) at most this often. */
+export const PLAY_WRITE_MS = 150;
 export const DEFAULT_MAX_TOKENS = 64;
 
 /** What the controller reads from and writes to the page. */
@@ -385,17 +388,29 @@ export class GenerationController {
     const prompt = s.promptIds;
     let steps = 0;
     let outcome: GenerateResult['outcome'] = 'length';
+    // A play writes the tree back at most every PLAY_WRITE_MS (and at the end): each write makes
+    // every cell that reads the generated text recompute and redraw, which costs more than a step.
+    let written = s.settings['branches'], lastWrite = -Infinity;
+    const writeSome = (force: boolean) => {
+      if (!force && performance.now() - lastWrite < PLAY_WRITE_MS) return;
+      write(s.tree, s.branch);
+      lastWrite = performance.now();
+      written = this.state(a.cellId, env.vocabSize).settings['branches'];
+    };
     try {
       while (steps < max) {
         if (a.action === 'play' && steps > 0) {
-          // the notebook may have changed between steps; a prompt edited (or recomputing) stops the play
-          try { s = this.state(a.cellId, env.vocabSize); } catch { outcome = 'paused'; break; }
-          if (!sameIds(s.promptIds, prompt)) { outcome = 'paused'; break; }
+          // the notebook may have changed between steps; a prompt edited (or recomputing) stops the
+          // play, and a tree changed by someone else (an undo) is taken as it is now
+          let now: typeof s;
+          try { now = this.state(a.cellId, env.vocabSize); } catch { outcome = 'paused'; break; }
+          if (!sameIds(now.promptIds, prompt)) { outcome = 'paused'; break; }
+          s = now.settings['branches'] === written ? { ...now, tree: s.tree, branch: s.branch } : now;
         }
         const o = await step(env, req());
         if (o !== 'token') { outcome = o; break; }
         steps++;
-        if (a.action === 'play') write(s.tree, s.branch);
+        if (a.action === 'play') writeSome(false);
         await tick();                               // let the page draw and take input
         if (signal.aborted) { outcome = 'paused'; break; }
       }

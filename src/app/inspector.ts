@@ -50,7 +50,7 @@ export class GlassboxInspector extends LitElement {
     .scroll { max-height: 420px; overflow: auto; border: 1px solid var(--line); border-radius: 8px; }
     textarea { width: 100%; box-sizing: border-box; min-height: 70px; padding: 8px; border-radius: 8px; border: 1px solid var(--line); background: var(--card); color: inherit; }
     .tokens { display: flex; flex-wrap: wrap; gap: 3px; margin-top: 8px; font-family: var(--mono); font-size: 13px; }
-    .tok { padding: 2px 4px; border-radius: 4px; white-space: pre; }
+    .tok { unicode-bidi: isolate; padding: 2px 4px; border-radius: 4px; white-space: pre; }
     .tok small { display: block; font-size: 10px; color: var(--muted); text-align: center; }
     .muted { color: var(--muted); }
     label { margin-right: 12px; }

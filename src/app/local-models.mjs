@@ -103,3 +103,43 @@ export const ISOLATION_HEADERS = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
+
+/**
+ * The site's content security policy (ROBUSTNESS.md, "Content security policy", says why each
+ * directive). No inline script and no eval: script only from this origin, plus
+ * 'wasm-unsafe-eval', which lets WebAssembly compile (the CPU kernels) and allows no JavaScript
+ * eval. Styles may be inline: Lit's templates and the figures' SVG carry style attributes, and CSS
+ * cannot run script. Models and notebooks download from any https host (the catalog, ?model=,
+ * ?notebook=); prose images may come from any https host; exports are blob: and data: images.
+ */
+export const CSP_DIRECTIVES = {
+  'default-src': ["'self'"],
+  'script-src': ["'self'", "'wasm-unsafe-eval'"],
+  'worker-src': ["'self'"],
+  'style-src': ["'self'", "'unsafe-inline'"],
+  'img-src': ["'self'", 'data:', 'blob:', 'https:'],
+  'connect-src': ["'self'", 'https:'],
+  'font-src': ["'self'", 'data:'],
+  'object-src': ["'none'"],
+  'frame-src': ["'none'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'none'"],
+  // Header only: a <meta> policy ignores frame-ancestors.
+  'frame-ancestors': ["'none'"],
+};
+
+/** The policy as a header value (`meta`: without the directives a <meta> policy ignores). */
+export function contentSecurityPolicy({ meta = false } = {}) {
+  return Object.entries(CSP_DIRECTIVES)
+    .filter(([k]) => !(meta && k === 'frame-ancestors'))
+    .map(([k, v]) => `${k} ${v.join(' ')}`).join('; ');
+}
+
+/** What the site sends with every response (`npm start`, `vite preview`): isolation and the CSP.
+ *  (The browser tests keep ISOLATION_HEADERS only: web-test-runner's pages run inline script.) */
+export const SITE_HEADERS = {
+  ...ISOLATION_HEADERS,
+  'Content-Security-Policy': contentSecurityPolicy(),
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};

@@ -32,6 +32,11 @@ The logit lens reads the residual stream after every layer as if it were the las
 \`\`\`logit-lens
 \`\`\`
 
+New here? **Take the tour** in the banner above, or open a demo: [Tokens](demos/tokens.md),
+[Where does the model look?](demos/attention.md), [Induction heads](demos/induction-heads.md),
+[The logit lens](demos/logit-lens.md), [Temperature and the sampler chain](demos/sampling.md),
+[Inside one block](demos/inside-a-block.md) (all of them, with pictures: the ? button, then Demos).
+
 The loaded model, one block of it drawn with its weight shapes:
 
 \`\`\`model

@@ -18,6 +18,7 @@ import type { ModelConfig } from './config.ts';
 import { parameterCount } from './config.ts';
 import { CancelledError, TokenizerError, UsageError } from './errors.ts';
 import type { CaptureSpec } from './hooks.ts';
+import type { Edit, EditSummary } from './edits.ts';
 import { Session } from './session.ts';
 import { loadModelWeights, type ModelWeights } from './weights.ts';
 import { chooseBackend, CPU_BACKEND, type Backend } from './backend.ts';
@@ -41,6 +42,7 @@ import type { CatalogEntry } from '../worker/loading/catalog.ts';
 export type { TraceHandle, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice, HookNormsSlice, Range, SliceMeta };
 export type { AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice };
 export type { ModelSource, DownloadProgress };
+export type { Edit, EditSummary };
 
 // ---------------------------------------------------------------------------------------------
 // The interface
@@ -135,6 +137,18 @@ export interface RunRequest {
    * prefix's rows are not kept, and the bins depend on the prompt length (Session RunOptions).
    */
   summary?: { attention?: { size?: number } };
+  /**
+   * Interventions during the run (src/engine/edits.ts Edit): `zero`, `mean` (replace by a given
+   * mean row), `patch` (replace by another run's values of the same hook, e.g. the `data` of an
+   * activation() slice of the corrupted prompt's trace) or `steer` (add vector × strength), on any
+   * residual, attention (q, k, v, rot_q, rot_k, pattern, z, result, attn_out) or FFN (gate, up,
+   * act, ffn_out) hook, restricted to positions, heads or neurons; a glob edits several layers.
+   * Captures show the edited values. The handle lists them (`edits`); the KV cache is reused only
+   * before the earliest position where the edits differ from the previous run's. Arrays cross to
+   * the worker by structured clone (copied, not transferred: the client keeps the request to
+   * rerun it after a worker restart).
+   */
+  edits?: readonly Edit[];
 }
 
 export interface CallOptions {
@@ -504,11 +518,11 @@ export class Engine implements EngineApi {
     const t0 = performance.now();
     try {
       const tokens = [...request.tokens];
-      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, signal: controller.signal });
+      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, edits: request.edits, signal: controller.signal });
       controller.signal.throwIfAborted();   // cancelled after its last chunk: still not wanted
       const handle: TraceHandle = {
         id: this.nextId('trace'), requestId, slot, tokens, nPos: r.nPos, hooks: [...r.trace.keys()],
-        logitsStart: r.logitsStart, backend: m.session.backend, reused: r.reused, ms: performance.now() - t0,
+        logitsStart: r.logitsStart, backend: m.session.backend, reused: r.reused, ms: performance.now() - t0, edits: r.edits,
       };
       const stored: StoredTrace = {
         handle, data: r.trace, logits: r.logits, attentionSummary: r.attentionSummary,
@@ -516,7 +530,7 @@ export class Engine implements EngineApi {
       };
       this.traces.put(stored);
       this.runs++;
-      return { ...handle, tokens: [...tokens], hooks: [...handle.hooks] };
+      return { ...handle, tokens: [...tokens], hooks: [...handle.hooks], edits: structuredClone(handle.edits) };
     } finally {
       this.settle(requestId);
     }

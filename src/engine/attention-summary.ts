@@ -13,6 +13,12 @@
 //   - entropy[l, h]: the mean over query positions of the row's entropy in nats (0·log 0 = 0).
 //   - first[l, h]: the mean over query positions of the weight on position 0.
 //   - prev[l, h]: the mean over queries q ≥ 1 of the weight on q − 1 (NaN when nPos = 1).
+//   - induction[l, h]: the mean over queries q that have an induction target t(q) of the weight on
+//     t(q), where t(q) = j + 1 for the latest j < q whose token equals q's (inductionTargets): the
+//     token that followed the previous occurrence of the current one, which an induction head
+//     copies. On a prompt whose second half repeats its first (period T, tokens of the first half
+//     distinct), t(q) = q − T + 1 for every q of the second half. NaN when no query has a target
+//     (no repeated token) or the tokens were not given.
 // Sums are kept in f64 and divided once at the end.
 
 import { UsageError } from './errors.ts';
@@ -35,6 +41,39 @@ export interface AttentionSummaryData {
   first: Float32Array;
   /** [nLayers, nHeads] */
   prev: Float32Array;
+  /** [nLayers, nHeads] mean attention to the induction target (NaN: no repeated token). */
+  induction: Float32Array;
+}
+
+/**
+ * Each position's induction target: j + 1 for the latest j < q with ids[j] = ids[q] (the token
+ * that came after the previous occurrence of q's token), or −1 when q's token has not occurred
+ * before. j + 1 ≤ q always (it is q itself when the token repeats right away: "a a").
+ */
+export function inductionTargets(ids: ArrayLike<number>): Int32Array {
+  const out = new Int32Array(ids.length).fill(-1);
+  const last = new Map<number, number>();
+  for (let q = 0; q < ids.length; q++) {
+    const j = last.get(ids[q]!);
+    if (j !== undefined) out[q] = j + 1;
+    last.set(ids[q]!, q);
+  }
+  return out;
+}
+
+/**
+ * The induction score of one head from its whole pattern [nPos, nPos] (row q, key k; causal):
+ * the mean of pattern[q, t(q)] over queries with a target (inductionTargets). NaN when none has.
+ */
+export function inductionScore(pattern: ArrayLike<number>, nPos: number, targets: ArrayLike<number>): number {
+  let s = 0, n = 0;
+  for (let q = 0; q < nPos; q++) {
+    const t = targets[q]!;
+    if (t < 0) continue;
+    s += pattern[q * nPos + t]!;
+    n++;
+  }
+  return n > 0 ? s / n : NaN;
 }
 
 /**
@@ -97,9 +136,13 @@ export class AttentionSummarizer {
   private readonly entropySum: Float64Array;           // [nLayers, nHeads]
   private readonly firstSum: Float64Array;             // [nLayers, nHeads]
   private readonly prevSum: Float64Array;              // [nLayers, nHeads]
+  private readonly inductionSum: Float64Array;         // [nLayers, nHeads]
+  private readonly targets: Int32Array | null;         // [nPos] induction target per query, −1 none
+  private readonly withTarget: number;                 // queries that have one
   private readonly seen: Int32Array;                   // [nLayers] rows received (over heads)
 
-  constructor(readonly nLayers: number, readonly nHeads: number, readonly nPos: number, size: number) {
+  /** `tokens` (the run's ids, nPos of them) enable the induction statistic; without them it is NaN. */
+  constructor(readonly nLayers: number, readonly nHeads: number, readonly nPos: number, size: number, tokens?: ArrayLike<number>) {
     const B = this.size = size;
     if (!(Number.isInteger(B) && B >= 1 && B <= nPos)) throw new Error(`summary: ${B} bins for ${nPos} positions`);
     this.starts = Int32Array.from({ length: B + 1 }, (_, b) => binStart(b, nPos, B));
@@ -107,6 +150,9 @@ export class AttentionSummarizer {
     this.entropySum = new Float64Array(nLayers * nHeads);
     this.firstSum = new Float64Array(nLayers * nHeads);
     this.prevSum = new Float64Array(nLayers * nHeads);
+    this.inductionSum = new Float64Array(nLayers * nHeads);
+    this.targets = tokens && tokens.length === nPos ? inductionTargets(tokens) : null;
+    this.withTarget = this.targets ? this.targets.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0) : 0;
     this.seen = new Int32Array(nLayers);
   }
 
@@ -134,6 +180,8 @@ export class AttentionSummarizer {
     this.entropySum[lh] = this.entropySum[lh]! + h;
     this.firstSum[lh] = this.firstSum[lh]! + data[at]!;
     if (q >= 1) this.prevSum[lh] = this.prevSum[lh]! + data[at + q - 1]!;
+    const t = this.targets ? this.targets[q]! : -1;
+    if (t >= 0) this.inductionSum[lh] = this.inductionSum[lh]! + data[at + t]!;
     this.seen[layer] = this.seen[layer]! + 1;
   }
 
@@ -167,11 +215,12 @@ export class AttentionSummarizer {
     return {
       nLayers, nHeads, nPos, size: B, thumbs,
       entropy: mean(this.entropySum, nPos), first: mean(this.firstSum, nPos), prev: mean(this.prevSum, nPos - 1),
+      induction: mean(this.inductionSum, this.withTarget),
     };
   }
 }
 
 /** The bytes a summary takes (for the engine's trace accounting). */
 export function summaryBytes(s: AttentionSummaryData): number {
-  return s.thumbs.byteLength + s.entropy.byteLength + s.first.byteLength + s.prev.byteLength;
+  return s.thumbs.byteLength + s.entropy.byteLength + s.first.byteLength + s.prev.byteLength + s.induction.byteLength;
 }

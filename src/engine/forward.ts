@@ -17,6 +17,8 @@ import { JS_KERNELS, type CpuKernels } from '../../kernels/cpu.ts';
 import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
 import { getTensorType } from '../formats/quant/index.ts';
 import { byteSize, type Tensor } from '../formats/tensor.ts';
+import { chunkEdits, resultTouched, type EditPlan, type ResolvedEdit } from './edits.ts';
+import { editRows, addPatternValues, EDIT_ADD, type EditRegion } from '../../kernels/edit/edit.cpu.ts';
 
 export interface ForwardOptions {
   /** Which named activations to record (selectHooks); the recorder receives them. */
@@ -32,6 +34,8 @@ export interface ForwardOptions {
   activationQuant?: ActivationQuant;
   /** The kernels (kernels/cpu.ts): default the readable twins; a Session passes the ones it chose. */
   kernels?: CpuKernels;
+  /** Interventions (src/engine/edits.ts), applied at each hook before it is recorded or read on. */
+  edits?: EditPlan | null;
 }
 
 /**
@@ -54,15 +58,23 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
   const g = hooks.global;
   const rec = (name: string, data: Float32Array, rowSize: number) => recorder!.rows(name, start, data, n, rowSize);
   const x = s.x;                                                         // [n, d_model] the residual stream
+  // interventions: edit(list, data) applies a hook's edits to its chunk rows, in place
+  const E = opts.edits ?? null;
+  const edit = (list: readonly ResolvedEdit[] | undefined, data: Float32Array, kLen = start + n) => {
+    if (list) for (const { region, src } of chunkEdits(list, start, n, kLen, c.nHeads)) editRows(data, 0, src, region);
+  };
 
   if (g.hook_tokens) rec('hook_tokens', Float32Array.from(tokens), 1);
   embedding(x, w.embed, tokens, n);                                      // token embedding
+  if (E) edit(E.hooks.get('hook_embed'), x);
   if (g.hook_embed) rec('hook_embed', x, d);
 
   for (let l = 0; l < c.nLayers; l++) {
     const b = w.blocks[l]!, on = hooks.blocks[l]!;
     const keys = s.keyCache[l]!, values = s.valueCache[l]!;              // [positions, n_kv_heads, d_head]
     const at = (hook: BlockHook, data: Float32Array, rowSize: number) => rec(`blocks.${l}.${hook}`, data, rowSize);
+    const eb = E?.blocks[l] ?? null;                                     // this layer's edits by hook
+    if (eb) edit(eb.get('hook_resid_pre'), x);
     if (on.hook_resid_pre) at('hook_resid_pre', x, d);
 
     // ---- attention ----
@@ -70,17 +82,20 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
       on['attn_norm.hook_scale'] ? s.scale : null, on['attn_norm.hook_normalized'] ? s.normalized : null);
     if (on['attn_norm.hook_scale']) at('attn_norm.hook_scale', s.scale, 1);
     if (on['attn_norm.hook_normalized']) at('attn_norm.hook_normalized', s.normalized, d);
+    if (eb) edit(eb.get('attn_norm.hook_out'), s.xb);
     if (on['attn_norm.hook_out']) at('attn_norm.hook_out', s.xb, d);
 
     matmul(s.q, s.xb, b.wq, n);                                          // q = x · Wqᵀ  [n, n_heads, d_head]
     matmul(s.k, s.xb, b.wk, n);                                          // k = x · Wkᵀ  [n, n_kv_heads, d_head]
     matmul(s.v, s.xb, b.wv, n);                                          // v = x · Wvᵀ  [n, n_kv_heads, d_head]
+    if (eb) { edit(eb.get('attn.hook_q'), s.q); edit(eb.get('attn.hook_k'), s.k); edit(eb.get('attn.hook_v'), s.v); }
     if (on['attn.hook_q']) at('attn.hook_q', s.q, qd);
     if (on['attn.hook_k']) at('attn.hook_k', s.k, kvd);
     if (on['attn.hook_v']) at('attn.hook_v', s.v, kvd);
 
     rope(s.q, n, c.nHeads, c.dHead, start, s.rope);                      // RoPE on q and k (adjacent pairs)
     rope(s.k, n, c.nKvHeads, c.dHead, start, s.rope);
+    if (eb) { edit(eb.get('attn.hook_rot_q'), s.q); edit(eb.get('attn.hook_rot_k'), s.k); }
     if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
     if (on['attn.hook_rot_k']) at('attn.hook_rot_k', s.k, kvd);
 
@@ -88,16 +103,26 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
     values.set(s.v.subarray(0, n * kvd), start * kvd);
 
     const scores = on['attn.hook_scores'] ? new Float32Array(c.nHeads * n * (start + n)) : null;   // [n_heads, n, k_pos]
-    const pattern = on['attn.hook_pattern'] ? new Float32Array(c.nHeads * n * (start + n)) : null;
+    const patternEdits = eb?.get('attn.hook_pattern');
+    const pattern = on['attn.hook_pattern'] || patternEdits ? new Float32Array(c.nHeads * n * (start + n)) : null;
     attention(s.z, s.q, keys, values, heads, scores, pattern);           // causal GQA: z = softmax(q·kᵀ/√d_head) · v
+    if (patternEdits) editPattern(patternEdits, s.z, pattern!, values, start, n, c.nHeads, c.nKvHeads, c.dHead);
     if (scores) recorder!.attention(`blocks.${l}.attn.hook_scores`, start, scores, c.nHeads, n);
     if (pattern) recorder!.attention(`blocks.${l}.attn.hook_pattern`, start, pattern, c.nHeads, n);
+    if (eb) edit(eb.get('attn.hook_z'), s.z);
     if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
-    if (on['attn.hook_result']) at('attn.hook_result', headOutputs(s.z, b.wo, n, c.nHeads, c.dHead), c.nHeads * d);
+    const resultEdits = eb?.get('attn.hook_result');
+    const result = on['attn.hook_result'] || resultEdits ? headOutputs(s.z, b.wo, n, c.nHeads, c.dHead) : null;  // [n, n_heads, d_model]
+    const edited = resultEdits ? result!.slice() : result;
+    if (resultEdits) edit(resultEdits, edited!);
+    if (on['attn.hook_result']) at('attn.hook_result', edited!, c.nHeads * d);
 
     matmul(s.out, s.z, b.wo, n);                                         // output projection: z · Woᵀ  [n, d_model]
+    if (resultEdits) addResultChange(resultEdits, s.out, edited!, result!, start, n, c.nHeads, d);   // + Σ_h (r'_h − r_h)
+    if (eb) edit(eb.get('hook_attn_out'), s.out);
     if (on.hook_attn_out) at('hook_attn_out', s.out, d);
     add(x, x, s.out, n * d);                                             // residual
+    if (eb) edit(eb.get('hook_resid_mid'), x);
     if (on.hook_resid_mid) at('hook_resid_mid', x, d);
 
     // ---- feed-forward (SwiGLU) ----
@@ -105,17 +130,22 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
       on['ffn_norm.hook_scale'] ? s.scale : null, on['ffn_norm.hook_normalized'] ? s.normalized : null);
     if (on['ffn_norm.hook_scale']) at('ffn_norm.hook_scale', s.scale, 1);
     if (on['ffn_norm.hook_normalized']) at('ffn_norm.hook_normalized', s.normalized, d);
+    if (eb) edit(eb.get('ffn_norm.hook_out'), s.xb);
     if (on['ffn_norm.hook_out']) at('ffn_norm.hook_out', s.xb, d);
 
     matmul(s.gate, s.xb, b.wGate, n);                                    // gate = x · W_gateᵀ  [n, d_ffn]
     matmul(s.up, s.xb, b.wUp, n);                                        // up   = x · W_upᵀ    [n, d_ffn]
+    if (eb) { edit(eb.get('ffn.hook_gate'), s.gate); edit(eb.get('ffn.hook_up'), s.up); }
     if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
     if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
     siluMul(s.up, s.gate, s.up, n * c.dFfn);                             // act = silu(gate) · up (into up)
+    if (eb) edit(eb.get('ffn.hook_act'), s.up);
     if (on['ffn.hook_act']) at('ffn.hook_act', s.up, c.dFfn);
     matmul(s.out, s.up, b.wDown, n);                                     // down: act · W_downᵀ  [n, d_model]
+    if (eb) edit(eb.get('hook_ffn_out'), s.out);
     if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
     add(x, x, s.out, n * d);                                             // residual
+    if (eb) edit(eb.get('hook_resid_post'), x);
     if (on.hook_resid_post) at('hook_resid_post', x, d);
   }
 
@@ -124,6 +154,7 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
     g['final_norm.hook_scale'] ? s.scale : null, g['final_norm.hook_normalized'] ? s.normalized : null);
   if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
   if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
+  if (E) edit(E.hooks.get('final_norm.hook_out'), s.xb);
   if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
 
   const from = g.hook_logits ? 0 : Math.min(Math.max(opts.logitsFrom, 0), n);
@@ -158,4 +189,49 @@ export function headOutputs(z: Float32Array, wo: Tensor, n: number, nHeads: numb
     }
   }
   return out;
+}
+
+/**
+ * attn.hook_pattern edits: the pattern P ([n_heads, n, kLen]) becomes P' in place, and z gets
+ * (P' − P) · V for the edited rows (V: the layer's cached values, [kLen, n_kv_heads, d_head]).
+ */
+function editPattern(list: readonly ResolvedEdit[], z: Float32Array, pattern: Float32Array, values: Float32Array,
+  start: number, n: number, nHeads: number, nKvHeads: number, dHead: number): void {
+  const kLen = start + n;
+  const before = pattern.slice();
+  const rows = new Set<number>();
+  for (const { region, src } of chunkEdits(list, start, n, kLen, nHeads)) {
+    editRows(pattern, 0, src, region);
+    for (const r of region.rows) rows.add(r);
+  }
+  const touched = Uint32Array.from([...rows].sort((a, b) => a - b));
+  const delta = pattern.slice();                                         // P' − P on the touched rows
+  editRows(delta, 0, before, subtractRows(touched, kLen));
+  addPatternValues(z, delta, values, touched, { n, kLen, nHeads, nKvHeads, dHead });
+}
+
+/** The region x −= src over whole rows (x and src of the same layout). */
+function subtractRows(rows: Uint32Array, width: number): EditRegion {
+  return { rows, width, groupSize: width, mask: null, mode: EDIT_ADD, beta: -1, srcOffset: 0, srcStride: width, srcByRow: true };
+}
+
+/**
+ * attn.hook_result edits: out ([n, d_model]) += Σ_h (r'_h − r_h) over the edited heads and rows,
+ * r and r' [n, n_heads, d_model]. A head whose r' equals r adds exactly 0.
+ */
+function addResultChange(list: readonly ResolvedEdit[], out: Float32Array, edited: Float32Array, result: Float32Array,
+  start: number, n: number, nHeads: number, d: number): void {
+  const touched = resultTouched(list, start, n, nHeads);
+  if (!touched) return;
+  for (const h of touched.heads) {
+    const delta = new Float32Array(n * d);                               // r'_h − r_h of the touched rows
+    for (const t of touched.rows) {
+      const o = (t * nHeads + h) * d;
+      delta.set(edited.subarray(o, o + d), t * d);
+    }
+    const r = new Float32Array(n * d);
+    for (const t of touched.rows) r.set(result.subarray((t * nHeads + h) * d, (t * nHeads + h + 1) * d), t * d);
+    editRows(delta, 0, r, subtractRows(touched.rows, d));
+    editRows(out, 0, delta, { ...subtractRows(touched.rows, d), beta: 1 });
+  }
 }

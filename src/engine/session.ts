@@ -31,6 +31,7 @@ import type { GpuContext } from './gpu/context.ts';
 import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
 import type { LogitsRequest } from './gpu/forward.ts';
+import { resolveEdits, type Edit, type EditPlan, type EditSummary } from './edits.ts';
 
 export interface SessionOptions {
   /** Positions per forward call when prefilling a long prompt (bounds scratch memory). Default 64. */
@@ -97,6 +98,13 @@ export interface RunOptions {
    * summary is computed from the stored rows at the end.
    */
   summary?: { attention?: { size?: number } };
+  /**
+   * Interventions (src/engine/edits.ts): zero, mean-ablate, patch or steer named activations at
+   * chosen positions, heads or neurons. Prefix reuse: when the edits differ from those the cache
+   * was computed under (numbers included), only positions before the earliest position either
+   * edit set touches are reused.
+   */
+  edits?: readonly Edit[];
 }
 
 export interface RunResult {
@@ -117,6 +125,8 @@ export interface RunResult {
   top?: { ids: Uint32Array; logits: Float32Array | null };
   /** summary.attention: the attention summary of the whole sequence. */
   attentionSummary?: AttentionSummaryData;
+  /** The edits that produced it (descriptions, not the arrays); empty for a clean run. */
+  edits: EditSummary[];
 }
 
 
@@ -136,6 +146,23 @@ interface Plan {
   reused: number;
   logitsStart: number;
   logits: Float32Array;
+  edits: EditPlan | null;
+}
+
+/**
+ * A failed GPU step in words for the user. A device lost mid-step (a driver reset, a GPU process
+ * crash, destroy()) often shows first as a failed readback, and its `lost` promise settles just
+ * after: waiting for it briefly lets the reason name the loss.
+ */
+async function failureReason(gpu: GpuRunner, e: GpuStepError): Promise<string> {
+  if (/device was lost/.test(e.message)) return e.message;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const info = await Promise.race([
+    gpu.ctx.device.lost,
+    new Promise<null>((r) => { timer = setTimeout(() => r(null), 200); }),
+  ]).finally(() => clearTimeout(timer));
+  if (!info) return e.message;
+  return `the WebGPU device was lost (${info.reason}${info.message ? `: ${info.message.replace(/\.$/, '')}` : ''})`;
 }
 
 export class Session {
@@ -154,6 +181,8 @@ export class Session {
   private queue: Promise<unknown> = Promise.resolve();
   /** The tokens whose keys and values are in the cache. */
   private cached: number[] = [];
+  /** The edits the cached positions were computed under: their key ('' none) and earliest position. */
+  private cachedEdits = { key: '', from: Infinity };
 
   constructor(weights: ModelWeights, options: SessionOptions = {}) {
     this.config = weights.config;
@@ -243,7 +272,7 @@ export class Session {
     const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
     const out = forward(this.weights, this.state, chunk, pos, {
       hooks: p.hooks, recorder: p.recorder, logitsFrom, activationQuant: this.activationQuant,
-      kernels: this.cpu.kernels,
+      kernels: this.cpu.kernels, edits: p.edits,
     });
     if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
     else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
@@ -257,12 +286,13 @@ export class Session {
    */
   async ready(): Promise<void> {
     const next = this.queue.then(async () => {
-      if (!this.gpu) return this.cpu.ready();
+      const gpu = this.gpu;
+      if (!gpu) return this.cpu.ready();
       try {
-        await this.gpu.ready();
+        await gpu.ready();
       } catch (e) {
         if (!(e instanceof GpuStepError)) throw e;
-        this.fallBack(e.message);
+        this.fallBack(await failureReason(gpu, e));
       }
     });
     this.queue = next.catch(() => undefined);
@@ -277,13 +307,14 @@ export class Session {
   }
 
   private async runNow(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
-    if (!this.gpu) return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
+    const gpu = this.gpu;
+    if (!gpu) return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
     try {
-      await this.gpu.ready();
-      return await this.runGpu(this.gpu, tokens, options);
+      await gpu.ready();
+      return await this.runGpu(gpu, tokens, options);
     } catch (e) {
       if (!(e instanceof GpuStepError)) throw e;
-      this.fallBack(e.message);
+      this.fallBack(await failureReason(gpu, e));
       return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
     }
   }
@@ -306,7 +337,7 @@ export class Session {
       const logits: LogitsRequest = p.mode === 'new' ? { rows: chunk.length }
         : p.mode === 'top' && last ? { top: p.topK }
         : p.mode === 'last' && last ? { rows: 1 } : { rows: 0 };
-      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.recorder, logits });
+      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.recorder, logits, edits: p.edits });
       if (p.mode === 'new') p.logits.set(out.logits, (pos - p.reused) * vocab);
       else if (p.mode === 'last' && last) p.logits.set(out.logits.subarray(out.logits.length - vocab));
       if (out.top) top = out.top;
@@ -398,7 +429,7 @@ export class Session {
       throw new UsageError('run summary.attention', `is ${String(summaryAsk)}`, 'Give an object: summary: { attention: { size: 24 } }');
     }
     const patterns = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
-    const summary = summaryAsk ? new AttentionSummarizer(c.nLayers, c.nHeads, nPos, summaryBins(summaryAsk.size, nPos)) : null;
+    const summary = summaryAsk ? new AttentionSummarizer(c.nLayers, c.nHeads, nPos, summaryBins(summaryAsk.size, nPos), tokens) : null;
     const summaryFromStore = summary !== null && patterns.every((n) => storedNames.has(n));
     const fromChunks = summary !== null && !summaryFromStore;
     const hooks = fromChunks ? selectHooks(c, [...stored.names, ...patterns]) : stored;
@@ -407,19 +438,26 @@ export class Session {
     // Reuse the longest cached prefix whose recorded activations are all available; always
     // recompute at least the last position (its logits are not kept). A summary built from the
     // chunks needs every row: nothing is reused.
+    // Edits: positions before the earliest one either the cached or the new edit set touches were
+    // computed the same way under both (the model is causal); from there on they differ.
+    const edits = resolveEdits(c, options.edits, nPos);
+    const editKey = edits?.key ?? '', editFrom = edits?.from ?? Infinity;
+    const sameEdits = editKey === this.cachedEdits.key;
     let reused = 0;
-    const limit = fromChunks ? 0 : Math.min(this.cached.length, nPos - 1);
+    let limit = fromChunks ? 0 : Math.min(this.cached.length, nPos - 1);
+    if (!sameEdits) limit = Math.min(limit, this.cachedEdits.from, editFrom);
     while (reused < limit && this.cached[reused] === tokens[reused]) reused++;
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     this.store.keepOnly(storedNames);
     this.store.truncate(reused);
     this.cached = this.cached.slice(0, reused);
+    this.cachedEdits = { key: editKey, from: editFrom };
 
     const vocab = c.vocabSize;
     const logitsStart = mode === 'new' ? reused : mode === 'all' ? 0 : nPos - 1;
     // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
     const logits = new Float32Array(mode === 'new' ? (nPos - reused) * vocab : mode === 'top' && this.gpu ? 0 : vocab);
-    return { tokens, mode, topK, asked, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits };
+    return { tokens, mode, topK, asked, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
   }
 
   private finish(p: Plan, top: RunResult['top']): RunResult {
@@ -428,7 +466,7 @@ export class Session {
     let logits = p.logits;
     if (p.mode === 'all') logits = this.store.trace(c, ['hook_logits'], nPos).get('hook_logits')!.data;
     if (p.mode === 'top') logits = new Float32Array(0);
-    const r: RunResult = { logits, logitsStart: p.logitsStart, nPos, reused: p.reused, trace };
+    const r: RunResult = { logits, logitsStart: p.logitsStart, nPos, reused: p.reused, trace, edits: p.edits?.summaries ?? [] };
     if (top) r.top = top;
     if (p.summary) {
       if (p.summaryFromStore) {

@@ -23,6 +23,7 @@ export function attentionSummarySlice(t: StoredTrace): Body<AttentionSummarySlic
   return {
     nLayers: s.nLayers, nHeads: s.nHeads, nPos: s.nPos, size: s.size,
     thumbs: s.thumbs.slice(), entropy: s.entropy.slice(), first: s.first.slice(), prev: s.prev.slice(),
+    induction: s.induction.slice(),
   };
 }
 

@@ -17,6 +17,7 @@ import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from 
 import { topOf } from './session.ts';
 import { UsageError } from './errors.ts';
 import type { AttentionSummaryData } from './attention-summary.ts';
+import type { EditSummary } from './edits.ts';
 
 /** [start, end): a half-open range of positions. */
 export type Range = readonly [start: number, end: number];
@@ -41,6 +42,8 @@ export interface TraceHandle {
   reused: number;
   /** Time the run took in the engine, in milliseconds. */
   ms: number;
+  /** The interventions that produced it (descriptions without the arrays; edits.ts); empty: a clean run. */
+  edits: EditSummary[];
 }
 
 /** What every slice says about where it came from. */
@@ -139,6 +142,10 @@ export interface AttentionSummarySlice extends SliceMeta {
   first: Float32Array;
   /** [nLayers, nHeads]: mean over queries q ≥ 1 of the weight on q − 1 (NaN when nPos = 1). */
   prev: Float32Array;
+  /** [nLayers, nHeads]: mean over queries with an induction target of the weight on it (the token
+   *  after the previous occurrence of the query's token; inductionTargets in
+   *  src/engine/attention-summary.ts). NaN when no token of the run repeats. */
+  induction: Float32Array;
 }
 
 export interface LogitsQuery {

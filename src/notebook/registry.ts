@@ -232,7 +232,7 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
       head: int({ min: 0, below: ['heads', (c) => c.nHeads] }),
       // view and sort decide whether the every-layer summary is fetched (long prompts): recomputed.
       view: oneOf(['heads', 'heatmap', 'lines', 'from', 'overview'], { default: 'heads' }),
-      sort: oneOf(['index', 'entropy', 'first', 'prev'], { default: 'index' }),
+      sort: oneOf(['index', 'entropy', 'first', 'prev', 'induction'], { default: 'index' }),
       mean: bool({ default: false }),
       prompt: promptRef, name,
     },

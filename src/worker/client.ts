@@ -44,6 +44,12 @@ export interface EngineClientOptions {
   onRecover?: (e: RecoverEvent) => void;
   /** Told as soon as the worker is found dead, before the restart. */
   onCrash?: (e: { reason: string }) => void;
+  /**
+   * Told when a run came back from another backend than the model had (the WebGPU device was
+   * lost and the session continued on the CPU), with the model as it is now (its backendReason
+   * says why).
+   */
+  onBackendChange?: (info: ModelInfo) => void;
   /** Heartbeat period in ms (default 2000; 0 turns it off). */
   heartbeatMs?: number;
   /** An idle worker that does not answer a ping for this long is dead (default 10000 ms). */
@@ -96,7 +102,7 @@ class Died extends Error {
 const locks = (): LockManager | undefined => (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
 
 class WorkerEngineClient implements EngineClient {
-  private readonly opts: Required<Omit<EngineClientOptions, 'onRecover' | 'onCrash'>> & Pick<EngineClientOptions, 'onRecover' | 'onCrash'>;
+  private readonly opts: Required<Omit<EngineClientOptions, 'onRecover' | 'onCrash' | 'onBackendChange'>> & Pick<EngineClientOptions, 'onRecover' | 'onCrash' | 'onBackendChange'>;
   private gen: Generation;
   private recovering: Promise<void> | null = null;
   private broken: WorkerError | null = null;
@@ -105,6 +111,8 @@ class WorkerEngineClient implements EngineClient {
   private counter = 0;
   /** The model to load again after a restart (set when a load succeeds). */
   private lastLoad: { source: ModelSource; options: LoadOptions; onProgress?: (p: LoadProgress) => void } | null = null;
+  /** The backend the loaded model runs on, as last seen (a run on another one means it changed). */
+  private backend: 'cpu' | 'webgpu' | null = null;
   /** Per slot, the last completed run and the trace id the page knows it by. */
   private completed = new Map<string, { request: RunRequest; pageId: string }>();
   /** Trace ids the page holds → ids in the current worker (after reruns). */
@@ -115,6 +123,7 @@ class WorkerEngineClient implements EngineClient {
       createWorker: opts.createWorker ?? defaultWorker, heartbeatMs: opts.heartbeatMs ?? 2000,
       heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 10000, busyTimeoutMs: opts.busyTimeoutMs ?? 300000,
       maxRestartsPerMinute: opts.maxRestartsPerMinute ?? 3, onRecover: opts.onRecover, onCrash: opts.onCrash,
+      onBackendChange: opts.onBackendChange,
     };
     this.gen = this.spawn();
   }
@@ -233,6 +242,7 @@ class WorkerEngineClient implements EngineClient {
       try {
         const last = this.lastLoad;
         if (last) {
+          // (the backend may differ from before; the next run's handle tells, see run())
           await this.guard(g, g.remote.load(last.source, last.options, last.onProgress && proxy(last.onProgress)));
           reloaded = true;
         }
@@ -313,11 +323,13 @@ class WorkerEngineClient implements EngineClient {
     const wire: LoadOptions = { ...rest, requestId };
     // the worker drops its model (and traces) as a load starts
     this.lastLoad = null;
+    this.backend = null;
     this.completed.clear();
     this.alias.clear();
     const progress = onProgress && proxy(onProgress);
     const info = await this.cancellable(requestId, signal, (r) => r.load(source, wire, progress));
     this.lastLoad = { source, options: { backend: rest.backend, threads: rest.threads }, onProgress };
+    this.backend = info.backend;
     return info;
   }
 
@@ -343,6 +355,13 @@ class WorkerEngineClient implements EngineClient {
     const before = this.completed.get(req.slot!);
     if (before) this.alias.delete(before.pageId);
     this.completed.set(req.slot!, { request: req, pageId: h.id });
+    if (this.backend !== null && h.backend !== this.backend) {
+      // the session left WebGPU mid-way (a lost device), or a restarted worker chose another
+      // backend: the page says so, with the reason
+      this.backend = h.backend;
+      const tell = this.opts.onBackendChange;
+      if (tell) void this.info().then((i) => { if (i) tell(i); }, () => undefined);
+    }
     return h;
   }
 

@@ -16,7 +16,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
-import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor } from '../support/built-app.mjs';
+import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, ALL_DRAWN } from '../support/built-app.mjs';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, runs: { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
@@ -46,15 +46,6 @@ layer: 1
 \`\`\`
 `;
 
-/** In the page: resolves when every cell is done and drawn; returns the time. */
-const ALL_DRAWN = `async () => {
-  const app = window.__gb.app();
-  await app.idle();
-  const cells = [...app.shadowRoot.querySelectorAll('section[data-cell] > *:last-child')];
-  await Promise.all(cells.map((c) => c.updateComplete));
-  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
-  return performance.now();
-}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'glassbox-appbench-'));
 const rows: string[] = [];

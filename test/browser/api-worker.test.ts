@@ -79,6 +79,26 @@ describe('engine API through the worker', function () {
     sameBits(a.thumbs, b.thumbs, 'summary from chunks = from the stored patterns');
   });
 
+  it('edits cross to the worker (their arrays copied, the caller keeps them) and give the in-thread answer bit for bit', async () => {
+    const tokens = [1, 403, 407, 261, 378, 300];
+    const clean = await local.run({ tokens, slot: 'edit-src', capture: 'blocks.2.hook_resid_pre' });
+    const values = (await local.activation(clean, 'blocks.2.hook_resid_pre')).data;
+    const vector = new Float32Array(64).fill(0.3);
+    const req = { tokens: [1, 403, 407, 261, 378, 12], slot: 'edits', requestId: 'edits-1', logits: 'all' as const, capture: 'blocks.2.hook_resid_pre', edits: [
+      { hook: 'blocks.2.hook_resid_pre', op: 'patch' as const, values, positions: [0, 1, 2, 3, 4, 5] },
+      { hook: 'blocks.1.hook_resid_post', op: 'steer' as const, vector, strength: 2, positions: [5] },
+    ] };
+    const [hw, hl] = await Promise.all([client.run(req), local.run(req)]);
+    expect(values.length, 'the caller still holds its array').to.equal(6 * 64);
+    const { id: _a, ms: _b, ...restW } = hw, { id: _c, ms: _d, ...restL } = hl;
+    expect(restW).to.deep.equal(restL);
+    expect(hw.edits.map((e) => e.op)).to.deep.equal(['patch', 'steer']);
+    sameSlice(await client.activation(hw, 'blocks.2.hook_resid_pre'), await local.activation(hl, 'blocks.2.hook_resid_pre'), 'edited resid_pre');
+    const bad = await client.run({ tokens, edits: [{ hook: 'blocks.1.hook_resid_post', op: 'steer', vector: new Float32Array(3) }] }).catch((e: unknown) => e);
+    expect(bad).to.be.instanceOf(UsageError);
+    expect((bad as Error).message).to.match(/edits\[0\]\.vector/);
+  });
+
   it('named errors keep their class and message across the worker', async () => {
     const h = await client.run({ tokens: [1, 403, 407], slot: 'errors' });
     const err = await client.attention(h, { layer: 0 }).catch((e: unknown) => e);

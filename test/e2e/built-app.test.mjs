@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, root } from '../support/built-app.mjs';
+import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, root, openPage } from '../support/built-app.mjs';
 
 const MODEL = '/models/local/tinystories-260k/stories260K.gguf';
 const shots = join(root, 'test/output/screenshots');
@@ -23,17 +23,7 @@ after(async () => {
   await server?.close();
 });
 
-async function open(context, query = `?model=${MODEL}&backend=cpu`, scheme = 'light') {
-  const page = await context.newPage();
-  await page.setViewport({ width: 1120, height: 860 });
-  await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
-  await page.evaluateOnNewDocument(PAGE_HELPERS);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server.origin + '/' + query, { waitUntil: 'load' });
-  page.errors = errors;
-  return page;
-}
+const open = (context, query = `?model=${MODEL}&backend=cpu`, scheme = 'light') => openPage(context, server.origin, query, { scheme });
 
 async function typePrompt(page, text) {
   await page.evaluate((t) => {
@@ -85,8 +75,10 @@ test('a share link opens read-only in a fresh profile and offers its model inste
   await other.evaluateOnNewDocument(PAGE_HELPERS);
   await other.goto(url, { waitUntil: 'load' });
   await waitFor(other, () => window.__gb.app()?.doc?.readonly === true && window.__gb.app().doc.text.includes('A shared prompt'), 'the shared notebook, read-only');
-  const asks = await other.evaluate(() => !!window.__gb.app().shadowRoot.querySelector('[role=alertdialog]'));
-  assert.equal(asks, true, 'the shared notebook\'s model is offered, not loaded');
+  // the offer appears once the catalog (models.json) is read: wait for it, then check nothing loaded
+  await waitFor(other, () => !!window.__gb.app().shadowRoot.querySelector('[role=alertdialog]'), 'the offer to load the shared notebook\'s model');
+  const loaded = await other.evaluate(() => !!window.__gb.app().model);
+  assert.equal(loaded, false, 'the shared notebook\'s model is offered, not loaded');
   await ctx.close();
   await fresh.close();
 });

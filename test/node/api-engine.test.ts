@@ -47,7 +47,7 @@ test('load reports the model; tokenize and decode agree with the tokenizer', asy
   assert.equal(info.backend, 'cpu');
   assert.equal(info.summary.format, 'gguf');
   assert.equal(info.parameterCount, info.summary.parameters);
-  assert.deepEqual(info.tokenizer, { kind: 'spm', vocabSize: 512, bosId: 1, eosId: 2, addBos: true, chatTemplate: false });
+  assert.deepEqual(info.tokenizer, { kind: 'spm', vocabSize: 512, bosId: 1, eosId: 2, addBos: true, chatTemplate: false, eogIds: [2] });
   assert.ok(steps.includes('weights') && steps.at(-1) === 'backend', `progress stages ${steps}`);
 
   const { tokenizer } = await reference([1]);

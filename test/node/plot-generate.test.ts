@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/random.ts';
 import { BranchTree, type GeneratedToken } from '../../src/engine/branches.ts';
 import {
-  branchTokens, compareBranches, generateExport, generateSvg, generateView, layoutText, tokenColors, treeRows, type GenerateOutput,
+  branchTokens, compareBranches, generateExport, generateSvg, generateView, layoutText, promptRuns, tokenColors, treeRows, type GenerateOutput,
 } from '../../cells/plot/generate.ts';
 import { schemes } from '../../cells/plot/kit.ts';
 import { matchSnapshot } from '../support/snapshot.ts';
@@ -101,6 +101,24 @@ test('the export has one row per generated token and the tree', () => {
   const marks = [...f.svg.matchAll(/data-step="(\d+)" data-id="(\d+)" data-v="([\d.e-]+)"/g)];
   assert.equal(marks.length, 12);
   for (const m of marks) assert.equal(Number(m[3]), o.tree.branches[0]!.tokens[Number(m[1])]!.pAfter);
+});
+
+test('a chat prompt shows the template\'s control tokens as their own marked runs', () => {
+  // a Llama 3 chat prompt as the tokenizer renders it: the markers are tokens covering their text
+  const text = '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n';
+  const parts = ['<|begin_of_text|>', '<|start_header_id|>', 'user', '<|end_header_id|>', '\n\n', 'Hi', ' there', '<|eot_id|>', '<|start_header_id|>', 'assistant', '<|end_header_id|>', '\n\n'];
+  let at = 0;
+  const spans = parts.map((p) => { const s: [number, number] = [at, at + p.length]; at += p.length; return s; });
+  assert.equal(at, text.length);
+  const runs = promptRuns({ text, promptText: text.length, promptLength: parts.length, spans, pieces: parts });
+  assert.deepEqual(runs.filter((r) => r.special).map((r) => r.text),
+    ['<|begin_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>', '<|start_header_id|>', '<|end_header_id|>']);
+  assert.equal(runs.map((r) => r.text).join(''), text, 'the runs are the whole prompt text');
+  assert.deepEqual(runs.filter((r) => !r.special).map((r) => r.text), ['user', '\n\nHi there', 'assistant', '\n\n']);
+  // a plain prompt is one plain run; the marked runs are drawn marked
+  assert.deepEqual(promptRuns({ text: 'Once upon', promptText: 9, promptLength: 3, spans: [[0, 0], [0, 4], [4, 9]], pieces: ['<s>', '▁Once', '▁upon'] }), [{ text: 'Once upon', special: false }]);
+  const laid = layoutText(runs, [], 400).placed;
+  assert.equal(laid.filter((p) => p.special).length, 6);
 });
 
 test('snapshots', () => {

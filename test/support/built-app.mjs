@@ -49,6 +49,30 @@ export const PAGE_HELPERS = `
     modelDrawn: () => !!window.__gb.cell('model')?.shadowRoot?.querySelector('[data-testid=layers]') && window.__gb.tokens().length > 0,
   };`;
 
+/** A page function (as source, for page.evaluate): resolves when every cell of the app is
+ *  computed and drawn and a frame has been painted; returns performance.now(). */
+export const ALL_DRAWN = `async () => {
+  const app = window.__gb.app();
+  await app.idle();
+  const cells = [...app.shadowRoot.querySelectorAll('section[data-cell] > *:last-child')];
+  await Promise.all(cells.map((c) => c.updateComplete));
+  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  return performance.now();
+}`;
+
+/** A new page of `context` on `origin + '/' + query`, the helpers installed, page errors kept in page.errors. */
+export async function openPage(context, origin, query, { scheme = 'light', height = 860 } = {}) {
+  const page = await context.newPage();
+  await page.setViewport({ width: 1120, height });
+  await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
+  await page.evaluateOnNewDocument(PAGE_HELPERS);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(origin + '/' + query, { waitUntil: 'load' });
+  page.errors = errors;
+  return page;
+}
+
 /** Waits for `fn` (a page function returning truthy) with a clear message on timeout. */
 export async function waitFor(page, fn, what, timeout = 60_000, ...args) {
   try {

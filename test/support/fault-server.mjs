@@ -10,6 +10,8 @@
 //   ?lie=N          announce Content-Length N (e.g. 2000000000), send 1000 bytes, cut the connection
 //   ?slow=1         send 16 KiB every 10 ms
 //   ?norange=1      ignore Range headers (always 200 with the whole file)
+//   ?cut=N          every request of the key stops at byte N of the file (a resumed one sends
+//                   nothing past it) and the connection is cut, until GET /test-files/_heal?key=K
 // Faults are written to the raw Node response (ctx.respond = false): Koa would not send a
 // Content-Length that disagrees with the body.
 
@@ -27,6 +29,8 @@ const FILES = {
 };
 const cache = new Map();
 const stats = new Map();
+/** Keys whose ?cut= fault is over (a retry after the "network" came back). */
+const healed = new Set();
 
 function fileBytes(name) {
   if (!Object.hasOwn(FILES, name)) return null;
@@ -52,6 +56,12 @@ export function koaFaultServer() {
       ctx.type = 'application/json';
       ctx.set('Cache-Control', 'no-store');
       ctx.body = JSON.stringify(stats.get(key) ?? { count: 0, ranges: [] });
+      return;
+    }
+    if (ctx.path === `${FAULT_PREFIX}_heal`) {
+      healed.add(key);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = 'healed';
       return;
     }
     const bytes = fileBytes(ctx.path.slice(FAULT_PREFIX.length));
@@ -96,6 +106,11 @@ export function koaFaultServer() {
     }
     const body = bytes.subarray(start, end + 1);
     res.writeHead(status, { ...headers, 'Content-Length': String(body.length) });
+    if (q.cut && !healed.has(key)) {
+      res.write(body.subarray(0, Math.max(0, Number(q.cut) - start)));
+      setTimeout(() => res.socket?.destroy(), 30);
+      return;
+    }
     if (q.drop && nth === 1) {
       res.write(body.subarray(0, Number(q.drop)));
       setTimeout(() => res.socket?.destroy(), 30);

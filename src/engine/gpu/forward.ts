@@ -18,6 +18,10 @@ import type { ModelWeights } from '../weights.ts';
 import type { BlockHook, HookSelection } from '../hooks.ts';
 import type { Recorder } from '../capture.ts';
 import { headOutputs } from '../forward.ts';
+import { chunkEdits, type EditPlan } from '../edits.ts';
+import { GpuEdits } from './edits.ts';
+import { editRows } from '../../../kernels/edit/edit.cpu.ts';
+import { prepareEdit } from '../../../kernels/edit/edit.gpu.ts';
 import type { GpuContext } from './context.ts';
 import type { F32Ref } from './tensor.ts';
 import type { GpuWeights } from './weights.ts';
@@ -47,6 +51,8 @@ export interface GpuForwardOptions {
   logits: LogitsRequest;
   /** The CPU weights: attn.hook_result (per-head outputs) is computed from the captured z on the CPU. */
   cpuWeights: ModelWeights;
+  /** Interventions (src/engine/edits.ts), applied with kernels/edit as forward.ts applies them. */
+  edits?: EditPlan | null;
 }
 
 export interface GpuForwardResult {
@@ -62,7 +68,7 @@ export async function prepareForward(ctx: GpuContext, g: GpuWeights): Promise<vo
   await Promise.all([
     prepareEmbedding(ctx, g.embed.type),
     ...g.matmulTypes.map((t) => prepareMatmul(ctx, t)),
-    prepareRmsnorm(ctx), prepareRope(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx),
+    prepareRmsnorm(ctx), prepareRope(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareEdit(ctx),
   ]);
 }
 
@@ -96,7 +102,10 @@ export async function forwardGpu(
   let logitsRead: Promise<ArrayBuffer>[] = [];
   let topRead: Promise<ArrayBuffer>[] = [];
   const wantTop = 'top' in opts.logits ? opts.logits.top : 0;
+  // interventions: this chunk's edits compiled and uploaded before the step is recorded
+  let ge: GpuEdits | null = null;
   try {
+    if (opts.edits) ge = new GpuEdits(ctx, opts.edits, c, start, n);
     const step = ctx.begin('forward');
     // every readback of the step; when the step fails they all reject, and only `done` is awaited
     const read = (buffer: GPUBuffer, offset: number, size: number) => {
@@ -114,6 +123,7 @@ export async function forwardGpu(
       pending.push({ kind: 'rows', name, rowSize, data: read(buffer, 4 * offset, 4 * n * rowSize) });
 
     encodeEmbedding(ctx, step, x, w.embed, s.ids, 0, n);                  // token embedding
+    ge?.apply(step, 'hook_embed', x);
     if (g.hook_embed) rec('hook_embed', s.x, d);
 
     for (let l = 0; l < c.nLayers; l++) {
@@ -122,6 +132,8 @@ export async function forwardGpu(
       const kNew: F32Ref = { buffer: kCache, offset: start * kvd };        // this chunk's rows of the cache
       const vNew: F32Ref = { buffer: vCache, offset: start * kvd };
       const at = (hook: BlockHook, buffer: GPUBuffer, rowSize: number, offset = 0) => rec(`blocks.${l}.${hook}`, buffer, rowSize, offset);
+      const edit = (hook: BlockHook, ref: F32Ref) => ge?.apply(step, `blocks.${l}.${hook}`, ref);
+      edit('hook_resid_pre', x);
       if (on.hook_resid_pre) at('hook_resid_pre', s.x, d);
 
       // ---- attention ----
@@ -129,32 +141,41 @@ export async function forwardGpu(
         on['attn_norm.hook_scale'] ? scale : undefined, on['attn_norm.hook_normalized'] ? normalized : undefined);
       if (on['attn_norm.hook_scale']) at('attn_norm.hook_scale', s.scale, 1);
       if (on['attn_norm.hook_normalized']) at('attn_norm.hook_normalized', s.normalized, d);
+      edit('attn_norm.hook_out', xb);
       if (on['attn_norm.hook_out']) at('attn_norm.hook_out', s.xb, d);
 
       encodeMatmul(ctx, step, q, xb, b.wq, n);                            // q = x · Wqᵀ  [n, n_heads, d_head]
       encodeMatmul(ctx, step, kNew, xb, b.wk, n);                         // k = x · Wkᵀ  [n, n_kv_heads, d_head], into the cache
       encodeMatmul(ctx, step, vNew, xb, b.wv, n);                         // v = x · Wvᵀ  [n, n_kv_heads, d_head], into the cache
+      edit('attn.hook_q', q); edit('attn.hook_k', kNew); edit('attn.hook_v', vNew);
       if (on['attn.hook_q']) at('attn.hook_q', s.q, qd);
       if (on['attn.hook_k']) at('attn.hook_k', kCache, kvd, start * kvd);
       if (on['attn.hook_v']) at('attn.hook_v', vCache, kvd, start * kvd);
 
       encodeRope(ctx, step, q, n, c.nHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
       encodeRope(ctx, step, kNew, n, c.nKvHeads, c.dHead, start, s.ropeTable!);
+      edit('attn.hook_rot_q', q); edit('attn.hook_rot_k', kNew);
       if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
       if (on['attn.hook_rot_k']) at('attn.hook_rot_k', kCache, kvd, start * kvd);
 
       const area = c.nHeads * n * kLen;                                    // [n_heads, n, k_pos]
       const scores = on['attn.hook_scores'] ? at0(s.ensureAttention('scores', area)) : undefined;
-      const pattern = on['attn.hook_pattern'] ? at0(s.ensureAttention('pattern', area)) : undefined;
+      const patternEdits = opts.edits?.blocks[l]?.has('attn.hook_pattern') ?? false;
+      const pattern = on['attn.hook_pattern'] || patternEdits ? at0(s.ensureAttention('pattern', area)) : undefined;
       encodeAttention(ctx, step, z, q, at0(kCache), at0(vCache), heads, scores, pattern); // causal GQA: z = softmax(q·kᵀ/√d_head) · v
+      if (patternEdits) ge!.pattern(step, l, pattern!.buffer, s.z, vCache);
       if (scores) pending.push({ kind: 'attention', name: `blocks.${l}.attn.hook_scores`, data: read(scores.buffer, 0, 4 * area) });
-      if (pattern) pending.push({ kind: 'attention', name: `blocks.${l}.attn.hook_pattern`, data: read(pattern.buffer, 0, 4 * area) });
+      if (pattern && on['attn.hook_pattern']) pending.push({ kind: 'attention', name: `blocks.${l}.attn.hook_pattern`, data: read(pattern.buffer, 0, 4 * area) });
+      edit('attn.hook_z', z);
       if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
       if (on['attn.hook_result']) pending.push({ kind: 'result', name: `blocks.${l}.attn.hook_result`, layer: l, z: read(s.z, 0, 4 * n * qd) });
 
       encodeMatmul(ctx, step, out, z, b.wo, n);                           // output projection: z · Woᵀ  [n, d_model]
+      ge?.result(step, l, s.out, s.z, b.wo);                              // + Σ_h (r'_h − r_h) for attn.hook_result edits
+      edit('hook_attn_out', out);
       if (on.hook_attn_out) at('hook_attn_out', s.out, d);
       encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      edit('hook_resid_mid', x);
       if (on.hook_resid_mid) at('hook_resid_mid', s.x, d);
 
       // ---- feed-forward (SwiGLU) ----
@@ -162,20 +183,25 @@ export async function forwardGpu(
         on['ffn_norm.hook_scale'] ? scale : undefined, on['ffn_norm.hook_normalized'] ? normalized : undefined);
       if (on['ffn_norm.hook_scale']) at('ffn_norm.hook_scale', s.scale, 1);
       if (on['ffn_norm.hook_normalized']) at('ffn_norm.hook_normalized', s.normalized, d);
+      edit('ffn_norm.hook_out', xb);
       if (on['ffn_norm.hook_out']) at('ffn_norm.hook_out', s.xb, d);
 
       encodeMatmul(ctx, step, gate, xb, b.wGate, n);                      // gate = x · W_gateᵀ  [n, d_ffn]
       encodeMatmul(ctx, step, up, xb, b.wUp, n);                          // up   = x · W_upᵀ    [n, d_ffn]
+      edit('ffn.hook_gate', gate); edit('ffn.hook_up', up);
       if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
       if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
       encodeSiluMul(ctx, step, up, gate, up, n * c.dFfn);                 // act = silu(gate) · up (into up)
+      edit('ffn.hook_act', up);
       if (on['ffn.hook_act']) at('ffn.hook_act', s.up, c.dFfn);
       encodeMatmul(ctx, step, out, up, b.wDown, n);                       // down: act · W_downᵀ  [n, d_model]
+      edit('hook_ffn_out', out);
       if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
       encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      edit('hook_resid_post', x);
       if (on.hook_resid_post) at('hook_resid_post', s.x, d);
       // a short chunk: let the GPU start on these layers while the next ones are recorded
-      if (n <= FLUSH_MAX_TOKENS && (l + 1) % FLUSH_LAYERS === 0 && l + 1 < c.nLayers) step.flush();
+      if (!ge && n <= FLUSH_MAX_TOKENS && (l + 1) % FLUSH_LAYERS === 0 && l + 1 < c.nLayers) step.flush();
     }
 
     // ---- output ----
@@ -183,6 +209,7 @@ export async function forwardGpu(
       g['final_norm.hook_scale'] ? scale : undefined, g['final_norm.hook_normalized'] ? normalized : undefined);
     if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
     if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
+    ge?.apply(step, 'final_norm.hook_out', xb);
     if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
 
     // logits = x · W_Uᵀ for the rows asked for, in groups that fit one binding, each read back
@@ -208,6 +235,7 @@ export async function forwardGpu(
   } catch (e) {
     await popScopes(ctx);
     s.afterSubmit();
+    ge?.destroy();
     throw ctx.lost && !(e instanceof GpuStepError) ? new GpuStepError(`the WebGPU device was lost: ${ctx.lost.message}`, e) : e;
   }
   const scopeError = popScopes(ctx);
@@ -217,6 +245,7 @@ export async function forwardGpu(
     throw new GpuStepError(`reading back the results failed: ${(e as Error).message}`, e);
   } finally {
     s.afterSubmit();
+    ge?.destroy();
   }
   const err = await scopeError;
   if (err) throw new GpuStepError(err);
@@ -231,7 +260,11 @@ export async function forwardGpu(
     else if (p.kind === 'attention') r!.attention(p.name, start, new Float32Array(await p.data), c.nHeads, n);
     else {
       const wo = opts.cpuWeights.blocks[p.layer]!.wo;
-      r!.rows(p.name, start, headOutputs(new Float32Array(await p.z), wo, n, c.nHeads, c.dHead), n, c.nHeads * d);
+      const result = headOutputs(new Float32Array(await p.z), wo, n, c.nHeads, c.dHead);   // [n, n_heads, d_model]
+      // the capture shows the edited outputs, as on the CPU
+      const edits = opts.edits?.hooks.get(p.name);
+      if (edits) for (const { region, src } of chunkEdits(edits, start, n, kLen, c.nHeads)) editRows(result, 0, src, region);
+      r!.rows(p.name, start, result, n, c.nHeads * d);
     }
   }
   // the rows read back: rows n − rows .. n − 1 of the chunk, in groups
