@@ -17,7 +17,7 @@ import { SVG_CELL_LIMIT } from './plot/kit.ts';
 import {
   attentionFigure, defaultCell, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg,
   linesHighlightSvg, multiplesAt, multiplesGeom, multiplesHighlightSvg, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom, overviewHighlightSvg, overviewPixels, overviewSvg,
-  layerThumbs, patternPixels, readout, shownHeads, sig4, smallMultiplesSvg, binStart, viewState, weightAt, SORTS, VIEWS,
+  binReadout, headIndex, layerThumbs, patternPixels, poolNote, readout, shownHeads, sig4, smallMultiplesSvg, binStart, viewState, weightAt, SORTS, VIEWS,
   type AttentionOutput, type AttentionView, type AttentionViewState, type HeadSort,
 } from './plot/attention.ts';
 import type { Cell } from '../src/notebook/format.ts';
@@ -100,7 +100,8 @@ export class GlassboxAttention extends LitElement implements CellProps {
 
   exportFigure(): FigureExport | null {
     const out = this.output;
-    return out ? attentionFigure(out, this.view(out)) : null;
+    if (!out) return null;
+    try { return attentionFigure(out, this.view(out)); } catch (e) { if (e instanceof RangeError) return null; throw e; }
   }
 
   private exportAs(ext: 'svg' | 'png' | 'csv' | 'json'): Promise<void> {
@@ -115,7 +116,7 @@ export class GlassboxAttention extends LitElement implements CellProps {
       const h = d['h'] === 'mean' ? 'mean' : Number(d['h']);
       this.hoverText = readout(out, h, Number(d['q']), Number(d['k']), Number(d['v']));
     } else if (d['q0'] !== undefined) {
-      this.hoverText = `head ${d['h']}: queries ${d['q0']}–${d['q1']}, keys ${d['k0']}–${d['k1']}: mean ${d['v']}`;
+      this.hoverText = `head ${d['h']}: queries ${d['q0']}–${d['q1']}, keys ${d['k0']}–${d['k1']}: ${out.pooled ? layerThumbs(out).reduce : 'mean'} ${d['v']}`;
     }
   }
 
@@ -240,6 +241,14 @@ export class GlassboxAttention extends LitElement implements CellProps {
     const sel = this.sel.selection, tok = this.token(out);
     const events = { over: (e: Event) => this.onOver(e), leave: () => this.onLeave(), click: (e: Event) => this.onClick(e) };
     const n = out.labels.length;
+    // Long prompts fetch only the head a one-head view shows (src/app/compute.ts): another head,
+    // or the mean over heads, waits for the page to recompute with it.
+    const oneHead = v.view === 'heatmap' || v.view === 'lines' || (v.view === 'from' && !v.mean);
+    if ((oneHead && headIndex(out, v.head) < 0) || (v.view === 'from' && v.mean && out.pattern.heads.length < out.nHeads)
+      || (v.view === 'heads' && !out.pooled && out.pattern.heads.length === 0)) {
+      return html`<p class="note" data-testid="attention-not-loaded">${n} tokens: this output holds ${out.pattern.heads.length ? `head ${out.pattern.heads.join(', ')}` : 'no head'}'s full pattern;
+        ${v.view === 'heads' ? 'the heads view' : v.mean ? 'the mean over heads' : `head ${v.head}`} loads when the cell recomputes.</p>`;
+    }
     switch (v.view) {
       case 'heads': {
         const order = shownHeads(v.heads, orderHeads(out.summary, out.layer, v.sort, out.nHeads));
@@ -255,14 +264,14 @@ export class GlassboxAttention extends LitElement implements CellProps {
           const f = g.width / box.width;
           const at = multiplesAt(out, g, (e.clientX - box.left) * f, (e.clientY - box.top) * f);
           if (!at) return;
-          const t = layerThumbs(out), B = t.B, vv = t.thumbs[(out.pattern.heads.indexOf(at.head) * B + at.qi) * B + at.ki]!;
-          this.hoverText = `head ${at.head}: queries ${binStart(at.qi, n, B)}–${binStart(at.qi + 1, n, B) - 1}, keys ${binStart(at.ki, n, B)}–${binStart(at.ki + 1, n, B) - 1}: ${Number.isFinite(vv) ? `mean ${sig4(vv)}` : 'masked'}`;
+          const t = layerThumbs(out);
+          this.hoverText = binReadout(t, n, at.head, at.qi, at.ki) + (out.pooled ? ` (${poolNote(t, n)})` : '');
           this.requestUpdate();
         };
         return html`<div class="fig" @mouseover=${events.over} @mousemove=${move} @mouseleave=${events.leave} @click=${events.click}>
           ${bins ? html`<canvas class="under" data-key=${`mpx|${order.join(',')}`} aria-hidden="true"></canvas>` : nothing}
           ${unsafeHTML(svg)}${unsafeHTML(overlay(multiplesHighlightSvg(g, hl)))}</div>
-          <p class="note">Click a head to enlarge it.${order.length < out.nHeads ? ` Showing ${order.length} of ${out.nHeads} heads.` : ''}${bins ? ` ${n} tokens: tiles show bin means.` : ''}</p>`;
+          <p class="note">Click a head to enlarge it.${order.length < out.nHeads ? ` Showing ${order.length} of ${out.nHeads} heads.` : ''}${out.pooled ? ` ${n} tokens: each tile pixel is the ${poolNote(layerThumbs(out), n)}.` : bins ? ` ${n} tokens: tiles show bin means.` : ''}</p>`;
       }
       case 'heatmap': {
         if (n * n <= SVG_CELL_LIMIT) {

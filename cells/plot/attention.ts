@@ -31,6 +31,15 @@ export interface AttentionOutput {
   nLayers: number; nHeads: number; nKvHeads: number;
   pattern: { heads: number[]; shape: [number, number, number]; data: Float32Array };  // this layer: [heads, q, k], causal (0 above the diagonal), every query and key
   summary: HeadSummary | null;
+  /** Long prompts: every head of the layer pooled into bins (the small multiples draw these, and
+   *  `pattern` then holds only the head a single-head view looks at, or none). */
+  pooled?: PooledLayer | null;
+}
+export interface PooledLayer {
+  heads: number[];
+  bins: number;                    // B per side (positions split as binStart)
+  reduce: 'max' | 'mean';
+  data: Float32Array;              // [heads, B, B]; NaN where no causal entry
 }
 
 export const VIEWS = ['heads', 'heatmap', 'lines', 'from', 'overview'] as const;
@@ -371,35 +380,63 @@ function useBins(heads: number, n: number): boolean {
   return (heads * n * (n + 1)) / 2 > SVG_CELL_LIMIT;
 }
 
-const binsCache = new WeakMap<AttentionOutput, { B: number; thumbs: Float32Array }>();
+/** A layer's thumbnails: [heads, B, B] per-bin values of `heads` (in that order), `reduce` says how a bin combines its entries. */
+export interface LayerThumbs { B: number; thumbs: Float32Array; heads: readonly number[]; reduce: 'max' | 'mean' }
 
-/** [nHeadsInPattern, B, B] bin means of this layer: the summary's thumbnails, else computed once. */
-export function layerThumbs(out: AttentionOutput, bins = 24): { B: number; thumbs: Float32Array } {
+const binsCache = new WeakMap<AttentionOutput, LayerThumbs>();
+
+/** [heads, B, B] thumbnails of this layer: the pooled heads (long prompts), the summary's bin means, else bin means computed once. */
+export function layerThumbs(out: AttentionOutput, bins = 24): LayerThumbs {
   const hit = binsCache.get(out);
   if (hit) return hit;
-  const n = nPosOf(out), s = out.summary;
-  let r: { B: number; thumbs: Float32Array };
-  if (s && s.nPos === n && s.nHeads === out.nHeads && out.layer < s.nLayers && out.pattern.heads.length === s.nHeads) {
+  const n = nPosOf(out), s = out.summary, p = out.pooled;
+  let r: LayerThumbs;
+  if (p) {
+    r = { B: p.bins, thumbs: p.data, heads: p.heads, reduce: p.reduce };
+  } else if (s && s.nPos === n && s.nHeads === out.nHeads && out.layer < s.nLayers && out.pattern.heads.length === s.nHeads) {
     const per = s.nHeads * s.size * s.size;
-    r = { B: s.size, thumbs: s.thumbs.subarray(out.layer * per, (out.layer + 1) * per) };
+    r = { B: s.size, thumbs: s.thumbs.subarray(out.layer * per, (out.layer + 1) * per), heads: out.pattern.heads, reduce: 'mean' };
   } else {
     const B = Math.max(1, Math.min(bins, n));
-    r = { B, thumbs: summarizeLayer(out.pattern.data, out.pattern.heads.length, n, B).thumbs };
+    r = { B, thumbs: summarizeLayer(out.pattern.data, out.pattern.heads.length, n, B).thumbs, heads: out.pattern.heads, reduce: 'mean' };
   }
   binsCache.set(out, r);
   return r;
 }
 
+/** Index of head h in the layer's thumbnails (-1 when absent). */
+export function thumbIndex(t: LayerThumbs, h: number): number {
+  return t.heads.indexOf(h);
+}
+
+/** The positions a bin spans, "10" or "10–11" (bins differ in size by at most one). */
+function binSpan(n: number, B: number): string {
+  const lo = Math.floor(n / B), hi = Math.ceil(n / B);
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+/** How a thumbnail pixel was pooled: "max over 10–11 × 10–11 positions (query × key)". */
+export function poolNote(t: LayerThumbs, n: number): string {
+  const s = binSpan(n, t.B);
+  return `${t.reduce} over ${s} × ${s} positions (query × key)`;
+}
+
+/** Hover text of one thumbnail bin: `head 3: queries 0–10, keys 0–10: max 0.93`. */
+export function binReadout(t: LayerThumbs, n: number, h: number, qi: number, ki: number): string {
+  const v = t.thumbs[(thumbIndex(t, h) * t.B + qi) * t.B + ki]!, B = t.B;
+  return `head ${h}: queries ${binStart(qi, n, B)}–${binStart(qi + 1, n, B) - 1}, keys ${binStart(ki, n, B)}–${binStart(ki + 1, n, B) - 1}: ${Number.isFinite(v) ? `${t.reduce} ${sig4(v)}` : 'masked'}`;
+}
+
 /** Whether the small multiples of these heads draw bins (thumbnails) rather than every cell. */
 export function multiplesUseBins(out: AttentionOutput, heads: readonly number[]): boolean {
-  return useBins(heads.length, nPosOf(out));
+  return !!out.pooled || useBins(heads.length, nPosOf(out));
 }
 
 /** The colour domain's top for binned tiles: the max bin mean over the shown heads. */
 function binsHi(out: AttentionOutput, heads: readonly number[]): number {
   const t = layerThumbs(out), B2 = t.B * t.B;
   let hi = 0;
-  for (const h of heads) { const i = headIndex(out, h); if (i >= 0) hi = Math.max(hi, maxFinite(t.thumbs.subarray(i * B2, (i + 1) * B2))); }
+  for (const h of heads) { const i = thumbIndex(t, h); if (i >= 0) hi = Math.max(hi, maxFinite(t.thumbs.subarray(i * B2, (i + 1) * B2))); }
   return hi || 1;
 }
 
@@ -411,13 +448,13 @@ function binsHi(out: AttentionOutput, heads: readonly number[]): number {
  * under the SVG. Under each tile: entropy, first and prev from the summary (omitted without one;
  * `sort` in bold).
  */
-export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[], o: { width?: number; tile?: number; sort?: HeadSort; mode?: 'auto' | 'frame' } = {}): string {
+export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[], o: { width?: number; tile?: number; sort?: HeadSort; mode?: 'auto' | 'frame' | 'image' } = {}): string {
   const g = multiplesGeom(out, heads, o);
   const n = nPosOf(out), t = g.tile, s = out.summary;
-  const bins = useBins(heads.length, n), frame = bins && o.mode === 'frame';
+  const bins = multiplesUseBins(out, heads), frame = bins && (o.mode === 'frame' || o.mode === 'image');
   const parts: string[] = [];
   let color = W_COLOR, hi = 1;
-  let thumbs: { B: number; thumbs: Float32Array } | null = null;
+  let thumbs: LayerThumbs | null = null;
   if (bins) {
     thumbs = layerThumbs(out);
     hi = binsHi(out, heads);
@@ -427,12 +464,17 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
     parts.push(`<g class="kv-group" data-kv="${f.kv}"><rect x="${r2(f.x)}" y="${r2(f.y)}" width="${r2(f.w)}" height="${r2(f.h)}" rx="6" fill="none" stroke="currentColor" stroke-opacity="0.35"/>`
       + `<text x="${r2(f.x + PAD)}" y="${r2(f.y + 13)}" font-weight="600">${esc(f.label)}</text></g>`);
   }
+  if (bins && o.mode === 'image') {
+    const p = multiplesPixels(out, heads, g);
+    parts.push(`<image x="0" y="0" width="${p.width}" height="${p.height}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${pngDataUrl(p.pixels, p.width, p.height)}"/>`);
+  }
+  const pooledNote = out.pooled && thumbs ? `; each pixel the ${poolNote(thumbs, n)}` : '';
   for (const tg of g.tiles) {
-    const h = tg.head, hi0 = headIndex(out, h);
+    const h = tg.head, hi0 = thumbs ? thumbIndex(thumbs, h) : headIndex(out, h);
     if (hi0 < 0) continue;
     const kv = kvHeadOf(h, out.nHeads, out.nKvHeads);
     parts.push(`<g class="tile" data-l="${out.layer}" data-h="${h}" transform="translate(${r2(tg.x)},${r2(tg.y)})">`
-      + `<title>layer ${out.layer}, head ${h}${out.nKvHeads < out.nHeads ? ` (KV head ${kv})` : ''}: click to enlarge</title>`
+      + `<title>layer ${out.layer}, head ${h}${out.nKvHeads < out.nHeads ? ` (KV head ${kv})` : ''}${esc(pooledNote)}: click to enlarge</title>`
       + `<text x="0" y="-4" font-weight="600">head ${h}</text>`
       + `<rect class="bg" width="${t}" height="${t}" fill="${frame ? 'transparent' : 'currentColor'}" fill-opacity="${frame ? 0 : 0.04}" stroke="currentColor" stroke-opacity="0.2"/>`);
     if (frame) {
@@ -461,10 +503,13 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
     }
     parts.push('</g>');
   }
-  const label = bins ? `mean attention weight per bin (${thumbs!.B} × ${thumbs!.B} bins)` : 'attention weight (probability)';
+  const label = !bins ? 'attention weight (probability)'
+    : out.pooled ? `${thumbs!.reduce} attention weight per bin (${thumbs!.B} × ${thumbs!.B} bins of ${binSpan(n, thumbs!.B)} tokens)`
+      : `mean attention weight per bin (${thumbs!.B} × ${thumbs!.B} bins)`;
   parts.push(legendSvg({ label, lo: 0, hi, scheme: 'sequential', x: 8, y: g.legendY }));
   const sortNote = o.sort && o.sort !== 'index' ? (s ? ` · sorted by ${o.sort}${out.nKvHeads < out.nHeads ? ' within each KV group' : ''}` : ' · no summary: index order') : '';
-  parts.push(`<text x="8" y="${r2(g.legendY - 8)}" font-size="10" opacity="0.7">rows: query position, columns: key position (token)${esc(sortNote)}</text>`);
+  const axes = out.pooled ? `rows: query bin, columns: key bin (${thumbs!.B} bins of ${binSpan(n, thumbs!.B)} positions; ${thumbs!.reduce} per bin)` : 'rows: query position, columns: key position (token)';
+  parts.push(`<text x="8" y="${r2(g.legendY - 8)}" font-size="10" opacity="0.7">${esc(axes + sortNote)}</text>`);
   return svgOpen(g.width, g.height, `Attention of layer ${out.layer}: ${heads.length} heads as small heatmaps${out.nKvHeads < out.nHeads ? `, grouped by the ${out.nKvHeads} KV heads they share` : ''}`) + parts.join('') + '</svg>';
 }
 
@@ -473,11 +518,11 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
  * unit): each bin a block of tile/B pixels. Work: the tiles' area, whatever the prompt length.
  */
 export function multiplesPixels(out: AttentionOutput, heads: readonly number[], g: MultiplesGeom): { pixels: Uint8ClampedArray<ArrayBuffer>; width: number; height: number; hi: number } {
-  const { B, thumbs } = layerThumbs(out), hi = binsHi(out, heads), lut = colorLut('sequential', 0, hi);
+  const t = layerThumbs(out), { B, thumbs } = t, hi = binsHi(out, heads), lut = colorLut('sequential', 0, hi);
   const width = Math.ceil(g.width), height = Math.ceil(g.height), px = new Uint8ClampedArray(width * height * 4);
   const edge = (i: number) => Math.round((i * g.tile) / B);
   for (const tg of g.tiles) {
-    const hi0 = headIndex(out, tg.head);
+    const hi0 = thumbIndex(t, tg.head);
     if (hi0 < 0) continue;
     const x0 = Math.round(tg.x), y0 = Math.round(tg.y);
     for (let qi = 0; qi < B; qi++) for (let ki = 0; ki < B; ki++) {
@@ -838,6 +883,22 @@ export function attentionRowsForExport(out: AttentionOutput, heads: readonly num
   return { rows, note };
 }
 
+/** Rows (layer, head, query bin's first and last position, key bin's, value) of the pooled thumbnails' causal bins. */
+export function pooledRowsForExport(out: AttentionOutput, heads: readonly number[]): Record<string, number>[] {
+  const t = layerThumbs(out), n = nPosOf(out), B = t.B, rows: Record<string, number>[] = [];
+  for (const h of heads) {
+    const i = thumbIndex(t, h);
+    if (i < 0) continue;
+    for (let qi = 0; qi < B; qi++) for (let ki = 0; ki <= qi; ki++) {
+      const v = t.thumbs[(i * B + qi) * B + ki]!;
+      if (!Number.isFinite(v)) continue;
+      rows.push({ layer: out.layer, head: h, query_from: binStart(qi, n, B), query_to: binStart(qi + 1, n, B) - 1,
+        key_from: binStart(ki, n, B), key_to: binStart(ki + 1, n, B) - 1, [t.reduce]: Number(sig4(v)) });
+    }
+  }
+  return rows;
+}
+
 /** The "from" view's rows: query q's weights over keys 0..q for each of `heads`. */
 function fromRows(out: AttentionOutput, heads: readonly number[], q: number): Record<string, string | number>[] {
   const rows: Record<string, string | number>[] = [];
@@ -898,6 +959,14 @@ export function attentionFigure(out: AttentionOutput, v: AttentionViewState): Fi
   if (v.view === 'overview' && out.summary) {
     meta['sort'] = v.sort;
     return { svg: overviewSvg(out.summary, { sort: v.sort, mode: 'auto' }), rows: headStatsRows(out.summary, v.sort), meta };
+  }
+  if (v.view === 'heads' && out.pooled) {
+    // long prompt: the pooled tiles, as one embedded image, and one row per bin
+    const t = layerThumbs(out);
+    const order = shownHeads(v.heads, orderHeads(out.summary, out.layer, v.sort, out.nHeads)).filter((h) => thumbIndex(t, h) >= 0);
+    meta['heads'] = order;
+    meta['pooled'] = { bins: t.B, reduce: t.reduce, note: `each value the ${poolNote(t, n)}` };
+    return { svg: smallMultiplesSvg(out, order, { sort: v.sort, mode: 'image' }), rows: pooledRowsForExport(out, order), meta };
   }
   const order = shownHeads(v.heads, orderHeads(out.summary, out.layer, v.sort, out.nHeads)).filter((h) => headIndex(out, h) >= 0);
   let svg: string, heads: number[];

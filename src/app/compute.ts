@@ -21,6 +21,17 @@ import type { PromptRuns, Need } from './runs.ts';
 /** Every layer's attention pattern is captured (layer changes then cost no run) up to this size. */
 export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
 
+/** Past this size a layer's whole pattern (nHeads × nPos² × 4 bytes) is not fetched: the heads
+ *  view draws max-pooled bins of every head, a one-head view fetches that head alone. */
+export const LAYER_PATTERN_BYTES = 16 * 2 ** 20;
+/** Bins per side of the pooled small multiples: about one per pixel of a 96 px tile. */
+export const POOL_BINS = 96;
+
+/** Whether an attention cell fetches less than its layer's whole pattern. */
+export function attentionIsLong(nHeads: number, nPos: number): boolean {
+  return nHeads * nPos * nPos * 4 > LAYER_PATTERN_BYTES;
+}
+
 interface Env {
   client: EngineClient;
   runs: PromptRuns;
@@ -127,15 +138,29 @@ const visuals: Record<string, Visual> = {
   async attention(env, ctx, p, trace): Promise<AttentionOutput> {
     const c = env.model.config;
     const layer = Number(ctx.settings['layer'] ?? 0);
-    const need = needOf('attention', ctx.settings, env.model, p.tok.ids.length);
-    const [slice, summary] = await Promise.all([
-      env.client.attention(trace, { layer }),
-      need.summary ? env.client.attentionSummary(trace) : Promise.resolve(null),
-    ]);
-    return {
-      prompt: p.id, labels: labels(p.tok, env.model), layer, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads,
-      pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary,
-    };
+    const nPos = p.tok.ids.length;
+    const need = needOf('attention', ctx.settings, env.model, nPos);
+    const summaryP = need.summary ? env.client.attentionSummary(trace) : Promise.resolve(null);
+    const base = { prompt: p.id, labels: labels(p.tok, env.model), layer, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads };
+    if (!attentionIsLong(c.nHeads, nPos)) {
+      const [slice, summary] = await Promise.all([env.client.attention(trace, { layer }), summaryP]);
+      return { ...base, pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary };
+    }
+    // Long prompt: never the whole layer (32 heads × 1,000² × 4 bytes is 128 MB). The heads view
+    // draws every head max-pooled into POOL_BINS² bins; the one-head views fetch that head; the
+    // overview draws the summary alone. The "from" view's mean over heads is the one exception:
+    // it needs every head's rows, so it fetches the layer, as asked.
+    const view = ctx.settings['view'] ?? 'heads';
+    const head = Number(ctx.settings['head'] ?? 0);
+    const none = { heads: [] as number[], shape: [0, nPos, nPos] as [number, number, number], data: new Float32Array(0) };
+    if (view === 'heads') {
+      const [pool, summary] = await Promise.all([env.client.attentionPooled(trace, { layer, bins: POOL_BINS, reduce: 'max' }), summaryP]);
+      return { ...base, pattern: none, summary, pooled: { heads: pool.heads, bins: pool.bins, reduce: pool.reduce, data: pool.data } };
+    }
+    if (view === 'overview') return { ...base, pattern: none, summary: await summaryP };
+    const mean = view === 'from' && ctx.settings['mean'] === true;
+    const [slice, summary] = await Promise.all([env.client.attention(trace, mean ? { layer } : { layer, head }), summaryP]);
+    return { ...base, pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary };
   },
 
   async 'next-token'(env, ctx, p, trace): Promise<NextTokenOutput> {

@@ -27,9 +27,9 @@ import {
   TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, hookNormsSlice,
   type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
   type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
-  type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice,
+  type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice, type AttentionPoolQuery, type AttentionPoolSlice,
 } from './trace.ts';
-import { attentionSummarySlice, logitsSlice, pcaSlice } from './slices.ts';
+import { attentionPoolSlice, attentionSummarySlice, logitsSlice, pcaSlice } from './slices.ts';
 import { summaryBytes } from './attention-summary.ts';
 import { openModel } from '../formats/open.ts';
 import { describeModel, type ModelSummary } from '../formats/describe.ts';
@@ -41,6 +41,7 @@ import type { CatalogEntry } from '../worker/loading/catalog.ts';
 
 export type { TraceHandle, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice, HookNormsSlice, Range, SliceMeta };
 export type { AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice };
+export type { AttentionPoolQuery, AttentionPoolSlice };
 export type { ModelSource, DownloadProgress };
 export type { Edit, EditSummary };
 
@@ -201,6 +202,8 @@ export interface EngineApi {
   hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice>;
   /** The attention summary the run recorded (run with summary: { attention: {} }). */
   attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice>;
+  /** One layer's pattern, every head, max- (or mean-) pooled into B × B bins (capture the layer's hook_pattern). */
+  attentionPooled(trace: TraceRef, query: AttentionPoolQuery): Promise<AttentionPoolSlice>;
   /** The whole logits row at a position (default the last): stored, or from the last layer's residual. */
   logits(trace: TraceRef, query?: LogitsQuery): Promise<LogitsSlice>;
   /** One PCA fitted on the rows of all the listed hooks together; every row projected. */
@@ -590,6 +593,11 @@ export class Engine implements EngineApi {
   async attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice> {
     const t = this.trace(trace);
     return this.out(t, attentionSummarySlice(t));
+  }
+
+  async attentionPooled(trace: TraceRef, query: AttentionPoolQuery): Promise<AttentionPoolSlice> {
+    const t = this.trace(trace);
+    return this.out(t, attentionPoolSlice(this.loaded().info.config, t, query));
   }
 
   async logits(trace: TraceRef, query: LogitsQuery = {}): Promise<LogitsSlice> {

@@ -1,14 +1,16 @@
 // The slices that feed the notebook's overview cells (issue 8), next to those of trace.ts: the
-// attention summary a run recorded, one whole logits row, and a PCA of residual rows. Each returns
+// attention summary a run recorded, one layer's attention pooled into bins, one whole logits row,
+// and a PCA of residual rows. Each returns
 // fresh arrays (the engine transfers them) and says, in a UsageError, what to capture or pass when
 // the trace cannot answer.
 
 import type { ModelConfig } from './config.ts';
 import { UsageError } from './errors.ts';
+import { binOf, binStart } from './attention-summary.ts';
 import { ATTENTION_HOOKS, canonicalHookName } from './hooks.ts';
 import { pca } from './pca.ts';
 import {
-  checkPosition, positionRange, traceEntry, type AttentionSummarySlice, type LogitsQuery, type LogitsSlice,
+  checkPosition, positionRange, traceEntry, type AttentionPoolQuery, type AttentionPoolSlice, type AttentionSummarySlice, type LogitsQuery, type LogitsSlice,
   type OutputHead, type PcaQuery, type PcaSlice, type SliceMeta, type StoredTrace,
 } from './trace.ts';
 
@@ -25,6 +27,64 @@ export function attentionSummarySlice(t: StoredTrace): Body<AttentionSummarySlic
     thumbs: s.thumbs.slice(), entropy: s.entropy.slice(), first: s.first.slice(), prev: s.prev.slice(),
     induction: s.induction.slice(),
   };
+}
+
+/** Most bins per side a pooled slice gives (a thumbnail is drawn at about 100 px). */
+export const ATTENTION_POOL_MAX_BINS = 256;
+
+/**
+ * One layer's pattern pooled into B × B bins per head: data [nHeads, nPos, nPos] (causal: zeros
+ * above the diagonal) → [nHeads, B, B], each cell the max (or mean) of the causal entries k ≤ q
+ * with q in the query bin and k in the key bin (bins as the summary's: binStart), NaN where there
+ * is none. The masked zeros above the diagonal never count, so a mean equals the summary's
+ * thumbnail and a max is the largest weight any query of the bin gives a key of the bin.
+ */
+export function poolAttention(data: Float32Array, nHeads: number, nPos: number, B: number, reduce: 'max' | 'mean' = 'max'): Float32Array {
+  if (!(Number.isInteger(B) && B >= 1 && B <= nPos)) throw new RangeError(`poolAttention: ${B} bins for ${nPos} positions`);
+  if (data.length !== nHeads * nPos * nPos) throw new RangeError(`poolAttention: ${data.length} values are not [${nHeads}, ${nPos}, ${nPos}]`);
+  const starts = Int32Array.from({ length: B + 1 }, (_, b) => binStart(b, nPos, B));
+  const count = new Float64Array(B * B);                        // [B, B] causal entries per cell
+  const acc = new Float64Array(nHeads * B * B);                 // [nHeads, B, B] sum or max
+  const max = reduce === 'max';
+  for (let q = 0; q < nPos; q++) {
+    const qb = binOf(q, nPos, B);
+    for (let kb = 0; kb <= qb; kb++) count[qb * B + kb] = count[qb * B + kb]! + Math.max(0, Math.min(starts[kb + 1]!, q + 1) - starts[kb]!);
+  }
+  for (let h = 0; h < nHeads; h++) {
+    for (let q = 0; q < nPos; q++) {
+      const qb = binOf(q, nPos, B), row = (h * nPos + q) * nPos, cells = (h * B + qb) * B;
+      for (let kb = 0; kb <= qb; kb++) {
+        const end = Math.min(starts[kb + 1]!, q + 1);
+        let r = max ? acc[cells + kb]! : 0;
+        for (let k = starts[kb]!; k < end; k++) { const v = data[row + k]!; if (max) { if (v > r) r = v; } else r += v; }
+        acc[cells + kb] = max ? r : acc[cells + kb]! + r;
+      }
+    }
+  }
+  const out = new Float32Array(nHeads * B * B);
+  for (let i = 0; i < out.length; i++) {
+    const c = count[i % (B * B)]!;
+    out[i] = c > 0 ? (max ? acc[i]! : acc[i]! / c) : NaN;
+  }
+  return out;
+}
+
+/** The pooled pattern of one layer (every head): needs the layer's hook_pattern captured. */
+export function attentionPoolSlice(c: ModelConfig, t: StoredTrace, q: AttentionPoolQuery): Body<AttentionPoolSlice> {
+  const layer = q?.layer;
+  if (!Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) {
+    throw new UsageError('attention pool layer', `${String(layer)} is not a layer of this model (0..${c.nLayers - 1})`);
+  }
+  const reduce = q.reduce ?? 'max';
+  if (reduce !== 'max' && reduce !== 'mean') throw new UsageError('attention pool reduce', `${String(reduce)} is not 'max' or 'mean'`);
+  if (q.bins !== undefined && !(typeof q.bins === 'number' && Number.isFinite(q.bins))) {
+    throw new UsageError('attention pool bins', `${String(q.bins)} is not a number`, `Give the bins per side (1..${ATTENTION_POOL_MAX_BINS}, default 96)`);
+  }
+  const n = t.handle.nPos;
+  const B = Math.max(1, Math.min(n, ATTENTION_POOL_MAX_BINS, Math.round(q.bins ?? 96)));
+  const e = traceEntry(t, `blocks.${layer}.attn.hook_pattern`, 'attention pool');   // [nHeads, n, n]
+  const data = poolAttention(e.data, c.nHeads, n, B, reduce);
+  return { layer, heads: [...Array(c.nHeads).keys()], nPos: n, bins: B, reduce, shape: [c.nHeads, B, B], data };
 }
 
 /**

@@ -148,6 +148,29 @@ export interface AttentionSummarySlice extends SliceMeta {
   induction: Float32Array;
 }
 
+export interface AttentionPoolQuery {
+  layer: number;
+  /** Bins per side B (default 96): positions split as the summary's (binStart in
+   *  src/engine/attention-summary.ts); clamped to [1, min(nPos, ATTENTION_POOL_MAX_BINS)]. */
+  bins?: number;
+  /** How a (query bin, key bin) cell combines its causal entries: 'max' (default) or 'mean'. */
+  reduce?: 'max' | 'mean';
+}
+
+export interface AttentionPoolSlice extends SliceMeta {
+  layer: number;
+  /** Every head of the layer, in order. */
+  heads: number[];
+  nPos: number;
+  /** B: bins per side. */
+  bins: number;
+  reduce: 'max' | 'mean';
+  /** [heads, B, B]: the max (or mean) of the causal entries (k ≤ q) with q in the query bin and k
+   *  in the key bin; NaN where there is none (key bin after the query bin). */
+  shape: [number, number, number];
+  data: Float32Array;
+}
+
 export interface LogitsQuery {
   /** Default: the last position. */
   position?: number;

@@ -225,7 +225,9 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
   const layerOf = (o: Parameters<typeof int>[0] = {}) => int({ min: 0, below: ['layers', (c) => c.nLayers], ...o });
   const positionSpec = either(oneOf(['last'], { default: 'last' }), int({ min: 0, below: ['positions of context', (c) => c.nCtx] }));
   r.register({
-    kind: 'attention', label: 'Attention', reads: readsPrompt, view: ['heads', 'head', 'mean'],
+    // head and mean recompute: on a long prompt the cell fetches only the head it shows
+    // (src/app/compute.ts); on a short one the recompute reuses the prompt's trace (no model run)
+    kind: 'attention', label: 'Attention', reads: readsPrompt, view: ['heads'],
     schema: {
       layer: layerOf({ default: 0 }),
       heads: either(oneOf(['all'], { default: 'all' }), list(int({ min: 0, below: ['heads', (c) => c.nHeads] }))),

@@ -19,7 +19,7 @@ import './wire.ts';
 import type {
   Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions,
   TraceHandle, TraceRef, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice,
-  HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice,
+  HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice, AttentionPoolQuery, AttentionPoolSlice,
 } from '../engine/api.ts';
 import type { DecodeOptions } from '../tokenizer/tokenizer.ts';
 import { CancelledError, WorkerError } from '../engine/errors.ts';
@@ -391,6 +391,10 @@ class WorkerEngineClient implements EngineClient {
 
   async attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice> {
     return this.named(trace, await this.call((r) => r.attentionSummary(this.traceId(trace))));
+  }
+
+  async attentionPooled(trace: TraceRef, query: AttentionPoolQuery): Promise<AttentionPoolSlice> {
+    return this.named(trace, await this.call((r) => r.attentionPooled(this.traceId(trace), query)));
   }
 
   async logits(trace: TraceRef, query?: LogitsQuery): Promise<LogitsSlice> {

@@ -9,6 +9,10 @@ import { createEngineClient } from '../../src/worker/client.ts';
 import { synthModel, shapeConfig } from '../../src/formats/synth.ts';
 import { NotebookDocument } from '../../src/notebook/document.ts';
 import type { AttentionOutput } from '../../cells/plot/attention.ts';
+import { computeCell, LAYER_PATTERN_BYTES } from '../../src/app/compute.ts';
+import { PromptRuns } from '../../src/app/runs.ts';
+import { binStart } from '../../src/engine/attention-summary.ts';
+import type { ComputeContext } from '../../src/notebook/graph.ts';
 
 const N = 1000, LAYER = 11;
 /** What the issue allows per task; the test fails only past BOUND (shared CI machines stall). */
@@ -29,9 +33,28 @@ const frames = (n: number) => new Promise<void>((r) => {
   next(f);
 });
 
+/** Draws an attention cell with these settings and output, watching the main thread's long tasks. */
+async function drawWatched(settings: string, out: unknown) {
+  const doc = new NotebookDocument(`\`\`\`prompt\nx\n\`\`\`\n\n\`\`\`attention\n${settings}\n\`\`\`\n`);
+  const cell = doc.notebook.cells.find((c) => c.kind === 'attention')!;
+  const el = document.createElement('glassbox-attention') as HTMLElement & { cell: unknown; state: unknown; doc: unknown; model: unknown; updateComplete: Promise<unknown> };
+  document.body.append(el);
+  await frames(2);
+  const watch = observeLongTasks();
+  const t0 = performance.now();
+  Object.assign(el, { cell, doc, model: null, state: { status: 'done', output: out, error: undefined, runs: 1 } });
+  await el.updateComplete;
+  await frames(3);
+  const total = performance.now() - t0;
+  const tasks = watch.stop();
+  return { el, tasks, total, longest: Math.max(0, ...tasks) };
+}
+
 describe('attention cell on a 1,000-token, 22-layer × 32-head run', function () {
   this.timeout(600000);
   let output: AttentionOutput;
+  /** What the page computes (src/app/compute.ts) for the heads view and for head 5's heatmap. */
+  let headsOut: AttentionOutput, headOut: AttentionOutput;
 
   before(async () => {
     const config = { ...shapeConfig('tinyllama-1.1b'), dModel: 256, dHead: 8, dFfn: 512, vocabSize: 512, nCtx: 1024 };
@@ -46,26 +69,61 @@ describe('attention cell on a 1,000-token, 22-layer × 32-head run', function ()
         prompt: 'prompt-1', labels: tokens.map((t) => `t${t}`), layer: LAYER, nLayers: 22, nHeads: 32, nKvHeads: 4,
         pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary,
       };
+      const model = (await client.info())!;
+      const runs = new PromptRuns(() => client);
+      const tok = { text: '', ids: tokens, pieces: tokens.map((t) => `t${t}`), spans: tokens.map(() => [0, 0] as [number, number]) };
+      // what the page computes (src/app/compute.ts) through PromptRuns, for two settings
+      const compute = async (settings: ComputeContext['settings']) => {
+        const doc = new NotebookDocument(`\`\`\`prompt\nx\n\`\`\`\n\n\`\`\`attention\nlayer: ${LAYER}\n\`\`\`\n`);
+        const cell = doc.notebook.cells.find((c) => c.kind === 'attention')!;
+        const ctx: ComputeContext = {
+          cell, settings, signal: new AbortController().signal, upstream: new Map([['prompt-1', tok]]), inputs: new Map(), notebook: doc.notebook,
+        };
+        return await computeCell(ctx, client, runs, model) as AttentionOutput;
+      };
+      headsOut = await compute({ layer: LAYER, view: 'heads' });
+      headOut = await compute({ layer: LAYER, view: 'heatmap', head: 5 });
     } finally {
       client.dispose();
     }
   });
 
+  it('a long prompt: the heads view fetches pooled thumbnails, not the layer; one head\'s view fetches that head', () => {
+    expect(32 * N * N * 4, 'this prompt counts as long').to.be.above(LAYER_PATTERN_BYTES);
+    const bytes = headsOut.pattern.data.byteLength + (headsOut.pooled?.data.byteLength ?? 0);
+    console.log(`heads view at ${N} tokens × 32 heads: ${(bytes / 2 ** 20).toFixed(2)} MiB fetched (the whole layer would be ${(32 * N * N * 4 / 2 ** 20).toFixed(0)} MiB)`);
+    expect(bytes).to.be.at.most(16 * 2 ** 20);
+    const pooled = headsOut.pooled!;
+    expect(pooled.heads.length).to.equal(32);
+    expect(pooled.reduce).to.equal('max');
+    // each pooled value is the max of the engine's pattern over its bin (positions split as the summary's bins)
+    const B = pooled.bins, start = (b: number) => binStart(b, N, B);
+    for (const [h, qb, kb] of [[0, 0, 0], [5, B - 1, 0], [31, B - 1, B - 1], [7, 40, 12]] as const) {
+      let m = -Infinity;
+      for (let q = start(qb); q < start(qb + 1); q++) for (let k = start(kb); k < Math.min(start(kb + 1), q + 1); k++) m = Math.max(m, output.pattern.data[(h * N + q) * N + k]!);
+      expect(pooled.data[(h * B + qb) * B + kb], `head ${h}, bin (${qb}, ${kb})`).to.be.closeTo(m, 1e-7);
+    }
+    expect(headOut.pattern.shape).to.deep.equal([1, N, N]);
+    expect(headOut.pooled ?? null).to.equal(null);
+    for (const [q, k] of [[0, 0], [1, 0], [500, 3], [999, 998], [999, 0], [640, 640]] as const) {
+      expect(headOut.pattern.data[q * N + k], `(${q}, ${k})`).to.equal(output.pattern.data[(5 * N + q) * N + k]);
+    }
+  });
+
+  it(`draws the pooled heads view without a long task over ${TARGET_MS} ms`, async () => {
+    const { el, longest, tasks, total } = await drawWatched(`layer: ${LAYER}`, headsOut);
+    console.log(`attention heads (pooled), ${N} tokens, 22 × 32 heads: longest main-thread task ${longest.toFixed(0)} ms (target ${TARGET_MS}), ${tasks.length} long tasks, drawn in ${total.toFixed(0)} ms`);
+    const canvas = el.shadowRoot!.querySelector('canvas');
+    expect(canvas, 'tiles drawn on a canvas').to.not.equal(null);
+    expect(el.shadowRoot!.querySelectorAll('.tile').length).to.equal(32);
+    expect(el.shadowRoot!.textContent).to.match(/max over 10–11 × 10–11 positions/);
+    expect(longest, `longest task ${longest.toFixed(0)} ms`).to.be.below(TARGET_MS);
+    el.remove();
+  });
+
   for (const view of ['overview', 'heatmap'] as const) {
     it(`draws the ${view} without a long task over ${TARGET_MS} ms`, async () => {
-      const doc = new NotebookDocument(`\`\`\`prompt\nx\n\`\`\`\n\n\`\`\`attention\nlayer: ${LAYER}\nview: ${view}\nhead: 5\n\`\`\`\n`);
-      const cell = doc.notebook.cells.find((c) => c.kind === 'attention')!;
-      const el = document.createElement('glassbox-attention') as HTMLElement & { cell: unknown; state: unknown; doc: unknown; model: unknown; updateComplete: Promise<unknown> };
-      document.body.append(el);
-      await frames(2);
-      const watch = observeLongTasks();
-      const t0 = performance.now();
-      Object.assign(el, { cell, doc, model: null, state: { status: 'done', output, error: undefined, runs: 1 } });
-      await el.updateComplete;
-      await frames(3);
-      const total = performance.now() - t0;
-      const tasks = watch.stop();
-      const longest = Math.max(0, ...tasks);
+      const { el, longest, tasks, total } = await drawWatched(`layer: ${LAYER}\nview: ${view}\nhead: 5`, output);
       console.log(`attention ${view}, ${N} tokens, 22 × 32 heads: longest main-thread task ${longest.toFixed(0)} ms (target ${TARGET_MS}), ${tasks.length} long tasks, drawn in ${total.toFixed(0)} ms`);
       expect(el.shadowRoot!.querySelector('canvas'), 'drawn on a canvas').to.not.equal(null);
       expect(longest, `longest task ${longest.toFixed(0)} ms`).to.be.below(BOUND_MS);

@@ -13,6 +13,7 @@ import {
   type AttentionOutput, type HeadSummary,
 } from '../../cells/plot/attention.ts';
 import { colorScale, rgbBytes } from '../../cells/plot/kit.ts';
+import { poolAttention } from '../../src/engine/slices.ts';
 
 /** mulberry32: a small seeded RNG. */
 function rng(seed: number): () => number {
@@ -404,4 +405,40 @@ test('overview export past the SVG limit embeds one PNG', () => {
   const big: HeadSummary = { ...out.summary!, nLayers: 3, size: 6 };
   assert.match(overviewSvg(big, { mode: 'image' }), /<image [^>]*href="data:image\/png;base64,/);
   assert.doesNotMatch(overviewSvg(big, { mode: 'frame' }), /data-v=/);
+});
+
+/** The output the page computes for a long prompt's heads view: no full pattern, every head pooled. */
+function pooledOutput(o: { nHeads: number; nKvHeads: number; n: number; bins: number; seed?: number }): { out: AttentionOutput; full: Float32Array } {
+  const full = patterns(o.nHeads, o.n, o.seed ?? 7);
+  const base = output({ nLayers: 1, nHeads: o.nHeads, nKvHeads: o.nKvHeads, n: o.n, seed: o.seed ?? 7, bins: 8 });
+  const out: AttentionOutput = {
+    ...base, pattern: { heads: [], shape: [0, o.n, o.n], data: new Float32Array(0) },
+    pooled: { heads: Array.from({ length: o.nHeads }, (_, h) => h), bins: o.bins, reduce: 'max', data: poolAttention(full, o.nHeads, o.n, o.bins, 'max') },
+  };
+  return { out, full };
+}
+
+test('snapshot: pooled small multiples of a long prompt (GQA, max over bins, axes in bins)', () => {
+  const { out, full } = pooledOutput({ nHeads: 4, nKvHeads: 2, n: 50, bins: 12 });
+  assert.equal(multiplesUseBins(out, [0, 1, 2, 3]), true);
+  const svg = smallMultiplesSvg(out, [0, 1, 2, 3]);
+  matchSnapshot('attention-heads-pooled', svg);
+  assert.match(svg, /rows: query bin, columns: key bin \(12 bins of 4–5 positions; max per bin\)/);
+  assert.match(svg, /<title>layer 0, head 2 \(KV head 1\); each pixel the max over 4–5 × 4–5 positions \(query × key\): click to enlarge<\/title>/);
+  assert.match(svg, /max attention weight per bin \(12 × 12 bins of 4–5 tokens\)/);
+  // every drawn bin is the max of its causal entries in the full pattern
+  const rects = [...svg.matchAll(/data-h="(\d+)" data-q0="(\d+)" data-q1="(\d+)" data-k0="(\d+)" data-k1="(\d+)" data-v="([^"]+)"/g)];
+  assert.equal(rects.length, 4 * (12 * 13) / 2);
+  for (const [, h, q0, q1, k0, k1, v] of rects.filter((_, i) => i % 17 === 0)) {
+    let m = 0;
+    for (let q = +q0!; q <= +q1!; q++) for (let k = +k0!; k <= Math.min(+k1!, q); k++) m = Math.max(m, full[(+h! * 50 + q) * 50 + k]!);
+    assert.equal(Number(v), Number(m.toPrecision(4)));
+  }
+  // export: one embedded image and a row per causal bin, the figure names the pooling
+  const f = attentionFigure(out, viewState({}, out));
+  assert.equal((f.svg.match(/<image /g) ?? []).length, 1);
+  assert.equal(f.rows.length, 4 * (12 * 13) / 2);
+  assert.deepEqual(Object.keys(f.rows[0]!), ['layer', 'head', 'query_from', 'query_to', 'key_from', 'key_to', 'max']);
+  const g = multiplesGeom(out, [0, 1, 2, 3]), t = g.tiles[2]!;
+  assert.deepEqual(multiplesAt(out, g, t.x + g.tile - 1, t.y + g.tile - 1), { head: t.head, qi: 11, ki: 11 });
 });
