@@ -4,7 +4,7 @@
 // the worker for the tokens and hands them back as this cell's state.output.
 
 import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
-import { customElement, property } from 'lit/decorators.js';
+import { customElement, property, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { cellCss, errorText, esc, type CellProps } from './common.ts';
 import { linked, LinkedController } from './plot/linked.ts';
@@ -99,6 +99,22 @@ export class GlassboxPrompt extends LitElement implements CellProps {
   @property({ attribute: false }) doc: NotebookDocument | null = null;
   @property({ attribute: false }) model: ModelInfo | null = null;
 
+  /** The chip that takes the Tab stop: the chips are one stop, arrows move within (a roving tabindex). */
+  @state() private focusIdx = 0;
+
+  private moveFocus(to: number, n: number): void {
+    const j = Math.max(0, Math.min(n - 1, to));
+    this.focusIdx = j;
+    void this.updateComplete.then(() => this.shadowRoot?.querySelector<HTMLElement>(`.tok[data-t="${j}"]`)?.focus());
+  }
+
+  private onChipKey(e: KeyboardEvent, i: number, n: number, id: string): void {
+    const to = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? i + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? i - 1
+      : e.key === 'Home' ? 0 : e.key === 'End' ? n - 1 : null;
+    if (to !== null) { e.preventDefault(); this.moveFocus(to, n); return; }
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); linked.select({ token: i, prompt: id }, id); }
+  }
+
   private get text(): string {
     const t = this.cell?.settings['text'];
     return typeof t === 'string' ? t : '';
@@ -136,16 +152,16 @@ export class GlassboxPrompt extends LitElement implements CellProps {
       ${out && this.model && chips.length > this.model.config.nCtx ? html`<div class="error" role="alert" data-testid="context-limit">The prompt is
         ${chips.length} tokens but the model's context is ${this.model.config.nCtx} tokens: the cells that run the model refuse it. Shorten the prompt.</div>` : nothing}
       ${this.state?.status === 'error' ? html`<div class="error" role="alert">${errorText(this.state.error)}</div>` : nothing}
-      <div class="tokens ${busy ? 'stale' : ''}" data-testid="tokens" aria-label="Tokens">
+      <div class="tokens ${busy ? 'stale' : ''}" data-testid="tokens" role="toolbar" aria-label="Tokens (arrow keys move between them)">
         ${chips.map((c, i) => {
           const here = this.sel.selection.prompt === id;
           const cls = `tok ${c.special ? 'special' : ''} ${here && this.sel.selection.token === i ? 'linked' : ''} ${here && linked.pin.token === i && linked.pin.prompt === id ? 'pinned' : ''}`;
-          return html`<span class=${cls} title=${chipTitle(c, i)} data-id=${c.id} data-t=${i} tabindex="0" role="button"
+          return html`<span class=${cls} title=${chipTitle(c, i)} data-id=${c.id} data-t=${i} tabindex=${i === Math.min(this.focusIdx, chips.length - 1) ? 0 : -1} role="button"
             aria-label="Token ${i}: ${c.label}, id ${c.id}"
             @mouseenter=${() => linked.hover({ token: i, prompt: id }, id)} @mouseleave=${() => linked.leave(id)}
-            @focus=${() => linked.hover({ token: i, prompt: id }, id)} @blur=${() => linked.leave(id)}
+            @focus=${() => { this.focusIdx = i; linked.hover({ token: i, prompt: id }, id); }} @blur=${() => linked.leave(id)}
             @click=${() => linked.select({ token: i, prompt: id }, id)}
-            @keydown=${(e: KeyboardEvent) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); linked.select({ token: i, prompt: id }, id); } }}
+            @keydown=${(e: KeyboardEvent) => this.onChipKey(e, i, chips.length, id)}
             >${c.label}<small>${c.id}</small></span>`;
         })}
       </div>`;
