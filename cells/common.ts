@@ -42,6 +42,8 @@ export const cellCss = `
   .note { color: var(--muted, #666); font-size: 13px; }
   .error { color: #c0392b; background: color-mix(in srgb, #c0392b 10%, transparent); padding: 8px 10px; border-radius: 6px; font-size: 13px; white-space: pre-wrap; }
   .mono { font-family: var(--mono, monospace); }
+  .controls { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; font-size: 13px; margin: 4px 0 8px; }
+  .controls label { display: inline-flex; gap: 6px; align-items: center; }
   .top { display: flex; justify-content: space-between; align-items: baseline; gap: 12px; flex-wrap: wrap; }
   .export { position: relative; font-size: 13px; }
   .export summary { cursor: pointer; list-style: none; }

@@ -8,6 +8,8 @@ import { activationsExport, type ActivationsOutput } from './plot/activations.ts
 import { embeddingsExport, type EmbeddingsOutput } from './plot/embeddings.ts';
 import { samplingExport, samplingModel, type SamplingOutput } from './plot/sampling.ts';
 import { generateExport, generateView, type GenerateOutput } from './plot/generate.ts';
+import { attributionExport, type AttributionOutput } from './plot/attribution.ts';
+import { ablateExport, ablateModel, ablateShow, type AblateOutput } from './plot/ablate.ts';
 import type { FigureExport } from './plot/figure.ts';
 import type { Settings } from '../src/notebook/settings.ts';
 
@@ -26,6 +28,8 @@ const figures: Record<string, FigureFn> = {
     pieces: o.pieces, ...(typeof s['show'] === 'number' ? { show: s['show'] } : {}),
   })),
   generate: (o: GenerateOutput, s) => generateExport(o, generateView(s)),
+  attribution: (o: AttributionOutput) => attributionExport(o),
+  ablate: (o: AblateOutput, s) => ablateExport(ablateModel(o, ablateShow(s))),
 };
 
 /** The figure of a visual cell, or null for other kinds and cells with nothing computed yet. */

@@ -13,6 +13,8 @@ import './activations.ts';
 import './embeddings.ts';
 import './sampling.ts';
 import './generate.ts';
+import './attribution.ts';
+import './ablate.ts';
 
 /** The element that draws each kind; kinds without one are drawn by <glassbox-unknown>. */
 export const cellElements: Readonly<Record<string, string>> = {
@@ -26,6 +28,8 @@ export const cellElements: Readonly<Record<string, string>> = {
   embeddings: 'glassbox-embeddings',
   sampling: 'glassbox-sampling',
   generate: 'glassbox-generate',
+  attribution: 'glassbox-attribution',
+  ablate: 'glassbox-ablate',
 };
 
 export function elementFor(kind: string): string {

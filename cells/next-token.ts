@@ -36,8 +36,6 @@ const bits = (nats: number) => nats / Math.LN2;
 @customElement('glassbox-next-token')
 export class GlassboxNextToken extends LitElement implements CellProps {
   static override styles = [unsafeCSS(cellCss), css`
-    .controls { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; font-size: 13px; margin: 4px 0 8px; }
-    .controls label { display: inline-flex; gap: 6px; align-items: center; }
     input[type=number] { width: 5.5em; font: inherit; }
     input[type=text] { width: 12em; font: inherit; }
     input[type=range] { width: 140px; }

@@ -14,7 +14,9 @@ import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
 import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
 import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations.ts';
 import type { EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
+import type { AttributionOutput } from '../../cells/plot/attribution.ts';
 import { rawOnce, type SamplingOutput } from '../../cells/plot/sampling.ts';
+import { ablateEdits, knockedOut, type AblateOutput } from '../../cells/plot/ablate.ts';
 import { generateOutput } from './generation.ts';
 import type { PromptRuns, Need } from './runs.ts';
 
@@ -124,6 +126,13 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
     }
     case 'embeddings':
       return { capture: embeddingLayers(s['layer'], L).map((l) => `blocks.${l}.hook_resid_post`) };
+    case 'attribution': {
+      // hook_z, not hook_result: [pos, heads, d_head] per layer instead of [pos, heads, d_model]
+      const last = s['position'] === 'last' || s['position'] === undefined ? [] : [`blocks.${L - 1}.hook_resid_post`];
+      return { capture: ['hook_embed', 'blocks.*.attn.hook_z', 'blocks.*.hook_ffn_out', 'final_norm.hook_scale', ...last] };
+    }
+    case 'ablate':
+      return { capture: [] };             // the clean run's last logits row: every run keeps it
     default:
       return { capture: [] };
   }
@@ -221,11 +230,45 @@ const visuals: Record<string, Visual> = {
     };
   },
 
+  async attribution(env, ctx, p, trace): Promise<AttributionOutput> {
+    const c = env.model.config;
+    const pos = position(ctx.settings['position'], p.tok.ids.length, 'attribution cell');
+    const target = await targetToken(env, ctx.settings['target']);
+    const a = await env.client.attribution(trace, { position: pos, ...(target ? { token: target.id } : {}) });
+    const piece = target?.piece ?? (await piecesOf(env, [a.token])).get(a.token) ?? '';
+    return {
+      prompt: p.id, labels: labels(p.tok, env.model), position: a.position,
+      token: { id: a.token, piece, typed: target?.text ?? null },
+      nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads,
+      heads: a.heads, ffn: a.ffn, embed: a.embed, logit: a.logit, scale: a.scale, residual: a.residual,
+    };
+  },
+
   async embeddings(env, ctx, p, trace): Promise<EmbeddingsOutput> {
     const L = env.model.config.nLayers;
     const layers = embeddingLayers(ctx.settings['layer'], L);
     const pca = await env.client.pca(trace, { hooks: layers.map((l) => `blocks.${l}.hook_resid_post`), components: 2 });
     return { prompt: p.id, labels: labels(p.tok, env.model), layers, points: pca.points, explained: [pca.explained[0] ?? 0, pca.explained[1] ?? 0] };
+  },
+
+  async ablate(env, ctx, p, trace): Promise<AblateOutput> {
+    // The clean row from the prompt's shared trace; the ablated row from a run of its own slot
+    // (edits are part of a run, so it never disturbs the shared trace or its KV cache). With
+    // nothing knocked out there is no second run: the ablated row is the clean one.
+    const pos = p.tok.ids.length - 1;
+    const edits = ablateEdits(ctx.settings, env.model.config);
+    const [clean, target] = await Promise.all([env.client.logits(trace, { position: pos }), targetToken(env, ctx.settings['target'])]);
+    let ablated = clean.data;
+    if (edits.length) {
+      const run = await env.client.run({ tokens: p.tok.ids, edits, slot: `ablate:${ctx.cell.id}` }, { signal: ctx.signal });
+      ablated = (await env.client.logits(run, { position: pos })).data;
+    }
+    const ids = [...topIds(clean.data, 60), ...topIds(ablated, 60)];
+    if (target) ids.push(target.id);
+    return {
+      prompt: p.id, labels: labels(p.tok, env.model), position: pos, clean: clean.data, ablated,
+      pieces: await piecesOf(env, ids), target, knocked: knockedOut(edits), edits,
+    };
   },
 };
 

@@ -28,8 +28,9 @@ import {
   type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
   type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
   type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice, type AttentionPoolQuery, type AttentionPoolSlice,
+  type AttributionQuery, type AttributionSlice,
 } from './trace.ts';
-import { attentionPoolSlice, attentionSummarySlice, logitsSlice, pcaSlice } from './slices.ts';
+import { attentionPoolSlice, attentionSummarySlice, logitsSlice, pcaSlice, attributionSlice } from './slices.ts';
 import { summaryBytes } from './attention-summary.ts';
 import { openModel } from '../formats/open.ts';
 import { describeModel, type ModelSummary } from '../formats/describe.ts';
@@ -41,6 +42,7 @@ import type { CatalogEntry } from '../worker/loading/catalog.ts';
 
 export type { TraceHandle, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice, HookNormsSlice, Range, SliceMeta };
 export type { AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice };
+export type { AttributionQuery, AttributionSlice };
 export type { AttentionPoolQuery, AttentionPoolSlice };
 export type { ModelSource, DownloadProgress };
 export type { Edit, EditSummary };
@@ -208,6 +210,9 @@ export interface EngineApi {
   logits(trace: TraceRef, query?: LogitsQuery): Promise<LogitsSlice>;
   /** One PCA fitted on the rows of all the listed hooks together; every row projected. */
   pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice>;
+  /** Direct logit attribution of a token at a position to the embedding, each head and each FFN
+   *  (capture hook_embed, blocks.*.attn.hook_z or hook_result, blocks.*.hook_ffn_out, final_norm.hook_scale). */
+  attribution(trace: TraceRef, query?: AttributionQuery): Promise<AttributionSlice>;
   /** Each id's vocabulary piece as a display string ('▁Once', '<0x0A>', '<s>'). */
   pieces(ids: readonly number[]): Promise<string[]>;
   /** Drops a trace now; false when it was already gone. */
@@ -609,6 +614,12 @@ export class Engine implements EngineApi {
   async pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice> {
     const t = this.trace(trace);
     return this.out(t, pcaSlice(t, query));
+  }
+
+  async attribution(trace: TraceRef, query: AttributionQuery = {}): Promise<AttributionSlice> {
+    const t = this.trace(trace);
+    const m = this.loaded();
+    return this.out(t, attributionSlice(m.info.config, m.weights, (x, n) => m.session.outputHead(x, n), t, query));
   }
 
   async release(trace: TraceRef): Promise<boolean> {

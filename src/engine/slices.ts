@@ -9,9 +9,12 @@ import { UsageError } from './errors.ts';
 import { binOf, binStart } from './attention-summary.ts';
 import { ATTENTION_HOOKS, canonicalHookName } from './hooks.ts';
 import { pca } from './pca.ts';
+import type { ModelWeights } from './weights.ts';
+import { getTensorType } from '../formats/quant/index.ts';
+import { byteSize } from '../formats/tensor.ts';
 import {
   checkPosition, positionRange, traceEntry, type AttentionPoolQuery, type AttentionPoolSlice, type AttentionSummarySlice, type LogitsQuery, type LogitsSlice,
-  type OutputHead, type PcaQuery, type PcaSlice, type SliceMeta, type StoredTrace,
+  type OutputHead, type PcaQuery, type PcaSlice, type SliceMeta, type StoredTrace, type AttributionQuery, type AttributionSlice,
 } from './trace.ts';
 
 type Body<T> = Omit<T, keyof SliceMeta>;
@@ -139,4 +142,69 @@ export function pcaSlice(t: StoredTrace, q: PcaQuery): Body<PcaSlice> {
   // views of the asked positions: nothing is copied
   const r = pca(entries.map((e) => e.data.subarray(p0 * dim, p1 * dim)), dim, k);
   return { hooks, positionStart: p0, nPos: p1 - p0, components: k, points: r.points, explained: Float32Array.from(r.explained) };
+}
+
+/** What direct logit attribution reads of the weights. */
+export type AttributionWeights = Pick<ModelWeights, 'finalNorm' | 'unembed' | 'blocks'>;
+
+/**
+ * Direct logit attribution at one position (AttributionSlice in trace.ts). With the final RMSNorm's
+ * scale of the run frozen (final_norm.hook_scale: the divisor √(mean x² + ε), as TransformerLens's),
+ * the logit is linear in the last residual, which is hook_embed plus every layer's attention and
+ * FFN outputs; each part's term is its dot with u = γ ⊙ W_U[token] / scale.
+ * A head's term reads blocks.L.attn.hook_result when the trace holds it (the edited result, if an
+ * edit changed it), else hook_z through that head's columns of W_O (the same product, [pos, heads,
+ * d_head] instead of [pos, heads, d_model] kept: a long prompt's every-layer results would not fit).
+ * Sums run in f64; the residual is what the decomposition misses (float and activation rounding).
+ */
+export function attributionSlice(c: ModelConfig, w: AttributionWeights, head: OutputHead, t: StoredTrace, q: AttributionQuery = {}): Body<AttributionSlice> {
+  const n = t.handle.nPos, d = c.dModel, H = c.nHeads, dh = c.dHead, L = c.nLayers, V = c.vocabSize;
+  const p = checkPosition(q.position ?? n - 1, n, 'attribution position');
+  const row = logitsSlice(c, head, t, { position: p }).data;                   // [vocab]
+  let token = q.token;
+  if (token === undefined) {
+    token = 0;
+    for (let i = 1; i < V; i++) if (row[i]! > row[token]!) token = i;
+  } else if (!Number.isInteger(token) || token < 0 || token >= V) {
+    throw new UsageError('attribution token', `${String(token)} is not a token id (0..${V - 1})`);
+  }
+  const scale = traceEntry(t, 'final_norm.hook_scale', 'the final RMSNorm scale of the run').data[p]!;   // [nPos, 1]
+  const embedRows = traceEntry(t, 'hook_embed', 'the embedding term').data;   // [nPos, d_model]
+  // u = γ ⊙ W_U[token] / scale: the direction every part of the residual is read along
+  const type = getTensorType(w.unembed.type);
+  const wu = new Float32Array(d);
+  type.dequantize(w.unembed.data, token * byteSize(type, d), wu, 0, d);
+  const u = new Float64Array(d);
+  for (let i = 0; i < d; i++) u[i] = w.finalNorm[i]! * wu[i]! / scale;
+  const dot = (x: Float32Array, off: number) => { let r = 0; for (let i = 0; i < d; i++) r += u[i]! * x[off + i]!; return r; };
+
+  const heads = new Float32Array(L * H), ffn = new Float32Array(L);
+  let sum = 0;
+  const embed = dot(embedRows, p * d);
+  sum += embed;
+  for (let l = 0; l < L; l++) {
+    const result = t.data.get(`blocks.${l}.attn.hook_result`);                // [nPos, n_heads, d_model]
+    if (result) {
+      for (let h = 0; h < H; h++) { const v = dot(result.data, (p * H + h) * d); heads[l * H + h] = v; sum += v; }
+    } else {
+      const z = traceEntry(t, `blocks.${l}.attn.hook_z`, 'the heads\' outputs (or capture attn.hook_result)').data;   // [nPos, n_heads, d_head]
+      // Wᵀ_O u: [n_heads · d_head], from each row of W_O [d_model, n_heads · d_head] dequantized whole
+      const wo = w.blocks[l]!.wo, inner = H * dh, wt = getTensorType(wo.type), rowBytes = byteSize(wt, inner);
+      const back = new Float64Array(inner), r = new Float32Array(inner);
+      for (let i = 0; i < d; i++) {
+        wt.dequantize(wo.data, i * rowBytes, r, 0, inner);
+        const ui = u[i]!;
+        for (let j = 0; j < inner; j++) back[j] += ui * r[j]!;
+      }
+      for (let h = 0; h < H; h++) {
+        let v = 0;
+        for (let j = 0; j < dh; j++) v += back[h * dh + j]! * z[(p * H + h) * dh + j]!;
+        heads[l * H + h] = v; sum += v;
+      }
+    }
+    const f = dot(traceEntry(t, `blocks.${l}.hook_ffn_out`, 'the FFN outputs').data, p * d);   // [nPos, d_model]
+    ffn[l] = f; sum += f;
+  }
+  const logit = row[token]!;
+  return { position: p, token, nLayers: L, nHeads: H, heads, ffn, embed, logit, scale, residual: logit - sum };
 }

@@ -204,6 +204,39 @@ export interface PcaSlice extends SliceMeta {
   explained: Float32Array;
 }
 
+export interface AttributionQuery {
+  /** Default: the last position. */
+  position?: number;
+  /** The token whose logit is split up; default the most likely at that position (lowest id on ties). */
+  token?: number;
+}
+
+/**
+ * Direct logit attribution (issue 12): the token's logit at a position split into what each part
+ * of the residual stream writes along its unembedding direction, through the final RMSNorm with
+ * the run's own scale frozen: contribution(c) = Σ_i W_U[token, i] · γ_i · c_i / scale.
+ * embed + Σ heads + Σ ffn + residual = logit, with residual only float rounding (and activation
+ * rounding, or edits of hooks outside the decomposition).
+ */
+export interface AttributionSlice extends SliceMeta {
+  position: number;
+  token: number;
+  nLayers: number;
+  nHeads: number;
+  /** [nLayers, nHeads]: each attention head's output (hook_result, or W_O·hook_z per head). */
+  heads: Float32Array;
+  /** [nLayers]: each FFN's output (hook_ffn_out). */
+  ffn: Float32Array;
+  /** The token embedding's term (hook_embed). */
+  embed: number;
+  /** The model's logit of the token at the position (the engine's logits row). */
+  logit: number;
+  /** The final RMSNorm's scale at the position: the divisor √(mean x² + ε) (final_norm.hook_scale). */
+  scale: number;
+  /** logit − (embed + Σ heads + Σ ffn). */
+  residual: number;
+}
+
 export interface HookNormsSlice extends SliceMeta {
   names: string[];
   positionStart: number;

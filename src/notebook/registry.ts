@@ -322,6 +322,21 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
       prompt: promptRef, name,
     },
   });
+  r.register({
+    // direct logit attribution of `target` (typed text: its first token; default the top token)
+    kind: 'attribution', label: 'Attribution', reads: readsPrompt,
+    schema: { target: str(), position: positionSpec, prompt: promptRef, name },
+  });
+  r.register({
+    // heads / neurons: "layer.index" items (quote them: 1.10 would read as the number 1.1);
+    // layers: attn.L, ffn.L or L (both). Ranges are checked against the model when it runs.
+    kind: 'ablate', label: 'Ablate', reads: readsPrompt, view: ['show'],
+    schema: {
+      heads: list(either(str(), num())), neurons: list(either(str(), num())), layers: list(either(str(), int({ min: 0 }))),
+      target: str(), show: int({ min: 1, max: 50, default: 12 }),
+      prompt: promptRef, name,
+    },
+  });
   return r;
 }
 

@@ -20,6 +20,7 @@ import type {
   Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions,
   TraceHandle, TraceRef, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice,
   HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice, AttentionPoolQuery, AttentionPoolSlice,
+  AttributionQuery, AttributionSlice,
 } from '../engine/api.ts';
 import type { DecodeOptions } from '../tokenizer/tokenizer.ts';
 import { CancelledError, WorkerError } from '../engine/errors.ts';
@@ -403,6 +404,10 @@ class WorkerEngineClient implements EngineClient {
 
   async pca(trace: TraceRef, query: PcaQuery): Promise<PcaSlice> {
     return this.named(trace, await this.call((r) => r.pca(this.traceId(trace), query)));
+  }
+
+  async attribution(trace: TraceRef, query?: AttributionQuery): Promise<AttributionSlice> {
+    return this.named(trace, await this.call((r) => r.attribution(this.traceId(trace), query)));
   }
 
   pieces(ids: readonly number[]): Promise<string[]> {

@@ -12,17 +12,8 @@ import {
   activationsExport, histogram, histogramD3, histogramFigure, normAt, normsHeatmapFigure, normsLinesFigure, normsMatrix, normStats,
   pickedNeuronsFigure, topNeurons, topNeuronsFigure, type ActivationsOutput,
 } from '../../cells/plot/activations.ts';
+import { rng } from '../support/mulberry.ts';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 /** Roughly normal (sum of uniforms), seeded. */
 const gauss = (r: () => number) => r() + r() + r() + r() - 2;
 

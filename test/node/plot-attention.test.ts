@@ -14,18 +14,9 @@ import {
 } from '../../cells/plot/attention.ts';
 import { colorScale, rgbBytes } from '../../cells/plot/kit.ts';
 import { poolAttention } from '../../src/engine/slices.ts';
+import { rng } from '../support/mulberry.ts';
 
 /** mulberry32: a small seeded RNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * [nHeads, n, n] causal softmax patterns with a character per head: head%3 == 0 looks at the

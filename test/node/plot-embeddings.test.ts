@@ -8,17 +8,8 @@ import { matchSnapshot } from '../support/snapshot.ts';
 import { toCsv } from '../../cells/plot/figure.ts';
 import { withOverlay } from '../../cells/plot/logit-lens.ts';
 import { axisTitle, embeddingsExport, embeddingsFigure, embeddingsMode, equalScales, POINT_LIMIT, trajectories, type EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
+import { rng } from '../support/mulberry.ts';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOKENS = ['BOS', '·Once', '·upon', '·a', '·time', '·there', '·was'];
 

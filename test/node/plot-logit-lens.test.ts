@@ -11,18 +11,9 @@ import {
   aggregateColumns, cellAt, exportGroup, labelStep, lutPixels, lensMatrix, lensPosition, lensTargetFigure, logitLensExport, logitLensFigure,
   thinned, withOverlay, type LogitLensOutput,
 } from '../../cells/plot/logit-lens.ts';
+import { rng } from '../support/mulberry.ts';
 
 /** mulberry32: a small seeded RNG (never Math.random in tests). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['▁the', '▁cat', '▁sat', '▁on', '▁mat', '.', '▁a', '▁dog', '▁ran', '▁home', ',', '▁and', '▁was', '▁happy', '▁big', '▁red'];
 

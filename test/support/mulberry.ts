@@ -1,0 +1,13 @@
+// mulberry32: the small seeded generator the plot snapshot tests draw their synthetic data from
+// (their snapshots depend on its exact sequence; src/engine/random.ts is the engine's).
+
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
