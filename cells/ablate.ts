@@ -103,6 +103,10 @@ export class GlassboxAblate extends LitElement implements CellProps {
     return html`<div class="controls">
       ${FIELDS.map((f) => html`<label title=${f.title}>${f.label}
         <input type="text" placeholder=${f.placeholder} aria-label=${`Knock out ${f.label}`} .value=${live(this.listText(f.key))} ?disabled=${ro} @change=${this.onList(f.key)}></label>`)}
+      <label title="zero: remove the unit's output; mean: replace it by its mean over the prompt's positions (BOS left out)">by
+        <select aria-label="Ablation: zero or mean" ?disabled=${ro} @change=${(e: Event) => { const v = (e.target as HTMLSelectElement).value; this.set('mode', v === 'zero' ? undefined : v); }}>
+          ${(['zero', 'mean'] as const).map((m) => html`<option value=${m} ?selected=${(this.cell?.settings['mode'] ?? 'zero') === m}>${m === 'zero' ? 'zeroing' : 'the mean'}</option>`)}
+        </select></label>
       <label>target
         <input type="text" placeholder="a token" aria-label="Target token" .value=${live(typeof typed === 'string' ? typed : '')} ?disabled=${ro}
           @change=${(e: Event) => { const s = (e.target as HTMLInputElement).value; this.set('target', s === '' ? undefined : s); }}></label>

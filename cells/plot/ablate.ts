@@ -3,7 +3,10 @@
 // distributions at the last position — the top tokens side by side (clean p, ablated p, change),
 // the target token's logit and probability in both runs, and KL(clean ‖ ablated) — drawn as SVG.
 //
-// Knock-outs are zero ablations of what the unit writes into the residual stream:
+// Knock-outs ablate what the unit writes into the residual stream, by zeroing it (`mode: zero`,
+// the default) or by replacing it with its mean over the prompt's own positions (`mode: mean`,
+// the BOS position left out: its activations are outliers), which keeps the unit's average
+// contribution and removes what it says about this position:
 // - head L.H: blocks.L.attn.hook_z, head H (the head's mixed values; the output projection is
 //   linear without a bias, so this removes exactly that head's term of hook_attn_out);
 // - neuron L.N: blocks.L.ffn.hook_act, neuron N (its column of the down projection then adds 0);
@@ -29,7 +32,8 @@ export interface AblateOutput {
   pieces: Map<number, string>;   // display pieces for the top ids of both rows and the target
   target: { text: string; id: number; piece: string } | null;
   knocked: string[];             // what was knocked out, in words ("head 1.3", "neuron 0.12", "attn 1")
-  edits: Edit[];                 // the edits the ablated run used (zero ablations: no arrays)
+  mode: AblateMode;              // zeroed, or replaced by the mean over the prompt's positions
+  edits: Edit[];                 // the edits the ablated run used (mean ablations carry their vectors)
 }
 
 type Shape = Pick<ModelConfig, 'nLayers' | 'nHeads' | 'dFfn'>;
@@ -48,6 +52,29 @@ export function ablateShow(settings: Readonly<Record<string, unknown>>): number 
 // Settings → edits
 
 const itemsOf = (v: unknown): unknown[] => (v === undefined || v === null || v === '' ? [] : Array.isArray(v) ? v : [v]);
+
+export type AblateMode = 'zero' | 'mean';
+
+/** The `mode` setting: how a knocked-out unit is removed (compute key). */
+export function ablateMode(settings: Readonly<Record<string, unknown>>): AblateMode {
+  const v = settings['mode'];
+  if (v === undefined || v === null || v === 'zero') return 'zero';
+  if (v === 'mean') return 'mean';
+  throw new UsageError('ablate: mode', `is ${JSON.stringify(v)}`, 'Write mode: zero (the default) or mode: mean');
+}
+
+/**
+ * Zero edits turned into mean ablations: each edit's hook replaced, on the same heads, neurons or
+ * dimensions, by `means(hook)` (the hook's mean row over the reference positions, [row width]).
+ */
+export function meanEdits(edits: readonly Edit[], means: (hook: string) => Float32Array): Edit[] {
+  return edits.map((e) => ({ ...e, op: 'mean' as const, vector: means(e.hook) }));
+}
+
+/** The first position a mean counts: 1 past a leading BOS (when something follows it), else 0. */
+export function meanFrom(ids: readonly number[], bosId: number | null | undefined): number {
+  return ids.length > 1 && bosId !== null && bosId !== undefined && ids[0] === bosId ? 1 : 0;
+}
 
 /** The items of a setting written as text ("1.3, 2.0" or "1.3 2.0"), for the element's fields. */
 export function splitList(text: string): string[] {
@@ -172,6 +199,7 @@ export interface AblateRow {
 export interface AblateModel {
   heading: string;
   knocked: string[];
+  mode: AblateMode;
   /** The union of both runs' top `show` tokens, by the larger of the two probabilities. */
   rows: AblateRow[];
   target: (AblateRow & { text: string }) | null;
@@ -202,7 +230,7 @@ export function ablateModel(o: AblateOutput, show = DEFAULT_SHOW): AblateModel {
   for (let i = 0; same && i < o.clean.length; i++) if (!Object.is(o.clean[i], o.ablated[i])) same = false;
   return {
     heading: `next token after «${o.labels[o.position] ?? '?'}» (position ${o.position})`,
-    knocked: o.knocked, rows, target: t, kl: klDivergence(o.clean, o.ablated), vocab: o.clean.length, same,
+    knocked: o.knocked, mode: o.mode ?? 'zero', rows, target: t, kl: klDivergence(o.clean, o.ablated), vocab: o.clean.length, same,
   };
 }
 
@@ -210,8 +238,10 @@ export function ablateModel(o: AblateOutput, show = DEFAULT_SHOW): AblateModel {
 export const sig4 = (v: number) => (Number.isFinite(v) ? String(+v.toPrecision(4)) : String(v));
 const signed = (v: number, f: (x: number) => string) => (v > 0 ? `+${f(v)}` : v < 0 ? `−${f(-v)}` : f(0));
 
-export function knockedSummary(k: readonly string[]): string {
-  return k.length === 0 ? 'nothing knocked out (both columns are the clean run)' : `knocked out: ${k.length > 12 ? `${k.slice(0, 12).join(', ')} … (${k.length})` : k.join(', ')}`;
+export function knockedSummary(k: readonly string[], mode: AblateMode = 'zero'): string {
+  if (k.length === 0) return 'nothing knocked out (both columns are the clean run)';
+  const what = mode === 'mean' ? 'mean-ablated (the mean over the prompt\'s positions)' : 'knocked out';
+  return `${what}: ${k.length > 12 ? `${k.slice(0, 12).join(', ')} … (${k.length})` : k.join(', ')}`;
 }
 
 export function targetSummary(t: NonNullable<AblateModel['target']>): string {
@@ -246,7 +276,7 @@ export function ablateSvg(m: AblateModel, opts: AblateSvgOptions = {}): string {
   const dy = opts.heading === false ? -18 : 0;
   const lines: string[] = [];
   if (dy === 0) lines.push(`<text x="0" y="14" font-size="13" font-weight="600">${esc(m.heading)}</text>`);
-  const stat = `${knockedSummary(m.knocked)} · KL(clean ‖ ablated) ${fmt.num(m.kl)} nats`;
+  const stat = `${knockedSummary(m.knocked, m.mode)} · KL(clean ‖ ablated) ${fmt.num(m.kl)} nats`;
   lines.push(`<text x="0" y="${32 + dy}" fill-opacity="0.8" data-kl="${sig4(m.kl)}">${esc(stat)}</text>`);
   let y0 = 40 + dy;
   if (m.target) { lines.push(`<text x="0" y="${y0 + 10}" class="target-line" data-v="${sig4(m.target.logitAblated)}" data-clean="${sig4(m.target.logitClean)}">${esc(targetSummary(m.target))}</text>`); y0 += 16; }
@@ -285,7 +315,7 @@ export function ablateSvg(m: AblateModel, opts: AblateSvgOptions = {}): string {
   }
   const H = yAxis + 38;
   const first = m.rows[0];
-  const aria = `Next-token probabilities with and without the ablation, ${m.heading}; ${knockedSummary(m.knocked)}; KL ${fmt.num(m.kl)} nats`
+  const aria = `Next-token probabilities with and without the ablation, ${m.heading}; ${knockedSummary(m.knocked, m.mode)}; KL ${fmt.num(m.kl)} nats`
     + (first ? `; the most likely is ${JSON.stringify(first.piece)}, ${fmt.prob(first.pClean)} clean and ${fmt.prob(first.pAblated)} ablated` : '');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(aria)}" ${FONT} fill="currentColor">${lines.join('')}</svg>`;
 }
@@ -300,7 +330,7 @@ export function ablateExport(m: AblateModel, opts: AblateSvgOptions = {}): Figur
       logit_clean: r.logitClean, logit_ablated: r.logitAblated, rank_clean: r.rankClean, rank_ablated: r.rankAblated,
     })),
     meta: {
-      heading: m.heading, knocked_out: m.knocked, kl_nats: m.kl, vocab: m.vocab,
+      heading: m.heading, knocked_out: m.knocked, ablation: m.mode, kl_nats: m.kl, vocab: m.vocab,
       target: m.target ? { text: m.target.text, id: m.target.id, logit_clean: m.target.logitClean, logit_ablated: m.target.logitAblated, p_clean: m.target.pClean, p_ablated: m.target.pAblated } : null,
     },
   };

@@ -16,7 +16,8 @@ import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations
 import type { EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
 import type { AttributionOutput } from '../../cells/plot/attribution.ts';
 import { rawOnce, type SamplingOutput } from '../../cells/plot/sampling.ts';
-import { ablateEdits, knockedOut, type AblateOutput } from '../../cells/plot/ablate.ts';
+import { ablateEdits, ablateMode, knockedOut, meanEdits, meanFrom, type AblateOutput } from '../../cells/plot/ablate.ts';
+import { meanOverPositions } from '../engine/edits.ts';
 import { generateOutput } from './generation.ts';
 import type { PromptRuns, Need } from './runs.ts';
 
@@ -132,7 +133,9 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       return { capture: ['hook_embed', 'blocks.*.attn.hook_z', 'blocks.*.hook_ffn_out', 'final_norm.hook_scale', ...last] };
     }
     case 'ablate':
-      return { capture: [] };             // the clean run's last logits row: every run keeps it
+      // the clean run's last logits row (every run keeps it); a mean ablation also needs the
+      // clean run's values of each knocked-out hook, to average
+      return { capture: ablateMode(s) === 'mean' ? ablateEdits(s, model.config).map((e) => e.hook) : [] };
     default:
       return { capture: [] };
   }
@@ -256,7 +259,14 @@ const visuals: Record<string, Visual> = {
     // (edits are part of a run, so it never disturbs the shared trace or its KV cache). With
     // nothing knocked out there is no second run: the ablated row is the clean one.
     const pos = p.tok.ids.length - 1;
-    const edits = ablateEdits(ctx.settings, env.model.config);
+    const mode = ablateMode(ctx.settings);
+    let edits = ablateEdits(ctx.settings, env.model.config);
+    if (mode === 'mean' && edits.length) {
+      const from = meanFrom(p.tok.ids, env.model.tokenizer?.bosId);
+      const slices = await Promise.all(edits.map((e) => env.client.activation(trace, e.hook)));
+      const means = new Map(edits.map((e, i) => [e.hook, meanOverPositions(slices[i]!, from)]));
+      edits = meanEdits(edits, (hook) => means.get(hook)!);
+    }
     const [clean, target] = await Promise.all([env.client.logits(trace, { position: pos }), targetToken(env, ctx.settings['target'])]);
     let ablated = clean.data;
     if (edits.length) {
@@ -267,7 +277,7 @@ const visuals: Record<string, Visual> = {
     if (target) ids.push(target.id);
     return {
       prompt: p.id, labels: labels(p.tok, env.model), position: pos, clean: clean.data, ablated,
-      pieces: await piecesOf(env, ids), target, knocked: knockedOut(edits), edits,
+      pieces: await piecesOf(env, ids), target, knocked: knockedOut(edits), mode, edits,
     };
   },
 };

@@ -289,14 +289,18 @@ export function resultTouched(list: readonly ResolvedEdit[], start: number, n: n
   return { heads: [...heads].sort((a, b) => a - b), rows: Uint32Array.from([...rows].sort((a, b) => a - b)) };
 }
 
-/** The mean over positions of a recorded [pos, ...] activation: a mean-ablation vector ([row width]). */
-export function meanOverPositions(entry: TraceEntry): Float32Array {
+/**
+ * The mean over positions of a recorded [pos, ...] activation (a trace entry or an activation()
+ * slice): a mean-ablation vector ([row width]). `from` skips the first positions (a BOS token's
+ * residual is an outlier many times the others' norm, which would swamp the mean).
+ */
+export function meanOverPositions(entry: { shape: readonly number[]; data: Float32Array }, from = 0): Float32Array {
   const nPos = entry.shape[0]!;
-  if (!(nPos > 0)) throw new UsageError('meanOverPositions', 'the activation has no positions');
+  if (!(nPos > from)) throw new UsageError('meanOverPositions', nPos > 0 ? `the activation has ${nPos} positions, none from ${from} on` : 'the activation has no positions');
   const w = entry.data.length / nPos;
   const sum = new Float64Array(w);
-  for (let p = 0; p < nPos; p++) for (let i = 0; i < w; i++) sum[i]! += entry.data[p * w + i]!;
-  return Float32Array.from(sum, (s) => s / nPos);
+  for (let p = from; p < nPos; p++) for (let i = 0; i < w; i++) sum[i]! += entry.data[p * w + i]!;
+  return Float32Array.from(sum, (s) => s / (nPos - from));
 }
 
 /**

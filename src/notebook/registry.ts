@@ -333,6 +333,7 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
     kind: 'ablate', label: 'Ablate', reads: readsPrompt, view: ['show'],
     schema: {
       heads: list(either(str(), num())), neurons: list(either(str(), num())), layers: list(either(str(), int({ min: 0 }))),
+      mode: oneOf(['zero', 'mean'], { default: 'zero' }),
       target: str(), show: int({ min: 1, max: 50, default: 12 }),
       prompt: promptRef, name,
     },

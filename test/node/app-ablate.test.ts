@@ -117,3 +117,32 @@ test('out-of-range settings fail naming the setting', async () => {
   const { info } = await setup();
   await assert.rejects(compute({ neurons: [`0.${info.config.dFfn}`] }), (e: unknown) => e instanceof UsageError && /ablate: neurons\[0\]/.test(e.message));
 });
+
+test('mean ablation replaces the unit by its mean over the prompt (BOS left out), as a hand-made engine run does', async () => {
+  const { engine } = await setup();
+  const o = await compute({ heads: ['1.3'], neurons: ['2.17'], mode: 'mean' });
+  assert.equal(o.mode, 'mean');
+  // the means by hand, from a clean run's captures: positions 1..4 (position 0 is BOS)
+  const h = await engine.run({ tokens: PROMPT, slot: 'test:mean-ref', capture: ['blocks.1.attn.hook_z', 'blocks.2.ffn.hook_act'] });
+  const meanOf = async (name: string) => {
+    const a = await engine.activation(h, name);
+    const w = a.data.length / PROMPT.length, m = new Float32Array(w);
+    for (let i = 0; i < w; i++) {
+      let s = 0;
+      for (let p = 1; p < PROMPT.length; p++) s += a.data[p * w + i]!;
+      m[i] = s / (PROMPT.length - 1);
+    }
+    return m;
+  };
+  const zMean = await meanOf('blocks.1.attn.hook_z'), actMean = await meanOf('blocks.2.ffn.hook_act');
+  const byHand = await engineRow([
+    { hook: 'blocks.1.attn.hook_z', op: 'mean', heads: [3], vector: zMean },
+    { hook: 'blocks.2.ffn.hook_act', op: 'mean', neurons: [17], vector: actMean },
+  ], 'test:mean');
+  assert.deepEqual(o.ablated, byHand);
+  // it differs from the zero ablation of the same units, and from the clean row
+  const zero = await compute({ heads: ['1.3'], neurons: ['2.17'] });
+  assert.notDeepEqual(o.ablated, zero.ablated);
+  assert.notDeepEqual(o.ablated, o.clean);
+  assert.ok(klDivergence(o.clean, o.ablated) > 0);
+});

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/engine/random.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import {
-  ablateEdits, ablateExport, ablateModel, ablateShow, ablateSvg, klDivergence, knockedOut, logSoftmax, parseLayers, parsePairs, splitList,
+  ablateEdits, ablateExport, ablateMode, ablateModel, ablateShow, ablateSvg, klDivergence, knockedOut, logSoftmax, meanEdits, meanFrom, parseLayers, parsePairs, splitList,
   type AblateOutput,
 } from '../../cells/plot/ablate.ts';
 import { matchSnapshot } from '../support/snapshot.ts';
@@ -94,7 +94,7 @@ function output(o: { same?: boolean; target?: number | null; vocab?: number } = 
     prompt: 'prompt-1', labels: ['BOS', 'Once', '·upon', '·a', '·time'], position: 4, clean, ablated,
     pieces: new Map(WORDS.map((w, i) => [i, w])),
     target: t === null ? null : { text: WORDS[t % WORDS.length]!, id: t, piece: WORDS[t % WORDS.length]! },
-    knocked: o.same ? [] : ['head 1.3', 'neuron 0.12'], edits: [],
+    knocked: o.same ? [] : ['head 1.3', 'neuron 0.12'], mode: 'zero', edits: [],
   };
 }
 
@@ -164,4 +164,24 @@ test('snapshots', () => {
   matchSnapshot('ablate-target', ablateSvg(ablateModel(output(), 8)));
   matchSnapshot('ablate-target-below', ablateSvg(ablateModel(output({ target: 28 }), 6)));
   matchSnapshot('ablate-nothing', ablateSvg(ablateModel(output({ same: true, target: null }), 8), { heading: false }));
+});
+
+test('mode: zero by default, mean on request; mean edits keep each edit\'s units and carry the mean row', () => {
+  assert.equal(ablateMode({}), 'zero');
+  assert.equal(ablateMode({ mode: 'mean' }), 'mean');
+  assert.throws(() => ablateMode({ mode: 'resample' }), (e: unknown) => e instanceof UsageError && /ablate: mode/.test(e.message));
+  const zero = ablateEdits({ heads: ['1.3'], neurons: ['0.12'] }, SHAPE);
+  const rows = new Map([['blocks.1.attn.hook_z', new Float32Array([1, 2])], ['blocks.0.ffn.hook_act', new Float32Array([3])]]);
+  const mean = meanEdits(zero, (h) => rows.get(h)!);
+  assert.deepEqual(mean.map((e) => [e.hook, e.op, e.heads, e.neurons, e.vector]), [
+    ['blocks.1.attn.hook_z', 'mean', [3], undefined, rows.get('blocks.1.attn.hook_z')],
+    ['blocks.0.ffn.hook_act', 'mean', undefined, [12], rows.get('blocks.0.ffn.hook_act')],
+  ]);
+  assert.equal(meanFrom([1, 5, 6], 1), 1, 'a leading BOS is left out of the mean');
+  assert.equal(meanFrom([1], 1), 0, 'unless it is the only position');
+  assert.equal(meanFrom([5, 1], 1), 0);
+  assert.equal(meanFrom([1, 5], null), 0);
+  const m = ablateModel({ ...output({}), mode: 'mean' }, 4);
+  assert.match(ablateSvg(m), /mean-ablated/);
+  assert.equal((ablateExport(m).meta as { ablation: string }).ablation, 'mean');
 });
