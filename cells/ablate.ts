@@ -12,7 +12,7 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, downloadFigure, statusOf, type CellProps } from './common.ts';
+import { cellCss, statusOf, type CellProps, figureFrame } from './common.ts';
 import type { FigureExport } from './plot/figure.ts';
 import {
   ablateEdits, ablateExport, ablateModel, ablateShow, ablateSvg, MAX_SHOW, splitList, type AblateModel, type AblateOutput,
@@ -125,21 +125,12 @@ export class GlassboxAblate extends LitElement implements CellProps {
     const o = this.output;
     const ro = !this.editable;
     const { busy, err } = statusOf(this.state);
-    if (!o) {
-      return html`${this.controls(ro)}${err}<p class="note">${!this.model ? 'Load a model to ablate it.' : busy ? 'Running the clean and the ablated model…' : 'Nothing yet: this cell reads a prompt cell above it.'}</p>`;
-    }
-    const m = this.figureModel()!;
-    return html`
-      <div class="top">
-        <span class="heading" data-testid="heading">${m.heading}</span>
-        <details class="export"><summary role="button" aria-label="Export the figure">Export ▾</summary><div>
-          ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button @click=${() => void downloadFigure(this, this.exportFigure(), x)}>${x.toUpperCase()}</button>`)}
-        </div></details>
-      </div>
-      ${this.controls(ro)}
-      ${err}
-      ${busy ? html`<span class="note">updating…</span>` : nothing}
-      <div class="fig ${busy ? 'stale' : ''}" data-testid="figure" data-kl=${m.kl}>${unsafeSVG(ablateSvg(m, { width: FIG_WIDTH, heading: false }))}</div>`;
+    const m = o && this.figureModel();
+    return figureFrame({ cell: this.cell, state: this.state, doc: this.doc, model: this.model, output: o, busy, err, controls: this.controls(ro) }, {
+      heading: m?.heading, exportFigure: () => this.exportFigure(),
+      noModel: 'Load a model to ablate it.', running: 'Running the clean and the ablated model…',
+      figure: () => html`<div class="fig ${busy ? 'stale' : ''}" data-testid="figure" data-kl=${m!.kl}>${unsafeSVG(ablateSvg(m!, { width: FIG_WIDTH, heading: false }))}</div>`,
+    });
   }
 }
 

@@ -10,7 +10,7 @@ import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues } from '
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeHTML } from 'lit/directives/unsafe-html.js';
-import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, modelName, type CellProps, exportMenu } from './common.ts';
 import { linked, LinkedController } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import { SVG_CELL_LIMIT } from './plot/kit.ts';
@@ -358,8 +358,7 @@ export class GlassboxAttention extends LitElement implements CellProps {
           .value=${live(headsText)} ?disabled=${ro} @change=${onHeads}></label>` : nothing}
       ${v.view === 'from' ? html`<label><input type="checkbox" aria-label="Mean over the layer's heads" .checked=${live(v.mean)} ?disabled=${ro}
           @change=${(e: Event) => this.set('mean', (e.target as HTMLInputElement).checked ? true : undefined)}> mean over heads</label>` : nothing}
-      <details class="export"><summary aria-label="Export the figure">Export ▾</summary><div>
-        ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button ?disabled=${!out} @click=${() => void this.exportAs(x)}>${x.toUpperCase()}</button>`)}</div></details>
+      ${exportMenu((x) => this.exportAs(x), !out)}
     </div>`;
   }
 

@@ -84,3 +84,33 @@ export async function downloadFigure(p: CellProps, f: FigureExport | null, ext: 
   const file = files.find((x) => x.name.endsWith(`.${ext}`));
   if (file) download(file.name, file.blob);
 }
+
+export type ExportExt = 'svg' | 'png' | 'csv' | 'json';
+
+/** Every figure's "Export ▾" menu: one button per file type, calling `pick` (disabled while there is no figure). */
+export function exportMenu(pick: (ext: ExportExt) => unknown, disabled = false): TemplateResult {
+  return html`<details class="export"><summary role="button" aria-label="Export the figure">Export ▾</summary><div>
+    ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button ?disabled=${disabled} @click=${() => void pick(x)}>${x.toUpperCase()}</button>`)}</div></details>`;
+}
+
+/**
+ * The frame of an intervention cell: before any output, its controls, the error and a note (what
+ * to do, or what is running); after, the heading with the export menu above the controls, the
+ * error, an "updating…" note while a newer output is on its way, then the figure.
+ */
+export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err: TemplateResult | typeof nothing; controls: TemplateResult },
+  o: { heading: unknown; exportFigure: () => FigureExport | null; noModel: string; running: string; idle?: string; figure: () => unknown }): TemplateResult {
+  if (!p.output) {
+    const note = !p.model ? o.noModel : p.busy ? o.running : o.idle ?? 'Nothing yet: this cell reads a prompt cell above it.';
+    return html`${p.controls}${p.err}<p class="note">${note}</p>`;
+  }
+  return html`
+    <div class="top">
+      <span class="heading" data-testid="heading">${o.heading}</span>
+      ${exportMenu((x) => downloadFigure(p, o.exportFigure(), x))}
+    </div>
+    ${p.controls}
+    ${p.err}
+    ${p.busy ? html`<span class="note">updating…</span>` : nothing}
+    ${o.figure()}`;
+}

@@ -10,6 +10,8 @@ import { samplingExport, samplingModel, type SamplingOutput } from './plot/sampl
 import { generateExport, generateView, type GenerateOutput } from './plot/generate.ts';
 import { attributionExport, type AttributionOutput } from './plot/attribution.ts';
 import { ablateExport, ablateModel, ablateShow, type AblateOutput } from './plot/ablate.ts';
+import { steerExport, type SteerOutput } from './plot/steer.ts';
+import { parseOpen, patchExport, type PatchOutput } from './plot/patch.ts';
 import type { FigureExport } from './plot/figure.ts';
 import type { Settings } from '../src/notebook/settings.ts';
 
@@ -30,6 +32,8 @@ const figures: Record<string, FigureFn> = {
   generate: (o: GenerateOutput, s) => generateExport(o, generateView(s)),
   attribution: (o: AttributionOutput) => attributionExport(o),
   ablate: (o: AblateOutput, s) => ablateExport(ablateModel(o, ablateShow(s))),
+  steer: (o: SteerOutput) => steerExport(o),
+  patch: (o: PatchOutput, s) => patchExport(o, { open: parseOpen(s['open'], o) }),
 };
 
 /** The figure of a visual cell, or null for other kinds and cells with nothing computed yet. */

@@ -14,7 +14,7 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, downloadFigure, errorText, statusOf, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, statusOf, type CellProps, exportMenu } from './common.ts';
 import { samplerControls, samplerCss } from './sampling.ts';
 import { linked } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
@@ -213,8 +213,7 @@ export class GlassboxGenerate extends LitElement implements CellProps {
     const label = this.view.color === 'after' ? 'p after sampling' : 'p before sampling (raw softmax)';
     return html`${this.toolbar(o, ro)}${err}
       <div class="top"><span class="legend">${unsafeSVG(`<svg width="250" height="46" role="img" aria-label="Colour legend: ${label}, 0 to 1">${legendSvg({ label, lo: 0, hi: 1, scheme: 'sequential', width: 220, x: 2, y: 0 })}</svg>`)}</span>
-        <details class="export"><summary aria-label="Export the figure">Export ▾</summary><div>
-          ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button @click=${() => this.exportAs(x)}>${x.toUpperCase()}</button>`)}</div></details></div>
+        ${exportMenu((x) => this.exportAs(x))}</div>
       <div class="text ${busy ? 'stale' : ''}" data-testid="text" role="group" aria-label=${`Prompt and ${tokens.length} generated tokens`}
         @mouseleave=${() => this.cell && linked.leave(this.cell.id)}><span class="prompt">${promptRuns(o).map((r) => r.special ? html`<span class="special" title="template token">${r.text}</span>` : r.text)}</span>${tokens.map((t) => this.tokenSpan(t))}</div>
       ${this.alternatives(o, tokens, ro)}

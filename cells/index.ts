@@ -15,6 +15,8 @@ import './sampling.ts';
 import './generate.ts';
 import './attribution.ts';
 import './ablate.ts';
+import './steer.ts';
+import './patch.ts';
 
 /** The element that draws each kind; kinds without one are drawn by <glassbox-unknown>. */
 export const cellElements: Readonly<Record<string, string>> = {
@@ -30,6 +32,8 @@ export const cellElements: Readonly<Record<string, string>> = {
   generate: 'glassbox-generate',
   attribution: 'glassbox-attribution',
   ablate: 'glassbox-ablate',
+  steer: 'glassbox-steer',
+  patch: 'glassbox-patch',
 };
 
 export function elementFor(kind: string): string {

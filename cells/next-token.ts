@@ -12,7 +12,7 @@ import { LitElement, css, html, nothing, unsafeCSS } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, downloadFigure, modelName, statusOf, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, modelName, statusOf, type CellProps, exportMenu } from './common.ts';
 import { visible } from './prompt.ts';
 import { LinkedController, linked, type Selection } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
@@ -201,9 +201,7 @@ export class GlassboxNextToken extends LitElement implements CellProps {
       <div class="top">
         <span class="heading ${linkedHere ? 'linked' : ''}" data-testid="heading" @mouseenter=${hover} @mouseleave=${leave}>${positionHeading(o)}</span>
         <span>${this.positionPicker(o, ro)}
-          <details class="export"><summary role="button" aria-label="Export the figure">Export ▾</summary><div>
-            ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button @click=${() => void this.exportAs(x)}>${x.toUpperCase()}</button>`)}
-          </div></details></span>
+          ${exportMenu((x) => this.exportAs(x))}</span>
       </div>
       ${this.controls(v, ro)}
       ${err}

@@ -9,7 +9,7 @@ import { customElement, property } from 'lit/decorators.js';
 import { live } from 'lit/directives/live.js';
 import { repeat } from 'lit/directives/repeat.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
-import { cellCss, downloadFigure, errorText, statusOf, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, statusOf, type CellProps, exportMenu } from './common.ts';
 import { visible } from './prompt.ts';
 import { linked } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
@@ -172,8 +172,7 @@ export class GlassboxSampling extends LitElement implements CellProps {
     return html`${controls}
       <div class="top">
         <span class="heading" @mouseenter=${hover} @mouseleave=${leave}>next token after «${o.labels[o.position] ?? '?'}» (position ${o.position})</span>
-        <details class="export"><summary aria-label="Export the figure">Export ▾</summary><div>
-          ${(['svg', 'png', 'csv', 'json'] as const).map((x) => html`<button @click=${() => this.exportAs(x)}>${x.toUpperCase()}</button>`)}</div></details>
+        ${exportMenu((x) => this.exportAs(x))}
       </div>
       <div class="stats" data-testid="chosen" data-token=${m.token} data-u=${sig4(m.u)} data-p-before=${sig4(m.pBefore)} data-p-after=${sig4(m.pAfter)}>
         <span>drew <b class="mono">${visible(m.piece)}</b> (id ${m.token})</span>

@@ -19,6 +19,10 @@ import { rawOnce, type SamplingOutput } from '../../cells/plot/sampling.ts';
 import { ablateEdits, ablateMode, knockedOut, meanEdits, meanFrom, type AblateOutput } from '../../cells/plot/ablate.ts';
 import { meanOverPositions } from '../engine/edits.ts';
 import { generateOutput } from './generation.ts';
+import { steerOutput } from './steer.ts';
+import type { SteerOutput } from '../../cells/plot/steer.ts';
+import { patchOutput } from './patch.ts';
+import type { PatchOutput } from '../../cells/plot/patch.ts';
 import type { PromptRuns, Need } from './runs.ts';
 
 /** Every layer's attention pattern is captured (layer changes then cost no run) up to this size. */
@@ -136,6 +140,10 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       // the clean run's last logits row (every run keeps it); a mean ablation also needs the
       // clean run's values of each knocked-out hook, to average
       return { capture: ablateMode(s) === 'mean' ? ablateEdits(s, model.config).map((e) => e.hook) : [] };
+    case 'steer':
+      return { capture: [] };             // it generates in slots of its own (src/app/steer.ts)
+    case 'patch':
+      return { capture: [] };             // its clean, corrupted and patched runs are its own (src/app/patch.ts)
     default:
       return { capture: [] };
   }
@@ -279,6 +287,14 @@ const visuals: Record<string, Visual> = {
       prompt: p.id, labels: labels(p.tok, env.model), position: pos, clean: clean.data, ablated,
       pieces: await piecesOf(env, ids), target, knocked: knockedOut(edits), mode, edits,
     };
+  },
+
+  async steer(env, ctx, p): Promise<SteerOutput> {
+    return steerOutput(env.client, env.model, p, ctx.settings, ctx.cell.id, ctx.signal);
+  },
+
+  async patch(env, ctx, p): Promise<PatchOutput> {
+    return patchOutput(env.client, env.model, ctx, p);
   },
 };
 

@@ -228,7 +228,7 @@ export interface TextClient {
  * The text each of `ids` adds after earlier text. Tokens that are parts of one character (byte
  * tokens) decode together: the run's text goes to its last token, the others get ''.
  */
-async function tokenTexts(client: TextClient, modelKey: string, ids: readonly number[]): Promise<string[]> {
+export async function tokenTexts(client: TextClient, modelKey: string, ids: readonly number[]): Promise<string[]> {
   let cache = textCache.get(modelKey);
   if (!cache) { if (textCache.size > 4) textCache.clear(); cache = new Map(); textCache.set(modelKey, cache); }
   const missing = [...new Set(ids)].filter((id) => !cache!.has(id));

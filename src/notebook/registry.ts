@@ -338,6 +338,32 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
       prompt: promptRef, name,
     },
   });
+  r.register({
+    // a steering vector (mean difference of positive and negative prompts' hook_resid_post, or a
+    // control-vector GGUF kept as base64 in `vector`), and generation with and without it; every
+    // key changes what is generated (the strength slider writes on release): no view keys
+    kind: 'steer', label: 'Steer', reads: readsPrompt,
+    schema: {
+      positive: list(str()), negative: list(str()),
+      layers: either(str(), int({ min: 0, below: ['layers', (c) => c.nLayers] }), list(int({ min: 0, below: ['layers', (c) => c.nLayers] }))),
+      reduce: oneOf(['mean', 'last'], { default: 'mean' }),
+      strength: num({ min: -10, max: 10, default: 1 }),
+      tokens: int({ min: 1, max: 256, default: 24 }),
+      seed: int({ min: 0, max: 0xffffffff, default: 0 }), temperature: num({ min: 0, default: 0 }),
+      vector: str(), vector_file: str(),
+      prompt: promptRef, name,
+    },
+  });
+  r.register({
+    // activation patching: `corrupted` is the corrupted prompt's text (the same number of tokens
+    // as the prompt read); target / foil: typed text, its first token (default: the clean and the
+    // corrupted run's top tokens); open ("resid:L:P" or "head:L:H") is the cell whose run is shown
+    kind: 'patch', label: 'Patch', reads: readsPrompt, view: ['open'],
+    schema: {
+      corrupted: str(), target: str(), foil: str(), grids: list(oneOf(['resid', 'heads'])), open: str(),
+      prompt: promptRef, name,
+    },
+  });
   return r;
 }
 

@@ -6,31 +6,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Engine, type ModelInfo } from '../../src/engine/api.ts';
+import { Engine } from '../../src/engine/api.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import { computeCell } from '../../src/app/compute.ts';
-import { PromptRuns } from '../../src/app/runs.ts';
 import { parseNotebook } from '../../src/notebook/format.ts';
 import type { ComputeContext } from '../../src/notebook/graph.ts';
 import type { EngineClient } from '../../src/worker/client.ts';
 import { ablateModel, klDivergence, type AblateOutput } from '../../cells/plot/ablate.ts';
+import { storiesApp } from '../support/stories-app.ts';
 
-const root = resolve(fileURLToPath(import.meta.url), '../../..');
-const storiesBytes = readFileSync(resolve(root, '../shared/models/tinystories-260k/stories260K.gguf'));
 
-let setupP: Promise<{ engine: Engine; info: ModelInfo; runs: PromptRuns }> | null = null;
-function setup() {
-  setupP ??= (async () => {
-    const engine = new Engine();
-    const info = await engine.load({ kind: 'files', files: [new File([storiesBytes], 'stories260K.gguf')] }, { threads: 1 });
-    const runs = new PromptRuns(() => engine as unknown as EngineClient);
-    return { engine, info, runs };
-  })();
-  return setupP;
-}
+const setup = storiesApp;
 
 const PROMPT = [1, 403, 407, 261, 378];   // BOS "Once upon a time"
 const nb = parseNotebook('```prompt\nOnce upon a time\n```\n\n```ablate\n```\n');
