@@ -16,7 +16,7 @@
 // setting redraws without a run.
 
 import { UsageError } from '../../src/engine/errors.ts';
-import type { Edit } from '../../src/engine/edits.ts';
+import { meanStart, type Edit } from '../../src/engine/edits.ts';
 import type { ModelConfig } from '../../src/engine/config.ts';
 import { visible } from '../prompt.ts';
 import { colorScale, esc, fmt, FONT, legendSvg, r2, schemes } from './kit.ts';
@@ -72,9 +72,7 @@ export function meanEdits(edits: readonly Edit[], means: (hook: string) => Float
 }
 
 /** The first position a mean counts: 1 past a leading BOS (when something follows it), else 0. */
-export function meanFrom(ids: readonly number[], bosId: number | null | undefined): number {
-  return ids.length > 1 && bosId !== null && bosId !== undefined && ids[0] === bosId ? 1 : 0;
-}
+export const meanFrom = meanStart;
 
 /** The items of a setting written as text ("1.3, 2.0" or "1.3 2.0"), for the element's fields. */
 export function splitList(text: string): string[] {

@@ -289,6 +289,11 @@ export function resultTouched(list: readonly ResolvedEdit[], start: number, n: n
   return { heads: [...heads].sort((a, b) => a - b), rows: Uint32Array.from([...rows].sort((a, b) => a - b)) };
 }
 
+/** The first position a mean over a prompt counts: 1 past a leading BOS (when something follows it), else 0. */
+export function meanStart(ids: readonly number[], bosId: number | null | undefined): number {
+  return ids.length > 1 && bosId !== null && bosId !== undefined && ids[0] === bosId ? 1 : 0;
+}
+
 /**
  * The mean over positions of a recorded [pos, ...] activation (a trace entry or an activation()
  * slice): a mean-ablation vector ([row width]). `from` skips the first positions (a BOS token's

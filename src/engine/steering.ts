@@ -9,8 +9,7 @@
 // capture, fetch the activation, release the trace.
 
 import type { ActivationSlice, CallOptions, Range, RunRequest, TraceHandle, TraceRef } from './api.ts';
-import type { Edit } from './edits.ts';
-import { meanDifference } from './edits.ts';
+import { meanDifference, meanOverPositions, meanStart, type Edit } from './edits.ts';
 import { controlVectorEdits } from './control-vector.ts';
 import { UsageError } from './errors.ts';
 
@@ -42,10 +41,7 @@ export interface SteeringVectorOptions {
 export function reduceRows(data: Float32Array, tokens: readonly number[], reduce: 'mean' | 'last', bosId?: number | null): Float32Array {
   const n = tokens.length, d = data.length / n;
   if (reduce === 'last') return data.slice((n - 1) * d, n * d);
-  const from = n > 1 && bosId !== null && bosId !== undefined && tokens[0] === bosId ? 1 : 0;
-  const sum = new Float64Array(d);
-  for (let p = from; p < n; p++) for (let j = 0; j < d; j++) sum[j]! += data[p * d + j]!;
-  return Float32Array.from(sum, (s) => s / (n - from));
+  return meanOverPositions({ shape: [n, d], data }, meanStart(tokens, bosId));
 }
 
 function checkPrompts(field: string, v: unknown): readonly (readonly number[])[] {
