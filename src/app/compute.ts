@@ -140,10 +140,6 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       // the clean run's last logits row (every run keeps it); a mean ablation also needs the
       // clean run's values of each knocked-out hook, to average
       return { capture: ablateMode(s) === 'mean' ? ablateEdits(s, model.config).map((e) => e.hook) : [] };
-    case 'steer':
-      return { capture: [] };             // it generates in slots of its own (src/app/steer.ts)
-    case 'patch':
-      return { capture: [] };             // its clean, corrupted and patched runs are its own (src/app/patch.ts)
     default:
       return { capture: [] };
   }
@@ -289,17 +285,21 @@ const visuals: Record<string, Visual> = {
     };
   },
 
-  async steer(env, ctx, p): Promise<SteerOutput> {
-    return steerOutput(env.client, env.model, p, ctx.settings, ctx.cell.id, ctx.signal);
-  },
 
-  async patch(env, ctx, p): Promise<PatchOutput> {
-    return patchOutput(env.client, env.model, ctx, p);
-  },
 };
 
-/** The kinds computed from a trace of their prompt. */
-export const visualKinds: readonly string[] = Object.keys(visuals);
+type OwnRuns = (env: Env, ctx: ComputeContext, p: { id: string; tok: Tokenized }) => Promise<unknown>;
+
+/** Kinds that make every run they need in slots of their own, so they need no trace of the prompt. */
+const ownRuns: Record<string, OwnRuns> = {
+  // the clean, the corrupted and one patched run per grid cell (src/app/patch.ts)
+  patch: (env, ctx, p): Promise<PatchOutput> => patchOutput(env.client, env.model, ctx, p),
+  // the prompt sets' runs, then generation with and without the vector (src/app/steer.ts)
+  steer: (env, ctx, p): Promise<SteerOutput> => steerOutput(env.client, env.model, p, ctx.settings, ctx.cell.id, ctx.signal),
+};
+
+/** The kinds computed from their prompt (a trace of it, or runs of their own). */
+export const visualKinds: readonly string[] = [...Object.keys(visuals), ...Object.keys(ownRuns)];
 
 /** The graph's compute: what a cell of each kind shows. */
 export async function computeCell(ctx: ComputeContext, client: EngineClient | null, runs: PromptRuns, loaded: ModelInfo | null): Promise<unknown> {
@@ -325,13 +325,18 @@ export async function computeCell(ctx: ComputeContext, client: EngineClient | nu
     ctx.signal.throwIfAborted();
     return out;
   }
-  const visual = visuals[kind];
-  if (!visual) return null;
+  const visual = visuals[kind], own = ownRuns[kind];
+  if (!visual && !own) return null;
   const p = promptOf(ctx);
   const env: Env = { client, runs, model };
+  if (own) {
+    const out = await own(env, ctx, p);
+    ctx.signal.throwIfAborted();
+    return out;
+  }
   const trace = await runs.trace(p.id, p.tok.ids, needOf(kind, ctx.settings, model, p.tok.ids.length), ctx.signal);
   ctx.signal.throwIfAborted();
-  const out = await visual(env, ctx, p, trace);
+  const out = await visual!(env, ctx, p, trace);
   ctx.signal.throwIfAborted();
   return out;
 }

@@ -37,6 +37,9 @@ export const DEMOS: readonly Demo[] = [
   demo('inside-a-block', 'Inside one block',
     'One transformer block taken apart: RMSNorm, rotary position embeddings, attention, the SwiGLU neurons, and the residual stream that grows as blocks add to it.',
     new URL('../../demos/inside-a-block.md', import.meta.url), new URL('../../docs/demos/inside-a-block.png', import.meta.url)),
+  demo('interventions', 'Change one thing',
+    "Knock out heads and neurons, trace a name through the residual stream by patching, and push the model's mood with a steering vector.",
+    new URL('../../demos/interventions.md', import.meta.url), new URL('../../docs/demos/interventions.png', import.meta.url)),
 ];
 
 /** The demo `?demo=` names (its slug), or `?notebook=` names as demos/<slug>.md; null otherwise. */
