@@ -40,21 +40,57 @@ export function uploadRopeTable(ctx: GpuContext, table: RopeTable, nPos: number)
   return ctx.upload(ropeTableData(table, nPos), 'rope table');
 }
 
-/**
- * Rotates x: [n, heads, dHead] in place, row t at absolute position startPos + t, with `table`
- * from uploadRopeTable (which must cover positions up to startPos + n − 1).
- */
-export function encodeRope(ctx: GpuContext, step: Step, x: F32Ref, n: number, heads: number, dHead: number, startPos: number, table: GPUBuffer): void {
+/** Whether there is anything to rotate; UsageError for an odd d_head or a table too short for the positions. */
+function checkTable(n: number, dHead: number, startPos: number, table: GPUBuffer): boolean {
   if (dHead % 2 !== 0) throw new UsageError('rope', `d_head ${dHead} is odd; RoPE rotates pairs`);
-  if (n === 0) return;
+  if (n === 0) return false;
   const positions = Math.floor(table.size / (dHead * 4));
   if (startPos + n > positions) {
     throw new UsageError('rope table', `positions up to ${startPos + n - 1} are needed but the table holds ${positions}`,
       'Upload a table for the whole context with uploadRopeTable(ctx, table, nPos)');
   }
+  return true;
+}
+
+/**
+ * Rotates x: [n, heads, dHead] in place, row t at absolute position startPos + t, with `table`
+ * from uploadRopeTable (which must cover positions up to startPos + n − 1).
+ */
+export function encodeRope(ctx: GpuContext, step: Step, x: F32Ref, n: number, heads: number, dHead: number, startPos: number, table: GPUBuffer): void {
+  if (!checkTable(n, dHead, startPos, table)) return;
   checkRange('rope x', x.buffer, x.offset, n * heads * dHead);
   const pairs = n * heads * (dHead / 2);
   const layout = layoutOf([{ ...ROPE.ops[0]!, buffer: x.buffer }, { ...ROPE.ops[1]!, buffer: table }]);
   const params = new Uint32Array([pairs, heads, dHead / 2, startPos, x.offset, 0]);
   step.dispatch(pipelineFor(ctx, ROPE, layout), layout.buffers, params, grid(ctx, Math.ceil(pairs / WG)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// q and k in one dispatch (rope-qk.wgsl): the forward pass rotates both at every layer.
+
+const ROPE_QK: KernelVariant = {
+  base: 'rope-qk',
+  ops: [{ name: 'q', write: true }, { name: 'k', write: true }, { name: 'table' }],
+  constants: { WG },
+};
+
+export async function prepareRopeQK(ctx: GpuContext): Promise<void> {
+  await prepareVariant(ctx, ROPE_QK, () => loadShader(new URL('./rope-qk.wgsl', import.meta.url)));
+}
+
+/**
+ * Rotates q: [n, qHeads, dHead] and k: [n, kHeads, dHead] in place, as encodeRope does each, in
+ * one dispatch. q and k may share a buffer (their regions must not overlap).
+ */
+export function encodeRopeQK(
+  ctx: GpuContext, step: Step, q: F32Ref, k: F32Ref, n: number, qHeads: number, kHeads: number, dHead: number, startPos: number, table: GPUBuffer,
+): void {
+  if (!checkTable(n, dHead, startPos, table)) return;
+  checkRange('rope q', q.buffer, q.offset, n * qHeads * dHead);
+  checkRange('rope k', k.buffer, k.offset, n * kHeads * dHead);
+  const half = dHead / 2, qPairs = n * qHeads * half, kPairs = n * kHeads * half;
+  const bufs = [q.buffer, k.buffer, table];
+  const layout = layoutOf(ROPE_QK.ops.map((o, i) => ({ ...o, buffer: bufs[i]! })));
+  const params = new Uint32Array([qPairs, kPairs, qHeads, kHeads, half, startPos, q.offset, k.offset, 0]);
+  step.dispatch(pipelineFor(ctx, ROPE_QK, layout), layout.buffers, params, grid(ctx, Math.ceil((qPairs + kPairs) / WG)));
 }

@@ -5,7 +5,7 @@
 // hence a bound on the pair's magnitude rather than a relative one.
 import { expect } from 'chai';
 import { rope, ropeFrequencies, RopeTable, type RopeParams } from './rope.cpu.ts';
-import { encodeRope, prepareRope, uploadRopeTable } from './rope.gpu.ts';
+import { encodeRope, encodeRopeQK, prepareRope, prepareRopeQK, uploadRopeTable } from './rope.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { packF32, readF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
@@ -96,4 +96,29 @@ describe('rope', () => {
       await step.submit();
     });
   }
+
+  // q and k in one dispatch (the forward pass's path): the same numbers as two rope calls, so the
+  // same tolerance against the CPU twin applied to each; q and k in one buffer (GQA: fewer k heads)
+  it('[webgpu] q and k in one dispatch equal the twin on each', async function () {
+    const g = await gpuOrSkip(this);
+    await prepareRopeQK(g);
+    const params: RopeParams = { dHead: 12, theta: 500000, freqFactors: null,
+      scaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 } };
+    for (const [n, qHeads, kHeads, start] of [[1, 9, 3, 77], [5, 7, 7, 0], [3, 4, 1, 300]] as const) {
+      const table = new RopeTable(params);
+      const q = seededValues(n * qHeads * 12, 40 + n, 10), k = seededValues(n * kHeads * 12, 50 + n, 10);
+      const tbuf = uploadRopeTable(g, table, start + n);
+      const { refs: [rq, rk] } = packF32(g, [q, k]);
+      const [gq, gk] = await submitChecked(g, (step) => {
+        encodeRopeQK(g, step, rq!, rk!, n, qHeads, kHeads, 12, start, tbuf);
+        return [readF32(step, rq!, q.length), readF32(step, rk!, k.length)];
+      });
+      tbuf.destroy();
+      const wq = q.slice(), wk = k.slice();
+      rope(wq, n, qHeads, 12, start, table);
+      rope(wk, n, kHeads, 12, start, table);
+      expectClose(`q n=${n}`, new Float32Array(gq!), wq, q);
+      expectClose(`k n=${n}`, new Float32Array(gk!), wk, k);
+    }
+  });
 });

@@ -72,4 +72,37 @@ describe('interventions on WebGPU [webgpu]', function () {
     ] });
     expect(Array.from(own.logits)).to.deep.equal(Array.from(clean.logits));
   });
+
+  // Decoded tokens (chunks of 1) run fused kernels that fold away the normed x, gate and up, and a
+  // sublayer's output before the residual add: a layer whose such hook is edited must run the
+  // unfused kernels there. Nothing is captured here, so only the edits keep a layer unfused.
+  it('[webgpu] decode (chunks of 1, fused kernels): edits on folded hooks equal the CPU', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const c = weights.config;
+    const tokens = ref.token_ids.slice(0, 8);
+    const cpu = new Session(weights, { activationQuant: 'none', kernels: 'js' });
+    const cleanLogits = cpu.run(tokens, { logits: 'all' }).logits;
+    const dir = Float32Array.from({ length: c.dModel }, (_, i) => Math.sin(i) * 0.5);
+    const sets: [string, Edit[]][] = [
+      ['attn_norm out, ffn_norm out', [{ hook: 'blocks.1.attn_norm.hook_out', op: 'steer', vector: dir, strength: 3 },
+        { hook: 'blocks.3.ffn_norm.hook_out', op: 'zero', positions: [2, 5] }]],
+      ['gate, up', [{ hook: 'blocks.2.ffn.hook_up', op: 'zero', neurons: [1, 50, 99] },
+        { hook: 'blocks.0.ffn.hook_gate', op: 'steer', vector: new Float32Array(c.dFfn).fill(0.2), strength: 5 }]],
+      ['attn out, ffn out, result', [{ hook: 'blocks.4.hook_attn_out', op: 'steer', vector: dir, strength: -2 },
+        { hook: 'blocks.2.hook_ffn_out', op: 'zero', positions: [3] },
+        { hook: 'blocks.1.attn.hook_result', op: 'zero', heads: [4] }]],
+      ['final norm out', [{ hook: 'final_norm.hook_out', op: 'steer', vector: dir, strength: 2 }]],
+    ];
+    const gpu = new Session(weights, webgpu(ctx, 1));
+    for (const [what, edits] of sets) {
+      const g = await gpu.runAsync(tokens, { logits: 'all', edits });
+      const e = cpu.run(tokens, { logits: 'all', edits });
+      expect(gpu.backend, what).to.equal('webgpu');
+      expect(maxAbs(g.logits, e.logits), `${what}: logits`).to.be.at.most(1e-4);
+      expect(maxAbs(e.logits, cleanLogits), `${what}: the edit changes the logits`).to.be.above(1e-4);
+    }
+    const after = await gpu.runAsync(tokens, { logits: 'all' });
+    expect(maxAbs(after.logits, cleanLogits)).to.be.at.most(1e-4);
+  });
 });

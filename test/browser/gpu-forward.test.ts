@@ -10,6 +10,7 @@ import { generate, generateAsync } from '../../src/engine/generate.ts';
 import { chooseBackend } from '../../src/engine/backend.ts';
 import { hookNames } from '../../src/engine/hooks.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
+import { setFusion } from '../../src/engine/gpu/fusion.ts';
 
 const webgpu = (ctx: GpuContext) => ({ backend: { kind: 'webgpu' as const, ctx } });
 
@@ -31,7 +32,11 @@ describe('forward pass on WebGPU [webgpu]', function () {
     // greedy decoding reads back the argmax id only: 4 bytes a token, one submit a token
     expect(ctx.stats.readbackBytes - before.readbackBytes).to.equal(4 * 256);
     expect(ctx.stats.submits - before.submits).to.equal(256);
-    console.log(`stories260K greedy: ${((ctx.stats.dispatches - before.dispatches) / 256).toFixed(1)} dispatches per token`);
+    // decoded tokens run the fused kernels: 6 dispatches per layer (5 layers) + embedding,
+    // final norm with the unembedding, argmax
+    const perToken = (ctx.stats.dispatches - before.dispatches) / 256;
+    console.log(`stories260K greedy: ${perToken.toFixed(1)} dispatches per token`);
+    expect(perToken).to.equal(6 * weights.config.nLayers + 3);
   });
 
   it('[webgpu] stories260K: top-5 logits of the first 16 positions within 1e-4 of the CPU and the golden file', async function () {
@@ -132,5 +137,44 @@ describe('forward pass on WebGPU [webgpu]', function () {
     for await (const id of generateAsync(new Session(weights, webgpu(ctx)), [1], opts)) gpuIds.push(id);
     expect(gpuIds).to.deep.equal(cpu);
     expect(ctx.stats.readbackBytes - before).to.equal(24 * 20 * 8);
+  });
+
+  // Decoded tokens (chunks of 1) run fused kernels (kernels/fused-matvec): a layer whose folded
+  // activations are hooked runs the unfused kernels for them. Both paths against the CPU, and the
+  // fused path against the unfused one (fusion turned off) on the same device.
+  it('[webgpu] decode, fused and unfused: hooks on some layers, every hook, and no hook match the CPU', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const tokens = ref.token_ids.slice(0, 12);
+    const decode = { ...webgpu(ctx), chunkSize: 1 };
+    const some = ['blocks.1.attn_norm.hook_out', 'blocks.2.ffn.hook_gate', 'blocks.3.hook_attn_out', 'blocks.0.hook_ffn_out',
+      'blocks.4.ffn_norm.hook_scale', 'blocks.*.hook_resid_post', 'blocks.2.attn.hook_rot_k', 'hook_logits'];
+    for (const capture of [some, '**']) {
+      const cpu = new Session(weights).run(tokens, { capture });
+      const gpu = await new Session(weights, decode).runAsync(tokens, { capture });
+      const bad = firstDivergence(cpu.trace.keys(), (n) => cpu.trace.get(n)!, (n) => gpu.trace.get(n)!, 1e-5);
+      expect(bad, `${capture}: ${bad}`).to.equal(null);
+    }
+    // no hook: every layer fused; the same logits as the unfused kernels and the CPU
+    const cpu = new Session(weights).run(tokens, { logits: 'all' });
+    const before = ctx.stats.dispatches;
+    const fused = await new Session(weights, decode).runAsync(tokens, { logits: 'all' });
+    const fusedDispatches = ctx.stats.dispatches - before;
+    setFusion(ctx, false);
+    let plain;
+    const mid = ctx.stats.dispatches;
+    try {
+      plain = await new Session(weights, decode).runAsync(tokens, { logits: 'all' });
+    } finally {
+      setFusion(ctx, true);
+    }
+    const plainDispatches = ctx.stats.dispatches - mid;
+    expect(maxAbs(fused.logits, cpu.logits)).to.be.at.most(1e-4);
+    expect(maxAbs(fused.logits, plain.logits)).to.be.at.most(1e-4);
+    // per token: 6 a layer + 2 fused (embedding; final norm and unembedding), 14 a layer + 3
+    // unfused (RoPE of q and k is one dispatch in both); no argmax here (logits: 'all')
+    const L = weights.config.nLayers;
+    expect(fusedDispatches).to.equal(tokens.length * (6 * L + 2));
+    expect(plainDispatches).to.equal(tokens.length * (14 * L + 3));
   });
 });

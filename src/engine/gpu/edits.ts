@@ -66,6 +66,11 @@ export class GpuEdits {
     this.index = ctx.upload(ul, 'edit rows');
   }
 
+  /** Whether this chunk edits the hook `name` (a fused kernel must then not skip it). */
+  has(name: string): boolean {
+    return this.ops.has(name);
+  }
+
   /** Records the edits of a rows hook on x ([xRows, width] at x.offset). */
   apply(step: Step, name: string, x: F32Ref): void {
     const ops = this.ops.get(name);

@@ -2,7 +2,7 @@
 // its WGSL twin (kernels/<op>/<op>.gpu.ts), every dispatch of the chunk recorded into ONE Step
 // with ONE readback at its end. A short chunk (a decoded token) is sent to the GPU in a few pieces
 // (Step.flush every FLUSH_LAYERS layers) so that the GPU runs the first layers while the CPU
-// records the last: on a fast GPU, recording a token's ~15 dispatches per layer takes about as
+// records the last: on a fast GPU, recording a token's dispatches (6 per layer, fused) takes about as
 // long as running them.
 //
 // Capture: each selected activation is copied, at its point in the command stream, into a staging
@@ -13,6 +13,12 @@
 //
 // Keys and values are written by the projections straight into the KV cache (at the chunk's
 // positions), and rotated there; hook_k / hook_rot_k / hook_v read that region.
+//
+// A decoded token (n = 1) runs fused kernels (kernels/fused-matvec, chosen in fusion.ts): each
+// RMSNorm folded into the products after it, q, k and v in one dispatch, gate, up and SiLU·mul in
+// one, the residual adds into the o and down projections: 6 dispatches per layer instead of 15.
+// A layer whose folded-away activations (the normed x, gate and up, a sublayer's output) are
+// hooked or edited in this run records the unfused kernels for those steps instead.
 
 import type { ModelWeights } from '../weights.ts';
 import type { BlockHook, HookSelection } from '../hooks.ts';
@@ -30,7 +36,9 @@ import { GpuStepError } from './failure.ts';
 import { encodeEmbedding, prepareEmbedding } from '../../../kernels/embedding/embedding.gpu.ts';
 import { encodeMatmul, prepareMatmul } from '../../../kernels/matmul/matmul.gpu.ts';
 import { encodeRmsnorm, prepareRmsnorm } from '../../../kernels/rmsnorm/rmsnorm.gpu.ts';
-import { encodeRope, prepareRope } from '../../../kernels/rope/rope.gpu.ts';
+import { encodeRopeQK, prepareRope, prepareRopeQK } from '../../../kernels/rope/rope.gpu.ts';
+import { encodeFusedMatvec } from '../../../kernels/fused-matvec/fused-matvec.gpu.ts';
+import { fusionOn, fusionsFor, prepareFusions } from './fusion.ts';
 import { encodeAttention, prepareAttention } from '../../../kernels/attention/attention.gpu.ts';
 import { encodeSiluMul, prepareSiluMul } from '../../../kernels/silu-mul/silu-mul.gpu.ts';
 import { encodeAdd, prepareAdd } from '../../../kernels/add/add.gpu.ts';
@@ -68,7 +76,8 @@ export async function prepareForward(ctx: GpuContext, g: GpuWeights): Promise<vo
   await Promise.all([
     prepareEmbedding(ctx, g.embed.type),
     ...g.matmulTypes.map((t) => prepareMatmul(ctx, t)),
-    prepareRmsnorm(ctx), prepareRope(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareEdit(ctx),
+    prepareRmsnorm(ctx), prepareRope(ctx), prepareRopeQK(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareEdit(ctx),
+    prepareFusions(ctx, g),
   ]);
 }
 
@@ -104,6 +113,9 @@ export async function forwardGpu(
   const wantTop = 'top' in opts.logits ? opts.logits.top : 0;
   // interventions: this chunk's edits compiled and uploaded before the step is recorded
   let ge: GpuEdits | null = null;
+  // a decoded token uses the fused kernels; those for hooked layers are compiled on first use
+  const fused = n === 1 && fusionOn(ctx) ? fusionsFor(ctx, w) : null;
+  if (fused && (hooks.any || opts.edits)) await prepareFusions(ctx, w, true);
   try {
     if (opts.edits) ge = new GpuEdits(ctx, opts.edits, c, start, n);
     const step = ctx.begin('forward');
@@ -133,27 +145,38 @@ export async function forwardGpu(
       const vNew: F32Ref = { buffer: vCache, offset: start * kvd };
       const at = (hook: BlockHook, buffer: GPUBuffer, rowSize: number, offset = 0) => rec(`blocks.${l}.${hook}`, buffer, rowSize, offset);
       const edit = (hook: BlockHook, ref: F32Ref) => ge?.apply(step, `blocks.${l}.${hook}`, ref);
+      // hooks this run records or edits at layer l: a fused kernel must not skip them
+      const edited = (hook: BlockHook) => ge?.has(`blocks.${l}.${hook}`) ?? false;
+      const hooked = (...names: BlockHook[]) => names.some((h) => on[h] || edited(h));
+      const F = fused?.blocks[l] ?? null;
+      // a block's RMSNorm into xb, unfused, with its hooks (scale, normalized, out)
+      const norm = (which: 'attn_norm' | 'ffn_norm', weight: typeof b.attnNorm) => {
+        encodeRmsnorm(ctx, step, xb, x, at0(weight), n, d, c.rmsEps,
+          on[`${which}.hook_scale`] ? scale : undefined, on[`${which}.hook_normalized`] ? normalized : undefined);
+        if (on[`${which}.hook_scale`]) at(`${which}.hook_scale`, s.scale, 1);
+        if (on[`${which}.hook_normalized`]) at(`${which}.hook_normalized`, s.normalized, d);
+        edit(`${which}.hook_out`, xb);
+        if (on[`${which}.hook_out`]) at(`${which}.hook_out`, s.xb, d);
+      };
       edit('hook_resid_pre', x);
       if (on.hook_resid_pre) at('hook_resid_pre', s.x, d);
 
       // ---- attention ----
-      encodeRmsnorm(ctx, step, xb, x, at0(b.attnNorm), n, d, c.rmsEps,    // attention RMSNorm
-        on['attn_norm.hook_scale'] ? scale : undefined, on['attn_norm.hook_normalized'] ? normalized : undefined);
-      if (on['attn_norm.hook_scale']) at('attn_norm.hook_scale', s.scale, 1);
-      if (on['attn_norm.hook_normalized']) at('attn_norm.hook_normalized', s.normalized, d);
-      edit('attn_norm.hook_out', xb);
-      if (on['attn_norm.hook_out']) at('attn_norm.hook_out', s.xb, d);
-
-      encodeMatmul(ctx, step, q, xb, b.wq, n);                            // q = x · Wqᵀ  [n, n_heads, d_head]
-      encodeMatmul(ctx, step, kNew, xb, b.wk, n);                         // k = x · Wkᵀ  [n, n_kv_heads, d_head], into the cache
-      encodeMatmul(ctx, step, vNew, xb, b.wv, n);                         // v = x · Wvᵀ  [n, n_kv_heads, d_head], into the cache
+      const qkv = F && ((!hooked('attn_norm.hook_scale', 'attn_norm.hook_normalized', 'attn_norm.hook_out') && F.qkvNorm) || F.qkv);
+      if (!qkv?.norm) norm('attn_norm', b.attnNorm);                      // attention RMSNorm
+      if (qkv) {                                                           // (RMSNorm folded in) q, k, v in one dispatch
+        encodeFusedMatvec(ctx, step, qkv, qkv.norm ? x : xb, [q, kNew, vNew], qkv.norm ? { weight: at0(b.attnNorm), eps: c.rmsEps } : undefined);
+      } else {
+        encodeMatmul(ctx, step, q, xb, b.wq, n);                          // q = x · Wqᵀ  [n, n_heads, d_head]
+        encodeMatmul(ctx, step, kNew, xb, b.wk, n);                       // k = x · Wkᵀ  [n, n_kv_heads, d_head], into the cache
+        encodeMatmul(ctx, step, vNew, xb, b.wv, n);                       // v = x · Wvᵀ  [n, n_kv_heads, d_head], into the cache
+      }
       edit('attn.hook_q', q); edit('attn.hook_k', kNew); edit('attn.hook_v', vNew);
       if (on['attn.hook_q']) at('attn.hook_q', s.q, qd);
       if (on['attn.hook_k']) at('attn.hook_k', kCache, kvd, start * kvd);
       if (on['attn.hook_v']) at('attn.hook_v', vCache, kvd, start * kvd);
 
-      encodeRope(ctx, step, q, n, c.nHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
-      encodeRope(ctx, step, kNew, n, c.nKvHeads, c.dHead, start, s.ropeTable!);
+      encodeRopeQK(ctx, step, q, kNew, n, c.nHeads, c.nKvHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
       edit('attn.hook_rot_q', q); edit('attn.hook_rot_k', kNew);
       if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
       if (on['attn.hook_rot_k']) at('attn.hook_rot_k', kCache, kvd, start * kvd);
@@ -170,34 +193,48 @@ export async function forwardGpu(
       if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
       if (on['attn.hook_result']) pending.push({ kind: 'result', name: `blocks.${l}.attn.hook_result`, layer: l, z: read(s.z, 0, 4 * n * qd) });
 
-      encodeMatmul(ctx, step, out, z, b.wo, n);                           // output projection: z · Woᵀ  [n, d_model]
-      ge?.result(step, l, s.out, s.z, b.wo);                              // + Σ_h (r'_h − r_h) for attn.hook_result edits
-      edit('hook_attn_out', out);
-      if (on.hook_attn_out) at('hook_attn_out', s.out, d);
-      encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      const oAdd = F && !hooked('hook_attn_out') && !edited('attn.hook_result') ? F.oAdd : null;
+      if (oAdd) encodeFusedMatvec(ctx, step, oAdd, z, [x]);               // x += z · Woᵀ: output projection and residual
+      else {
+        encodeMatmul(ctx, step, out, z, b.wo, n);                         // output projection: z · Woᵀ  [n, d_model]
+        ge?.result(step, l, s.out, s.z, b.wo);                            // + Σ_h (r'_h − r_h) for attn.hook_result edits
+        edit('hook_attn_out', out);
+        if (on.hook_attn_out) at('hook_attn_out', s.out, d);
+        encodeAdd(ctx, step, x, x, out, n * d);                           // residual
+      }
       edit('hook_resid_mid', x);
       if (on.hook_resid_mid) at('hook_resid_mid', s.x, d);
 
       // ---- feed-forward (SwiGLU) ----
-      encodeRmsnorm(ctx, step, xb, x, at0(b.ffnNorm), n, d, c.rmsEps,     // FFN RMSNorm
-        on['ffn_norm.hook_scale'] ? scale : undefined, on['ffn_norm.hook_normalized'] ? normalized : undefined);
-      if (on['ffn_norm.hook_scale']) at('ffn_norm.hook_scale', s.scale, 1);
-      if (on['ffn_norm.hook_normalized']) at('ffn_norm.hook_normalized', s.normalized, d);
-      edit('ffn_norm.hook_out', xb);
-      if (on['ffn_norm.hook_out']) at('ffn_norm.hook_out', s.xb, d);
-
-      encodeMatmul(ctx, step, gate, xb, b.wGate, n);                      // gate = x · W_gateᵀ  [n, d_ffn]
-      encodeMatmul(ctx, step, up, xb, b.wUp, n);                          // up   = x · W_upᵀ    [n, d_ffn]
-      edit('ffn.hook_gate', gate); edit('ffn.hook_up', up);
-      if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
-      if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
-      encodeSiluMul(ctx, step, up, gate, up, n * c.dFfn);                 // act = silu(gate) · up (into up)
+      const normIn = !hooked('ffn_norm.hook_scale', 'ffn_norm.hook_normalized', 'ffn_norm.hook_out');
+      const ffn = F && (hooked('ffn.hook_gate', 'ffn.hook_up')
+        ? (normIn && F.gateUpNorm) || F.gateUp
+        : (normIn && F.swigluNorm) || F.swiglu);
+      if (!ffn?.norm) norm('ffn_norm', b.ffnNorm);                        // FFN RMSNorm
+      const ffnNorm = ffn?.norm ? { weight: at0(b.ffnNorm), eps: c.rmsEps } : undefined;
+      if (ffn?.mode === 'swiglu') {
+        encodeFusedMatvec(ctx, step, ffn, ffnNorm ? x : xb, [up], ffnNorm); // (RMSNorm folded in) act = silu(x·W_gateᵀ) · (x·W_upᵀ) into up
+      } else {
+        if (ffn) encodeFusedMatvec(ctx, step, ffn, ffnNorm ? x : xb, [gate, up], ffnNorm); // (RMSNorm folded in) gate, up in one dispatch
+        else {
+          encodeMatmul(ctx, step, gate, xb, b.wGate, n);                  // gate = x · W_gateᵀ  [n, d_ffn]
+          encodeMatmul(ctx, step, up, xb, b.wUp, n);                      // up   = x · W_upᵀ    [n, d_ffn]
+        }
+        edit('ffn.hook_gate', gate); edit('ffn.hook_up', up);
+        if (on['ffn.hook_gate']) at('ffn.hook_gate', s.gate, c.dFfn);
+        if (on['ffn.hook_up']) at('ffn.hook_up', s.up, c.dFfn);
+        encodeSiluMul(ctx, step, up, gate, up, n * c.dFfn);               // act = silu(gate) · up (into up)
+      }
       edit('ffn.hook_act', up);
       if (on['ffn.hook_act']) at('ffn.hook_act', s.up, c.dFfn);
-      encodeMatmul(ctx, step, out, up, b.wDown, n);                       // down: act · W_downᵀ  [n, d_model]
-      edit('hook_ffn_out', out);
-      if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
-      encodeAdd(ctx, step, x, x, out, n * d);                             // residual
+      const downAdd = F && !hooked('hook_ffn_out') ? F.downAdd : null;
+      if (downAdd) encodeFusedMatvec(ctx, step, downAdd, up, [x]);        // x += act · W_downᵀ: down projection and residual
+      else {
+        encodeMatmul(ctx, step, out, up, b.wDown, n);                     // down: act · W_downᵀ  [n, d_model]
+        edit('hook_ffn_out', out);
+        if (on.hook_ffn_out) at('hook_ffn_out', s.out, d);
+        encodeAdd(ctx, step, x, x, out, n * d);                           // residual
+      }
       edit('hook_resid_post', x);
       if (on.hook_resid_post) at('hook_resid_post', s.x, d);
       // a short chunk: let the GPU start on these layers while the next ones are recorded
@@ -205,12 +242,16 @@ export async function forwardGpu(
     }
 
     // ---- output ----
-    encodeRmsnorm(ctx, step, xb, x, at0(w.finalNorm), n, d, c.rmsEps,     // final RMSNorm
-      g['final_norm.hook_scale'] ? scale : undefined, g['final_norm.hook_normalized'] ? normalized : undefined);
-    if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
-    if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
-    ge?.apply(step, 'final_norm.hook_out', xb);
-    if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
+    const finalHooked = g['final_norm.hook_scale'] || g['final_norm.hook_normalized'] || g['final_norm.hook_out'] || (ge?.has('final_norm.hook_out') ?? false);
+    const unembedNorm = fused && !finalHooked ? fused.unembedNorm : null;
+    if (!unembedNorm) {
+      encodeRmsnorm(ctx, step, xb, x, at0(w.finalNorm), n, d, c.rmsEps,   // final RMSNorm
+        g['final_norm.hook_scale'] ? scale : undefined, g['final_norm.hook_normalized'] ? normalized : undefined);
+      if (g['final_norm.hook_scale']) rec('final_norm.hook_scale', s.scale, 1);
+      if (g['final_norm.hook_normalized']) rec('final_norm.hook_normalized', s.normalized, d);
+      ge?.apply(step, 'final_norm.hook_out', xb);
+      if (g['final_norm.hook_out']) rec('final_norm.hook_out', s.xb, d);
+    }
 
     // logits = x · W_Uᵀ for the rows asked for, in groups that fit one binding, each read back
     // (or reduced to its top-k) right after it is computed
@@ -221,7 +262,8 @@ export async function forwardGpu(
     for (let from = n - rows; from < n; from += per) {
       const m = Math.min(per, n - from);
       lastRow = m - 1;
-      encodeMatmul(ctx, step, at0(logits!), { buffer: s.xb, offset: from * d }, w.unembed, m);
+      if (unembedNorm) encodeFusedMatvec(ctx, step, unembedNorm, x, [at0(logits!)], { weight: at0(w.finalNorm), eps: c.rmsEps }); // (final RMSNorm folded in)
+      else encodeMatmul(ctx, step, at0(logits!), { buffer: s.xb, offset: from * d }, w.unembed, m);
       if (g.hook_logits || !wantTop) logitsRead.push(read(logits!, 0, 4 * m * c.vocabSize));
     }
     if (wantTop === 1) {
