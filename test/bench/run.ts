@@ -11,8 +11,14 @@
 // best run is reported in the table and every run in the JSON line, and the load average is
 // printed before and after.
 //
-//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N]
-//   --quick: the stories15M models only.
+// Then a second table, from one headless Chromium run (test/bench/browser-cpu.ts): glassbox's
+// worker (1 and 2 threads) vs @wllama/wllama (llama.cpp in WebAssembly) on stories15M Q8_0 and
+// TinyLlama Q4_0, prefill of 32 and 8 decoded tokens (wllama takes about a second per TinyLlama
+// token here), with the ratios glassbox / wllama. A separate table: other prompt lengths, another
+// runtime (the browser's WebAssembly, no peak RSS), and the peer is wllama, not llama.cpp.
+//
+//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N] [-- --no-browser]
+//   --quick: the stories15M models only; --no-browser: no Chromium table.
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -21,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
+import { runBrowserBench, browserTable, BROWSER_MODELS, type BrowserBench } from './browser-cpu.ts';
 import { shapeConfig } from '../../src/formats/synth.ts';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import { ensureLlamaCpp, LLAMACPP_VERSION } from '../support/llamacpp.mjs';
@@ -43,7 +50,7 @@ interface Figures { threads: number; load_s: number; prefill_tok_s: number; deco
 type Best = Figures & { runs: Figures[] };
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' } },
+  options: { quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' }, 'no-browser': { type: 'boolean' } },
 });
 const positive = (s: string | undefined, flag: string): number | undefined => {
   if (s === undefined) return undefined;
@@ -166,7 +173,17 @@ for (const { model: m, g1, g2, llama } of rows) {
 }
 console.log('');
 console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(' ')}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+// ---- the browser table: glassbox vs wllama in one headless Chromium run ----
+let browser: BrowserBench | null = null;
+if (!values['no-browser']) {
+  console.log('');
+  browser = await runBrowserBench({ models: BROWSER_MODELS.filter((m) => !values.quick || m.shape === 'stories15M'), prompt: 32, gen: 8, runs: RUNS });
+  console.log('');
+  for (const line of browserTable(browser)) console.log(line);
+}
 console.log(JSON.stringify({
   bench: 'forward-cpu', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length,
   results: rows.map(({ model, fileMb, kvMb, g1, g2, llama }) => ({ model: `${model.shape} ${model.type}`, prompt: model.prompt, gen: model.gen, file_mb: fileMb, kv_mb: kvMb, glassbox_1: g1, glassbox_2: g2, llamacpp: llama })),
+  ...(browser ? { browser } : {}),
 }));
