@@ -11,7 +11,7 @@ import { linked, LinkedController } from './plot/linked.ts';
 import type { Cell } from '../src/notebook/format.ts';
 import type { CellState } from '../src/notebook/graph.ts';
 import type { NotebookDocument } from '../src/notebook/document.ts';
-import type { ModelInfo, Tokenized } from '../src/engine/api.ts';
+import type { ModelInfo, TokenizeOptions, Tokenized } from '../src/engine/api.ts';
 
 export interface TokenChip {
   id: number;
@@ -51,6 +51,16 @@ export function tokenChips(t: Tokenized, specials: { bosId?: number | null; eosI
 /** The hover text of a chip. */
 export function chipTitle(c: TokenChip, index: number): string {
   return `#${index} · id ${c.id} · piece ${JSON.stringify(c.piece)}`;
+}
+
+/** The axis label of each token of a tokenization (the chips' labels, BOS and EOS named by the model's tokenizer). */
+export function tokenLabels(t: Tokenized, model: Pick<ModelInfo, 'tokenizer'>): string[] {
+  return tokenChips(t, { bosId: model.tokenizer?.bosId, eosId: model.tokenizer?.eosId }).map((c) => c.label);
+}
+
+/** How a prompt cell's settings tokenize its text: `chat` wraps it in the chat template, `bos` overrides the BOS rule. */
+export function promptTokenizeSettings(s: Readonly<Record<string, unknown>>): TokenizeOptions {
+  return { ...(s['chat'] === true ? { chat: true } : {}), ...(typeof s['bos'] === 'boolean' ? { bos: s['bos'] } : {}) };
 }
 
 const CHAR_W = 7.8, CHIP_H = 34, GAP = 4, PAD = 5;

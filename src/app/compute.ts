@@ -8,7 +8,7 @@ import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';
 import type { ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
-import { tokenChips } from '../../cells/prompt.ts';
+import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import type { AttentionOutput } from '../../cells/plot/attention.ts';
 import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
 import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
@@ -57,9 +57,7 @@ function promptOf(ctx: ComputeContext): { id: string; tok: Tokenized } {
   throw new UsageError(`${ctx.cell.kind} cell`, 'has no prompt to read', 'Add a prompt cell above it, or name one with `prompt: <name>`');
 }
 
-function labels(tok: Tokenized, model: ModelInfo): string[] {
-  return tokenChips(tok, { bosId: model.tokenizer?.bosId, eosId: model.tokenizer?.eosId }).map((c) => c.label);
-}
+const labels = tokenLabels;
 
 const range = (n: number, from = 0) => Array.from({ length: n - from }, (_, i) => i + from);
 
@@ -311,10 +309,7 @@ export async function computeCell(ctx: ComputeContext, client: EngineClient | nu
   if (!model || !client) return null;
   if (kind === 'prompt') {
     const s = ctx.settings;
-    const t: Tokenized = await client.tokenize(String(s['text'] ?? ''), {
-      ...(s['chat'] === true ? { chat: true } : {}),
-      ...(typeof s['bos'] === 'boolean' ? { bos: s['bos'] } : {}),
-    });
+    const t: Tokenized = await client.tokenize(String(s['text'] ?? ''), promptTokenizeSettings(s));
     ctx.signal.throwIfAborted();
     return t;
   }

@@ -15,7 +15,7 @@ import type { EngineClient } from '../worker/client.ts';
 import type { ModelInfo, TokenizeOptions, Tokenized } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
 import { patchingGrid, type PatchGridName } from '../engine/patching.ts';
-import { tokenChips } from '../../cells/prompt.ts';
+import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import type { PatchOutput, PatchToken } from '../../cells/plot/patch.ts';
 
 type Client = Pick<EngineClient, 'run' | 'logits' | 'activation' | 'release' | 'tokenize' | 'pieces'>;
@@ -23,10 +23,7 @@ type Client = Pick<EngineClient, 'run' | 'logits' | 'activation' | 'release' | '
 /** The tokenize options the prompt cell `id` uses (src/app/compute.ts, kind 'prompt'). */
 export function promptTokenizeOptions(ctx: Pick<ComputeContext, 'notebook'>, id: string, tok: Tokenized, model: ModelInfo): TokenizeOptions {
   const cell = ctx.notebook.cells.find((c) => c.id === id && c.kind === 'prompt');
-  if (cell) {
-    const s = cell.settings;
-    return { ...(s['chat'] === true ? { chat: true } : {}), ...(typeof s['bos'] === 'boolean' ? { bos: s['bos'] } : {}) };
-  }
+  if (cell) return promptTokenizeSettings(cell.settings);
   // not a cell of this notebook (a test's): its first token says
   return { bos: tok.ids.length > 0 && tok.ids[0] === model.tokenizer?.bosId };
 }
@@ -43,8 +40,6 @@ export async function typedToken(client: Pick<Client, 'tokenize'>, text: unknown
   const k = t.ids.length > 1 && t.pieces[0] === '▁' ? 1 : 0;
   return { id: t.ids[k]!, text };
 }
-
-const labelsOf = (tok: Tokenized, model: ModelInfo) => tokenChips(tok, { bosId: model.tokenizer?.bosId, eosId: model.tokenizer?.eosId }).map((c) => c.label);
 
 export function gridsOf(v: unknown): PatchGridName[] {
   const items = v === undefined || v === null ? ['resid', 'heads'] : Array.isArray(v) ? v : [v];
@@ -82,7 +77,7 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
   const map = new Map(list.map((id, i) => [id, pieces[i]!]));
   const tokenOf = (id: number, typed: { text: string } | null): PatchToken => ({ id, piece: map.get(id) ?? `#${id}`, typed: typed?.text ?? null });
   return {
-    prompt: p.id, labels: labelsOf(p.tok, model), corruptedLabels: labelsOf(corrupted, model),
+    prompt: p.id, labels: tokenLabels(p.tok, model), corruptedLabels: tokenLabels(corrupted, model),
     nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, nPos: r.nPos,
     target: tokenOf(r.target, target), foil: tokenOf(r.foil, foil), top: r.top,
     clean: r.clean, corrupted: r.corrupted, resid: r.resid, heads: r.heads, pieces: map, runs: r.runs,
