@@ -1,6 +1,6 @@
-// The page side of test/bench/browser-cpu.ts: glassbox's CPU engine in its worker
-// (src/worker/client.ts) and @wllama/wllama (llama.cpp compiled to WebAssembly, in its own
-// worker) on the same GGUF bytes, in the same headless Chromium page. The driver calls
+// The page side of test/bench/browser-cpu.ts: glassbox's engine in its worker (src/worker/client.ts;
+// CPU, or WebGPU on the page's adapter) and @wllama/wllama (llama.cpp compiled to WebAssembly, in
+// its own worker) on the same GGUF bytes, in the same headless Chromium page. The driver calls
 // window.__bench.glassbox / .wllama with the same prompts; each loads the model, runs
 // `prompts.length` times (prefill of the prompt, then `gen` greedy tokens) and unloads it, so that
 // only one engine holds the model at a time.
@@ -17,6 +17,8 @@ import { Wllama, type RawCompletionParams, type RawCompletionResponse } from '@w
 export interface BenchRequest {
   /** Same-origin URL of the GGUF (the driver's /models/local/). */
   url: string;
+  /** glassbox's backend (default 'cpu'); wllama always runs on the CPU. */
+  backend?: 'cpu' | 'webgpu';
   threads: number;
   /** One prompt per run, no two with a common first word; the first run's greedy tokens are compared across engines. */
   prompts: Prompt[];
@@ -36,10 +38,15 @@ export interface RunFigures {
 
 export interface BenchResult {
   engine: 'glassbox' | 'wllama';
+  backend: 'cpu' | 'webgpu';
+  /** WebGPU: the adapter as the page's navigator.gpu describes it. */
+  adapter?: string;
   threads: number;
   /** What the engine says it runs on (kernels, threads, isolation). */
   detail: string;
   load_s: number;
+  /** The warm-up's prefill (another prompt of the same length, the engine's first): before the timed runs. */
+  prefill_cold_tok_s: number;
   runs: RunFigures[];
 }
 
@@ -61,20 +68,37 @@ function modelFile(url: string): Promise<File> {
   return p;
 }
 
+/** The page's WebGPU adapter in words (vendor, architecture, device, description), or why there is none. */
+async function adapterName(): Promise<string> {
+  if (!('gpu' in navigator)) return 'no navigator.gpu';
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return 'no adapter';
+  const i = a.info;
+  return [i.vendor, i.architecture, i.device, i.description].filter((x) => x).join(' ') || 'an adapter with no description';
+}
+
 async function glassbox(req: BenchRequest): Promise<BenchResult> {
   const file = await modelFile(req.url);
+  const backend = req.backend ?? 'cpu';
   const client = createEngineClient();
   try {
     const t0 = performance.now();
-    const info = await client.load({ kind: 'files', files: [file] }, { backend: 'cpu', threads: req.threads });
+    const info = await client.load({ kind: 'files', files: [file] }, { backend, threads: req.threads });
     const loadS = (performance.now() - t0) / 1000;
-    if (info.backend !== 'cpu' || info.cpu.threads !== req.threads) {
+    if (backend === 'webgpu' && info.backend !== 'webgpu') {
+      throw new Error(`glassbox: asked for WebGPU, got ${info.backend} (${info.backendReason ?? 'no reason given'})`);
+    }
+    if (backend === 'cpu' && (info.backend !== 'cpu' || info.cpu.threads !== req.threads)) {
       throw new Error(`glassbox: asked for the CPU on ${req.threads} thread(s), got ${info.backend} ${info.cpu.kernels} on ${info.cpu.threads} (${info.cpu.reason ?? info.backendReason ?? 'no reason given'})`);
     }
-    // warm-up: compiles the kernels' code paths and starts the thread pool (another prompt, as timed)
+    const adapter = backend === 'webgpu' ? await adapterName() : undefined;
+    // warm-up: compiles the kernels' code paths and starts the thread pool (another prompt and
+    // one decoded token)
     const warmIds = [...req.warmup.ids];
-    for (let i = 0; i <= req.gen; i++) {
+    let cold = 0;
+    for (let i = 0; i <= 1; i++) {
       const h = await client.run({ tokens: warmIds, slot: 'warm-up' });
+      if (i === 0) cold = warmIds.length / (h.ms / 1000);
       warmIds.push((await client.topK(h, { k: 1 })).ids[0]!);
     }
     // ids that share no prefix with the prompts (BOS first): run before each prompt, they replace
@@ -102,7 +126,8 @@ async function glassbox(req: BenchRequest): Promise<BenchResult> {
       const pieces = (await client.pieces(ids)).map((p) => p.replaceAll('\u2581', ' '));
       runs.push({ prefill_tok_s: prompt.length / (prefillMs / 1000), decode_tok_s: req.gen / (decodeMs / 1000), wall_ms: wall, text: pieces.join(''), ids, pieces });
     }
-    return { engine: 'glassbox', threads: info.cpu.threads, detail: `${info.cpu.kernels} kernels, ${info.cpu.threads} thread(s), crossOriginIsolated ${crossOriginIsolated}`, load_s: loadS, runs };
+    const detail = adapter ? `WebGPU, adapter ${adapter}` : `${info.cpu.kernels} kernels, ${info.cpu.threads} thread(s), crossOriginIsolated ${crossOriginIsolated}`;
+    return { engine: 'glassbox', backend, ...(adapter ? { adapter } : {}), threads: backend === 'cpu' ? info.cpu.threads : 0, detail, load_s: loadS, prefill_cold_tok_s: cold, runs };
   } finally {
     client.dispose();
   }
@@ -125,7 +150,8 @@ async function wllama(req: BenchRequest): Promise<BenchResult> {
     // greedy; the text is tokenized with BOS (prompt_n counts it); no prompt cache across runs
     const complete = (prompt: string, maxTokens: number): Promise<RawCompletionResponse> =>
       w.createCompletion({ prompt, max_tokens: maxTokens, temperature: 0, top_k: 1, ignore_eos: true, cache_prompt: false } as RawCompletionParams & { stream?: false });
-    await complete(req.warmup.text, req.gen + 1);
+    const warm = (await complete(req.warmup.text, 2)).timings;
+    const cold = warm ? warm.prompt_n / (warm.prompt_ms / 1000) : 0;
     const runs: RunFigures[] = [];
     for (const [r, { text, ids: prompt }] of req.prompts.entries()) {
       const w0 = performance.now();
@@ -138,7 +164,7 @@ async function wllama(req: BenchRequest): Promise<BenchResult> {
       if (t.predicted_n !== req.gen + 1) throw new Error(`wllama: run ${r} generated ${t.predicted_n} tokens, not ${req.gen + 1}`);
       runs.push({ prefill_tok_s: t.prompt_n / (t.prompt_ms / 1000), decode_tok_s: (t.predicted_n - 1) / (t.predicted_ms / 1000), wall_ms: wall, text: res.choices[0]?.text ?? '', ids: [], pieces: [] });
     }
-    return { engine: 'wllama', threads, detail: `wllama ${Wllama.getLibllamaVersion()}, ${threads} thread(s), multithread ${w.isMultithread()}, crossOriginIsolated ${crossOriginIsolated}`, load_s: loadS, runs };
+    return { engine: 'wllama', backend: 'cpu', threads, detail: `wllama ${Wllama.getLibllamaVersion()}, ${threads} thread(s), multithread ${w.isMultithread()}, crossOriginIsolated ${crossOriginIsolated}`, load_s: loadS, prefill_cold_tok_s: cold, runs };
   } finally {
     await w.exit();
   }
@@ -158,6 +184,6 @@ function start(engine: 'glassbox' | 'wllama', req: BenchRequest): void {
 }
 
 declare global {
-  interface Window { __bench: { start: typeof start; poll: () => Job | null; ready: true } }
+  interface Window { __bench: { start: typeof start; poll: () => Job | null; adapter: typeof adapterName; ready: true } }
 }
-window.__bench = { start, poll: () => job, ready: true };
+window.__bench = { start, poll: () => job, adapter: adapterName, ready: true };

@@ -1,17 +1,21 @@
-// glassbox's CPU engine vs @wllama/wllama (llama.cpp compiled to WebAssembly) in ONE headless
-// Chromium run (issue 6: "at least 5× wllama on the same TinyLlama-shape Q4_0 file, measured in the
-// same browser run"). Both engines get the same GGUF bytes (the random-weight models of
-// `npm run bench`, .cache/bench), the same prompts (BOS + random ids) and the same thread counts
-// (1 and 2), one engine loaded at a time, best of N runs per figure; the table gives
-// glassbox / wllama at each thread count and how far their greedy ids agree.
+// The Chromium part of `npm run bench`: glassbox (its worker, on the CPU and on the page's WebGPU
+// adapter) vs @wllama/wllama (llama.cpp compiled to WebAssembly) in ONE headless Chromium run
+// (issue 6: "at least 5× wllama on the same TinyLlama-shape Q4_0 file, measured in the same browser
+// run"). Both engines get the same GGUF bytes (the random-weight models of `npm run bench`,
+// .cache/bench), the same prompts (text of exactly P tokens) and the same thread counts (1 and 2),
+// one engine loaded at a time; each first runs an untimed warm-up (another prompt and one decoded
+// token, whose prefill is the "first prefill"), then N timed runs, best of N per figure. WebGPU
+// runs every model on a hardware adapter and only the small ones on a software one (SwiftShader).
 //
 // The page (browser-cpu.html + browser-cpu.page.ts) is served by a Vite dev server with the
 // cross-origin isolation headers (COOP/COEP: SharedArrayBuffer, so threads, in both engines), the
 // models under /models/local/ (the app's middleware, pointed at .cache/bench) and wllama's wasm
 // from node_modules (never a CDN). No content security policy: the bench is not the site.
 //
-//   node --import tsx test/bench/browser-cpu.ts [--quick] [--models SHAPE:TYPE,...] [--prompt-tokens 32] [--gen-tokens 8] [--runs 3]
-//   --quick: stories15M Q8_0 only; --models: others of .cache/bench (e.g. tinyllama-1.1b:Q8_0, synthesised when missing). `npm run bench` runs it after its own table (test/bench/run.ts).
+//   node --import tsx test/bench/browser-cpu.ts [--quick] [--models SHAPE:TYPE,...] [--prompt-tokens 32] [--gen-tokens 8] [--runs 1] [--webgpu auto|all|none]
+//   --quick: stories15M Q8_0 only; --models: others of .cache/bench (e.g. tinyllama-1.1b:Q8_0,
+//   synthesised when missing). `npm run bench` runs it with its own P and G and puts its rows in
+//   its one table (test/bench/run.ts).
 
 import { createServer as netServer } from 'node:net';
 import { basename, resolve } from 'node:path';
@@ -20,7 +24,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createServer, type Plugin } from 'vite';
 import type { Page } from 'puppeteer-core';
+import { statSync } from 'node:fs';
 import { benchModelFile, cacheDir } from './models.ts';
+import { benchTable, fmt, type TableRow } from './table.ts';
 import { launchBrowser } from '../support/built-app.mjs';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import type { BenchRequest, BenchResult, Prompt } from './browser-cpu.page.ts';
@@ -38,9 +44,26 @@ export const BROWSER_MODELS: BrowserModel[] = [
 ];
 export const THREADS = [1, 2];
 
-export interface BrowserOptions { models: BrowserModel[]; prompt: number; gen: number; runs: number; log?: (s: string) => void }
-export interface BrowserRow { model: string; prompt: number; gen: number; threads: number; glassbox: BenchResult; wllama: BenchResult }
-export interface BrowserBench { browser: string; load_before: number[]; load_after: number[]; rows: BrowserRow[] }
+export interface BrowserOptions {
+  models: BrowserModel[]; prompt: number; gen: number; runs: number;
+  /** glassbox on the page's WebGPU adapter too: 'all' models, 'auto' (all on a hardware adapter,
+   *  files under SMALL_MODEL_BYTES on a software one such as SwiftShader: it runs the shaders on
+   *  the CPU, a 1B model would take tens of minutes) or 'none'. */
+  webgpu: 'all' | 'auto' | 'none';
+  log?: (s: string) => void;
+}
+/** Per model: glassbox CPU and wllama at each thread count, glassbox on WebGPU (or why not). */
+export interface BrowserModelResult {
+  model: string; prompt: number; gen: number;
+  cpu: { threads: number; glassbox: BenchResult; wllama: BenchResult }[];
+  webgpu: BenchResult | { skipped: string };
+}
+export interface BrowserBench { browser: string; adapter: string; load_before: number[]; load_after: number[]; models: BrowserModelResult[] }
+
+/** Files at most this large run on a software WebGPU adapter under webgpu: 'auto'. */
+export const SMALL_MODEL_BYTES = 100 * 2 ** 20;
+/** Adapters that run shaders on the CPU. */
+export const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|fallback/i;
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -111,8 +134,7 @@ export async function runBrowserBench(o: BrowserOptions): Promise<BrowserBench> 
     plugins: [{ name: 'bench-local-models', configureServer(s) { s.middlewares.use(lm.connectLocalModels() as never); } }],
   });
   await server.listen();
-  const browser = await launchBrowser();
-  const rows: BrowserRow[] = [];
+  const browser = await launchBrowser({ webgpu: o.webgpu !== 'none' });
   try {
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -122,27 +144,42 @@ export async function runBrowserBench(o: BrowserOptions): Promise<BrowserBench> 
     await page.goto(`http://127.0.0.1:${port}/test/bench/browser-cpu.html`, { waitUntil: 'load' });
     await page.waitForFunction(() => window.__bench?.ready, { timeout: 120_000 });
     if (!(await page.evaluate(() => crossOriginIsolated))) throw new Error('the bench page is not cross-origin isolated: no threads');
+    const adapter = await page.evaluate(() => window.__bench.adapter());
+    const models: BrowserModelResult[] = [];
     for (const [i, m] of o.models.entries()) {
       const ps = prompts(await tokenizerFromPath(files[i]!), o.prompt, o.runs + 1);
-      const req = (threads: number): BenchRequest => ({ url: `/models/local/${basename(files[i]!)}`, threads, gen: o.gen, prompts: ps.slice(1), warmup: ps[0]! });
+      const req = (threads: number, backend: 'cpu' | 'webgpu' = 'cpu'): BenchRequest => ({ url: `/models/local/${basename(files[i]!)}`, backend, threads, gen: o.gen, prompts: ps.slice(1), warmup: ps[0]! });
+      const result: BrowserModelResult = { model: `${m.shape} ${m.type}`, prompt: o.prompt, gen: o.gen, cpu: [], webgpu: { skipped: '' } };
       for (const threads of THREADS) {
         const t0 = performance.now();
-        log(`  browser: ${m.shape} ${m.type}, ${threads} thread(s): glassbox ×${o.runs} ...`);
+        log(`  Chromium: ${m.shape} ${m.type}, ${threads} thread(s): glassbox ×${o.runs} ...`);
         const g = await job(page, 'glassbox', req(threads), errors);
         log(` wllama ×${o.runs} ...`);
         const w = await job(page, 'wllama', req(threads), errors);
         log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
-        rows.push({ model: `${m.shape} ${m.type}`, prompt: o.prompt, gen: o.gen, threads, glassbox: g, wllama: w });
+        result.cpu.push({ threads, glassbox: g, wllama: w });
       }
+      const size = statSync(files[i]!).size;
+      if (o.webgpu === 'none') result.webgpu = { skipped: 'not asked for' };
+      else if (/^no /.test(adapter)) result.webgpu = { skipped: adapter };
+      else if (o.webgpu === 'auto' && SOFTWARE_ADAPTER.test(adapter) && size > SMALL_MODEL_BYTES) {
+        result.webgpu = { skipped: `software adapter, ${(size / 2 ** 20).toFixed(0)} MB file (--webgpu all runs it)` };
+      } else {
+        const t0 = performance.now();
+        log(`  Chromium: ${m.shape} ${m.type}, WebGPU (${adapter}): glassbox ×${o.runs} ...`);
+        result.webgpu = await job(page, 'glassbox', req(1, 'webgpu'), errors);
+        log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+      }
+      models.push(result);
     }
-    return { browser: await browser.version(), load_before: load0, load_after: loadavg(), rows };
+    return { browser: await browser.version(), adapter, load_before: load0, load_after: loadavg(), models };
   } finally {
     await browser.close();
     await server.close();
   }
 }
 
-const best = (r: BenchResult, k: 'prefill_tok_s' | 'decode_tok_s') => Math.max(...r.runs.map((x) => x[k]));
+export const bestOf = (r: BenchResult, k: 'prefill_tok_s' | 'decode_tok_s') => Math.max(...r.runs.map((x) => x[k]));
 /** Leading greedy tokens (after the first run's prompt) on which the two agree, of those generated. */
 export function agreement(g: BenchResult, w: BenchResult): string {
   const a = g.runs[0]!.pieces, text = w.runs[0]!.text;
@@ -152,46 +189,59 @@ export function agreement(g: BenchResult, w: BenchResult): string {
   return `${k} / ${a.length}`;
 }
 
-/** The Markdown table (ready for BENCHMARKS.md) and the lines under it. */
-export function browserTable(b: BrowserBench): string[] {
-  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  const out = [
-    `In headless Chromium (${b.browser}), one run: glassbox (its worker, WebAssembly SIMD kernels) vs wllama (llama.cpp in WebAssembly, CPU, n_gpu_layers 0), cross-origin isolated; best of ${b.rows[0]?.glassbox.runs.length ?? 0} runs per figure; ratios are glassbox / wllama at the same thread count.`,
-    '',
-    '| model (P / G) | threads | glassbox prefill tok/s | wllama prefill tok/s | prefill ratio | glassbox decode tok/s | wllama decode tok/s | decode ratio | greedy tokens agree (leading) |',
-    '|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const r of b.rows) {
-    const [gp, wp, gd, wd] = [best(r.glassbox, 'prefill_tok_s'), best(r.wllama, 'prefill_tok_s'), best(r.glassbox, 'decode_tok_s'), best(r.wllama, 'decode_tok_s')];
-    out.push(`| ${r.model} (${r.prompt} / ${r.gen}) | ${r.threads} | ${f(gp)} | ${f(wp)} | ${(gp / wp).toFixed(2)} | ${f(gd)} | ${f(wd)} | ${(gd / wd).toFixed(2)} | ${agreement(r.glassbox, r.wllama)} |`);
+/**
+ * One model's Chromium rows of the bench table: glassbox CPU and wllama at each thread count
+ * (glassbox's ratios against wllama at the same count), then glassbox on WebGPU, whose ratios are
+ * against `gpuPeer` (npm run bench: native llama.cpp) or else wllama's best CPU row.
+ */
+export function browserRows(m: BrowserModelResult, gpuPeer?: TableRow['peer']): TableRow[] {
+  const rows: TableRow[] = [];
+  const fig = (r: BenchResult) => ({ prefill: bestOf(r, 'prefill_tok_s'), cold: r.prefill_cold_tok_s, decode: bestOf(r, 'decode_tok_s') });
+  for (const c of m.cpu) {
+    const w = fig(c.wllama);
+    rows.push({ engine: 'glassbox CPU', where: 'Chromium', threads: String(c.threads), ...fig(c.glassbox), peer: { name: `wllama, ${c.threads} thread${c.threads > 1 ? 's' : ''}`, ...w } });
   }
-  out.push('', 'Every run (prefill / decode tok/s; load s):');
-  for (const r of b.rows) {
-    const list = (x: BenchResult) => `${x.runs.map((o) => `${f(o.prefill_tok_s)}/${f(o.decode_tok_s)}`).join(', ')}; load ${x.load_s.toFixed(1)}`;
-    out.push(`  ${r.model}, ${r.threads} thread(s): glassbox ${list(r.glassbox)} (${r.glassbox.detail}); wllama ${list(r.wllama)} (${r.wllama.detail})`);
+  for (const c of m.cpu) rows.push({ engine: 'wllama', where: 'Chromium', threads: String(c.threads), ...fig(c.wllama) });
+  const best = m.cpu.map((c) => ({ name: `wllama, ${c.threads} thread${c.threads > 1 ? 's' : ''}`, ...fig(c.wllama) })).sort((a, b) => b.prefill - a.prefill)[0];
+  if ('skipped' in m.webgpu) rows.push({ engine: 'glassbox WebGPU', where: 'Chromium', threads: 'GPU', note: `not run: ${m.webgpu.skipped}` });
+  else rows.push({ engine: 'glassbox WebGPU', where: 'Chromium', threads: 'GPU', note: m.webgpu.adapter, ...fig(m.webgpu), peer: gpuPeer ?? best });
+  return rows;
+}
+
+/** The lines under the table: every run, the greedy agreement, the load average. */
+export function browserNotes(b: BrowserBench): string[] {
+  const list = (x: BenchResult) => `${x.runs.map((o) => `${fmt(o.prefill_tok_s)}/${fmt(o.decode_tok_s)}`).join(', ')}; load ${x.load_s.toFixed(1)} s`;
+  const out = [`In headless Chromium (${b.browser}), one page, cross-origin isolated (threads in both engines); WebGPU adapter: ${b.adapter}. Every run (prefill / decode tok/s):`];
+  for (const m of b.models) {
+    for (const c of m.cpu) out.push(`  ${m.model}, ${c.threads} thread(s): glassbox ${list(c.glassbox)} (${c.glassbox.detail}); wllama ${list(c.wllama)} (${c.wllama.detail})`);
+    if (!('skipped' in m.webgpu)) out.push(`  ${m.model}, WebGPU: glassbox ${list(m.webgpu)} (${m.webgpu.detail})`);
+    const one = m.cpu[0];
+    if (one) out.push(`  ${m.model}, greedy tokens glassbox and wllama agree on (leading): ${agreement(one.glassbox, one.wllama)}; glassbox ${JSON.stringify(one.glassbox.runs[0]!.text)}, wllama ${JSON.stringify(one.wllama.runs[0]!.text)}`);
   }
-  const ids = b.rows.filter((r) => r.threads === 1);
-  for (const r of ids) out.push(`  ${r.model}, greedy text after the first prompt: glassbox ${JSON.stringify(r.glassbox.runs[0]!.text)} (ids ${r.glassbox.runs[0]!.ids.join(' ')}); wllama ${JSON.stringify(r.wllama.runs[0]!.text)}`);
   out.push(`  load average before: ${b.load_before.map((x) => x.toFixed(2)).join(' ')}; after: ${b.load_after.map((x) => x.toFixed(2)).join(' ')}`);
   return out;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, models: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, models: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' }, webgpu: { type: 'string' } } });
   const int = (s: string | undefined, d: number, flag: string) => {
     const n = Number(s ?? d);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, not '${s}'`);
     return n;
   };
+  const webgpu = values.webgpu ?? 'auto';
+  if (webgpu !== 'all' && webgpu !== 'auto' && webgpu !== 'none') throw new Error(`--webgpu must be all, auto or none, not '${webgpu}'`);
   const opts: BrowserOptions = {
     models: values.models
       ? values.models.split(',').map((x) => { const [shape, type] = x.split(':'); return { shape: shape!, type: (type ?? 'Q4_0') as TensorTypeName }; })
       : BROWSER_MODELS.filter((m) => !values.quick || m.shape === 'stories15M'),
-    prompt: int(values['prompt-tokens'], 32, '--prompt-tokens'), gen: int(values['gen-tokens'], 8, '--gen-tokens'), runs: int(values.runs, 3, '--runs'),
+    prompt: int(values['prompt-tokens'], 32, '--prompt-tokens'), gen: int(values['gen-tokens'], 8, '--gen-tokens'), runs: int(values.runs, 1, '--runs'), webgpu,
   };
   console.log(`Date: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const b = await runBrowserBench(opts);
   console.log('');
-  for (const line of browserTable(b)) console.log(line);
-  console.log(JSON.stringify({ bench: 'browser-cpu', ...b }));
+  for (const line of benchTable(b.models.map((m) => ({ name: m.model, prompt: m.prompt, gen: m.gen, rows: browserRows(m) })))) console.log(line);
+  console.log('');
+  for (const line of browserNotes(b)) console.log(line);
+  console.log(JSON.stringify({ bench: 'browser', ...b }));
 }

@@ -1,7 +1,9 @@
 // llama.cpp's side of `npm run bench` (test/bench/run.ts): the same measurement as
 // `glassbox bench FILE --json` — prefill tok/s of P prompt tokens, decode tok/s of G generated
 // tokens (greedy), peak RSS — with node-llama-cpp on the CPU, in its own process so that its peak
-// memory is its own. Prints one JSON line with the keys of glassbox bench.
+// memory is its own. Prints one JSON line with the keys of glassbox bench. As there (and in
+// llama-bench), the timed run follows an untimed warm-up: another prompt and one decoded token,
+// then the sequence's history is cleared; the warm-up's prefill is prefill_cold_tok_s.
 //
 //   node test/bench/llamacpp-bench.mjs FILE.gguf [--prompt-tokens P] [--gen-tokens G] [--threads N]
 
@@ -37,31 +39,41 @@ const loadS = (performance.now() - t0) / 1000;
 // Random ids from a fixed LCG, avoiding the control tokens 0..2 of the synthetic vocabulary.
 const vocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? 32000;
 let s = 1234;
-const prompt = Array.from({ length: P }, () => {
+const randomPrompt = () => Array.from({ length: P }, () => {
   s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
   return 3 + (s % (vocab - 3));
 });
+const warmup = randomPrompt(), prompt = randomPrompt();
 
-// evaluate() prefills the prompt and yields the first greedy token; each later yield is one more
-// decoded position. yieldEogToken keeps it from stopping at a random model's EOS.
-let n = 0;
-let tPrefill = 0;
-const t1 = performance.now();
-let t2 = t1;
-for await (const _ of sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
-  if (n === 0) {
-    t2 = performance.now();
-    tPrefill = (t2 - t1) / 1000;
+/**
+ * Prefills `ids` and decodes `gen` more tokens: evaluate() prefills and yields the first greedy
+ * token; each later yield is one more decoded position. yieldEogToken keeps it from stopping at a
+ * random model's EOS. Returns the seconds of the prefill and of the decoding.
+ */
+async function timed(ids, gen) {
+  let n = 0;
+  let prefillS = 0;
+  const t1 = performance.now();
+  let t2 = t1;
+  for await (const _ of sequence.evaluate(ids, { temperature: 0, yieldEogToken: true })) {
+    if (n === 0) {
+      t2 = performance.now();
+      prefillS = (t2 - t1) / 1000;
+    }
+    if (n === gen) break;
+    n++;
   }
-  if (n === G) break;
-  n++;
+  return { prefillS, decodeS: (performance.now() - t2) / 1000 };
 }
-const decodeS = (performance.now() - t2) / 1000;
+
+const cold = await timed(warmup, 1);
+await sequence.clearHistory();
+const { prefillS: tPrefill, decodeS } = await timed(prompt, G);
 
 const round = (x) => Math.round(x * 100) / 100;
 console.log(JSON.stringify({
   backend: 'llama.cpp-cpu', threads, prompt_tokens: P, gen_tokens: G, load_s: round(loadS),
-  prefill_tok_s: round(P / tPrefill), decode_tok_s: round(G / decodeS),
+  prefill_tok_s: round(P / tPrefill), prefill_cold_tok_s: round(P / cold.prefillS), decode_tok_s: round(G / decodeS),
   peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
 }));
 await context.dispose();

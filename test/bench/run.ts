@@ -1,24 +1,25 @@
-// `npm run bench`: glassbox's CPU engine (the WebAssembly kernels, 1 and 2 threads) and llama.cpp
-// (node-llama-cpp, 2 threads, installed on demand into .cache/llamacpp by test/support/llamacpp.mjs)
-// on the same random-weight GGUFs, each run in its own process (so that each peak RSS is its own):
-//   stories15M shape, F32 and Q8_0; TinyLlama-1.1B shape, Q4_0 and Q8_0
-// prefill of P = 128 prompt tokens, then G generated tokens (greedy). The models are synthesised
-// once into .cache/bench/ and reused. Prints one Markdown table (ready for BENCHMARKS.md) with the
-// ratios to llama.cpp and the issue-6 targets, the capture overhead, then one JSON line.
+// `npm run bench`: one table of every engine on the same random-weight GGUFs —
+//   stories15M shape, F32 and Q8_0; TinyLlama-1.1B shape, Q4_0 and Q8_0 —
+// prefill of P = 128 prompt tokens, then G generated tokens (greedy), after an untimed warm-up:
+//   in Node, each run in its own process (so that each peak RSS is its own): glassbox's CPU engine
+//     (the WebAssembly kernels, 1 and 2 threads; `glassbox bench --json`, with the capture
+//     overhead on 2 threads) and llama.cpp (node-llama-cpp, 2 threads, installed on demand into
+//     .cache/llamacpp by test/support/llamacpp.mjs; test/bench/llamacpp-bench.mjs);
+//   in one headless Chromium page (test/bench/browser-cpu.ts), for stories15M Q8_0 and TinyLlama
+//     Q4_0: glassbox's worker on the CPU (1 and 2 threads) and on WebGPU (the adapter named;
+//     on a software adapter such as SwiftShader only the small model), and @wllama/wllama
+//     (llama.cpp in WebAssembly) at the same thread counts.
+// The table gives each glassbox row's ratio to its peer (llama.cpp in Node; wllama at the same
+// thread count in Chromium; llama.cpp for WebGPU), peak memory and the capture overhead, then the
+// issue-6 targets, every run, and one JSON line. The models are synthesised once into .cache/bench/.
 //
 // The machine is shared and small (2 cores): two-thread runs wait for each other at every step,
-// so one busy core can slow them tenfold. Each measurement is repeated (--runs, default 3), the
-// best run is reported in the table and every run in the JSON line, and the load average is
-// printed before and after.
+// so one busy core can slow them tenfold. Each Node measurement is repeated (--runs, default 3;
+// Chromium: --browser-runs, default 1, as wllama takes about a second per TinyLlama token there),
+// the best run is reported in the table and every run below it, with the load average.
 //
-// Then a second table, from one headless Chromium run (test/bench/browser-cpu.ts): glassbox's
-// worker (1 and 2 threads) vs @wllama/wllama (llama.cpp in WebAssembly) on stories15M Q8_0 and
-// TinyLlama Q4_0, prefill of 32 and 8 decoded tokens (wllama takes about a second per TinyLlama
-// token here), with the ratios glassbox / wllama. A separate table: other prompt lengths, another
-// runtime (the browser's WebAssembly, no peak RSS), and the peer is wllama, not llama.cpp.
-//
-//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N] [-- --no-browser]
-//   --quick: the stories15M models only; --no-browser: no Chromium table.
+//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N] [-- --browser-runs N] [-- --no-browser] [-- --webgpu auto|all|none]
+//   --quick: the stories15M models only; --no-browser: no Chromium rows.
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -27,7 +28,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
-import { runBrowserBench, browserTable, BROWSER_MODELS, type BrowserBench } from './browser-cpu.ts';
+import { runBrowserBench, browserRows, browserNotes, bestOf, BROWSER_MODELS, type BrowserBench } from './browser-cpu.ts';
+import { benchTable, fmt, type TableModel, type TableRow } from './table.ts';
 import { shapeConfig } from '../../src/formats/synth.ts';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import { ensureLlamaCpp, LLAMACPP_VERSION } from '../support/llamacpp.mjs';
@@ -36,7 +38,7 @@ const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const LLAMA_THREADS = 2;
 /** Every layer's attention pattern and every residual hook (issue 6: at most 1.3× the time). */
 const CAPTURE = 'blocks.*.attn.hook_pattern,blocks.*.hook_resid_pre,blocks.*.hook_resid_mid,blocks.*.hook_resid_post';
-const TARGETS = { decode: 0.5, prefill: 0.33, memory: 1.2, capture: 1.3 };
+const TARGETS = { decode: 0.5, prefill: 0.33, memory: 1.2, capture: 1.3, wllama: 5 };
 
 interface Model { shape: string; type: TensorTypeName; prompt: number; gen: number; decodeTarget: boolean }
 const MODELS: Model[] = [
@@ -46,11 +48,14 @@ const MODELS: Model[] = [
   { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
 ];
 
-interface Figures { threads: number; load_s: number; prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number }
+interface Figures { threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number }
 type Best = Figures & { runs: Figures[] };
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' }, 'no-browser': { type: 'boolean' } },
+  options: {
+    quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' },
+    'browser-runs': { type: 'string' }, 'no-browser': { type: 'boolean' }, webgpu: { type: 'string' },
+  },
 });
 const positive = (s: string | undefined, flag: string): number | undefined => {
   if (s === undefined) return undefined;
@@ -61,6 +66,10 @@ const positive = (s: string | undefined, flag: string): number | undefined => {
 const promptOverride = positive(values['prompt-tokens'], '--prompt-tokens');
 const genOverride = positive(values['gen-tokens'], '--gen-tokens');
 const RUNS = positive(values.runs, '--runs') ?? 3;
+// one run in Chromium by default: wllama takes about a second per TinyLlama token there
+const BROWSER_RUNS = positive(values['browser-runs'], '--browser-runs') ?? 1;
+const WEBGPU = values.webgpu ?? 'auto';
+if (WEBGPU !== 'auto' && WEBGPU !== 'all' && WEBGPU !== 'none') throw new Error(`--webgpu must be auto, all or none, not '${WEBGPU}'`);
 const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
 
@@ -86,7 +95,7 @@ function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
 }
 
 const pick = (o: Record<string, number>): Figures => ({
-  threads: o.threads!, load_s: o.load_s!, prefill_tok_s: o.prefill_tok_s!, decode_tok_s: o.decode_tok_s!, peak_rss_mb: o.peak_rss_mb!,
+  threads: o.threads!, load_s: o.load_s!, prefill_tok_s: o.prefill_tok_s!, prefill_cold_tok_s: o.prefill_cold_tok_s!, decode_tok_s: o.decode_tok_s!, peak_rss_mb: o.peak_rss_mb!,
   ...(o.capture_overhead !== undefined ? { capture_overhead: o.capture_overhead } : {}),
 });
 
@@ -100,6 +109,7 @@ async function best(runs: number, cmd: string, args: string[]): Promise<Best> {
     threads: all[0]!.threads,
     load_s: Math.min(...all.map((f) => f.load_s)),
     prefill_tok_s: Math.max(...all.map((f) => f.prefill_tok_s)),
+    prefill_cold_tok_s: Math.max(...all.map((f) => f.prefill_cold_tok_s)),
     decode_tok_s: Math.max(...all.map((f) => f.decode_tok_s)),
     peak_rss_mb: Math.min(...all.map((f) => f.peak_rss_mb)),
     ...(overheads.length ? { capture_overhead: Math.min(...overheads) } : {}),
@@ -115,8 +125,7 @@ function kvBytes(shape: string, positions: number): number {
 }
 
 const load0 = loadavg();
-console.log(`glassbox (WebAssembly kernels, 1 and 2 threads) vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU, ${LLAMA_THREADS} threads).`);
-console.log(`Best of ${RUNS} runs per figure; every run is in the JSON line.`);
+console.log(`Date: ${new Date().toISOString()}.`);
 console.log(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 await ensureLlamaCpp();
 
@@ -130,60 +139,80 @@ for (const m of models) {
   process.stdout.write(`  ${m.shape} ${m.type}: glassbox 1 thread ×${RUNS} ...`);
   const g1 = await best(RUNS, process.execPath, gb(1));
   process.stdout.write(` 2 threads ×${RUNS} ...`);
-  // the capture overhead is measured on stories15M F32, inside the two-thread runs
-  const g2 = await best(RUNS, process.execPath, gb(2, m.shape === 'stories15M' && m.type === 'F32' ? ['--capture', CAPTURE] : []));
+  // the capture overhead is measured inside the two-thread runs
+  const g2 = await best(RUNS, process.execPath, gb(2, ['--capture', CAPTURE]));
   process.stdout.write(` llama.cpp ×${RUNS} ...`);
   const llama = await best(RUNS, process.execPath, ['test/bench/llamacpp-bench.mjs', file, ...flags, '--threads', String(LLAMA_THREADS)]);
   console.log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   rows.push({ model: m, file, fileMb: statSync(file).size / 2 ** 20, kvMb: kvBytes(m.shape, m.prompt + m.gen + 1) / 2 ** 20, g1, g2, llama });
 }
 
-// ---- the table (Markdown, ready for BENCHMARKS.md) ----
-const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const r = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '–');
-const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
-console.log('');
-console.log('| model (P / G) | engine | threads | prefill tok/s | decode tok/s | peak RSS MB | prefill ratio | decode ratio |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const { model: m, g1, g2, llama } of rows) {
-  const name = `${m.shape} ${m.type} (${m.prompt} / ${m.gen})`;
-  console.log(`| ${name} | glassbox | 1 | ${f(g1.prefill_tok_s)} | ${f(g1.decode_tok_s)} | ${f(g1.peak_rss_mb)} | ${r(g1.prefill_tok_s, llama.prefill_tok_s)} | ${r(g1.decode_tok_s, llama.decode_tok_s)} |`);
-  console.log(`| | glassbox | 2 | ${f(g2.prefill_tok_s)} | ${f(g2.decode_tok_s)} | ${f(g2.peak_rss_mb)} | ${r(g2.prefill_tok_s, llama.prefill_tok_s)} | ${r(g2.decode_tok_s, llama.decode_tok_s)} |`);
-  console.log(`| | llama.cpp | ${llama.threads} | ${f(llama.prefill_tok_s)} | ${f(llama.decode_tok_s)} | ${f(llama.peak_rss_mb)} | 1 | 1 |`);
-}
-console.log('');
-console.log(`Targets (glassbox 2 threads / llama.cpp 2 threads; issue 6): decode ≥ ${TARGETS.decode}× (TinyLlama Q4_0, Q8_0, stories15M F32), prefill ≥ ${TARGETS.prefill}×, peak memory ≤ ${TARGETS.memory}× file + KV cache, capture ≤ ${TARGETS.capture}× the time.`);
-console.log('');
-console.log('| model | decode ratio | prefill ratio | peak RSS / (file + KV) |');
-console.log('|---|---|---|---|');
-for (const { model: m, g2, llama, fileMb, kvMb } of rows) {
-  const d = g2.decode_tok_s / llama.decode_tok_s, p = g2.prefill_tok_s / llama.prefill_tok_s, mem = g2.peak_rss_mb / (fileMb + kvMb);
-  console.log(`| ${m.shape} ${m.type} | ${d.toFixed(2)} ${m.decodeTarget ? mark(d >= TARGETS.decode) : '(no target)'} | ${p.toFixed(2)} ${mark(p >= TARGETS.prefill)} | ${mem.toFixed(2)} (${f(g2.peak_rss_mb)} / ${f(fileMb + kvMb)} MB) ${mark(mem <= TARGETS.memory)} |`);
-}
-const cap = rows.find((x) => x.g2.capture_overhead !== undefined);
-if (cap) {
-  console.log('');
-  console.log(`Capture overhead (${cap.model.shape} ${cap.model.type}, prefill of ${cap.model.prompt} tokens, 2 threads, every layer's attention pattern and every residual hook vs nothing): ×${cap.g2.capture_overhead!.toFixed(2)} the time, ${mark(cap.g2.capture_overhead! <= TARGETS.capture)}.`);
-}
-console.log('');
-console.log('Every run (prefill / decode tok/s):');
-for (const { model: m, g1, g2, llama } of rows) {
-  const list = (x: { runs: Figures[] }) => x.runs.map((o) => `${f(o.prefill_tok_s)}/${f(o.decode_tok_s)}`).join(', ');
-  console.log(`  ${m.shape} ${m.type}: glassbox 1 thread ${list(g1)}; 2 threads ${list(g2)}; llama.cpp ${list(llama)}`);
-}
-console.log('');
-console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(' ')}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-
-// ---- the browser table: glassbox vs wllama in one headless Chromium run ----
+// ---- the Chromium part: glassbox (CPU, WebGPU) and wllama on the same P and G ----
 let browser: BrowserBench | null = null;
 if (!values['no-browser']) {
-  console.log('');
-  browser = await runBrowserBench({ models: BROWSER_MODELS.filter((m) => !values.quick || m.shape === 'stories15M'), prompt: 32, gen: 8, runs: RUNS });
-  console.log('');
-  for (const line of browserTable(browser)) console.log(line);
+  const bm = BROWSER_MODELS.filter((b) => models.some((m) => m.shape === b.shape && m.type === b.type));
+  const pg = models.find((m) => m.shape === bm[0]?.shape);
+  // one P and G per run of the page: the Node runs' (all models have the same P unless overridden)
+  if (bm.length && pg) {
+    const gens = new Set(bm.map((b) => models.find((m) => m.shape === b.shape && m.type === b.type)!.gen));
+    console.log('');
+    browser = { browser: '', adapter: '', load_before: loadavg(), load_after: [], models: [] };
+    for (const gen of gens) {
+      const part = await runBrowserBench({
+        models: bm.filter((b) => models.find((m) => m.shape === b.shape && m.type === b.type)!.gen === gen),
+        prompt: pg.prompt, gen, runs: BROWSER_RUNS, webgpu: WEBGPU,
+      });
+      browser = { ...part, load_before: browser.load_before, models: [...browser.models, ...part.models] };
+    }
+  }
 }
+
+// ---- the table (Markdown, ready for BENCHMARKS.md) ----
+const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama }) => {
+  const peer = { name: `llama.cpp, ${llama.threads} threads`, prefill: llama.prefill_tok_s, decode: llama.decode_tok_s };
+  const node = (g: Best): TableRow => ({
+    engine: 'glassbox CPU', where: 'Node', threads: String(g.threads), prefill: g.prefill_tok_s, cold: g.prefill_cold_tok_s,
+    decode: g.decode_tok_s, peakMb: g.peak_rss_mb, ...(g.capture_overhead !== undefined ? { capture: g.capture_overhead } : {}), peer,
+  });
+  const b = browser?.models.find((x) => x.model === `${m.shape} ${m.type}`);
+  return {
+    name: `${m.shape} ${m.type}`, prompt: m.prompt, gen: m.gen,
+    rows: [
+      node(g1), node(g2),
+      { engine: 'llama.cpp', where: 'Node', threads: String(llama.threads), prefill: llama.prefill_tok_s, cold: llama.prefill_cold_tok_s, decode: llama.decode_tok_s, peakMb: llama.peak_rss_mb },
+      ...(b ? browserRows(b, peer) : []),
+    ],
+  };
+});
+const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+console.log('');
+console.log(`glassbox vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU) in Node and vs wllama in headless Chromium${browser ? ` (${browser.browser})` : ' (not run: --no-browser)'}; every engine runs an untimed warm-up first (another prompt and one token: the "first prefill"). Best of ${RUNS} runs in Node, ${BROWSER_RUNS} in Chromium. Ratios: glassbox / the peer named, measured in the same run. Capture: prefill time with every layer's attention pattern and every residual hook recorded / without.`);
+console.log('');
+for (const line of benchTable(tableModels)) console.log(line);
+console.log('');
+console.log(`Targets (issue 6; glassbox 2 threads / llama.cpp 2 threads): decode ≥ ${TARGETS.decode}× (TinyLlama Q4_0, Q8_0, stories15M F32), prefill ≥ ${TARGETS.prefill}×, peak memory ≤ ${TARGETS.memory}× (file + KV cache), capture ≤ ${TARGETS.capture}× the time; TinyLlama Q4_0 in Chromium ≥ ${TARGETS.wllama}× wllama.`);
+for (const { model: m, g2, llama, fileMb, kvMb } of rows) {
+  const d = g2.decode_tok_s / llama.decode_tok_s, p = g2.prefill_tok_s / llama.prefill_tok_s, mem = g2.peak_rss_mb / (fileMb + kvMb);
+  const cap = g2.capture_overhead;
+  console.log(`- ${m.shape} ${m.type}: decode ${d.toFixed(2)} ${m.decodeTarget ? mark(d >= TARGETS.decode) : '(no target)'}; prefill ${p.toFixed(2)} ${mark(p >= TARGETS.prefill)}; peak RSS ${mem.toFixed(2)}× (${fmt(g2.peak_rss_mb)} / ${fmt(fileMb + kvMb)} MB) ${mark(mem <= TARGETS.memory)}${cap === undefined ? '' : `; capture ×${cap.toFixed(2)} ${mark(cap <= TARGETS.capture)}`}`);
+}
+for (const b of browser?.models ?? []) {
+  if (b.model !== 'tinyllama-1.1b Q4_0') continue;
+  for (const c of b.cpu) {
+    const p = bestOf(c.glassbox, 'prefill_tok_s') / bestOf(c.wllama, 'prefill_tok_s'), d = bestOf(c.glassbox, 'decode_tok_s') / bestOf(c.wllama, 'decode_tok_s');
+    console.log(`- ${b.model} in Chromium, ${c.threads} thread(s): ${p.toFixed(1)}× wllama (prefill), ${d.toFixed(1)}× (decode) ${mark(Math.min(p, d) >= TARGETS.wllama)}`);
+  }
+}
+console.log('');
+console.log('Every run in Node (prefill / decode tok/s):');
+for (const { model: m, g1, g2, llama } of rows) {
+  const list = (x: { runs: Figures[] }) => x.runs.map((o) => `${fmt(o.prefill_tok_s)}/${fmt(o.decode_tok_s)}`).join(', ');
+  console.log(`  ${m.shape} ${m.type}: glassbox 1 thread ${list(g1)}; 2 threads ${list(g2)}; llama.cpp ${list(llama)}`);
+}
+console.log(`  load average before: ${load0.map((x) => x.toFixed(2)).join(' ')}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+if (browser) for (const line of browserNotes(browser)) console.log(line);
 console.log(JSON.stringify({
-  bench: 'forward-cpu', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length,
+  bench: 'forward', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length,
   results: rows.map(({ model, fileMb, kvMb, g1, g2, llama }) => ({ model: `${model.shape} ${model.type}`, prompt: model.prompt, gen: model.gen, file_mb: fileMb, kv_mb: kvMb, glassbox_1: g1, glassbox_2: g2, llamacpp: llama })),
   ...(browser ? { browser } : {}),
 }));
