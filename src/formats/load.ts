@@ -1,6 +1,7 @@
 // Streams a model's weights from its files into the weight arena, in their stored type.
 //
-// Every tensor is read in pieces of at most 4 MiB straight into its place in the arena: nothing is
+// Every tensor is read in pieces of at most 4 MiB straight into its place in the arena (in place
+// where the source can, ByteSource.readInto: a file in Node allocates nothing per piece): nothing is
 // converted to f32 and no file is ever held whole. Models whose Q/K rows are in the Hugging Face
 // 'half-split' RoPE layout have those rows reordered on the way in (rows are whole blocks in every
 // type, so the permutation works on bytes), so that everything after the loader sees 'adjacent'.
@@ -116,9 +117,10 @@ export async function loadWeights(model: ModelFile, arena: WeightArena, opts: Lo
     for (let at = 0; at < t.byteLength; at += piece) {
       signal?.throwIfAborted();
       const n = Math.min(piece, t.byteLength - at);
-      const bytes = await src.read(t.offset + at, n);
-      if (!qk) dest.set(bytes, at);
+      if (!qk && src.readInto) await src.readInto(t.offset + at, dest.subarray(at, at + n));
+      else if (!qk) dest.set(await src.read(t.offset + at, n), at);
       else {
+        const bytes = await src.read(t.offset + at, n);
         for (let r = 0; r < n / rowBytes; r++) {
           const row = at / rowBytes + r;
           dest.set(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), halfSplitToAdjacentRow(row, dHead) * rowBytes);

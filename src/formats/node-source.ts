@@ -20,18 +20,22 @@ export async function fileSource(path: string): Promise<ByteSource> {
     name: basename(path),
     size,
     async read(offset, length) {
-      if (offset < 0 || length < 0 || offset + length > size) {
+      const out = new Uint8Array(length);
+      await src.readInto!(offset, out);
+      return out;
+    },
+    async readInto(offset, dest) {
+      const length = dest.length;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > size) {
         throw new TruncatedFileError(src.name,
           `needs bytes ${offset}..${offset + length} but the file is only ${size} bytes long`);
       }
-      const out = new Uint8Array(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        const { bytesRead } = await handle.read(dest, done, length - done, offset + done);
         if (bytesRead === 0) throw new TruncatedFileError(src.name, `ended early at byte ${offset + done}`);
         done += bytesRead;
       }
-      return out;
     },
     async close() { await handle.close(); },
   };

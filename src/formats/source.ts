@@ -11,6 +11,12 @@ export interface ByteSource {
   readonly size: number;
   /** Reads exactly `length` bytes at `offset`; throws TruncatedFileError past the end. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads exactly `dest.length` bytes at `offset` into `dest` (same errors as read). Optional:
+   * sources that can fill memory in place (a file in Node) offer it, so that loading a model
+   * allocates nothing per piece; the loader uses read() where it is missing.
+   */
+  readInto?(offset: number, dest: Uint8Array): Promise<void>;
   /** Releases the underlying handle (files in Node); a no-op elsewhere. */
   close?(): Promise<void>;
 }

@@ -207,6 +207,22 @@ test('pieces: small reads give the same tensors (permuted rows, llama2.c int8 gr
   assert.ok(converted >= 8);
 });
 
+test('a file in Node is read in place (readInto): the same bytes as read(), the same errors past the end', async () => {
+  const src = await fileSource(dir + 'stories260K.gguf');
+  try {
+    assert.ok(src.readInto, 'fileSource offers readInto');
+    const at = 1000, n = 70_000;
+    const dest = new Uint8Array(new SharedArrayBuffer(n + 8)).subarray(4, 4 + n);   // an arena is a shared memory
+    await src.readInto!(at, dest);
+    assert.deepEqual(dest, await src.read(at, n));
+    assert.deepEqual(dest, new Uint8Array(readFileSync(dir + 'stories260K.gguf').subarray(at, at + n)));
+    await assert.rejects(src.readInto!(src.size - 10, new Uint8Array(11)), (e: Error) => e.name === 'TruncatedFileError' && e.message.includes('stories260K.gguf'));
+    await assert.rejects(src.readInto!(-1, new Uint8Array(1)), (e: Error) => e.name === 'TruncatedFileError');
+  } finally {
+    await src.close?.();
+  }
+});
+
 test('openModel tells GGUF, safetensors and llama2.c apart by content', async () => {
   const gguf = await fileSource(dir + 'stories260K.gguf');
   const bin = await fileSource(dir + 'stories260K.bin');
