@@ -4,8 +4,10 @@
 //   kernels/wasm/build/kernels.wasm         imports a non-shared memory (one thread: browsers that
 //                                           are not cross-origin isolated, `shared: false` arenas)
 //   kernels/wasm/build/kernels-shared.wasm  imports a shared memory (worker threads share it)
+//   kernels/wasm/build/kernels-relaxed{,-shared}.wasm  the same with relaxed SIMD (load.ts picks
+//                                           them where the engine has it)
 // A module that imports a shared memory must be given a shared one, and vice versa, hence two
-// builds of the same source. The .wasm files are build outputs (.gitignore), made by
+// builds of the same source, each with and without relaxed SIMD. The .wasm files are build outputs (.gitignore), made by
 // `npm run build:wasm`, before start/build/test/bench (package.json pre-scripts) and by the CLI
 // when they are missing. Incremental: nothing is done when both are newer than every source.
 //
@@ -20,8 +22,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const WASM_OUT_DIR = join(here, 'build');
 const ENTRY = join(here, 'kernels.as.ts');
 const OUTPUTS = [
-  { file: 'kernels.wasm', shared: false },
-  { file: 'kernels-shared.wasm', shared: true },
+  { file: 'kernels.wasm', shared: false, relaxed: false },
+  { file: 'kernels-shared.wasm', shared: true, relaxed: false },
+  { file: 'kernels-relaxed.wasm', shared: false, relaxed: true },
+  { file: 'kernels-relaxed-shared.wasm', shared: true, relaxed: true },
 ];
 
 function sources() {
@@ -37,8 +41,8 @@ export function wasmUpToDate() {
   });
 }
 
-/** Section ids of a wasm binary, and its imports as "module.name" strings. */
-function inspect(bytes) {
+/** Section ids of a wasm binary, and (when `compile`) its imports as "module.name:kind" strings. */
+function inspect(bytes, compile) {
   let at = 8;
   const ids = [];
   const leb = () => { let r = 0, s = 0, b; do { b = bytes[at++]; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80); return r >>> 0; };
@@ -48,6 +52,7 @@ function inspect(bytes) {
     ids.push(id);
     at += size;
   }
+  if (!compile) return { ids, imports: ['env.memory:memory'] };
   const mod = new WebAssembly.Module(bytes);
   return { ids, imports: WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`) };
 }
@@ -66,7 +71,7 @@ export async function buildWasm({ force = false, log = console.log } = {}) {
   }
   mkdirSync(WASM_OUT_DIR, { recursive: true });
   const t0 = performance.now();
-  for (const { file, shared } of OUTPUTS) {
+  for (const { file, shared, relaxed } of OUTPUTS) {
     const out = join(WASM_OUT_DIR, file);
     const tmp = `${out}.tmp-${process.pid}`;
     let messages = '';
@@ -75,11 +80,14 @@ export async function buildWasm({ force = false, log = console.log } = {}) {
       ENTRY, '--outFile', tmp, '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd',
       '--importMemory', '--initialMemory', '0', '--maximumMemory', '65536', '--use', 'abort=',
       ...(shared ? ['--sharedMemory', '--enable', 'threads'] : []),
+      ...(relaxed ? ['--enable', 'relaxed-simd'] : []),
     ];
     const { error } = await asc.main(args, { stdout: stream, stderr: stream });
     if (error) throw new Error(`kernels/wasm: compiling ${file} failed:\n${messages.trim()}`);
     const bytes = readFileSync(tmp);
-    const { ids, imports } = inspect(bytes);
+    // a Node without relaxed SIMD (Node 20) cannot compile the relaxed builds to list their
+    // imports: those are the plain builds' (same source and options), checked just before
+    const { ids, imports } = inspect(bytes, !relaxed || WebAssembly.validate(bytes));
     const problems = [];
     if (ids.includes(11)) problems.push('it has a data segment (it would be written over the weight arena)');
     if (imports.length !== 1 || imports[0] !== 'env.memory:memory') problems.push(`it imports ${imports.join(', ')} (only env.memory is provided)`);

@@ -6,6 +6,8 @@
 // over the weights, by every thread; build.mjs checks that there is none. That is why exp is
 // written here (AssemblyScript's Mathf.exp reads a table from a data segment).
 
+import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1 } from './kinds.as';
+
 /** f16 bits → f32, exactly as src/formats/quant/half.ts's table (NaN payloads kept). */
 @inline export function f16(h: u32): f32 {
   const o = (h & 0x7fff) << 13;
@@ -61,6 +63,16 @@ export function f32ToF16(x: f32): u32 {
 }
 
 /** Sum of the four lanes, in one fixed order (every kernel's result must not depend on tiling). */
+/** Whether rows of this 32-block type are decoded to unsigned bytes for the relaxed dot product (kinds.as.ts RELAXED). */
+@inline export function narrowKind(kind: i32): bool {
+  return ASC_FEATURE_RELAXED_SIMD && (kind == K_Q4_0 || kind == K_Q4_1 || kind == K_Q5_0 || kind == K_Q5_1);
+}
+
+/** What the unsigned levels of a narrow kind exceed the signed ones by: Q4_0 q − 8, Q5_0 q − 16. */
+@inline export function levelOffset(kind: i32): i32 {
+  return kind == K_Q4_0 ? 8 : kind == K_Q5_0 ? 16 : 0;
+}
+
 @inline export function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }

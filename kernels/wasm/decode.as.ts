@@ -3,7 +3,9 @@
 //
 //   32-blocks (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0):  wq i16 [k] the integer levels (q, or q − 8 / q − 16),
 //       then wd f32 [k/32] the scale d, then wm f32 [k/32] the min m (Q4_1, Q5_1; else unused).
-//       value = d·wq + m
+//       value = d·wq + m. In the relaxed-SIMD build the 4- and 5-bit types store instead the
+//       unsigned q as bytes, 32 per block at the start of its place (common.as.ts narrowKind):
+//       value = d·(q − levelOffset) + m
 //   256-blocks (Q2_K..Q6_K, Q8_K):  wq i16 [k] = level × its sub-block's integer scale, then
 //       wd f32 [k/256] = d, wdm f32 [k/256] = dmin, wmin i16 [k/16] = each 16's integer min.
 //       value = d·wq − dmin·wmin
@@ -11,8 +13,14 @@
 // Each row is decoded once per call and then multiplied with every token row (prefill), so
 // decoding costs once per weight, not once per product.
 
-import { f16, f16x4 } from './common.as';
+import { f16, f16x4, narrowKind } from './common.as';
 import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K, K_Q6_K, K_Q8_K, K_F16, K_BF16, K_Q8_G64 } from './kinds.as';
+
+/** The unsigned levels of elements 0..15 (`lo`) and 16..31 (`hi`) of a narrow kind, as bytes. */
+@inline function put32u8(dst: usize, lo: v128, hi: v128): void {
+  v128.store(dst, lo);
+  v128.store(dst, hi, 16);
+}
 
 /** Stores 32 levels, elements 0..15 in `lo` and 16..31 in `hi` (i8x16 each), widened to i16. */
 @inline function put32(dst: usize, lo: v128, hi: v128, signed: bool): void {
@@ -61,12 +69,14 @@ export function decodeLegacy(kind: i32, w: usize, nb: i32, dst0: usize, stride: 
     if (kind == K_Q4_0) {
       const p = w + <usize>b * 18;
       const qs = v128.load(p, 2);
-      put32(dst, i8x16.sub(v128.and(qs, low), i8x16.splat(8)), i8x16.sub(i8x16.shr_u(qs, 4), i8x16.splat(8)), true);
+      if (narrowKind(kind)) put32u8(dst, v128.and(qs, low), i8x16.shr_u(qs, 4));
+      else put32(dst, i8x16.sub(v128.and(qs, low), i8x16.splat(8)), i8x16.sub(i8x16.shr_u(qs, 4), i8x16.splat(8)), true);
       store<f32>(wd + sb, f16(load<u16>(p)));
     } else if (kind == K_Q4_1) {
       const p = w + <usize>b * 20;
       const qs = v128.load(p, 4);
-      put32(dst, v128.and(qs, low), i8x16.shr_u(qs, 4), false);
+      if (narrowKind(kind)) put32u8(dst, v128.and(qs, low), i8x16.shr_u(qs, 4));
+      else put32(dst, v128.and(qs, low), i8x16.shr_u(qs, 4), false);
       store<f32>(wd + sb, f16(load<u16>(p)));
       store<f32>(wm + sb, f16(load<u16>(p, 2)));
     } else if (kind == K_Q5_0) {
@@ -75,7 +85,8 @@ export function decodeLegacy(kind: i32, w: usize, nb: i32, dst0: usize, stride: 
       const qs = v128.load(p, 6);
       const lo = v128.or(v128.and(qs, low), fifthBits(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
       const hi = v128.or(i8x16.shr_u(qs, 4), fifthBits(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
-      put32(dst, i8x16.sub(lo, i8x16.splat(16)), i8x16.sub(hi, i8x16.splat(16)), true);
+      if (narrowKind(kind)) put32u8(dst, lo, hi);
+      else put32(dst, i8x16.sub(lo, i8x16.splat(16)), i8x16.sub(hi, i8x16.splat(16)), true);
       store<f32>(wd + sb, f16(load<u16>(p)));
     } else if (kind == K_Q5_1) {
       const p = w + <usize>b * 24;
@@ -83,7 +94,8 @@ export function decodeLegacy(kind: i32, w: usize, nb: i32, dst0: usize, stride: 
       const qs = v128.load(p, 8);
       const lo = v128.or(v128.and(qs, low), fifthBits(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
       const hi = v128.or(i8x16.shr_u(qs, 4), fifthBits(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
-      put32(dst, lo, hi, false);
+      if (narrowKind(kind)) put32u8(dst, lo, hi);
+      else put32(dst, lo, hi, false);
       store<f32>(wd + sb, f16(load<u16>(p)));
       store<f32>(wm + sb, f16(load<u16>(p, 2)));
     } else {   // K_Q8_0

@@ -145,7 +145,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       // products with several tokens read them four at a time, interleaved (matmul.as.ts rows2Q8)
       if (rows >= 4 && op === c.OP_MATMUL_Q8) {
         xi = at.xin;
-        x.interleaveQ8(at.xq, at.xd, at.xs, rows, k, xi);
+        x.interleaveQ8(at.xq, at.xd, at.xs, rows, k, xi, c.kind[type]);
       }
       const op0 = oIn ? out.byteOffset + 4 * t0 * m : at.stage;
       const slices = slicesFor(m * k * rows, m);

@@ -19,6 +19,15 @@ export const K_Q6_K: i32 = 12;
 export const K_Q8_K: i32 = 13;
 export const K_Q8_G64: i32 = 14;
 
+/**
+ * 1 in the relaxed-SIMD builds (kernels-relaxed*.wasm): products of several tokens with 32-block
+ * 4- and 5-bit weights (Q4_0 Q4_1 Q5_0 Q5_1) then keep the weight levels unsigned as bytes and the
+ * activations as i8, and multiply 16 pairs per i32x4.relaxed_dot_i8x16_i7x16_add_s (the weights
+ * are its 7-bit operand: 0..31, where every engine gives the same exact sums). TypeScript reads it
+ * to know which activation layout interleaveQ8 writes.
+ */
+export const RELAXED: i32 = ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+
 // The job control block (i32 words) through which the main thread hands a job to the workers
 // (kernels/wasm/pool.ts): the job word holds (generation << 8) | number of slices, so that a
 // worker reads both at once; pending counts the workers still running; next is the chunk counter

@@ -13,7 +13,7 @@
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, hsum, hsumI32 } from './common.as';
+import { f16, hsum, hsumI32, levelOffset, narrowKind } from './common.as';
 import { decodeFloat, decodeK, decodeLegacy } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
@@ -46,6 +46,76 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
 }
 
+/** Rows i (accA) and i + 1 (accB, when `two`) of four tokens (a lane each, `step` bytes apart) at po. */
+@inline function store2x4(po: usize, step: usize, accA: v128, accB: v128, two: bool): void {
+  store<f32>(po, f32x4.extract_lane(accA, 0));
+  store<f32>(po + step, f32x4.extract_lane(accA, 1));
+  store<f32>(po + 2 * step, f32x4.extract_lane(accA, 2));
+  store<f32>(po + 3 * step, f32x4.extract_lane(accA, 3));
+  if (two) {
+    store<f32>(po, f32x4.extract_lane(accB, 0), 4);
+    store<f32>(po + step, f32x4.extract_lane(accB, 1), 4);
+    store<f32>(po + 2 * step, f32x4.extract_lane(accB, 2), 4);
+    store<f32>(po + 3 * step, f32x4.extract_lane(accB, 3), 4);
+  }
+}
+
+/**
+ * rows2Q8's groups of four tokens for a narrow kind in the relaxed build (common.as.ts narrowKind):
+ * the rows' levels are unsigned bytes (32 per block at buf + 128·b + 64·r) and the activations
+ * i8, interleaved with each block's Σq (quantize.as.ts interleaveQ8), so 16 products take one
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s. The weights are the 7-bit operand (0..31: every engine
+ * computes the same exact sum), and Σ (q_w − offset)·q_x = Σ q_w·q_x − offset·Σ q_x. Each block's
+ * integer sum equals rows2Q8's, and the float steps are the same in the same order, so the outputs
+ * are bit-identical to the build without relaxed SIMD.
+ */
+@inline function rows2Narrow(kind: i32, buf: usize, nb: i32, xi: usize, n: i32, out: usize, m: i32, i: i32, two: bool, withMin: bool): void {
+  const wd = buf + (<usize>nb << 7), wm = wd + (<usize>nb << 3);
+  const group = <usize>nb * 288;
+  const step = <usize>m << 2;
+  const zero = i32x4.splat(0);
+  const shift = kind == K_Q4_0 ? 3 : 4;   // levelOffset: 8 or 16 (unused for Q4_1, Q5_1)
+  for (let t = 0; t + 4 <= n; t += 4) {
+    let x = xi + <usize>(t >> 2) * group;
+    const end = x + (<usize>nb << 7);
+    let sq = end, dx = x + (<usize>nb << 8), sx = dx + (<usize>nb << 4);
+    let w = buf, da = wd, ma = wm;
+    let accA = f32x4.splat(0), accB = f32x4.splat(0), mA = f32x4.splat(0), mB = f32x4.splat(0);
+    for (; x < end; x += 128) {
+      const A0 = v128.load(w), A1 = v128.load(w, 16), B0 = v128.load(w, 64), B1 = v128.load(w, 80);
+      let X0 = v128.load(x), X1 = v128.load(x, 16);
+      const a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, zero));
+      const b0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, zero));
+      X0 = v128.load(x, 32); X1 = v128.load(x, 48);
+      const a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, zero));
+      const b1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, zero));
+      X0 = v128.load(x, 64); X1 = v128.load(x, 80);
+      const a2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, zero));
+      const b2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, zero));
+      X0 = v128.load(x, 96); X1 = v128.load(x, 112);
+      const a3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, zero));
+      const b3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, zero));
+      let ia = hsum4(a0, a1, a2, a3), ib = hsum4(b0, b1, b2, b3);
+      if (kind == K_Q4_0 || kind == K_Q5_0) {
+        const S = i32x4.shl(v128.load(sq), shift);
+        ia = i32x4.sub(ia, S);
+        ib = i32x4.sub(ib, S);
+      }
+      const D = v128.load(dx);
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(ia), f32x4.mul(v128.load32_splat(da), D)));
+      accB = f32x4.add(accB, f32x4.mul(f32x4.convert_i32x4_s(ib), f32x4.mul(v128.load32_splat(da + (<usize>nb << 2)), D)));
+      if (withMin) {
+        const S = v128.load(sx);
+        mA = f32x4.add(mA, f32x4.mul(v128.load32_splat(ma), S));
+        mB = f32x4.add(mB, f32x4.mul(v128.load32_splat(ma + (<usize>nb << 2)), S));
+      }
+      w += 128; sq += 16; dx += 16; sx += 16; da += 4; ma += 4;
+    }
+    if (withMin) { accA = f32x4.add(accA, mA); accB = f32x4.add(accB, mB); }
+    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two);
+  }
+}
+
 /**
  * Rows i and i + 1, decoded side by side in buf (decodeLegacy with stride 128: block b of row r at
  * buf + 128·b + 64·r; scales wd [2][nb], then mins wm [2][nb]), times the Q8 activations of
@@ -59,11 +129,17 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
  * tokens: eight i32x4 sums live, as many as the registers hold without spilling). The lone tokens
  * do the same in scalars from xq, xd, xs.
  */
-@inline function rows2Q8(buf: usize, nb: i32, xq: usize, xd: usize, xs: usize, xi: usize, n: i32, out: usize, m: i32, i: i32, two: bool, withMin: bool): void {
+@inline function rows2Q8(kind: i32, buf: usize, nb: i32, xq: usize, xd: usize, xs: usize, xi: usize, n: i32, out: usize, m: i32, i: i32, two: bool, withMin: bool): void {
   const wd = buf + (<usize>nb << 7), wm = wd + (<usize>nb << 3);
   const group = <usize>nb * 288;
   const step = <usize>m << 2;
   let t = 0;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (narrowKind(kind)) {
+      rows2Narrow(kind, buf, nb, xi, n, out, m, i, two, withMin);
+      t = n & ~3;
+    }
+  }
   for (; t + 4 <= n; t += 4) {
     let x = xi + <usize>(t >> 2) * group;
     let dx = x + (<usize>nb << 8), sx = dx + (<usize>nb << 4);
@@ -104,17 +180,7 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
       w += 128; dx += 16; sx += 16; da += 4; ma += 4;
     }
     if (withMin) { accA = f32x4.add(accA, mA); accB = f32x4.add(accB, mB); }
-    const po = out + ((<usize>t * <usize>m + <usize>i) << 2);
-    store<f32>(po, f32x4.extract_lane(accA, 0));
-    store<f32>(po + step, f32x4.extract_lane(accA, 1));
-    store<f32>(po + 2 * step, f32x4.extract_lane(accA, 2));
-    store<f32>(po + 3 * step, f32x4.extract_lane(accA, 3));
-    if (two) {
-      store<f32>(po, f32x4.extract_lane(accB, 0), 4);
-      store<f32>(po + step, f32x4.extract_lane(accB, 1), 4);
-      store<f32>(po + 2 * step, f32x4.extract_lane(accB, 2), 4);
-      store<f32>(po + 3 * step, f32x4.extract_lane(accB, 3), 4);
-    }
+    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two);
   }
   const xStride = <usize>nb << 6, sStride = <usize>nb << 2;
   const ours = two ? 2 : 1;
@@ -125,7 +191,13 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
       let acc: f32 = 0, macc: f32 = 0;
       for (let b = 0; b < nb; b++) {
         const w = buf + (<usize>b << 7) + (<usize>r << 6), o = <usize>b << 6, so = <usize>b << 2;
-        const isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
+        let isum: i32;
+        if (narrowKind(kind)) {
+          // the unsigned byte levels widened, less their offset: the same integers as the i16 rows
+          const lo = v128.load(w), hi = v128.load(w, 16), off = i16x8.splat(<i16>levelOffset(kind));
+          isum = hsumI32(dot32(i16x8.sub(i16x8.extend_low_i8x16_u(lo), off), i16x8.sub(i16x8.extend_high_i8x16_u(lo), off),
+            i16x8.sub(i16x8.extend_low_i8x16_u(hi), off), i16x8.sub(i16x8.extend_high_i8x16_u(hi), off), x0 + o));
+        } else isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
         acc += <f32>isum * (load<f32>(rd + so) * load<f32>(d0 + so));
         if (withMin) macc += load<f32>(rm + so) * load<f32>(s0 + so);
       }
@@ -343,7 +415,7 @@ const READ_AHEAD_MAX: usize = 2304;
     const row = w + <usize>i * rb;
     decodeLegacy(kind, row, nb, buf, 128, wd, wm);
     decodeLegacy(kind, two ? row + rb : row, nb, buf + 64, 128, wd + (<usize>nb << 2), wm + (<usize>nb << 2));
-    rows2Q8(buf, nb, xq, xd, xs, xi, n, out, m, i, two, kind == K_Q4_1 || kind == K_Q5_1);
+    rows2Q8(kind, buf, nb, xq, xd, xs, xi, n, out, m, i, two, kind == K_Q4_1 || kind == K_Q5_1);
   }
 }
 

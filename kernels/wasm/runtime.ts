@@ -24,11 +24,13 @@ export interface KernelExports {
   siluMul(out: number, gate: number, up: number, n: number): void;
   permuteQ4(xq: number, len: number, xp: number, xsum: number): void;
   f16Table(tbl: number): void;
-  interleaveQ8(xq: number, xd: number, xs: number, n: number, k: number, xi: number): void;
+  interleaveQ8(xq: number, xd: number, xs: number, n: number, k: number, xi: number, kind: number): void;
 }
 
 export interface Constants extends KernelConstants {
   OP_MATMUL_Q8: number; OP_MATMUL_K: number; OP_MATMUL_F32: number; OP_ATTENTION: number;
+  /** 1 when the module is a relaxed-SIMD build (kinds.as.ts RELAXED). */
+  RELAXED: number;
   /** The module's number for each tensor type. */
   kind: Record<TensorTypeName, number>;
 }
@@ -63,6 +65,7 @@ export class WasmRuntime {
       CTL_JOB: g('CTL_JOB'), CTL_PENDING: g('CTL_PENDING'), CTL_NEXT: g('CTL_NEXT'), CTL_OP: g('CTL_OP'), CTL_ARGS: g('CTL_ARGS'),
       CTL_READY: g('CTL_READY'), CTL_MAX_WORKERS: g('CTL_MAX_WORKERS'), CTL_WORDS: g('CTL_WORDS'),
       OP_MATMUL_Q8: g('OP_MATMUL_Q8'), OP_MATMUL_K: g('OP_MATMUL_K'), OP_MATMUL_F32: g('OP_MATMUL_F32'), OP_ATTENTION: g('OP_ATTENTION'),
+      RELAXED: g('RELAXED'),
       kind: Object.fromEntries(TYPE_NAMES.map((t) => [t, g(`K_${t}`)])) as Record<TensorTypeName, number>,
     };
     this.heap = new ArenaHeap(arena);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 // The WebAssembly kernels are a build output (kernels/wasm/build.mjs); build them on first use
 // when the compiler is installed (a source checkout). Without them the engine runs the
 // JavaScript kernels and says so.
-if (!existsSync(new URL('../../kernels/wasm/build/kernels-shared.wasm', import.meta.url))) {
+if (!['kernels-shared.wasm', 'kernels-relaxed-shared.wasm'].every((f) => existsSync(new URL(`../../kernels/wasm/build/${f}`, import.meta.url)))) {
   try {
     const { buildWasm } = await import('../../kernels/wasm/build.mjs');
     await buildWasm({ log: (m) => console.error(`glassbox: ${m}`) });

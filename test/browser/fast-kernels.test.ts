@@ -1,12 +1,14 @@
 // The WebAssembly kernels in Chromium: the module loads through the browser path of the loader
 // (fetch + asynchronous compile), its products match the twins, and, when the page is
 // cross-origin isolated (the test server sends COOP/COEP), Web Workers share the memory and split
-// the products without changing a bit. Then a Session on the fast path reproduces the golden
-// stories260K greedy decode. The Node tests (test/node/fast-kernels.test.ts) cover every type
+// the products without changing a bit. The relaxed-SIMD build (which Chromium runs) gives the same
+// bits as the build without it. Then a Session on the fast path reproduces the golden stories260K
+// greedy decode. The Node tests (test/node/fast-kernels.test.ts) cover every type
 // and shape; this file checks that the same code runs in a browser.
 import { expect } from 'chai';
 import { WeightArena } from '../../src/engine/arena.ts';
 import { WasmRuntime } from '../../kernels/wasm/runtime.ts';
+import { preferRelaxedSimd, relaxedSimdSupported } from '../../kernels/wasm/load.ts';
 import { wasmKernels } from '../../kernels/wasm/kernels.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
@@ -66,6 +68,48 @@ describe('WebAssembly kernels in the browser', function () {
       expect([...b], type).to.deep.equal([...a]);
     }
     expect(three.threadedJobs, 'jobs ran on several threads').to.be.above(0);
+  });
+
+  it('the relaxed-SIMD build: Chromium has it, and every 32-block type gives the bits of the build without it (1 and 3 threads, 1..9 tokens)', async function () {
+    if (!relaxedSimdSupported()) {
+      console.log('SKIPPED: this browser has no relaxed SIMD, so the relaxed build cannot run');
+      this.skip();
+    }
+    const shared = globalThis.crossOriginIsolated === true;
+    const make = async (relaxed: boolean) => {
+      preferRelaxedSimd(relaxed);
+      try {
+        const arena = new WeightArena(8 << 20, { shared });
+        expect(await WasmRuntime.preload(arena), String(WasmRuntime.failure(arena))).to.equal(true);
+        const rt = WasmRuntime.of(arena)!;
+        expect(rt.c.RELAXED, 'the module says which build it is').to.equal(relaxed ? 1 : 0);
+        const opts = { maxRows: 16, maxK: 1024, maxOut: 1024, maxPositions: 64 };
+        const ks = [wasmKernels(rt, { ...opts, threads: 1 }), ...(shared ? [wasmKernels(rt, { ...opts, threads: 3 })] : [])];
+        for (const k of ks) await k.ready();
+        return { arena, ks };
+      } finally {
+        preferRelaxedSimd(true);
+      }
+    };
+    const relaxed = await make(true), plain = await make(false);
+    for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0'] as const) {
+      const m = 37, k = 992;
+      const wr = weight(relaxed.arena, type, m, k, new Rng(7)), wp = weight(plain.arena, type, m, k, new Rng(7));
+      for (const n of [1, 4, 5, 8, 9]) {
+        const x = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 0.37 + n) * (i % 7 === 0 ? 40 : 1));
+        const want = new Float32Array(n * m);
+        plain.ks[0]!.matmul(want, x, wp, n, 'llamacpp');
+        const twin = new Float32Array(n * m);
+        matmul(twin, x, wp, n, 'llamacpp');
+        for (let i = 0; i < want.length; i++) expect(Math.abs(want[i]! - twin[i]!), `${type} n=${n} [${i}] vs the twin`).to.be.below(1e-4 * Math.max(1, Math.abs(twin[i]!)));
+        for (const [j, ks] of relaxed.ks.entries()) {
+          const got = new Float32Array(n * m);
+          ks.matmul(got, x, wr, n, 'llamacpp');
+          expect([...got], `${type}, n = ${n}, ${j === 0 ? 1 : 3} thread(s): relaxed build = plain build`).to.deep.equal([...want]);
+        }
+      }
+    }
+    console.log(`relaxed SIMD checked against the plain build on ${relaxed.ks.length} thread count(s)${shared ? '' : ' (not cross-origin isolated: 1 thread only)'}`);
   });
 
   it('a Session on the fast path decodes stories260K exactly as the golden file', async () => {
