@@ -343,6 +343,13 @@ const READ_AHEAD_MAX: usize = 2304;
  * and the float operations are theirs, so the results are identical.
  */
 @inline function nibbleDot(p: usize, X0: v128, X1: v128, X2: v128, X3: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // the nibbles as unsigned bytes (elements 0..15, then 16..31) against i8 activations in their
+    // own order (X0, X1; permuteQ4 in the relaxed build): two relaxed dot products
+    const q = v128.load(p);
+    const lo = v128.and(q, i8x16.splat(15)), hi = i8x16.shr_u(q, 4);
+    return i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, lo, i32x4.splat(0)));
+  }
   const qs = v128.load(p);
   const mask = i16x8.splat(0x000f);
   let s = i32x4.dot_i16x8_s(v128.and(qs, mask), X0);
@@ -355,7 +362,9 @@ const READ_AHEAD_MAX: usize = 2304;
   next: usize, sink: v128, tbl: usize, ahead: bool): v128 {
   const one = kind == K_Q4_1;
   const bb: usize = one ? 20 : 18, qo: usize = one ? 4 : 2;
-  let x = xp + <usize>t * (<usize>nb << 6), d = xd + <usize>t * (<usize>nb << 2), s = xs + <usize>t * (<usize>nb << 2);
+  // the activations' bytes per block: 64 (i16, permuted) or, in the relaxed build, 32 (i8)
+  const xb: usize = ASC_FEATURE_RELAXED_SIMD ? 32 : 64;
+  let x = xp + <usize>t * <usize>nb * xb, d = xd + <usize>t * (<usize>nb << 2), s = xs + <usize>t * (<usize>nb << 2);
   let sum = xsum + <usize>t * (<usize>nb << 2);
   let acc = f32x4.splat(0), macc = f32x4.splat(0);
   let p = w + <usize>i * rowBytes, a = next;
@@ -365,13 +374,14 @@ const READ_AHEAD_MAX: usize = 2304;
       sink = touch(kind, sink, a);
       a += bb << 2;
     }
-    const X0 = v128.load(x), X1 = v128.load(x, 16), X2 = v128.load(x, 32), X3 = v128.load(x, 48);
+    const X0 = v128.load(x), X1 = v128.load(x, 16);
+    const X2 = ASC_FEATURE_RELAXED_SIMD ? X0 : v128.load(x, 32), X3 = ASC_FEATURE_RELAXED_SIMD ? X1 : v128.load(x, 48);
     let isum = hsum4(nibbleDot(p + qo, X0, X1, X2, X3), nibbleDot(p + rowBytes + qo, X0, X1, X2, X3),
       nibbleDot(p + 2 * rowBytes + qo, X0, X1, X2, X3), nibbleDot(p + 3 * rowBytes + qo, X0, X1, X2, X3));
     if (!one) isum = i32x4.sub(isum, v128.load32_splat(sum));   // 8·Σx (permuteQ4)
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(scales4(p, rowBytes, tbl), v128.load32_splat(d))));
     if (one) macc = f32x4.add(macc, f32x4.mul(scales4(p + 2, rowBytes, tbl), v128.load32_splat(s)));
-    x += 64; d += 4; s += 4; sum += 4;
+    x += xb; d += 4; s += 4; sum += 4;
   }
   v128.store(out + ((<usize>t * <usize>m + <usize>i) << 2), one ? f32x4.add(acc, macc) : acc);
   return sink;

@@ -92,18 +92,27 @@ export function roundToBf16(x: usize, out: usize, len: i32): void {
  * levels of each block of 32 reordered to match the nibbles of the weight bytes read as eight
  * i16 lanes (lane l holds values 2l, 2l+1 in its low byte's and high byte's low nibbles and
  * 2l+16, 2l+17 in their high nibbles): [x0 x2 … x14][x1 x3 … x15][x16 x18 … x30][x17 … x31];
- * and 8 × the integer sum of each block (Q4_0's q − 8 is applied as −8·Σx).
+ * and 8 × the integer sum of each block (Q4_0's q − 8 is applied as −8·Σx). The relaxed build
+ * stores the levels as i8 in their own order instead (32 bytes a block).
  */
 export function permuteQ4(xq: usize, len: i32, xp: usize, xsum: usize): void {
   for (let b = 0; b < len; b += 32) {
-    const src = xq + (<usize>b << 1), dst = xp + (<usize>b << 1);
+    const src = xq + (<usize>b << 1);
     const v0 = v128.load(src), v1 = v128.load(src, 16), v2 = v128.load(src, 32), v3 = v128.load(src, 48);
+    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3)));
+    store<i32>(xsum + (<usize>(b >> 5) << 2), hsumI32(s) << 3);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // the relaxed build reads the nibbles as bytes: the levels as i8, in their own order
+      const dst = xp + <usize>b;
+      v128.store(dst, i8x16.narrow_i16x8_s(v0, v1));
+      v128.store(dst, i8x16.narrow_i16x8_s(v2, v3), 16);
+      continue;
+    }
+    const dst = xp + (<usize>b << 1);
     v128.store(dst, i16x8.shuffle(v0, v1, 0, 2, 4, 6, 8, 10, 12, 14));
     v128.store(dst, i16x8.shuffle(v0, v1, 1, 3, 5, 7, 9, 11, 13, 15), 16);
     v128.store(dst, i16x8.shuffle(v2, v3, 0, 2, 4, 6, 8, 10, 12, 14), 32);
     v128.store(dst, i16x8.shuffle(v2, v3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
-    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3)));
-    store<i32>(xsum + (<usize>(b >> 5) << 2), hsumI32(s) << 3);
   }
 }
 

@@ -12,7 +12,7 @@
 // models under /models/local/ (the app's middleware, pointed at .cache/bench) and wllama's wasm
 // from node_modules (never a CDN). No content security policy: the bench is not the site.
 //
-//   node --import tsx test/bench/browser-cpu.ts [--quick] [--models SHAPE:TYPE,...] [--prompt-tokens 32] [--gen-tokens 8] [--runs 1] [--webgpu auto|all|none]
+//   node --import tsx test/bench/browser-cpu.ts [--quick] [--models SHAPE:TYPE,...] [--prompt-tokens 32] [--gen-tokens 8] [--runs 1] [--webgpu auto|all|none] [--no-wllama]
 //   --quick: stories15M Q8_0 only; --models: others of .cache/bench (e.g. tinyllama-1.1b:Q8_0,
 //   synthesised when missing). `npm run bench` runs it with its own P and G and puts its rows in
 //   its one table (test/bench/run.ts).
@@ -50,12 +50,15 @@ export interface BrowserOptions {
    *  files under SMALL_MODEL_BYTES on a software one such as SwiftShader: it runs the shaders on
    *  the CPU, a 1B model would take tens of minutes) or 'none'. */
   webgpu: 'all' | 'auto' | 'none';
+  /** Run wllama beside glassbox (default true; false: glassbox alone, no ratios). */
+  wllama?: boolean;
   log?: (s: string) => void;
 }
 /** Per model: glassbox CPU and wllama at each thread count, glassbox on WebGPU (or why not). */
 export interface BrowserModelResult {
   model: string; prompt: number; gen: number;
-  cpu: { threads: number; glassbox: BenchResult; wllama: BenchResult }[];
+  /** wllama is missing when the run left it out (--no-wllama). */
+  cpu: { threads: number; glassbox: BenchResult; wllama?: BenchResult }[];
   webgpu: BenchResult | { skipped: string };
 }
 export interface BrowserBench { browser: string; adapter: string; load_before: number[]; load_after: number[]; models: BrowserModelResult[] }
@@ -154,10 +157,13 @@ export async function runBrowserBench(o: BrowserOptions): Promise<BrowserBench> 
         const t0 = performance.now();
         log(`  Chromium: ${m.shape} ${m.type}, ${threads} thread(s): glassbox ×${o.runs} ...`);
         const g = await job(page, 'glassbox', req(threads), errors);
-        log(` wllama ×${o.runs} ...`);
-        const w = await job(page, 'wllama', req(threads), errors);
+        let w: BenchResult | undefined;
+        if (o.wllama !== false) {
+          log(` wllama ×${o.runs} ...`);
+          w = await job(page, 'wllama', req(threads), errors);
+        }
         log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
-        result.cpu.push({ threads, glassbox: g, wllama: w });
+        result.cpu.push({ threads, glassbox: g, ...(w ? { wllama: w } : {}) });
       }
       const size = statSync(files[i]!).size;
       if (o.webgpu === 'none') result.webgpu = { skipped: 'not asked for' };
@@ -197,14 +203,15 @@ export function agreement(g: BenchResult, w: BenchResult): string {
 export function browserRows(m: BrowserModelResult, gpuPeer?: TableRow['peer']): TableRow[] {
   const rows: TableRow[] = [];
   const fig = (r: BenchResult) => ({ prefill: bestOf(r, 'prefill_tok_s'), cold: r.prefill_cold_tok_s, decode: bestOf(r, 'decode_tok_s') });
+  const peers = m.cpu.flatMap((c) => (c.wllama ? [{ threads: c.threads, name: `wllama, ${c.threads} thread${c.threads > 1 ? 's' : ''}`, ...fig(c.wllama) }] : []));
   for (const c of m.cpu) {
-    const w = fig(c.wllama);
-    rows.push({ engine: 'glassbox CPU', where: 'Chromium', threads: String(c.threads), ...fig(c.glassbox), peer: { name: `wllama, ${c.threads} thread${c.threads > 1 ? 's' : ''}`, ...w } });
+    const peer = peers.find((p) => p.threads === c.threads);
+    rows.push({ engine: 'glassbox CPU', where: 'Chromium', threads: String(c.threads), ...fig(c.glassbox), ...(peer ? { peer } : {}) });
   }
-  for (const c of m.cpu) rows.push({ engine: 'wllama', where: 'Chromium', threads: String(c.threads), ...fig(c.wllama) });
-  const best = m.cpu.map((c) => ({ name: `wllama, ${c.threads} thread${c.threads > 1 ? 's' : ''}`, ...fig(c.wllama) })).sort((a, b) => b.prefill - a.prefill)[0];
+  for (const c of m.cpu) if (c.wllama) rows.push({ engine: 'wllama', where: 'Chromium', threads: String(c.threads), ...fig(c.wllama), reference: true });
+  const best = [...peers].sort((a, b) => b.prefill - a.prefill)[0];
   if ('skipped' in m.webgpu) rows.push({ engine: 'glassbox WebGPU', where: 'Chromium', threads: 'GPU', note: `not run: ${m.webgpu.skipped}` });
-  else rows.push({ engine: 'glassbox WebGPU', where: 'Chromium', threads: 'GPU', note: m.webgpu.adapter, ...fig(m.webgpu), peer: gpuPeer ?? best });
+  else rows.push({ engine: 'glassbox WebGPU', where: 'Chromium', threads: 'GPU', note: m.webgpu.adapter, ...fig(m.webgpu), ...(gpuPeer ?? best ? { peer: gpuPeer ?? best } : {}) });
   return rows;
 }
 
@@ -213,17 +220,17 @@ export function browserNotes(b: BrowserBench): string[] {
   const list = (x: BenchResult) => `${x.runs.map((o) => `${fmt(o.prefill_tok_s)}/${fmt(o.decode_tok_s)}`).join(', ')}; load ${x.load_s.toFixed(1)} s`;
   const out = [`In headless Chromium (${b.browser}), one page, cross-origin isolated (threads in both engines); WebGPU adapter: ${b.adapter}. Every run (prefill / decode tok/s):`];
   for (const m of b.models) {
-    for (const c of m.cpu) out.push(`  ${m.model}, ${c.threads} thread(s): glassbox ${list(c.glassbox)} (${c.glassbox.detail}); wllama ${list(c.wllama)} (${c.wllama.detail})`);
+    for (const c of m.cpu) out.push(`  ${m.model}, ${c.threads} thread(s): glassbox ${list(c.glassbox)} (${c.glassbox.detail})${c.wllama ? `; wllama ${list(c.wllama)} (${c.wllama.detail})` : ''}`);
     if (!('skipped' in m.webgpu)) out.push(`  ${m.model}, WebGPU: glassbox ${list(m.webgpu)} (${m.webgpu.detail})`);
     const one = m.cpu[0];
-    if (one) out.push(`  ${m.model}, greedy tokens glassbox and wllama agree on (leading): ${agreement(one.glassbox, one.wllama)}; glassbox ${JSON.stringify(one.glassbox.runs[0]!.text)}, wllama ${JSON.stringify(one.wllama.runs[0]!.text)}`);
+    if (one?.wllama) out.push(`  ${m.model}, greedy tokens glassbox and wllama agree on (leading): ${agreement(one.glassbox, one.wllama)}; glassbox ${JSON.stringify(one.glassbox.runs[0]!.text)}, wllama ${JSON.stringify(one.wllama.runs[0]!.text)}`);
   }
   out.push(`  load average before: ${b.load_before.map((x) => x.toFixed(2)).join(' ')}; after: ${b.load_after.map((x) => x.toFixed(2)).join(' ')}`);
   return out;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, models: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' }, webgpu: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, models: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' }, webgpu: { type: 'string' }, 'no-wllama': { type: 'boolean' } } });
   const int = (s: string | undefined, d: number, flag: string) => {
     const n = Number(s ?? d);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, not '${s}'`);
@@ -235,7 +242,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     models: values.models
       ? values.models.split(',').map((x) => { const [shape, type] = x.split(':'); return { shape: shape!, type: (type ?? 'Q4_0') as TensorTypeName }; })
       : BROWSER_MODELS.filter((m) => !values.quick || m.shape === 'stories15M'),
-    prompt: int(values['prompt-tokens'], 32, '--prompt-tokens'), gen: int(values['gen-tokens'], 8, '--gen-tokens'), runs: int(values.runs, 1, '--runs'), webgpu,
+    prompt: int(values['prompt-tokens'], 32, '--prompt-tokens'), gen: int(values['gen-tokens'], 8, '--gen-tokens'), runs: int(values.runs, 1, '--runs'), webgpu, wllama: !values['no-wllama'],
   };
   console.log(`Date: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const b = await runBrowserBench(opts);

@@ -20,6 +20,8 @@ export interface TableRow {
   capture?: number;
   /** The row the ratios are taken against. */
   peer?: { name: string; prefill: number; decode: number };
+  /** A peer's own row (its ratios are 1). */
+  reference?: boolean;
   /** Why the engine did not run, or a word on it. */
   note?: string;
 }
@@ -44,7 +46,7 @@ export function benchTable(models: TableModel[]): string[] {
     m.rows.forEach((r, i) => {
       const name = i === 0 ? `${m.name} (${m.prompt} / ${m.gen})` : '';
       const ran = r.prefill !== undefined;
-      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
+      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
     });
   }
   return out;
