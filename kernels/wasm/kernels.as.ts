@@ -11,7 +11,7 @@ export * from './kinds.as';
 export { quantizeQ8_0, quantizeQ8_K, roundToF16, roundToBf16, permuteQ4, interleaveQ8 } from './quantize.as';
 export { matmulF32, matmulK, matmulQ8 } from './matmul.as';
 export { attention } from './attention.as';
-export { siluMul } from './elementwise.as';
+export { siluMul, rmsnorm } from './elementwise.as';
 export { f16Table } from './common.as';
 
 @inline function arg(ctl: usize, i: i32): i32 {

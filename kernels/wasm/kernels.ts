@@ -1,7 +1,8 @@
 // The WebAssembly SIMD kernels behind the twins' signatures (kernels/cpu.ts CpuKernels): matmul for
 // every tensor type and attention run in WebAssembly, split over threads when the memory is shared,
-// and SwiGLU (an exp per value); the light element-wise ops (embedding, RMSNorm, RoPE, residual
-// add) stay the twins, which run on the same arrays (they live in the arena: `space`).
+// and SwiGLU (an exp per value) and RMSNorm (the twin's bits); the light element-wise ops
+// (embedding, RoPE, residual add) stay the twins, which run on the same arrays (they live in the
+// arena: `space`).
 //
 // Numerics. F32 weights: f32 lanes. F16, BF16 with activationQuant 'llamacpp': the activations are
 // rounded to f16 / bf16 first, as the twin does; Q8_G64: f32 activations. The quantized ggml
@@ -17,6 +18,7 @@
 import { matmul as twinMatmul } from '../matmul/matmul.cpu.ts';
 import { attention as twinAttention, type AttentionShape } from '../attention/attention.cpu.ts';
 import { siluMul as twinSiluMul } from '../silu-mul/silu-mul.cpu.ts';
+import { rmsnorm as twinRmsnorm } from '../rmsnorm/rmsnorm.cpu.ts';
 import type { ActivationQuant } from '../matmul/activation-quant.cpu.ts';
 import { JS_KERNELS, type CpuKernels, type FloatSpace } from '../cpu.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
@@ -205,6 +207,13 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     else twinSiluMul(out, gate, up, n);
   }
 
+  function rmsnorm(out: Float32Array, xs: Float32Array, weight: Float32Array, n: number, d: number, eps: number,
+    scale: Float32Array | null = null, normalized: Float32Array | null = null): void {
+    // the hooks' intermediate results (recorded only when asked for) come from the twin
+    if (!scale && !normalized && rt.holds(out) && rt.holds(xs) && rt.holds(weight)) x.rmsnorm(out.byteOffset, xs.byteOffset, weight.byteOffset, n, d, eps);
+    else twinRmsnorm(out, xs, weight, n, d, eps, scale, normalized);
+  }
+
   const set: WasmKernelSet = {
     ...JS_KERNELS,
     name: 'wasm',
@@ -212,6 +221,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     matmul,
     attention,
     siluMul,
+    rmsnorm,
     threads: T,
     get fallbacks() { return fallbacks; },
     get threadedJobs() { return threadedJobs; },

@@ -22,6 +22,7 @@ export interface KernelExports {
   roundToF16(x: number, out: number, len: number): void;
   roundToBf16(x: number, out: number, len: number): void;
   siluMul(out: number, gate: number, up: number, n: number): void;
+  rmsnorm(out: number, x: number, weight: number, n: number, d: number, eps: number): void;
   permuteQ4(xq: number, len: number, xp: number, xsum: number): void;
   f16Table(tbl: number): void;
   interleaveQ8(xq: number, xd: number, xs: number, n: number, k: number, xi: number, kind: number): void;

@@ -17,6 +17,7 @@ import { wasmKernels, type WasmKernelSet } from '../../kernels/wasm/kernels.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { attention } from '../../kernels/attention/attention.cpu.ts';
 import { siluMul } from '../../kernels/silu-mul/silu-mul.cpu.ts';
+import { rmsnorm } from '../../kernels/rmsnorm/rmsnorm.cpu.ts';
 import { ALL_TENSOR_TYPES, getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { Rng } from '../../src/engine/random.ts';
@@ -207,5 +208,32 @@ test('siluMul: against the twin within a few f32 ulps, odd lengths, large and ti
     }
     ks.siluMul(up, gate, up, n);                         // in place, as the forward pass does
     assert.deepEqual(up, out);
+  }
+});
+
+test('rmsnorm: the twin\'s bits (its f64 arithmetic in its order), odd widths, several rows, in place; hooks and plain arrays go to the twin', () => {
+  const rng = new Rng(10);
+  const arena = new WeightArena(1 << 16, { shared: false });
+  const ks = kernels(arena, 1);
+  for (const [n, d] of [[1, 1], [1, 7], [3, 64], [5, 288], [2, 1001]] as const) {
+    const xa = ks.space.alloc(n * d), wa = ks.space.alloc(d), oa = ks.space.alloc(n * d);
+    // (an allocation may grow the memory: the live views after the last one)
+    const x = ks.space.current(xa), w = ks.space.current(wa), out = ks.space.current(oa);
+    for (let i = 0; i < n * d; i++) x[i] = i % 11 === 0 ? rng.gaussian() * 300 : rng.gaussian();
+    for (let i = 0; i < d; i++) w[i] = 1 + rng.gaussian() * 0.3;
+    for (const eps of [1e-5, 1e-6]) {
+      const want = new Float32Array(n * d);
+      rmsnorm(want, x, w, n, d, eps);
+      ks.rmsnorm(out, x, w, n, d, eps);
+      assert.deepEqual(out, want, `n=${n} d=${d} eps=${eps}`);
+    }
+    // with the hooks' intermediate results, and on plain arrays: the twin, the same numbers
+    const scale = new Float32Array(n), normalized = new Float32Array(n * d), plain = new Float32Array(n * d);
+    ks.rmsnorm(plain, Float32Array.from(x), Float32Array.from(w), n, d, 1e-5, scale, normalized);
+    const want = new Float32Array(n * d);
+    rmsnorm(want, x, w, n, d, 1e-5);
+    assert.deepEqual(plain, want);
+    ks.rmsnorm(x, x, w, n, d, 1e-5);                    // in place, as the forward pass may
+    assert.deepEqual(x, want);
   }
 });
