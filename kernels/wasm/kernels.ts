@@ -210,8 +210,17 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
   function rmsnorm(out: Float32Array, xs: Float32Array, weight: Float32Array, n: number, d: number, eps: number,
     scale: Float32Array | null = null, normalized: Float32Array | null = null): void {
     // the hooks' intermediate results (recorded only when asked for) come from the twin
-    if (!scale && !normalized && rt.holds(out) && rt.holds(xs) && rt.holds(weight)) x.rmsnorm(out.byteOffset, xs.byteOffset, weight.byteOffset, n, d, eps);
-    else twinRmsnorm(out, xs, weight, n, d, eps, scale, normalized);
+    if (scale || normalized || !rt.holds(out) || !rt.holds(xs) || (!rt.holds(weight) && d > K)) {
+      twinRmsnorm(out, xs, weight, n, d, eps, scale, normalized);
+      return;
+    }
+    let wp = weight.byteOffset;
+    if (!rt.holds(weight)) {
+      // the norm weights are plain arrays (src/engine/weights.ts): d floats through the x staging area
+      f32(at.xin, d).set(weight);
+      wp = at.xin;
+    }
+    x.rmsnorm(out.byteOffset, xs.byteOffset, wp, n, d, eps);
   }
 
   const set: WasmKernelSet = {

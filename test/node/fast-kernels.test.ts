@@ -211,7 +211,7 @@ test('siluMul: against the twin within a few f32 ulps, odd lengths, large and ti
   }
 });
 
-test('rmsnorm: the twin\'s bits (its f64 arithmetic in its order), odd widths, several rows, in place; hooks and plain arrays go to the twin', () => {
+test('rmsnorm: the twin\'s bits (its f64 arithmetic in its order), odd widths, several rows, in place, weights outside the memory; hooks and plain activations go to the twin', () => {
   const rng = new Rng(10);
   const arena = new WeightArena(1 << 16, { shared: false });
   const ks = kernels(arena, 1);
@@ -226,6 +226,8 @@ test('rmsnorm: the twin\'s bits (its f64 arithmetic in its order), odd widths, s
       rmsnorm(want, x, w, n, d, eps);
       ks.rmsnorm(out, x, w, n, d, eps);
       assert.deepEqual(out, want, `n=${n} d=${d} eps=${eps}`);
+      ks.rmsnorm(out, x, Float32Array.from(w), n, d, eps);   // the model's norm weights are plain arrays
+      assert.deepEqual(out, want, `n=${n} d=${d} eps=${eps}, weight outside the memory`);
     }
     // with the hooks' intermediate results, and on plain arrays: the twin, the same numbers
     const scale = new Float32Array(n), normalized = new Float32Array(n * d), plain = new Float32Array(n * d);
