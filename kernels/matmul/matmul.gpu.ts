@@ -1,8 +1,9 @@
 // WebGPU twin of matmul.cpu.ts: out [n, m] = x [n, k] · Wᵀ with W [m, k] in its stored type,
 // dequantized inside the kernel (types/<type>.wgsl). One dispatch per part of W.
 // n = 1 (decode) runs the matrix-vector kernel matvec.wgsl: teams of lanes own several rows each
-// and reduce through subgroups when the device has them. n > 1 (prefill) runs matmul.wgsl, which
-// reuses each decoded weight unit for PREFILL_TOKENS token rows.
+// and reduce through subgroups when the device has them. n > 1 (prefill) runs matmul-tiled.wgsl:
+// a workgroup computes a tile of PREFILL_TILE.rows × PREFILL_TILE.tokens outputs from weight units
+// decoded once per tile into workgroup memory.
 
 import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref, GpuTensor } from '../../src/engine/gpu/tensor.ts';
@@ -11,20 +12,35 @@ import { getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { blockConstants, decoderShader, grid2d, UNIT } from './dequant.gpu.ts';
 
-const KERNEL = new URL('./matmul.wgsl', import.meta.url);
+const TILED = new URL('./matmul-tiled.wgsl', import.meta.url);
 const MATVEC = new URL('./matvec.wgsl', import.meta.url);
 const MATVEC_SG = new URL('./matvec-sg.wgsl', import.meta.url);
 const MATVEC_PLAIN = new URL('./matvec-wg.wgsl', import.meta.url);
 
-/** Threads per workgroup. */
-export const MATMUL_WG = 256;
-/** Token rows that one thread serves with each decoded weight unit when n > 1. */
-export const PREFILL_TOKENS = 4;
-/** Most threads sharing one weight row. */
-const MAX_THREADS_PER_ROW = 64;
+/**
+ * The prefill kernel's output tile: `rows` weight rows × `tokens` token rows per workgroup, each
+ * thread `threadRows` × `threadTokens` of them (all multiples of 4), so rows / threadRows ×
+ * tokens / threadTokens threads. Workgroup memory holds one decoded unit of every row and the x
+ * slab, (rows + tokens) · 32 f32 = 16 KiB at 64 × 64, the WebGPU default limit; a larger tile would
+ * need a slab narrower than dq_unit's 32 elements. Measured on SwiftShader only (a CPU; Q4_0
+ * 2048 × 2048 and F32 768 × 288, n = 128): 16 × 4 per thread (64 threads, each decoding one row's
+ * unit per slab) beat 8 × 4 (128 threads) by 1.3× and 4 × 4 (256) by about 2×, and 64 × 32 or
+ * 32 × 32 tiles by about 2×. It beat the kernel it replaced (a team of threads per weight row, each
+ * decoded unit used for 4 tokens) by 2.5–4.4× at n = 128 and matched it from n = 2, so every n > 1
+ * runs it.
+ */
+export const PREFILL_TILE = { rows: 64, tokens: 64, threadRows: 16, threadTokens: 4 } as const;
 
-function pipelineKey(type: TensorTypeName, tokens: number): string {
-  return `matmul:${type}:tt${tokens}`;
+function tiledKey(type: TensorTypeName): string {
+  const t = PREFILL_TILE;
+  return `matmul-tiled:${type}:${t.rows}x${t.tokens}:${t.threadRows}x${t.threadTokens}`;
+}
+
+/** WGSL of the prefill kernel for `type`, the tile constants first. */
+async function tiledShader(type: TensorTypeName): Promise<string> {
+  const t = PREFILL_TILE;
+  const consts = `const BM: u32 = ${t.rows}u;\nconst BN: u32 = ${t.tokens}u;\nconst TM: u32 = ${t.threadRows}u;\nconst TN: u32 = ${t.threadTokens}u;\n`;
+  return consts + await decoderShader(type, TILED);
 }
 
 /**
@@ -79,26 +95,10 @@ export function forceMatvecPlan(ctx: GpuContext, plan: MatvecPlan | undefined): 
 
 /** Compiles the decode (n = 1) and prefill (n > 1) pipelines for weights of `type`. */
 export async function prepareMatmul(ctx: GpuContext, type: TensorTypeName): Promise<void> {
-  const constants = { ...blockConstants(type), WG: MATMUL_WG };
   await Promise.all([
-    ctx.pipeline(
-      pipelineKey(type, PREFILL_TOKENS),
-      async () => `const TT: u32 = ${PREFILL_TOKENS}u;\n${await decoderShader(type, KERNEL)}`,
-      constants,
-    ),
+    ctx.pipeline(tiledKey(type), () => tiledShader(type), blockConstants(type)),
     ...MATVEC_ROWS.map((rows) => prepareMatvec(ctx, type, rows, MATVEC_WG)),
   ]);
-}
-
-/**
- * Threads sharing one row of length k: a power of two near half the row's units (so each lane
- * decodes about two or more), at most 64. Short rows get small teams and many rows per workgroup.
- */
-export function threadsPerRow(k: number): number {
-  const target = Math.ceil(Math.ceil(k / UNIT) / 2);
-  let tpr = 1;
-  while (tpr < target && tpr < MAX_THREADS_PER_ROW) tpr *= 2;
-  return tpr;
 }
 
 /** Whether x must be copied before the kernel can read it as vec4 (its rows not 16-byte aligned). */
@@ -137,7 +137,6 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`matmul ${w.name}`, `n = ${n} tokens; expected a positive integer`);
   const rowBytes = byteSize(getTensorType(w.type), k);
   if (w.rowBytes !== rowBytes) throw new UsageError(`matmul ${w.name}`, `rowBytes is ${w.rowBytes} but ${w.type} rows of ${k} take ${rowBytes}`);
-  const tokens = PREFILL_TOKENS;
   // x is read as vec4 rows: realign it first when it is not (a rare case: the forward pass keeps
   // activations aligned and real models have k % 4 = 0)
   let xb = x.buffer, xOff = x.offset, xStride = k;
@@ -162,12 +161,10 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
     }
     return;
   }
-  const pipeline = ctx.pipelineReady(pipelineKey(w.type, tokens));
-  const tpr = threadsPerRow(k);
-  const rowsPerGroup = MATMUL_WG / tpr;
+  const pipeline = ctx.pipelineReady(tiledKey(w.type));
   for (const part of w.parts) {
-    const [gx, gy] = grid2d(Math.ceil(part.rows / rowsPerGroup), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
-    const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, xStride / 4, out.offset + part.firstRow, m, n, gx, tpr]);
-    step.dispatch(pipeline, [part.buffer, xb, out.buffer], params, [gx, gy, Math.ceil(n / tokens)]);
+    const [gx, gy] = grid2d(Math.ceil(part.rows / PREFILL_TILE.rows), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
+    const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, xStride / 4, out.offset + part.firstRow, m, n, gx]);
+    step.dispatch(pipeline, [part.buffer, xb, out.buffer], params, [gx, gy, Math.ceil(n / PREFILL_TILE.tokens)]);
   }
 }

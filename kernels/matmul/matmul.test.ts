@@ -4,13 +4,16 @@
 //
 // Tolerance. Every backend decodes the same weight values exactly (the products that dequantize
 // are exact in f32); what differs is the order and precision of the k-term sum: the CPU twin sums
-// in f64 and rounds once, the GPU sums in f32 in its own order (vec4 lanes, units per lane, a tree
-// over lanes). Round-off of a sum is bounded by a multiple of u·S, with u = 2^-24 and
-// S = Σ_e |w_e·x_e|; with random rounding it grows like sqrt(k). So each output must satisfy
+// in f64 and rounds once, the GPU sums in f32 in its own order (decode: vec4 lanes, units per
+// lane, a tree over lanes; prefill: runs of 8 terms added in turn to a running sum). Round-off of
+// a sum is bounded by a multiple of u·S, with u = 2^-24 and S = Σ_e |w_e·x_e|; with random
+// rounding it grows like sqrt(k). So each output must satisfy
 //   |gpu - cpu| <= 2 · sqrt(k) · 2^-24 · S
-// The worst measured in SwiftShader is 0.34 of that (printed after the run). The rigorous
-// worst-case bound, k·u·S, would let a wrong weight through at large k; this one rejects a single
-// wrong element of a 768-long row (an error near S/768) by a factor of about 400.
+// The worst measured in SwiftShader is 1.06 of that, in a prefill of one short unit (F32, k = 23,
+// 6700 outputs), where the sqrt(k) law is weakest; rows of 96 or more stay under 0.6 (printed
+// after the run). The rigorous worst-case bound, k·u·S, would let a wrong weight through at large
+// k; this one rejects a single wrong element of a 768-long row (an error near S/768) by a factor
+// of about 400.
 import { expect } from 'chai';
 import { getTensorType, ALL_TENSOR_TYPES } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
@@ -18,7 +21,7 @@ import { uploadTensor, destroyTensor } from '../../src/engine/gpu/tensor.ts';
 import { GpuContext } from '../../src/engine/gpu/context.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { matmul } from './matmul.cpu.ts';
-import { encodeMatmul, prepareMatmul, xNeedsCopy, threadsPerRow, forceMatvecPlan, type MatvecPlan } from './matmul.gpu.ts';
+import { encodeMatmul, prepareMatmul, xNeedsCopy, forceMatvecPlan, PREFILL_TILE, type MatvecPlan } from './matmul.gpu.ts';
 
 const U = 2 ** -24;
 const TOL = 2;
@@ -62,7 +65,8 @@ function reference(w: Tensor, x: Float32Array, n: number): { ref: Float64Array; 
 
 /**
  * out = x · wᵀ on the GPU, with x and out at non-zero offsets inside buffers whose other elements
- * are ±inf / NaN, so a read outside x's rows or a missed write shows in the result.
+ * are ±inf / NaN, so a read outside x's rows or a missed write shows in the result, and a write
+ * outside out fails the trial.
  */
 async function gpuMatmul(
   ctx: GpuContext, w: Tensor, x: Float32Array, n: number,
@@ -88,9 +92,12 @@ async function gpuMatmul(
     forceMatvecPlan(ctx, undefined);
   }
   const dispatches = ctx.stats.dispatches - before;
-  const read = step.read(ob, outOff * 4, n * m * 4);
+  const read = step.read(ob, 0, (outOff + n * m + 7) * 4);
   await step.submit();
-  const out = new Float32Array(await read);
+  const all = new Float32Array(await read);
+  const out = all.slice(outOff, outOff + n * m);
+  const guards = [...all.subarray(0, outOff), ...all.subarray(outOff + n * m)];
+  expect(guards.every(Number.isNaN), `${w.type} [${m}, ${k}] n=${n}: written outside out: ${guards}`).to.equal(true);
   const parts = g.parts.length;
   destroyTensor(g);
   xb.destroy();
@@ -201,10 +208,35 @@ describe('matmul', () => {
       }
     }
 
-    it(`long rows: 64 threads per row, two token tiles (Q4_0 37 x 9632, n = 1 and 11)${wg}`, async function () {
-      expect(threadsPerRow(9632)).to.equal(64);
+    it(`long rows (Q4_0 37 x 9632, n = 1; Q4_K 37 x 4096, n = 11)${wg}`, async function () {
       await trial(backend, this, 'Q4_0', { k: 9632, n: 1, seed: 9 });
       await trial(backend, this, 'Q4_K', { k: 4096, n: 11, seed: 10, xOff: 0 });
+    });
+
+    // The prefill kernel's tiles (PREFILL_TILE: BM rows x BN tokens): n inside one token tile and
+    // one past it; m = BM + 36, so the second row tile is partial; rows of one unit (whole or
+    // partial) and of 64; x in place at an offset and realigned (k = 67: a row stride of 68).
+    const { rows: BM, tokens: BN } = PREFILL_TILE;
+    it(`prefill tiles: n = 3 and ${BN + 3}, m = ${BM + 36}, k = 32, 23, 67 and 2048, x in place and realigned${wg}`, async function () {
+      const m = BM + 36;
+      for (const n of [3, BN + 3]) {
+        await trial(backend, this, 'Q4_0', { m, k: 32, n, seed: 90 + n, xOff: 0 });
+        await trial(backend, this, 'F32', { m, k: 23, n, seed: 91 + n, xOff: 0 });
+        await trial(backend, this, 'F16', { m, k: 67, n, seed: 92 + n, xOff: 4 });
+        await trial(backend, this, 'Q4_K', { m, k: 2048, n, seed: 93 + n, xOff: 8 });
+        await trial(backend, this, 'Q5_1', { m, k: 2048, n, seed: 94 + n, xOff: 3 });
+      }
+    });
+
+    it(`prefill tiles and parts: ${BM + 36} rows in parts of 40, 40, 20 (yOff > 0, m > a part's rows), n = ${BN + 3}${wg}`, async function () {
+      for (const type of ['Q8_0', 'BF16'] as const) {
+        const rowBytes = byteSize(getTensorType(type), colsFor(type));
+        const r = await trial(backend, this, type, { m: BM + 36, n: BN + 3, seed: 96, maxPartBytes: 40 * rowBytes + 5 });
+        if (backend === 'webgpu') {
+          expect(r.parts).to.equal(3);
+          expect(r.dispatches).to.equal(3);
+        }
+      }
     });
 
     it(`a weight split into 3 parts: one dispatch per part, every output column right${wg}`, async function () {
@@ -223,11 +255,12 @@ describe('matmul', () => {
 
   it('[webgpu] a 2-D workgroup grid when the rows need more workgroups than one dimension holds', async function () {
     const shared = await gpuOrSkip(this);
-    // the same device with the per-dimension limit lowered to 3: 257 rows of 5 units make
-    // 5 workgroups of 64 rows, laid out 3 x 2 with one left over
+    // the same device with the per-dimension limit lowered to 3: 257 rows make 9 decode workgroups
+    // of 32 rows, laid out 3 x 3, and 5 prefill tiles of 64, laid out 3 x 2 with one left over;
+    // n = BN + 3 adds a second, partial token tile
     const ctx = new GpuContext(shared.device, { ...shared.caps, maxComputeWorkgroupsPerDimension: 3 });
     const w = randomTensor('Q4_0', 257, 160, 77);
-    for (const n of [1, 5]) {
+    for (const n of [1, 5, PREFILL_TILE.tokens + 3]) {
       const x = seededValues(n * 160, 78);
       const cpu = new Float32Array(n * 257);
       matmul(cpu, x, w, n);
