@@ -24,7 +24,10 @@ export interface BenchResult {
   /** The warm-up's prefill: the first run of the process. */
   prefill_cold_tok_s: number;
   decode_tok_s: number;
+  /** Peak resident memory of the process after the prefill and decode, before any capture. */
   peak_rss_mb: number;
+  /** With --capture: the peak after the runs that record (the recorded activations included). */
+  peak_rss_capture_mb?: number;
   /** CPU only: 'wasm' (WebAssembly SIMD) or 'js' (the twins). */
   kernels?: 'wasm' | 'js';
   /** With --capture: prefill tok/s without and with those hooks recorded (best of 3 each, alternating), and their time ratio. */
@@ -74,6 +77,17 @@ export const bench: Command = {
     await loaded.session.runAsync(prompt);
     const prefillS = (performance.now() - t1) / 1000;
 
+    // Decode from the cached prompt: each step is one new position.
+    const gpu = loaded.session.gpuContext;
+    const before = gpu ? { ...gpu.stats } : null;
+    const t2 = performance.now();
+    let n = 0;
+    for await (const _ of generateAsync(loaded.session, prompt, { maxTokens: genTokens, temperature: 0, stopAtEos: false })) n++;
+    const decodeS = (performance.now() - t2) / 1000;
+    const after = gpu ? { ...gpu.stats } : null;
+    // the engine's own peak, before any recording (captured activations are the caller's memory)
+    const peakRss = process.resourceUsage().maxRSS / 1024;
+
     // The cost of recording: the same prefill without and with the hooks, alternating.
     let plainS = Infinity, capturedS = Infinity;
     for (let r = 0; capture && r < 3; r++) {
@@ -85,35 +99,24 @@ export const bench: Command = {
         if (spec) capturedS = Math.min(capturedS, s); else plainS = Math.min(plainS, s);
       }
     }
-    if (capture) {
-      loaded.session.reset();
-      await loaded.session.runAsync(prompt);
-    }
-
-    // Decode from the cached prompt: each step is one new position.
-    const gpu = loaded.session.gpuContext;
-    const before = gpu ? { ...gpu.stats } : null;
-    const t2 = performance.now();
-    let n = 0;
-    for await (const _ of generateAsync(loaded.session, prompt, { maxTokens: genTokens, temperature: 0, stopAtEos: false })) n++;
-    const decodeS = (performance.now() - t2) / 1000;
 
     const result: BenchResult = {
       backend: loaded.session.backend, threads, prompt_tokens: promptTokens, gen_tokens: n, load_s: round(loadS),
       prefill_tok_s: round(promptTokens / prefillS), prefill_cold_tok_s: round(promptTokens / coldS), decode_tok_s: round(n / decodeS),
-      peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
+      peak_rss_mb: round(peakRss),
     };
     if (backend === 'cpu') result.kernels = cpu.name;
     if (capture) {
       result.prefill_plain_tok_s = round(promptTokens / plainS);
       result.prefill_capture_tok_s = round(promptTokens / capturedS);
       result.capture_overhead = round(capturedS / plainS);
+      result.peak_rss_capture_mb = round(process.resourceUsage().maxRSS / 1024);
     }
-    if (gpu && before && n > 0) {
+    if (gpu && before && after && n > 0) {
       result.adapter = gpu.caps.adapter;
-      result.dispatches_per_token = round((gpu.stats.dispatches - before.dispatches) / n);
-      result.submits_per_token = round((gpu.stats.submits - before.submits) / n);
-      result.readback_bytes_per_token = round((gpu.stats.readbackBytes - before.readbackBytes) / n);
+      result.dispatches_per_token = round((after.dispatches - before.dispatches) / n);
+      result.submits_per_token = round((after.submits - before.submits) / n);
+      result.readback_bytes_per_token = round((after.readbackBytes - before.readbackBytes) / n);
     }
     if (flag(p, 'json')) console.log(JSON.stringify(result));
     else {

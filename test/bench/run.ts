@@ -48,7 +48,7 @@ const MODELS: Model[] = [
   { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
 ];
 
-interface Figures { threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number }
+interface Figures { threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number; peak_rss_capture_mb?: number }
 type Best = Figures & { runs: Figures[] };
 
 const { values } = parseArgs({
@@ -96,7 +96,7 @@ function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
 
 const pick = (o: Record<string, number>): Figures => ({
   threads: o.threads!, load_s: o.load_s!, prefill_tok_s: o.prefill_tok_s!, prefill_cold_tok_s: o.prefill_cold_tok_s!, decode_tok_s: o.decode_tok_s!, peak_rss_mb: o.peak_rss_mb!,
-  ...(o.capture_overhead !== undefined ? { capture_overhead: o.capture_overhead } : {}),
+  ...(o.capture_overhead !== undefined ? { capture_overhead: o.capture_overhead, peak_rss_capture_mb: o.peak_rss_capture_mb! } : {}),
 });
 
 /** The best of `runs` runs, figure by figure (the least disturbed by other work on the machine). */
@@ -112,7 +112,7 @@ async function best(runs: number, cmd: string, args: string[]): Promise<Best> {
     prefill_cold_tok_s: Math.max(...all.map((f) => f.prefill_cold_tok_s)),
     decode_tok_s: Math.max(...all.map((f) => f.decode_tok_s)),
     peak_rss_mb: Math.min(...all.map((f) => f.peak_rss_mb)),
-    ...(overheads.length ? { capture_overhead: Math.min(...overheads) } : {}),
+    ...(overheads.length ? { capture_overhead: Math.min(...overheads), peak_rss_capture_mb: Math.min(...all.map((f) => f.peak_rss_capture_mb!)) } : {}),
   };
 }
 
@@ -172,7 +172,7 @@ const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama }) => {
   const peer = { name: `llama.cpp, ${llama.threads} threads`, prefill: llama.prefill_tok_s, decode: llama.decode_tok_s };
   const node = (g: Best): TableRow => ({
     engine: 'glassbox CPU', where: 'Node', threads: String(g.threads), prefill: g.prefill_tok_s, cold: g.prefill_cold_tok_s,
-    decode: g.decode_tok_s, peakMb: g.peak_rss_mb, ...(g.capture_overhead !== undefined ? { capture: g.capture_overhead } : {}), peer,
+    decode: g.decode_tok_s, peakMb: g.peak_rss_mb, ...(g.capture_overhead !== undefined ? { capture: g.capture_overhead, captureMb: g.peak_rss_capture_mb! } : {}), peer,
   });
   const b = browser?.models.find((x) => x.model === `${m.shape} ${m.type}`);
   return {
@@ -186,7 +186,7 @@ const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama }) => {
 });
 const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
 console.log('');
-console.log(`glassbox vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU) in Node and vs wllama in headless Chromium${browser ? ` (${browser.browser})` : ' (not run: --no-browser)'}; every engine runs an untimed warm-up first (another prompt and one token: the "first prefill"). Best of ${RUNS} runs in Node, ${BROWSER_RUNS} in Chromium. Ratios: glassbox / the peer named, measured in the same run. Capture: prefill time with every layer's attention pattern and every residual hook recorded / without.`);
+console.log(`glassbox vs llama.cpp (node-llama-cpp ${LLAMACPP_VERSION}, CPU) in Node and vs wllama in headless Chromium${browser ? ` (${browser.browser})` : ' (not run: --no-browser)'}; every engine runs an untimed warm-up first (another prompt and one token: the "first prefill"). Best of ${RUNS} runs in Node, ${BROWSER_RUNS} in Chromium. Ratios: glassbox / the peer named, measured in the same run. Capture: prefill time with every layer's attention pattern and every residual hook recorded / without, and the peak RSS then (the recorded activations included; the peak RSS column is before any capture).`);
 console.log('');
 for (const line of benchTable(tableModels)) console.log(line);
 console.log('');

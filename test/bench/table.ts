@@ -18,6 +18,8 @@ export interface TableRow {
   peakMb?: number;
   /** Prefill time with every attention pattern and residual hook recorded / without. */
   capture?: number;
+  /** Peak RSS after the recording runs. */
+  captureMb?: number;
   /** The row the ratios are taken against. */
   peer?: { name: string; prefill: number; decode: number };
   /** A peer's own row (its ratios are 1). */
@@ -46,7 +48,7 @@ export function benchTable(models: TableModel[]): string[] {
     m.rows.forEach((r, i) => {
       const name = i === 0 ? `${m.name} (${m.prompt} / ${m.gen})` : '';
       const ran = r.prefill !== undefined;
-      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
+      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}${r.captureMb ? ` (${fmt(r.captureMb)} MB)` : ''}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
     });
   }
   return out;
