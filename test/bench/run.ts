@@ -3,8 +3,10 @@
 // prefill of P = 128 prompt tokens, then G generated tokens (greedy), after an untimed warm-up:
 //   in Node, each run in its own process (so that each peak RSS is its own): glassbox's CPU engine
 //     (the WebAssembly kernels, 1 and 2 threads; `glassbox bench --json`, with the capture
-//     overhead on 2 threads) and llama.cpp (node-llama-cpp, 2 threads, installed on demand into
-//     .cache/llamacpp by test/support/llamacpp.mjs; test/bench/llamacpp-bench.mjs);
+//     overhead on 2 threads), llama.cpp (node-llama-cpp, 2 threads, installed on demand into
+//     .cache/llamacpp by test/support/llamacpp.mjs; test/bench/llamacpp-bench.mjs) and, where the
+//     optional `webgpu` package (Dawn) is installed, glassbox on WebGPU (a GPU machine with no
+//     browser measures WebGPU this way; the row says why when it does not run);
 //   in one headless Chromium page (test/bench/browser-cpu.ts), for stories15M Q8_0 and TinyLlama
 //     Q4_0: glassbox's worker on the CPU (1 and 2 threads) and on WebGPU (the adapter named;
 //     on a software adapter such as SwiftShader only the small model), and @wllama/wllama
@@ -28,7 +30,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
-import { runBrowserBench, browserRows, browserNotes, bestOf, BROWSER_MODELS, type BrowserBench } from './browser-cpu.ts';
+import { runBrowserBench, browserRows, browserNotes, bestOf, BROWSER_MODELS, SMALL_MODEL_BYTES, SOFTWARE_ADAPTER, type BrowserBench } from './browser-cpu.ts';
 import { benchTable, fmt, type TableModel, type TableRow } from './table.ts';
 import { shapeConfig } from '../../src/formats/synth.ts';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
@@ -48,7 +50,7 @@ const MODELS: Model[] = [
   { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
 ];
 
-interface Figures { threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number; peak_rss_capture_mb?: number }
+interface Figures { adapter?: string; threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number; peak_rss_capture_mb?: number }
 type Best = Figures & { runs: Figures[] };
 
 const { values } = parseArgs({
@@ -74,7 +76,7 @@ const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
 
 /** Runs a command, returns the JSON object on its last stdout line. */
-function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
+function runJson(cmd: string, args: string[]): Promise<Record<string, number> & { adapter?: string }> {
   return new Promise((res, rej) => {
     const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -94,7 +96,8 @@ function runJson(cmd: string, args: string[]): Promise<Record<string, number>> {
   });
 }
 
-const pick = (o: Record<string, number>): Figures => ({
+const pick = (o: Record<string, number> & { adapter?: string }): Figures => ({
+  ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
   threads: o.threads!, load_s: o.load_s!, prefill_tok_s: o.prefill_tok_s!, prefill_cold_tok_s: o.prefill_cold_tok_s!, decode_tok_s: o.decode_tok_s!, peak_rss_mb: o.peak_rss_mb!,
   ...(o.capture_overhead !== undefined ? { capture_overhead: o.capture_overhead, peak_rss_capture_mb: o.peak_rss_capture_mb! } : {}),
 });
@@ -106,6 +109,7 @@ async function best(runs: number, cmd: string, args: string[]): Promise<Best> {
   const overheads = all.map((f) => f.capture_overhead).filter((x): x is number => x !== undefined);
   return {
     runs: all,
+    ...(all[0]!.adapter !== undefined ? { adapter: all[0]!.adapter } : {}),
     threads: all[0]!.threads,
     load_s: Math.min(...all.map((f) => f.load_s)),
     prefill_tok_s: Math.max(...all.map((f) => f.prefill_tok_s)),
@@ -129,8 +133,12 @@ console.log(`Date: ${new Date().toISOString()}.`);
 console.log(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 await ensureLlamaCpp();
 
-interface Row { model: Model; file: string; fileMb: number; kvMb: number; g1: Best; g2: Best; llama: Best }
+interface Row { model: Model; file: string; fileMb: number; kvMb: number; g1: Best; g2: Best; llama: Best; gpu: Best | { skipped: string } }
 const rows: Row[] = [];
+// WebGPU in Node (the optional `webgpu` package, Dawn: how a GPU machine without a browser measures
+// it): why it is not run, once that is known for every model
+let nodeGpuSkip: string | null = WEBGPU === 'none' ? 'not asked for' : null;
+let nodeAdapter: string | null = null;
 for (const m of models) {
   const file = await benchModelFile(m.shape, m.type);
   const flags = ['--prompt-tokens', String(m.prompt), '--gen-tokens', String(m.gen)];
@@ -143,8 +151,26 @@ for (const m of models) {
   const g2 = await best(RUNS, process.execPath, gb(2, ['--capture', CAPTURE]));
   process.stdout.write(` llama.cpp ×${RUNS} ...`);
   const llama = await best(RUNS, process.execPath, ['test/bench/llamacpp-bench.mjs', file, ...flags, '--threads', String(LLAMA_THREADS)]);
+  let gpu: Best | { skipped: string };
+  const size = statSync(file).size;
+  if (nodeGpuSkip) gpu = { skipped: nodeGpuSkip };
+  else if (WEBGPU === 'auto' && nodeAdapter && SOFTWARE_ADAPTER.test(nodeAdapter) && size > SMALL_MODEL_BYTES) {
+    gpu = { skipped: `software adapter, ${(size / 2 ** 20).toFixed(0)} MB file (--webgpu all runs it)` };
+  } else {
+    process.stdout.write(` WebGPU in Node ×${RUNS} ...`);
+    try {
+      gpu = await best(RUNS, process.execPath, ['src/cli/glassbox.mjs', 'bench', file, '--json', '--backend', 'webgpu', ...flags]);
+      nodeAdapter = gpu.adapter ?? nodeAdapter;
+    } catch (e) {
+      // the CLI's own words (its last line), e.g. that the webgpu package is not installed
+      const why = (e as Error).message.trim().split('\n').pop()!.replace(/^glassbox: /, '');
+      gpu = { skipped: why };
+      nodeGpuSkip = why;
+      process.stdout.write(' not run');
+    }
+  }
   console.log(` done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-  rows.push({ model: m, file, fileMb: statSync(file).size / 2 ** 20, kvMb: kvBytes(m.shape, m.prompt + m.gen + 1) / 2 ** 20, g1, g2, llama });
+  rows.push({ model: m, file, fileMb: size / 2 ** 20, kvMb: kvBytes(m.shape, m.prompt + m.gen + 1) / 2 ** 20, g1, g2, llama, gpu });
 }
 
 // ---- the Chromium part: glassbox (CPU, WebGPU) and wllama on the same P and G ----
@@ -168,7 +194,7 @@ if (!values['no-browser']) {
 }
 
 // ---- the table (Markdown, ready for BENCHMARKS.md) ----
-const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama }) => {
+const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama, gpu }) => {
   const peer = { name: `llama.cpp, ${llama.threads} threads`, prefill: llama.prefill_tok_s, decode: llama.decode_tok_s };
   const node = (g: Best): TableRow => ({
     engine: 'glassbox CPU', where: 'Node', threads: String(g.threads), prefill: g.prefill_tok_s, cold: g.prefill_cold_tok_s,
@@ -180,6 +206,9 @@ const tableModels: TableModel[] = rows.map(({ model: m, g1, g2, llama }) => {
     rows: [
       node(g1), node(g2),
       { engine: 'llama.cpp', where: 'Node', threads: String(llama.threads), prefill: llama.prefill_tok_s, cold: llama.prefill_cold_tok_s, decode: llama.decode_tok_s, peakMb: llama.peak_rss_mb, reference: true },
+      'skipped' in gpu
+        ? { engine: 'glassbox WebGPU', where: 'Node', threads: 'GPU', note: `not run: ${gpu.skipped}` }
+        : { engine: 'glassbox WebGPU', where: 'Node', threads: 'GPU', note: gpu.adapter, prefill: gpu.prefill_tok_s, cold: gpu.prefill_cold_tok_s, decode: gpu.decode_tok_s, peakMb: gpu.peak_rss_mb, peer },
       ...(b ? browserRows(b, peer) : []),
     ],
   };
@@ -214,6 +243,6 @@ console.log(`  load average before: ${load0.map((x) => x.toFixed(2)).join(' ')};
 if (browser) for (const line of browserNotes(browser)) console.log(line);
 console.log(JSON.stringify({
   bench: 'forward', llamacpp: LLAMACPP_VERSION, runs: RUNS, cpu: cpus()[0]?.model ?? null, cores: cpus().length,
-  results: rows.map(({ model, fileMb, kvMb, g1, g2, llama }) => ({ model: `${model.shape} ${model.type}`, prompt: model.prompt, gen: model.gen, file_mb: fileMb, kv_mb: kvMb, glassbox_1: g1, glassbox_2: g2, llamacpp: llama })),
+  results: rows.map(({ model, fileMb, kvMb, g1, g2, llama, gpu }) => ({ model: `${model.shape} ${model.type}`, prompt: model.prompt, gen: model.gen, file_mb: fileMb, kv_mb: kvMb, glassbox_1: g1, glassbox_2: g2, llamacpp: llama, glassbox_webgpu: gpu })),
   ...(browser ? { browser } : {}),
 }));
