@@ -119,7 +119,7 @@ export class GlassboxModel extends LitElement implements CellProps {
     };
     return html`
       <div class="cards">${modelFacts(m).map((f) => html`<div class="card" data-testid=${f.testid}><small>${f.label}</small><b>${f.value}</b></div>`)}</div>
-      <p class="note" data-testid="backend-reason">${m.backend === 'webgpu' ? 'Running on the GPU (WebGPU).' : `Running on the CPU${m.backendReason ? `: ${m.backendReason}` : '.'}`}</p>
+      <p class="note" data-testid="backend-reason">${m.backend === 'webgpu' ? 'Running on the GPU (WebGPU).' : `Running on the CPU (${m.cpu.detail})${m.backendReason ? `: ${m.backendReason}` : '.'}`}</p>
       ${m.warnings.length ? html`<ul class="note">${m.warnings.map((w) => html`<li>${w}</li>`)}</ul>` : nothing}
       <div class="wrap">
         <div><label class="note">Block <select aria-label="Block to draw" @change=${pick} ?disabled=${ro}>

@@ -26,6 +26,8 @@ export interface CpuChoice {
   readonly threads: number;
   /** Why the kernels are the twins, or run on fewer threads than asked; null when as asked. */
   readonly reason: string | null;
+  /** The kernels in words, for the UI: "WebAssembly SIMD kernels (relaxed SIMD), 2 threads". */
+  readonly detail: string;
   /** Starts the threads; resolves when they are ready. */
   ready(): Promise<void>;
   /** Frees the kernels' scratch memory and ends their worker threads. */
@@ -44,7 +46,7 @@ export function defaultThreads(): number {
 }
 
 function jsChoice(reason: string | null): CpuChoice {
-  return { kernels: JS_KERNELS, name: 'js', threads: 1, reason, ready: async () => {}, dispose: () => {} };
+  return { kernels: JS_KERNELS, name: 'js', threads: 1, reason, detail: 'JavaScript kernels, 1 thread', ready: async () => {}, dispose: () => {} };
 }
 
 export function chooseCpuKernels(weights: ModelWeights, req: CpuKernelRequest): CpuChoice {
@@ -67,5 +69,6 @@ export function chooseCpuKernels(weights: ModelWeights, req: CpuKernelRequest): 
     maxPositions: c.nCtx,
     threads,
   });
-  return { kernels: set, name: 'wasm', threads, reason, ready: () => set.ready(), dispose: () => { set.dispose(); rt.closeThreads(); } };
+  const detail = `WebAssembly SIMD kernels${rt.c.RELAXED ? ' (relaxed SIMD)' : ''}, ${threads} thread${threads > 1 ? 's' : ''}`;
+  return { kernels: set, name: 'wasm', threads, reason, detail, ready: () => set.ready(), dispose: () => { set.dispose(); rt.closeThreads(); } };
 }

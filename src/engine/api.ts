@@ -93,8 +93,9 @@ export interface ModelInfo {
   backend: 'cpu' | 'webgpu';
   /** Why the CPU runs it (null on WebGPU, or when the CPU was asked for). */
   backendReason: string | null;
-  /** The CPU kernels ('wasm' SIMD or the 'js' twins), their threads, and why fewer than asked. */
-  cpu: { kernels: 'wasm' | 'js'; threads: number; reason: string | null };
+  /** The CPU kernels ('wasm' SIMD or the 'js' twins), their threads, why fewer than asked, and
+   *  all that in words ("WebAssembly SIMD kernels (relaxed SIMD), 2 threads"). */
+  cpu: { kernels: 'wasm' | 'js'; threads: number; reason: string | null; detail: string };
   parameterCount: number;
   warnings: string[];
   /** The catalog entry it came from (name, license), when it did. */
@@ -387,7 +388,7 @@ export class Engine implements EngineApi {
           },
           backend: session.backend,
           backendReason: session.backendReason,
-          cpu: { kernels: session.cpuKernels.name, threads: session.cpuKernels.threads, reason: session.cpuKernels.reason },
+          cpu: { kernels: session.cpuKernels.name, threads: session.cpuKernels.threads, reason: session.cpuKernels.reason, detail: session.cpuKernels.detail },
           parameterCount: parameterCount(c),
           warnings: [...resolved.warnings, ...(tokenizer ? [] : ['the model has no tokenizer: give token ids'])],
           entry: resolved.entry ?? null,

@@ -206,9 +206,9 @@ export class Session {
     }
   }
 
-  /** The CPU kernels: 'wasm' or 'js', their threads, and why less than asked (null when as asked). */
-  get cpuKernels(): { name: CpuKernelsName; threads: number; reason: string | null } {
-    return { name: this.cpu.name, threads: this.cpu.threads, reason: this.cpu.reason };
+  /** The CPU kernels: 'wasm' or 'js', their threads, why less than asked (null when as asked), and all that in words. */
+  get cpuKernels(): { name: CpuKernelsName; threads: number; reason: string | null; detail: string } {
+    return { name: this.cpu.name, threads: this.cpu.threads, reason: this.cpu.reason, detail: this.cpu.detail };
   }
 
   /** Where the forward pass runs now. */

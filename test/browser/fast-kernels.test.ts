@@ -116,6 +116,8 @@ describe('WebAssembly kernels in the browser', function () {
     const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
     const session = new Session(weights);
     expect(session.cpuKernels.name, String(session.cpuKernels.reason)).to.equal('wasm');
+    // the model cell shows this: the relaxed build where the browser has relaxed SIMD
+    expect(session.cpuKernels.detail).to.match(relaxedSimdSupported() ? /^WebAssembly SIMD kernels \(relaxed SIMD\), \d+ threads?$/ : /^WebAssembly SIMD kernels, \d+ threads?$/);
     await session.ready();
     const bos = ref.token_ids[0]!;
     const ids = [bos, ...generate(session, [bos], { maxTokens: 256, temperature: 0, stopAtEos: false })];

@@ -42,11 +42,14 @@ for (const [type, activationQuant] of CASES) {
     const aq = activationQuant ? { activationQuant } : {};
     const js = new Session(weights, { kernels: 'js', ...aq });
     assert.equal(js.cpuKernels.name, 'js');
+    assert.equal(js.cpuKernels.detail, 'JavaScript kernels, 1 thread');
     const want = js.run(tokens, { capture, logits: 'all' });
     const runs = [];
     for (const threads of [1, 2, 3]) {
       const s = new Session(weights, { threads, chunkSize: 16, ...aq });      // two chunks: 16 + 7 positions
       assert.equal(s.cpuKernels.name, 'wasm', String(s.cpuKernels.reason));
+      // Node 20 runs the plain build (load.ts: relaxed SIMD only where the engine has it unflagged)
+      assert.equal(s.cpuKernels.detail, `WebAssembly SIMD kernels, ${threads} thread${threads > 1 ? 's' : ''}`);
       await s.ready();
       runs.push(s.run(tokens, { capture, logits: 'all' }));
     }
@@ -72,6 +75,7 @@ test('a non-shared weight memory that grows: generation one token at a time equa
   const step = new Session(weights, { threads: 4 });
   assert.equal(step.cpuKernels.threads, 1);
   assert.match(String(step.cpuKernels.reason), /not shared/);
+  assert.match(step.cpuKernels.detail, /, 1 thread$/);
   const rows: Float32Array[] = [];
   for (let n = 1; n <= tokens.length; n += 37) rows.push(step.run(tokens.slice(0, n)).logits.slice());
   const all = new Session(weights).run(tokens, { logits: 'all' }).logits;
