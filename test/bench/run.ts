@@ -1,5 +1,5 @@
 // `npm run bench`: one table of every engine on the same random-weight GGUFs —
-//   stories15M shape, F32 and Q8_0; TinyLlama-1.1B shape, Q4_0 and Q8_0 —
+//   stories15M shape, F32 and Q8_0; TinyLlama-1.1B shape, Q4_0 and Q8_0; Llama-3.2-1B shape, Q4_0 —
 // prefill of P = 128 prompt tokens, then G generated tokens (greedy), after an untimed warm-up:
 //   in Node, each run in its own process (so that each peak RSS is its own): glassbox's CPU engine
 //     (the WebAssembly kernels, 1 and 2 threads; `glassbox bench --json`, with the capture
@@ -20,8 +20,9 @@
 // Chromium: --browser-runs, default 1, as wllama takes about a second per TinyLlama token there),
 // the best run is reported in the table and every run below it, with the load average.
 //
-//   npm run bench [-- --quick] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N] [-- --browser-runs N] [-- --no-browser] [-- --webgpu auto|all|none]
-//   --quick: the stories15M models only; --no-browser: no Chromium rows.
+//   npm run bench [-- --quick] [-- --models SHAPE:TYPE,...] [-- --prompt-tokens P] [-- --gen-tokens G] [-- --runs N] [-- --browser-runs N] [-- --no-browser] [-- --webgpu auto|all|none]
+//   --quick: the stories15M models only; --models: those of the list (e.g. llama-3.2-1b:Q4_0);
+//   --no-browser: no Chromium rows.
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -48,6 +49,8 @@ const MODELS: Model[] = [
   { shape: 'stories15M', type: 'Q8_0', prompt: 128, gen: 32, decodeTarget: false },
   { shape: 'tinyllama-1.1b', type: 'Q4_0', prompt: 128, gen: 16, decodeTarget: true },
   { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
+  // the shape of the WebGPU target (decode at ≥ 50% of the GPU's memory bandwidth)
+  { shape: 'llama-3.2-1b', type: 'Q4_0', prompt: 128, gen: 16, decodeTarget: false },
 ];
 
 interface Figures { adapter?: string; threads: number; load_s: number; prefill_tok_s: number; prefill_cold_tok_s: number; decode_tok_s: number; peak_rss_mb: number; capture_overhead?: number; peak_rss_capture_mb?: number }
@@ -56,7 +59,7 @@ type Best = Figures & { runs: Figures[] };
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, runs: { type: 'string' },
-    'browser-runs': { type: 'string' }, 'no-browser': { type: 'boolean' }, webgpu: { type: 'string' },
+    'browser-runs': { type: 'string' }, 'no-browser': { type: 'boolean' }, webgpu: { type: 'string' }, models: { type: 'string' },
   },
 });
 const positive = (s: string | undefined, flag: string): number | undefined => {
@@ -72,7 +75,10 @@ const RUNS = positive(values.runs, '--runs') ?? 3;
 const BROWSER_RUNS = positive(values['browser-runs'], '--browser-runs') ?? 1;
 const WEBGPU = values.webgpu ?? 'auto';
 if (WEBGPU !== 'auto' && WEBGPU !== 'all' && WEBGPU !== 'none') throw new Error(`--webgpu must be auto, all or none, not '${WEBGPU}'`);
-const models = MODELS.filter((m) => !values.quick || m.shape === 'stories15M')
+const only = values.models?.split(',').map((x) => x.trim());
+const unknown = only?.filter((x) => !MODELS.some((m) => `${m.shape}:${m.type}` === x));
+if (unknown?.length) throw new Error(`--models: ${unknown.join(', ')} not among ${MODELS.map((m) => `${m.shape}:${m.type}`).join(', ')}`);
+const models = MODELS.filter((m) => (!values.quick || m.shape === 'stories15M') && (!only || only.includes(`${m.shape}:${m.type}`)))
   .map((m) => ({ ...m, prompt: promptOverride ?? m.prompt, gen: genOverride ?? m.gen }));
 
 /** Runs a command, returns the JSON object on its last stdout line. */
@@ -224,6 +230,11 @@ for (const { model: m, g2, llama, fileMb, kvMb } of rows) {
   const d = g2.decode_tok_s / llama.decode_tok_s, p = g2.prefill_tok_s / llama.prefill_tok_s, mem = g2.peak_rss_mb / (fileMb + kvMb);
   const cap = g2.capture_overhead;
   console.log(`- ${m.shape} ${m.type}: decode ${d.toFixed(2)} ${m.decodeTarget ? mark(d >= TARGETS.decode) : '(no target)'}; prefill ${p.toFixed(2)} ${mark(p >= TARGETS.prefill)}; peak RSS ${mem.toFixed(2)}× (${fmt(g2.peak_rss_mb)} / ${fmt(fileMb + kvMb)} MB) ${mark(mem <= TARGETS.memory)}${cap === undefined ? '' : `; capture ×${cap.toFixed(2)} ${mark(cap <= TARGETS.capture)}`}`);
+}
+for (const { model: m, gpu, fileMb } of rows) {
+  if ('skipped' in gpu) continue;
+  // the bytes a decoded token reads are about the whole file (less one embedding row per token)
+  console.log(`- ${m.shape} ${m.type} on WebGPU in Node (${gpu.adapter}): decode ${fmt(gpu.decode_tok_s)} tok/s reads about ${fmt(fileMb * gpu.decode_tok_s / 1024)} GiB/s of weights; the target is half the GPU's memory bandwidth.`);
 }
 for (const b of browser?.models ?? []) {
   if (b.model !== 'tinyllama-1.1b Q4_0') continue;
