@@ -6,7 +6,7 @@
 // over the weights, by every thread; build.mjs checks that there is none. That is why exp is
 // written here (AssemblyScript's Mathf.exp reads a table from a data segment).
 
-import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1 } from './kinds.as';
+import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q4_K, K_Q5_K } from './kinds.as';
 
 /** f16 bits → f32, exactly as src/formats/quant/half.ts's table (NaN payloads kept). */
 @inline export function f16(h: u32): f32 {
@@ -66,6 +66,24 @@ export function f32ToF16(x: f32): u32 {
 /** Whether rows of this 32-block type are decoded to unsigned bytes for the relaxed dot product (kinds.as.ts RELAXED). */
 @inline export function narrowKind(kind: i32): bool {
   return ASC_FEATURE_RELAXED_SIMD && (kind == K_Q4_0 || kind == K_Q4_1 || kind == K_Q5_0 || kind == K_Q5_1);
+}
+
+/**
+ * Whether rows of this 256-block type keep their unsigned levels as bytes, with each sub-block's
+ * integer scale apart, for the relaxed dot product (the relaxed build; Q4_K and Q5_K: levels 0..31).
+ */
+@inline export function narrowK(kind: i32): bool {
+  return ASC_FEATURE_RELAXED_SIMD && (kind == K_Q4_K || kind == K_Q5_K);
+}
+
+/**
+ * 16 byte values reordered so that lane j of a relaxed dot product (bytes 4j..4j+3) sums the
+ * elements that lane j of two i32x4.dot_i16x8_s over the same 16 sums: 2j, 2j+1, 8+2j, 8+2j+1.
+ * Weights and activations both reordered, each lane's integer sum is the plain build's, so the
+ * float steps after it give the same bits.
+ */
+@inline export function lanePairs(v: v128): v128 {
+  return i8x16.shuffle(v, v, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
 }
 
 /** What the unsigned levels of a narrow kind exceed the signed ones by: Q4_0 q − 8, Q5_0 q − 16. */

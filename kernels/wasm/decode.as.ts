@@ -8,12 +8,13 @@
 //       value = d·(q − levelOffset) + m
 //   256-blocks (Q2_K..Q6_K, Q8_K):  wq i16 [k] = level × its sub-block's integer scale, then
 //       wd f32 [k/256] = d, wdm f32 [k/256] = dmin, wmin i16 [k/16] = each 16's integer min.
-//       value = d·wq − dmin·wmin
+//       value = d·wq − dmin·wmin. In the relaxed build Q4_K and Q5_K keep instead, in wq's place,
+//       the levels as bytes [k] (common.as.ts lanePairs order) then each 32's scale as i32 [k/32].
 //   float types (F16 BF16 Q8_G64):  f32 [k], the dequantized values.
 // Each row is decoded once per call and then multiplied with every token row (prefill), so
 // decoding costs once per weight, not once per product.
 
-import { f16, f16x4, narrowKind } from './common.as';
+import { f16, f16x4, lanePairs, narrowK, narrowKind } from './common.as';
 import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K, K_Q6_K, K_Q8_K, K_F16, K_BF16, K_Q8_G64 } from './kinds.as';
 
 /** The unsigned levels of elements 0..15 (`lo`) and 16..31 (`hi`) of a narrow kind, as bytes. */
@@ -149,11 +150,20 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
           ha = v128.or(ha, v128.and(i8x16.eq(v128.and(h0, u2), u2), sixteen));
           hb = v128.or(hb, v128.and(i8x16.eq(v128.and(h1, u2), u2), sixteen));
         }
-        const e = dst + (<usize>c << 7);   // element 64c
-        put16Scaled(e, la, sm1 & 0xff, false);
-        put16Scaled(e + 32, lb, sm1 & 0xff, false);
-        put16Scaled(e + 64, ha, sm2 & 0xff, false);
-        put16Scaled(e + 96, hb, sm2 & 0xff, false);
+        if (narrowK(kind)) {
+          // bytes, in lanePairs order, at byte 256b + 64c; the two sub-blocks' scales at k + 4·(8b + 2c)
+          const e = buf + (<usize>b << 8) + (<usize>c << 6);
+          v128.store(e, lanePairs(la)); v128.store(e, lanePairs(lb), 16);
+          v128.store(e, lanePairs(ha), 32); v128.store(e, lanePairs(hb), 48);
+          const sc = buf + <usize>k + (<usize>(8 * b + 2 * c) << 2);
+          store<i32>(sc, sm1 & 0xff); store<i32>(sc, sm2 & 0xff, 4);
+        } else {
+          const e = dst + (<usize>c << 7);   // element 64c
+          put16Scaled(e, la, sm1 & 0xff, false);
+          put16Scaled(e + 32, lb, sm1 & 0xff, false);
+          put16Scaled(e + 64, ha, sm2 & 0xff, false);
+          put16Scaled(e + 96, hb, sm2 & 0xff, false);
+        }
         const g = mins + (<usize>c << 3);     // 16-groups 4c .. 4c+3
         store<i16>(g, <i16>(sm1 >> 8)); store<i16>(g, <i16>(sm1 >> 8), 2);
         store<i16>(g, <i16>(sm2 >> 8), 4); store<i16>(g, <i16>(sm2 >> 8), 6);

@@ -119,7 +119,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       const rows = Math.min(per, n - t0), len = rows * k;
       let xp = xs.byteOffset + 4 * t0 * k;
       if (!xIn) { f32(at.xin, len).set(xs.subarray(t0 * k, t0 * k + len)); xp = at.xin; }
-      let op: number, xa: number;
+      let op: number, xa: number, narrowK = false;
       if (floatInput) {
         op = c.OP_MATMUL_F32;
         xa = xp;
@@ -131,6 +131,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
         op = c.OP_MATMUL_K;
         x.quantizeQ8_K(xp, len, at.xq, at.xd, at.xs);
         xa = at.xq;
+        narrowK = c.RELAXED === 1 && (type === 'Q4_K' || type === 'Q5_K');
       } else {
         op = c.OP_MATMUL_Q8;
         x.quantizeQ8_0(xp, len, at.xq, at.xd, at.xs);
@@ -139,6 +140,12 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       // Q4 matrix-vector products read the levels reordered (matmul.as.ts rows4DirectQ4), put
       // where the staged f32 rows were (they are quantized already)
       let xperm = 0, xsum = 0, xi = 0;
+      // Q4_K / Q5_K in the relaxed build read the levels as i8 (quantize.as.ts narrowQ8K), put
+      // where the staged f32 rows were (argument 12, as xperm below)
+      if (narrowK) {
+        xperm = at.xin;
+        x.narrowQ8K(at.xq, len, xperm);
+      }
       if (rows < 4 && (type === 'Q4_0' || type === 'Q4_1')) {
         xperm = at.xin;
         xsum = at.xin + 2 * len;

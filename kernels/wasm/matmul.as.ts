@@ -13,7 +13,7 @@
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, hsum, hsumI32, levelOffset, narrowKind } from './common.as';
+import { f16, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
 import { decodeFloat, decodeK, decodeLegacy } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
@@ -504,22 +504,63 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   }
 }
 
-@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize): void {
+/**
+ * rowK for Q4_K / Q5_K in the relaxed build (common.as.ts narrowK): the row's levels as bytes and
+ * each 32's integer scale (decodeK), times the activations as i8 (quantize.as.ts narrowQ8K), both
+ * in lanePairs order: per 32 elements two relaxed dot products, times the scale in i32. Each lane
+ * then holds rowK's integer sum exactly, and the float steps are rowK's, so the outputs are
+ * bit-identical to the build without relaxed SIMD. Every token takes this path (one at a time
+ * as four at a time), so results do not depend on the number of tokens either.
+ */
+@inline function rowKNarrow(buf: usize, nsb: i32, xn: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32): void {
+  const k = nsb << 8;
+  const sc = buf + <usize>k;
+  const wd = buf + (<usize>k << 1), wdm = wd + (<usize>nsb << 2), wmin = wdm + (<usize>nsb << 2);
+  const xStride = <usize>k, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  const zero = i32x4.splat(0);
+  for (let t = 0; t < n; t++) {
+    const x0 = xn + <usize>t * xStride, d0 = xd + <usize>t * dStride, b0 = xbs + <usize>t * bStride;
+    let a0 = f32x4.splat(0);
+    for (let sb = 0; sb < nsb; sb++) {
+      const w = buf + (<usize>sb << 8), x = x0 + (<usize>sb << 8), s = sc + (<usize>sb << 5);
+      let i0 = zero;
+      for (let u: usize = 0; u < 256; u += 32) {
+        const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u, 16), v128.load(w + u, 16),
+          i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u), v128.load(w + u), zero));
+        i0 = i32x4.add(i0, i32x4.mul(d, v128.load32_splat(s + (u >> 3))));
+      }
+      const so = <usize>sb << 2;
+      a0 = scaled(a0, i0, load<f32>(wd + so) * load<f32>(d0 + so));
+      const mo = <usize>sb << 5;
+      a0 = scaled(a0, minSum(wmin + mo, b0 + mo), -(load<f32>(wdm + so) * load<f32>(d0 + so)));
+    }
+    store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
+  }
+}
+
+@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize): void {
   const nsb = k >> 8;
   for (let i = r0; i < r1; i++) {
     decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      if (narrowK(kind)) {
+        rowKNarrow(buf, nsb, xn, xd, xbs, n, out, m, i);
+        continue;
+      }
+    }
     rowK(buf, nsb, xq, xd, xbs, n, out, m, i, kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K);
   }
 }
 
-/** Weights of a 256-block type (Q2_K..Q6_K, Q8_K) × Q8_K activations, rows r0..r1. */
-export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize): void {
-  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
-  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
-  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
-  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
-  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);
-  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf);   // Q8_K
+/** Weights of a 256-block type (Q2_K..Q6_K, Q8_K) × Q8_K activations, rows r0..r1 (xn: the
+ *  activations as narrowQ8K gives them, for Q4_K / Q5_K in the relaxed build). */
+export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize): void {
+  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
+  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
+  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
+  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
+  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
+  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);   // Q8_K
 }
 
 // ------------------------------------------------------------------------ f32 activations
