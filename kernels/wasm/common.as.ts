@@ -62,7 +62,6 @@ export function f32ToF16(x: f32): u32 {
   return f16(f32ToF16(x));
 }
 
-/** Sum of the four lanes, in one fixed order (every kernel's result must not depend on tiling). */
 /** Whether rows of this 32-block type are decoded to unsigned bytes for the relaxed dot product (kinds.as.ts RELAXED). */
 @inline export function narrowKind(kind: i32): bool {
   return ASC_FEATURE_RELAXED_SIMD && (kind == K_Q4_0 || kind == K_Q4_1 || kind == K_Q5_0 || kind == K_Q5_1);
@@ -91,6 +90,7 @@ export function f32ToF16(x: f32): u32 {
   return kind == K_Q4_0 ? 8 : kind == K_Q5_0 ? 16 : 0;
 }
 
+/** Sum of the four lanes, in one fixed order (every kernel's result must not depend on tiling). */
 @inline export function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }

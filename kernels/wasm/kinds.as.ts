@@ -20,11 +20,12 @@ export const K_Q8_K: i32 = 13;
 export const K_Q8_G64: i32 = 14;
 
 /**
- * 1 in the relaxed-SIMD builds (kernels-relaxed*.wasm): products of several tokens with 32-block
- * 4- and 5-bit weights (Q4_0 Q4_1 Q5_0 Q5_1) then keep the weight levels unsigned as bytes and the
- * activations as i8, and multiply 16 pairs per i32x4.relaxed_dot_i8x16_i7x16_add_s (the weights
- * are its 7-bit operand: 0..31, where every engine gives the same exact sums). TypeScript reads it
- * to know which activation layout interleaveQ8 writes.
+ * 1 in the relaxed-SIMD builds (kernels-relaxed*.wasm): products with 4- and 5-bit weights (Q4_0
+ * Q4_1 Q5_0 Q5_1 with several tokens, Q4_0 Q4_1 decode, Q4_K Q5_K) then keep the weight levels
+ * unsigned as bytes and the activations as i8, and multiply 16 pairs per
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s (the weights are its 7-bit operand: 0..31, where every engine
+ * gives the same exact sums). TypeScript reads it to know which activation layouts to ask for
+ * (interleaveQ8, narrowQ8K) and to say which build runs.
  */
 export const RELAXED: i32 = ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
 

@@ -51,7 +51,7 @@ export function preferRelaxedSimd(on: boolean): void {
   relaxedWanted = on;
 }
 
-/** Whether the next module of `variant` to be loaded is (or the loaded one was) a relaxed-SIMD build. */
+/** Whether the modules loaded now are the relaxed-SIMD builds. */
 export function usesRelaxedSimd(): boolean {
   return relaxedWanted && relaxedSimdSupported();
 }
@@ -71,10 +71,11 @@ function nodeFs(): { readFileSync(u: URL): Uint8Array; existsSync(u: URL): boole
 
 /** The compiled module if it is loaded (in Node: loaded now, synchronously); else null (see wasmFailure). */
 export function wasmModule(variant: WasmVariant): WebAssembly.Module | null {
-  const id = key(variant, usesRelaxedSimd());
+  const relaxed = usesRelaxedSimd();
+  const id = key(variant, relaxed);
   const m = compiled.get(id);
   if (m) return m;
-  const url = moduleUrl(variant, usesRelaxedSimd());
+  const url = moduleUrl(variant, relaxed);
   const fs = url.protocol === 'file:' ? nodeFs() : null;
   if (!fs || failures.has(id)) return null;
   try {

@@ -87,6 +87,11 @@ export function roundToBf16(x: usize, out: usize, len: i32): void {
   }
 }
 
+/** Σ of the 32 i16 levels of one block (|q| ≤ 127: the i16 adds cannot overflow). */
+@inline function blockSum(v0: v128, v1: v128, v2: v128, v3: v128): i32 {
+  return hsumI32(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3))));
+}
+
 /**
  * For matrix-vector products with Q4_0 / Q4_1 weights (matmul.as.ts rows4DirectQ4): the Q8
  * levels of each block of 32 reordered to match the nibbles of the weight bytes read as eight
@@ -99,8 +104,7 @@ export function permuteQ4(xq: usize, len: i32, xp: usize, xsum: usize): void {
   for (let b = 0; b < len; b += 32) {
     const src = xq + (<usize>b << 1);
     const v0 = v128.load(src), v1 = v128.load(src, 16), v2 = v128.load(src, 32), v3 = v128.load(src, 48);
-    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3)));
-    store<i32>(xsum + (<usize>(b >> 5) << 2), hsumI32(s) << 3);
+    store<i32>(xsum + (<usize>(b >> 5) << 2), blockSum(v0, v1, v2, v3) << 3);
     if (ASC_FEATURE_RELAXED_SIMD) {
       // the relaxed build reads the nibbles as bytes: the levels as i8, in their own order
       const dst = xp + <usize>b;
@@ -141,7 +145,7 @@ export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi
           // |q| ≤ 127: narrowing saturates nothing
           v128.store(dp, i8x16.narrow_i16x8_s(v0, v1));
           v128.store(dp, i8x16.narrow_i16x8_s(v2, v3), 16);
-          store<i32>(sums + (<usize>b << 4), hsumI32(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(v0, v1), i16x8.add(v2, v3)))));
+          store<i32>(sums + (<usize>b << 4), blockSum(v0, v1, v2, v3));
         }
       } else {
         const dst = base + (<usize>t << 6);
