@@ -50,6 +50,35 @@ import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K,
   }
 }
 
+/**
+ * Q6_K: the signed levels (q − 32) of 16 elements l.. of quarter j (0..3: elements l, l + 32,
+ * l + 64, l + 96 of a 128-half), from ql bytes A = ql[l..], B = ql[l + 32..] and qh bytes H.
+ */
+@inline export function q6Levels(A: v128, B: v128, H: v128, j: i32): v128 {
+  const low = i8x16.splat(15), three = i8x16.splat(3);
+  let q: v128;
+  if (j == 0) q = v128.or(v128.and(A, low), i8x16.shl(v128.and(H, three), 4));
+  else if (j == 1) q = v128.or(v128.and(B, low), i8x16.shl(v128.and(i8x16.shr_u(H, 2), three), 4));
+  else if (j == 2) q = v128.or(i8x16.shr_u(A, 4), i8x16.shl(v128.and(i8x16.shr_u(H, 4), three), 4));
+  else q = v128.or(i8x16.shr_u(B, 4), i8x16.shl(i8x16.shr_u(H, 6), 4));
+  return i8x16.sub(q, i8x16.splat(32));
+}
+
+/**
+ * Q4_K / Q5_K: the unsigned levels (0..15, Q5_K 0..31) of 16 elements of the super-block at p:
+ * elements 64c + 16j .. 64c + 16j + 15 (j 0..3; j = 0, 1 are sub-block 2c, the low nibbles of
+ * qs bytes 32c.., j = 2, 3 sub-block 2c + 1, their high nibbles; Q5_K's fifth bit is bit 2c or
+ * 2c + 1 of qh bytes 16(j & 1)..).
+ */
+@inline export function levelsK(p: usize, five: bool, c: i32, j: i32): v128 {
+  const q = v128.load(p + (five ? 48 : 16) + (<usize>c << 5) + (<usize>(j & 1) << 4));
+  const v = j < 2 ? v128.and(q, i8x16.splat(15)) : i8x16.shr_u(q, 4);
+  if (!five) return v;
+  const bit = i8x16.splat(<i8>(<i32>(j < 2 ? 1 : 2) << (2 * c)));
+  const h = v128.load(p + 16 + (<usize>(j & 1) << 4));
+  return v128.or(v, v128.and(i8x16.eq(v128.and(h, bit), bit), i8x16.splat(16)));
+}
+
 /** The fifth bit of 16 Q5 values: bit j of the bytes `sel` picked from qh, as 0 or 0x10 per byte. */
 @inline function fifthBits(qh: u32, sel: v128): v128 {
   const bytes = i8x16.swizzle(i32x4.splat(qh), sel);
@@ -128,7 +157,7 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
   const wd = buf + (<usize>k << 1);
   const wdm = wd + (<usize>nsb << 2);
   const wmin = wdm + (<usize>nsb << 2);
-  const low = i8x16.splat(15), three = i8x16.splat(3);
+  const three = i8x16.splat(3);
   for (let b = 0; b < nsb; b++) {
     const dst = buf + (<usize>b << 9);          // 256 i16
     const mins = wmin + (<usize>b << 5);        // 16 i16
@@ -136,20 +165,9 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
     if (kind == K_Q4_K || kind == K_Q5_K) {
       const five = kind == K_Q5_K;
       const p = w + <usize>b * (five ? 176 : 144);
-      const qs = p + (five ? 48 : 16);
       for (let c = 0; c < 4; c++) {
         const sm1 = scaleMinK4(p + 4, 2 * c), sm2 = scaleMinK4(p + 4, 2 * c + 1);
-        const a = v128.load(qs + (<usize>c << 5)), bq = v128.load(qs + (<usize>c << 5), 16);
-        let la = v128.and(a, low), lb = v128.and(bq, low), ha = i8x16.shr_u(a, 4), hb = i8x16.shr_u(bq, 4);
-        if (five) {
-          const h0 = v128.load(p, 16), h1 = v128.load(p, 32);
-          const u1 = i8x16.splat(<i8>(<i32>1 << (2 * c))), u2 = i8x16.splat(<i8>(<i32>2 << (2 * c)));
-          const sixteen = i8x16.splat(16);
-          la = v128.or(la, v128.and(i8x16.eq(v128.and(h0, u1), u1), sixteen));
-          lb = v128.or(lb, v128.and(i8x16.eq(v128.and(h1, u1), u1), sixteen));
-          ha = v128.or(ha, v128.and(i8x16.eq(v128.and(h0, u2), u2), sixteen));
-          hb = v128.or(hb, v128.and(i8x16.eq(v128.and(h1, u2), u2), sixteen));
-        }
+        const la = levelsK(p, five, c, 0), lb = levelsK(p, five, c, 1), ha = levelsK(p, five, c, 2), hb = levelsK(p, five, c, 3);
         if (narrowK(kind)) {
           // bytes, in lanePairs order, at byte 256b + 64c; the two sub-blocks' scales at k + 4·(8b + 2c)
           const e = buf + (<usize>b << 8) + (<usize>c << 6);
@@ -177,16 +195,11 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
         for (let half = 0; half < 2; half++) {       // l in 0..15, then 16..31
           const o = <usize>half << 4;
           const A = v128.load(ql + o), B = v128.load(ql + o, 32), H = v128.load(qh + o);
-          const q0 = v128.or(v128.and(A, low), i8x16.shl(v128.and(H, three), 4));
-          const q1 = v128.or(v128.and(B, low), i8x16.shl(v128.and(i8x16.shr_u(H, 2), three), 4));
-          const q2 = v128.or(i8x16.shr_u(A, 4), i8x16.shl(v128.and(i8x16.shr_u(H, 4), three), 4));
-          const q3 = v128.or(i8x16.shr_u(B, 4), i8x16.shl(i8x16.shr_u(H, 6), 4));
           const e = dst + (<usize>h << 8) + (o << 1);   // element 128h + l
-          const m32 = i8x16.splat(32);
-          put16Scaled(e, i8x16.sub(q0, m32), <i32>load<i8>(sc + o / 16), true);
-          put16Scaled(e + 64, i8x16.sub(q1, m32), <i32>load<i8>(sc + o / 16 + 2), true);
-          put16Scaled(e + 128, i8x16.sub(q2, m32), <i32>load<i8>(sc + o / 16 + 4), true);
-          put16Scaled(e + 192, i8x16.sub(q3, m32), <i32>load<i8>(sc + o / 16 + 6), true);
+          put16Scaled(e, q6Levels(A, B, H, 0), <i32>load<i8>(sc + o / 16), true);
+          put16Scaled(e + 64, q6Levels(A, B, H, 1), <i32>load<i8>(sc + o / 16 + 2), true);
+          put16Scaled(e + 128, q6Levels(A, B, H, 2), <i32>load<i8>(sc + o / 16 + 4), true);
+          put16Scaled(e + 192, q6Levels(A, B, H, 3), <i32>load<i8>(sc + o / 16 + 6), true);
         }
       }
       store<f32>(wd + sb, f16(load<u16>(p, 208)));

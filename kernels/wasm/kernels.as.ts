@@ -30,7 +30,7 @@ function matmulRows(ctl: usize, op: i32, s: i32, r0: i32, r1: i32): void {
   const rows = arg(ctl, 7), m = arg(ctl, 8), k = arg(ctl, 9);
   const buf = <usize>arg(ctl, 10) + <usize>s * <usize>arg(ctl, 11);
   if (op == OP_MATMUL_Q8) matmulQ8(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12), <usize>arg(ctl, 13), <usize>arg(ctl, 14), <usize>arg(ctl, 15));
-  else if (op == OP_MATMUL_K) matmulK(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12));
+  else if (op == OP_MATMUL_K) matmulK(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12), <usize>arg(ctl, 14));
   else matmulF32(kind, w, rowBytes, x, out, rows, m, k, r0, r1, buf);
 }
 

@@ -13,8 +13,8 @@
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
-import { decodeFloat, decodeK, decodeLegacy } from './decode.as';
+import { f16, hsum, hsumI32, lanePairs, levelOffset, narrowK, narrowKind } from './common.as';
+import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
 /** Σ of 32 products of i16 levels W0..W3 with 32 i16 activations at x, as i32x4 partial sums. */
@@ -538,8 +538,109 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   }
 }
 
-@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize): void {
+/** Σ over 16 elements of unsigned (or signed) byte levels v times the i16 activations at x. */
+@inline function dot16(v: v128, x: usize, signed: bool): v128 {
+  const lo = signed ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_low_i8x16_u(v);
+  const hi = signed ? i16x8.extend_high_i8x16_s(v) : i16x8.extend_high_i8x16_u(v);
+  return i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(x)), i32x4.dot_i16x8_s(hi, v128.load(x, 16)));
+}
+
+/**
+ * Chunk c (elements 64c .. 64c + 63: sub-blocks 2c and 2c + 1) of a Q4_K / Q5_K super-block at p
+ * against the activations at x (i16, element 64c; in the relaxed build's narrow form: i8 in
+ * lanePairs order), each sub-block's integer sum times its scale (sc: the eight 6-bit scales as
+ * bytes, lanes 0..7 of a v128): i32x4 lanes as rowK's.
+ */
+@inline function chunkK(p: usize, five: bool, narrow: bool, c: i32, x: usize, sc: v128): v128 {
+  const zero = i32x4.splat(0);
+  const la = levelsK(p, five, c, 0), lb = levelsK(p, five, c, 1), ha = levelsK(p, five, c, 2), hb = levelsK(p, five, c, 3);
+  let s1 = zero, s2 = zero;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (narrow) {
+      s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), lanePairs(lb), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), lanePairs(la), zero));
+      s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 48), lanePairs(hb), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 32), lanePairs(ha), zero));
+    }
+  }
+  if (!narrow) {
+    s1 = i32x4.add(dot16(la, x, false), dot16(lb, x + 32, false));
+    s2 = i32x4.add(dot16(ha, x + 64, false), dot16(hb, x + 96, false));
+  }
+  // byte 2c (2c + 1) of sc into every i32 lane (the swizzle zeroes lanes for indices ≥ 16)
+  const z: u8 = 0xff, j1 = <u8>(2 * c), j2 = <u8>(2 * c + 1);
+  const sc1 = i8x16.swizzle(sc, i8x16(j1, z, z, z, j1, z, z, z, j1, z, z, z, j1, z, z, z));
+  const sc2 = i8x16.swizzle(sc, i8x16(j2, z, z, z, j2, z, z, z, j2, z, z, z, j2, z, z, z));
+  return i32x4.add(i32x4.mul(s1, sc1), i32x4.mul(s2, sc2));
+}
+
+/**
+ * One row of Q4_K, Q5_K or Q6_K times token t's Q8_K activations, read in place (decode: no row
+ * buffer to write and read back). Per 16 elements the levels meet the activations in rowK's lanes
+ * (element e in lane (e mod 8) / 2), and each sub-block's integer sum is multiplied by its scale
+ * in i32: every lane holds rowK's integer sum exactly, and the float steps are rowK's, so the
+ * result is bit-identical to decodeK + rowK (+ rowKNarrow in the relaxed build: there the levels
+ * go through lanePairs against the narrowQ8K activations, one relaxed dot product per 16).
+ */
+@inline function rowKDirect(kind: i32, row: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, xn: usize, t: i32, out: usize, m: i32, i: i32, tbl: usize): void {
+  const k = nsb << 8;
+  const narrow = narrowK(kind);
+  const x0 = narrow ? xn + <usize>t * <usize>k : xq + <usize>t * (<usize>k << 1);
+  const d0 = xd + <usize>t * (<usize>nsb << 2), b0 = xbs + <usize>t * (<usize>nsb << 5);
+  let a0 = f32x4.splat(0);
+  for (let sb = 0; sb < nsb; sb++) {
+    const dx = load<f32>(d0 + (<usize>sb << 2));
+    if (kind == K_Q6_K) {
+      let i0 = i32x4.splat(0);
+      const p = row + <usize>sb * 210, x = x0 + (<usize>sb << 9);
+      for (let h = 0; h < 2; h++) {
+        const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+        for (let half = 0; half < 2; half++) {
+          const o = <usize>half << 4;
+          const A = v128.load(ql + o), B = v128.load(ql + o, 32), H = v128.load(qh + o);
+          const e = x + (<usize>h << 8) + (o << 1);   // element 128h + 16·half, as i16
+          const s0 = dot16(q6Levels(A, B, H, 0), e, true), s1 = dot16(q6Levels(A, B, H, 1), e + 64, true);
+          const s2 = dot16(q6Levels(A, B, H, 2), e + 128, true), s3 = dot16(q6Levels(A, B, H, 3), e + 192, true);
+          const c = sc + (o >> 4);
+          i0 = i32x4.add(i0, i32x4.add(
+            i32x4.add(i32x4.mul(s0, i32x4.splat(<i32>load<i8>(c))), i32x4.mul(s1, i32x4.splat(<i32>load<i8>(c, 2)))),
+            i32x4.add(i32x4.mul(s2, i32x4.splat(<i32>load<i8>(c, 4))), i32x4.mul(s3, i32x4.splat(<i32>load<i8>(c, 6))))));
+        }
+      }
+      a0 = scaled(a0, i0, load<f32>(tbl + (<usize>load<u16>(p, 208) << 2)) * dx);
+    } else {
+      const five = kind == K_Q5_K;
+      const p = row + <usize>sb * (five ? 176 : 144);
+      // get_scale_min_k4 for all eight sub-blocks at once: scales (sc) and mins (mn) as bytes 0..7
+      const A = load<u32>(p, 4), B = load<u32>(p, 8), C = load<u32>(p, 12);
+      const sc = i64x2.replace_lane(i64x2.splat(<i64>(A & 0x3f3f3f3f)), 0,
+        <i64>(A & 0x3f3f3f3f) | (<i64>((C & 0x0f0f0f0f) | (((A >> 6) & 0x03030303) << 4)) << 32));
+      const mnLo = B & 0x3f3f3f3f, mnHi = ((C >> 4) & 0x0f0f0f0f) | (((B >> 6) & 0x03030303) << 4);
+      const x = narrow ? x0 + (<usize>sb << 8) : x0 + (<usize>sb << 9);
+      const xc: usize = narrow ? 64 : 128;
+      const i0 = i32x4.add(i32x4.add(chunkK(p, five, narrow, 0, x, sc), chunkK(p, five, narrow, 1, x + xc, sc)),
+        i32x4.add(chunkK(p, five, narrow, 2, x + 2 * xc, sc), chunkK(p, five, narrow, 3, x + 3 * xc, sc)));
+      a0 = scaled(a0, i0, load<f32>(tbl + (<usize>load<u16>(p) << 2)) * dx);
+      // rowK's wmin: each sub-block's min twice (one per 16-group), as i16
+      const z: u8 = 0xff;
+      const pairs = i8x16(0, z, 0, z, 1, z, 1, z, 2, z, 2, z, 3, z, 3, z);
+      const w0 = i8x16.swizzle(i32x4.splat(mnLo), pairs), w1 = i8x16.swizzle(i32x4.splat(mnHi), pairs);
+      const bs = b0 + (<usize>sb << 5);
+      const ms = i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(bs)), i32x4.dot_i16x8_s(w1, v128.load(bs, 16)));
+      a0 = scaled(a0, ms, -(load<f32>(tbl + (<usize>load<u16>(p, 2) << 2)) * dx));
+    }
+  }
+  store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
+}
+
+@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize): void {
   const nsb = k >> 8;
+  if (n < 4 && (kind == K_Q4_K || kind == K_Q5_K || kind == K_Q6_K)) {
+    // matrix-vector: the weights read in place, token by token (the row stays in cache)
+    for (let i = r0; i < r1; i++) {
+      const row = w + <usize>i * <usize>rowBytes;
+      for (let t = 0; t < n; t++) rowKDirect(kind, row, nsb, xq, xd, xbs, xn, t, out, m, i, tbl);
+    }
+    return;
+  }
   for (let i = r0; i < r1; i++) {
     decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
     if (ASC_FEATURE_RELAXED_SIMD) {
@@ -553,14 +654,14 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
 }
 
 /** Weights of a 256-block type (Q2_K..Q6_K, Q8_K) × Q8_K activations, rows r0..r1 (xn: the
- *  activations as narrowQ8K gives them, for Q4_K / Q5_K in the relaxed build). */
-export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize): void {
-  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
-  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
-  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
-  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
-  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);
-  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn);   // Q8_K
+ *  activations as narrowQ8K gives them, for Q4_K / Q5_K in the relaxed build; tbl: the f16 table). */
+export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize): void {
+  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
+  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
+  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
+  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
+  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
+  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);   // Q8_K
 }
 
 // ------------------------------------------------------------------------ f32 activations

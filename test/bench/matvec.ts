@@ -6,10 +6,11 @@
 // Thread counts alternate within each repetition and the best of the repetitions is printed
 // (the machine is shared: compare figures taken in one run, and look at the load average).
 //
-//   npm run build:wasm && node --import tsx test/bench/matvec.ts [--type Q4_0|Q8_0|Q4_1|Q5_0|Q5_1] [--threads 1,2]
+//   npm run build:wasm && node --import tsx test/bench/matvec.ts [--type Q4_0|Q8_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K] [--threads 1,2]
 //     [--layers 8] [--tokens 64] [--reps 5]
 //
-// The weights are random bytes with valid f16 scales: every block holds some levels, which is
+// The weights are random bytes with valid f16 scales: every block holds some levels (and the
+// k-quants random sub-block scales), which is
 // all the kernels' speed depends on (no model is read, so this runs in seconds).
 
 import { loadavg, cpus } from 'node:os';
@@ -27,7 +28,12 @@ const { values } = parseArgs({
 const type = (values.type ?? 'Q4_0') as TensorTypeName;
 const threadList = (values.threads ?? '1,2').split(',').map(Number);
 const L = Number(values.layers ?? 8), P = Number(values.tokens ?? 64), REPS = Number(values.reps ?? 5);
-if (!['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0'].includes(type)) throw new Error(`--type ${type}: a 32-block type (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0)`);
+// where each block's f16 scales lie (a min, stored as −d, at the second offset of Q4_1 / Q5_1)
+const SCALES: Partial<Record<TensorTypeName, number[]>> = {
+  Q4_0: [0], Q5_0: [0], Q8_0: [0], Q4_1: [0, 2], Q5_1: [0, 2], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208],
+};
+const scaleAt: number[] = SCALES[type] ?? [];
+if (!scaleAt.length) throw new Error(`--type ${type}: one of ${Object.keys(SCALES).join(' ')}`);
 
 const tt = getTensorType(type);
 // one layer: wq, wk, wv, wo, w_gate, w_up, w_down  [rows, k]
@@ -36,7 +42,7 @@ const layerBytes = LAYER.reduce((s, [m, k]) => s + byteSize(tt, m * k), 0);
 const arena = new WeightArena(L * layerBytes + (64 << 20), { shared: true });
 const rng = new Rng(7);
 
-/** A [m, k] weight of random bytes whose block scales (the f16 at each block's start, and Q4_1/Q5_1's min after it) are 0.001..0.02. */
+/** A [m, k] weight of random bytes whose block scales (f16, at scaleAt) are 0.001..0.02 (Q4_1/Q5_1's min −d). */
 function weight(m: number, k: number): Tensor {
   const bytes = byteSize(tt, m * k);
   const data = arena.bytes(arena.alloc(bytes), bytes);
@@ -45,9 +51,10 @@ function weight(m: number, k: number): Tensor {
   const f16 = (v: number) => { const u = new Uint32Array(Float32Array.of(v).buffer)[0]!; return ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff); };
   const withMin = type === 'Q4_1' || type === 'Q5_1';
   for (let o = 0; o < bytes; o += tt.blockBytes) {
-    const h = f16(0.001 + rng.next() * 0.019);
-    data[o] = h & 255; data[o + 1] = h >> 8;
-    if (withMin) { data[o + 2] = h & 255; data[o + 3] = (h >> 8) | 0x80; }   // min −d
+    scaleAt.forEach((at, j) => {
+      const h = f16(0.001 + rng.next() * 0.019) | (j > 0 && withMin ? 0x8000 : 0);
+      data[o + at] = h & 255; data[o + at + 1] = h >> 8;
+    });
   }
   return { name: `w${m}x${k}`, type, shape: [m, k], data };
 }

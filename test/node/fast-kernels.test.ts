@@ -106,7 +106,7 @@ test('matmul: one token at a time gives the same bits as many at once, and threa
   // k: rows short enough for the matrix-vector products to read ahead, and (the last two) longer
   // ones, which they do not (kernels/wasm/matmul.as.ts READ_AHEAD_MAX)
   const cases = [['F32', 1030], ['F16', 1030], ['Q4_0', 1024], ['Q4_1', 1024], ['Q5_0', 1024], ['Q5_1', 1024], ['Q8_0', 1024],
-    ['Q4_K', 1280], ['Q6_K', 1280], ['Q2_K', 1280], ['Q4_0', 4160], ['Q8_0', 2208]] as const;
+    ['Q4_K', 1280], ['Q5_K', 1280], ['Q6_K', 1280], ['Q2_K', 1280], ['Q3_K', 1280], ['Q4_0', 4160], ['Q8_0', 2208], ['Q4_K', 4096]] as const;
   for (const [type, k] of cases) {
     const m = 131, n = 7;   // m·k·n large enough to use the threads
     const w = weight(type, m, k, rng, 1, arena);
@@ -119,6 +119,10 @@ test('matmul: one token at a time gives the same bits as many at once, and threa
       sets[1]!.matmul(one, x.subarray(t * k, (t + 1) * k), w, 1, 'llamacpp');
       assert.deepEqual(one, outs[0]!.subarray(t * m, (t + 1) * m), `${type}: token ${t} alone`);
     }
+    // three tokens still take the matrix-vector path (fewer than four)
+    const three = new Float32Array(3 * m);
+    sets[2]!.matmul(three, x.subarray(2 * k, 5 * k), w, 3, 'llamacpp');
+    assert.deepEqual(three, outs[0]!.subarray(2 * m, 5 * m), `${type}: tokens 2..4 as a call of three`);
   }
   assert.ok(sets[1]!.threadedJobs > 0 && sets[2]!.threadedJobs > 0, 'the products ran on several threads');
   for (const ks of sets) assert.equal(ks.fallbacks, 0, 'no call fell back to the twin');
