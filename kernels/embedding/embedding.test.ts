@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { ALL_TENSOR_TYPES, getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { uploadTensor, destroyTensor } from '../../src/engine/gpu/tensor.ts';
+import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { embedding } from './embedding.cpu.ts';
@@ -30,11 +31,13 @@ function randomTable(type: TensorTypeName, vocab: number, d: number, seed: numbe
 const IDS = [0, VOCAB - 1, 5, 5, 17, VOCAB - 1, 0, 12, 13, 25, 26, 1, 36, 30];
 
 /** Rows on the GPU, with ids and out at non-zero offsets; out starts as NaN so a missed write shows. */
-async function gpuEmbedding(ctx: GpuContext, table: Tensor, ids: number[], maxPartBytes?: number): Promise<{ out: Float32Array; dispatches: number }> {
+async function gpuEmbedding(
+  ctx: GpuContext, table: Tensor, ids: number[], maxPartBytes?: number, repack = false,
+): Promise<{ out: Float32Array; dispatches: number; layout: GpuLayout }> {
   const d = table.shape[1]!;
   const n = ids.length;
-  await prepareEmbedding(ctx, table.type);
-  const g = uploadTensor(ctx, table, maxPartBytes);
+  const g = uploadTensor(ctx, table, maxPartBytes, { repack });
+  await prepareEmbedding(ctx, g.layout);
   const idsOff = 2, outOff = 3;
   const idb = ctx.upload(Uint32Array.from([99, 98, ...ids, 97]));
   const ob = ctx.buffer((outOff + n * d + 5) * 4);
@@ -49,7 +52,7 @@ async function gpuEmbedding(ctx: GpuContext, table: Tensor, ids: number[], maxPa
   destroyTensor(g);
   idb.destroy();
   ctx.release(ob);
-  return { out, dispatches };
+  return { out, dispatches, layout: g.layout };
 }
 
 /** The rows by dequantizing the whole table (independent of the twin's row addressing). */
@@ -70,14 +73,17 @@ function firstDifference(a: Float32Array, b: Float32Array): number {
   return -1;
 }
 
-/** cpu: the twin against the whole-table dequantization; webgpu: the GPU against the twin. */
-async function trial(backend: Backend, test: Mocha.Context, table: Tensor, ids: number[], maxPartBytes?: number): Promise<number> {
+/** cpu: the twin against the whole-table dequantization; webgpu: the GPU against the twin, from
+ *  the table uploaded in `repack` when given (uploadTensor's repack must choose that layout). */
+async function trial(backend: Backend, test: Mocha.Context, table: Tensor, ids: number[], maxPartBytes?: number, repack?: GpuLayout): Promise<number> {
   const d = table.shape[1]!;
   const cpu = new Float32Array(ids.length * d);
   embedding(cpu, table, ids);
   let got: Float32Array = cpu, spec: Float32Array = reference(table, ids), dispatches = 0;
   if (backend === 'webgpu') {
-    ({ out: got, dispatches } = await gpuEmbedding(await gpuOrSkip(test), table, ids, maxPartBytes));
+    let layout: GpuLayout;
+    ({ out: got, dispatches, layout } = await gpuEmbedding(await gpuOrSkip(test), table, ids, maxPartBytes, !!repack));
+    expect(layout).to.equal(repack ?? table.type);
     spec = cpu;
   }
   const at = firstDifference(got, spec);
@@ -107,6 +113,20 @@ describe('embedding', () => {
         const dispatches = await trial(backend, this, randomTable(type, VOCAB, dimFor(type), 9), IDS, 13 * rowBytes + 5);
         if (backend === 'webgpu') expect(dispatches).to.equal(3);   // rows 13 + 13 + 11
       }
+    });
+  }
+
+  // The repacked layouts (src/engine/gpu/layout.ts): rows of whole 256-element groups become
+  // Q4_0_X8 / Q8_0_X8 and still give the twin's rows exactly (so, bit for bit, what the stored
+  // layout gives); a tied unembedding reads the same upload through matmul (matmul.test.ts).
+  for (const [type, layout] of [['Q4_0', 'Q4_0_X8'], ['Q8_0', 'Q8_0_X8']] as const) {
+    it(`[webgpu] ${type} → ${layout}: d = 256 and 1024, large magnitudes, 3 parts; d = 160 and 288 keep ${type}, exact`, async function () {
+      await trial('webgpu', this, randomTable(type, VOCAB, 256, 61), IDS, undefined, layout);
+      await trial('webgpu', this, randomTable(type, VOCAB, 1024, 62, 300), IDS, undefined, layout);
+      const rowBytes = byteSize(getTensorType(type), 512);
+      const dispatches = await trial('webgpu', this, randomTable(type, VOCAB, 512, 63), IDS, 13 * rowBytes + 5, layout);
+      expect(dispatches).to.equal(3);
+      for (const d of [160, 288]) await trial('webgpu', this, randomTable(type, VOCAB, d, 64), IDS, undefined, type);
     });
   }
 

@@ -1,9 +1,9 @@
 // Token embedding lookup for one part (a run of rows) of the table: out[t, :] = row ids[t],
-// dequantized by the decoder of the table's type (kernels/matmul/types/<type>.wgsl, included
-// before this file with kernels/wgsl/bytes.wgsl). One thread decodes one 32-element unit of one
-// token's row; workgroups are numbered on a 2-D grid (x + y·gridX).
+// dequantized by the decoder of the table's layout (kernels/matmul/types/<layout>.wgsl, included
+// before this file with the byte helpers of kernels/wgsl/). One thread decodes one 32-element unit
+// of one token's row; workgroups are numbered on a 2-D grid (x + y·gridX).
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;        // this part's rows, rowBytes each
+@group(0) @binding(0) var<storage, read> w: array<WeightWord>; // this part's rows, rowBytes each (u32; vec4u repacked)
 @group(0) @binding(1) var<storage, read> ids: array<u32>;      // [n] from idsOff
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // [n, d] from yOff
 

@@ -6,16 +6,18 @@
 // where x̂ = rmsnorm(x) · weight when `norm` is given, else x. Twins composed: rmsnorm.cpu.ts,
 // matmul.cpu.ts, silu-mul.cpu.ts, add.cpu.ts (fused-matvec.test.ts checks them together).
 //
-// One kernel reads up to three weight matrices, each in its own binding and its own stored type.
-// WGSL cannot pass a storage buffer to a function, and the per-type decoders (matmul/types/*.wgsl
-// with kernels/wgsl/bytes.wgsl) read a global `w`: so the wrapper includes one copy of them per
-// matrix with `w` and every function name suffixed by the matrix's number (`dq_unit_1` reads `w1`).
+// One kernel reads up to three weight matrices, each in its own binding and its own layout (stored
+// type or repacking, GpuTensor.layout). WGSL cannot pass a storage buffer to a function, and the
+// per-layout decoders (matmul/types/*.wgsl with the byte helpers of kernels/wgsl/) read a global
+// `w`: so the wrapper includes one copy of them per matrix with `w` and every function and alias
+// name suffixed by the matrix's number (`dq_unit_1` reads `w1`, an array<WeightWord_1>).
 
 import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref, GpuTensor } from '../../src/engine/gpu/tensor.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
-import { byteSize, type TensorTypeName } from '../../src/formats/tensor.ts';
+import { byteSize } from '../../src/formats/tensor.ts';
+import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
 import { f32bits } from '../../src/engine/gpu/bindings.ts';
 import { blockConstants, decoderShader, grid2d } from '../matmul/dequant.gpu.ts';
@@ -81,13 +83,14 @@ export function fusedMatvecUnsupported(ctx: GpuContext, f: FusedMatvec): string 
 }
 
 function pipelineKey(ctx: GpuContext, f: FusedMatvec, rows: number): string {
-  return `fused-matvec:${f.mode}:${f.weights.map((w) => w.type).join('+')}:${f.norm ? 'norm' : 'plain'}:${ctx.caps.subgroups ? 'sg' : 'wg'}:r${rows}`;
+  return `fused-matvec:${f.mode}:${f.weights.map((w) => w.layout).join('+')}:${f.norm ? 'norm' : 'plain'}:${ctx.caps.subgroups ? 'sg' : 'wg'}:r${rows}`;
 }
 
-/** The decoder of `type` (with the byte helpers) reading `w${i}`, every function name suffixed `_${i}`. */
-async function decoderFor(type: TensorTypeName, i: number): Promise<string> {
-  const src = await decoderShader(type);
-  const names = [...new Set([...src.matchAll(/\bfn\s+([A-Za-z_]\w*)/g)].map((m) => m[1]!))];
+/** The decoder of `layout` (with the byte helpers) reading `w${i}`, every function and alias name
+ *  suffixed `_${i}`. */
+async function decoderFor(layout: GpuLayout, i: number): Promise<string> {
+  const src = await decoderShader(layout);
+  const names = [...new Set([...src.matchAll(/\b(?:fn|alias)\s+([A-Za-z_]\w*)/g)].map((m) => m[1]!))];
   let out = src.replace(/\bw\[/g, `w${i}[`);
   for (const name of names) out = out.replace(new RegExp(`\\b${name}\\b`, 'g'), `${name}_${i}`);
   return out;
@@ -104,16 +107,16 @@ async function source(ctx: GpuContext, f: FusedMatvec, rows: number): Promise<st
     `const NORM = ${f.norm};`, `const SWIGLU = ${f.mode === 'swiglu'};`, `const ADD = ${f.mode === 'add'};`,
   );
   let b = 0;
-  for (let i = 0; i < n; i++) lines.push(`@group(0) @binding(${b++}) var<storage, read> w${i}: array<u32>;`);
+  for (let i = 0; i < n; i++) lines.push(`@group(0) @binding(${b++}) var<storage, read> w${i}: array<WeightWord_${i}>;`);
   lines.push(`@group(0) @binding(${b++}) var<storage, read> x: array<vec4f>;`);
   if (f.norm) lines.push(`@group(0) @binding(${b++}) var<storage, read> nw: array<vec4f>;`);
   for (let i = 0; i < outs; i++) lines.push(`@group(0) @binding(${b++}) var<storage, read_write> y${i}: array<f32>;`);
   lines.push(`@group(0) @binding(${b}) var<uniform> p: Params;`);
   lines.push(f.norm ? 'fn nw_ld(i: u32) -> vec4f { return nw[i]; }' : 'fn nw_ld(i: u32) -> vec4f { return vec4f(1.0); }');
-  // block geometry of each matrix's type, from its TensorType (as matvec.wgsl's overrides)
+  // block geometry of each matrix's layout (as matvec.wgsl's overrides)
   const unitCases: string[] = [], partialCases: string[] = [];
   f.weights.forEach((w, i) => {
-    const { BLOCK_ELEMS: be, BLOCK_BYTES: bb } = blockConstants(w.type);
+    const { BLOCK_ELEMS: be, BLOCK_BYTES: bb } = blockConstants(w.layout);
     const upb = Math.max(be / 32, 1), qb = bb * Math.max(32 / be, 1);
     unitCases.push(`case ${i}u: { return dq_unit_${i}(rowStart + (U / ${upb}u) * ${qb}u, U % ${upb}u); }`);
     partialCases.push(`case ${i}u: { return ${be === 1}; }`);
@@ -125,7 +128,7 @@ async function source(ctx: GpuContext, f: FusedMatvec, rows: number): Promise<st
   const yStores = Array.from({ length: outs }, (_, i) => `case ${i}u: { y${i}[i] = v; }`);
   lines.push(`fn y_ld(m: u32, i: u32) -> f32 { switch m { ${last(yCases)} } }`);
   lines.push(`fn y_st(m: u32, i: u32, v: f32) { switch m { ${last(yStores)} } }`);
-  const decoders = await Promise.all(f.weights.map((w, i) => decoderFor(w.type, i)));
+  const decoders = await Promise.all(f.weights.map((w, i) => decoderFor(w.layout, i)));
   const kernel = await loadShader(KERNEL, sg ? ENTRY_SG : ENTRY_WG);
   return [lines.join('\n'), ...decoders, kernel].join('\n');
 }

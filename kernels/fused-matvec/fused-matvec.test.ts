@@ -16,6 +16,7 @@ import { expect } from 'chai';
 import { getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { uploadTensor, destroyTensor, type GpuTensor } from '../../src/engine/gpu/tensor.ts';
+import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import { GpuContext } from '../../src/engine/gpu/context.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { submitChecked } from '../../test/support/gpu-trial.ts';
@@ -56,7 +57,42 @@ function noSubgroups(shared: GpuContext): GpuContext {
 
 const measured: number[] = [];
 
-interface Trial { mode: FusedMode; types: TensorTypeName[]; m: number[]; k: number; norm: boolean; seed: number; xScale?: number; maxPartBytes?: number }
+interface Trial {
+  mode: FusedMode; types: TensorTypeName[]; m: number[]; k: number; norm: boolean; seed: number; xScale?: number; maxPartBytes?: number;
+  /** Upload with uploadTensor's repack: each matrix must come out in `repack[i]`, and the outputs
+   *  must equal those of the stored layouts bit for bit (matmul.test.ts says why). */
+  repack?: GpuLayout[];
+}
+
+/** The fused dispatch on the GPU: its outputs, dispatches and the weights' layouts. */
+async function gpuFused(
+  ctx: GpuContext, t: Trial, weights: Tensor[], x: Float32Array, nw: Float32Array, resid: Float32Array, lengths: number[], repack: boolean,
+): Promise<{ outs: Float32Array[]; dispatches: number; layouts: GpuLayout[] }> {
+  const { mode, k, norm } = t;
+  const g: GpuTensor[] = weights.map((w) => uploadTensor(ctx, w, t.maxPartBytes, { repack }));
+  const f = { mode, weights: g, norm };
+  expect(fusedMatvecUnsupported(ctx, f)).to.equal(null);
+  await prepareFusedMatvec(ctx, f);
+  const xOff = 8;
+  const xs = new Float32Array(xOff + k + 40).fill(Infinity);
+  xs.set(x, xOff);
+  xs[0] = -Infinity;
+  const xb = ctx.upload(xs, 'x'), nb = ctx.upload(nw, 'norm weight');
+  const outs = lengths.map((len, i) => {
+    const init = new Float32Array(len + 9).fill(NaN);
+    if (mode === 'add') init.set(resid, 5);
+    return { buffer: ctx.upload(init, `out ${i}`), offset: 5 };
+  });
+  const before = ctx.stats.dispatches;
+  const reads = await submitChecked(ctx, (step) => {
+    encodeFusedMatvec(ctx, step, f, { buffer: xb, offset: xOff }, outs, norm ? { weight: { buffer: nb, offset: 0 }, eps: EPS } : undefined);
+    return outs.map((o, i) => step.read(o.buffer, o.offset * 4, lengths[i]! * 4));
+  });
+  const dispatches = ctx.stats.dispatches - before;
+  for (const w of g) destroyTensor(w);
+  for (const b of [xb, nb, ...outs.map((o) => o.buffer)]) b.destroy();
+  return { outs: reads.map((r) => new Float32Array(r)), dispatches, layouts: g.map((w) => w.layout) };
+}
 
 async function trial(ctx: GpuContext, t: Trial): Promise<{ dispatches: number }> {
   const { mode, k, norm, seed } = t;
@@ -74,32 +110,21 @@ async function trial(ctx: GpuContext, t: Trial): Promise<{ dispatches: number }>
   else if (mode === 'swiglu') { const o = new Float32Array(t.m[0]!); siluMul(o, prods[0]!, prods[1]!); want = [o]; }
   else { const o = new Float32Array(t.m[0]!); add(o, resid, prods[0]!); want = [o]; }
   // ---- the GPU ----
-  const g: GpuTensor[] = weights.map((w) => uploadTensor(ctx, w, t.maxPartBytes));
-  const f = { mode, weights: g, norm };
-  expect(fusedMatvecUnsupported(ctx, f)).to.equal(null);
-  await prepareFusedMatvec(ctx, f);
-  const xOff = 8;
-  const xs = new Float32Array(xOff + k + 40).fill(Infinity);
-  xs.set(x, xOff);
-  xs[0] = -Infinity;
-  const xb = ctx.upload(xs, 'x'), nb = ctx.upload(nw, 'norm weight');
-  const outs = want.map((o, i) => {
-    const init = new Float32Array(o.length + 9).fill(NaN);
-    if (mode === 'add') init.set(resid, 5);
-    return { buffer: ctx.upload(init, `out ${i}`), offset: 5 };
-  });
-  const before = ctx.stats.dispatches;
-  const reads = await submitChecked(ctx, (step) => {
-    encodeFusedMatvec(ctx, step, f, { buffer: xb, offset: xOff }, outs, norm ? { weight: { buffer: nb, offset: 0 }, eps: EPS } : undefined);
-    return outs.map((o, i) => step.read(o.buffer, o.offset * 4, want[i]!.length * 4));
-  });
-  const dispatches = ctx.stats.dispatches - before;
-  for (const w of g) destroyTensor(w);
-  for (const b of [xb, nb, ...outs.map((o) => o.buffer)]) b.destroy();
+  const lengths = want.map((o) => o.length);
+  const { outs: got, dispatches, layouts } = await gpuFused(ctx, t, weights, x, nw, resid, lengths, !!t.repack);
+  const tag = `${mode} ${(t.repack ?? t.types).join('+')} [${t.m}] x ${k}${norm ? ' norm' : ''} (subgroups ${ctx.caps.subgroups})`;
+  if (t.repack) {
+    expect(layouts, tag).to.deep.equal(t.repack);
+    const plain = await gpuFused(ctx, t, weights, x, nw, resid, lengths, false);
+    expect(plain.layouts).to.deep.equal(t.types);
+    got.forEach((o, i) => {
+      const a = new Uint32Array(o.buffer), b = new Uint32Array(plain.outs[i]!.buffer);
+      const at = a.findIndex((v, j) => v !== b[j]);
+      expect(at, `${tag}: output ${i} row ${at} is ${o[at]}, the stored layouts give ${plain.outs[i]![at]}`).to.equal(-1);
+    });
+  }
   // ---- compare ----
-  const tag = `${mode} ${t.types.join('+')} [${t.m}] x ${k}${norm ? ' norm' : ''} (subgroups ${ctx.caps.subgroups})`;
-  reads.forEach((r, i) => {
-    const got = new Float32Array(r);
+  got.forEach((out, i) => {
     const w = want[i]!;
     for (let j = 0; j < w.length; j++) {
       let bound: number;
@@ -110,9 +135,9 @@ async function trial(ctx: GpuContext, t: Trial): Promise<{ dispatches: number }>
       } else {
         bound = TOL * Math.sqrt(k) * U * mags[i]![j]! + (mode === 'add' ? 2 * U * Math.abs(w[j]!) : 0) + 1e-30;
       }
-      const err = Math.abs(got[j]! - w[j]!);
+      const err = Math.abs(out[j]! - w[j]!);
       measured.push(err / bound);
-      if (!(err <= bound)) expect.fail(`${tag}: output ${i} row ${j} is ${got[j]}, the twins give ${w[j]} (bound ${bound})`);
+      if (!(err <= bound)) expect.fail(`${tag}: output ${i} row ${j} is ${out[j]}, the twins give ${w[j]} (bound ${bound})`);
     }
   });
   return { dispatches };
@@ -169,6 +194,31 @@ describe('fused-matvec', () => {
       const rowBytes = byteSize(getTensorType('Q6_K'), 256);
       const r = await trial(ctx, { mode: 'split', types: ['Q6_K'], m: [37], k: 256, norm: true, seed: 12, maxPartBytes: 13 * rowBytes + 5 });
       expect(r.dispatches).to.equal(3);
+    }
+  });
+
+  // Q4_0 and Q8_0 rows of whole 256-element groups in their repacked layouts (Q4_0_X8, Q8_0_X8),
+  // alone and beside a stored layout in one dispatch, in every mode: the same bound against the
+  // twins, and bit for bit the result of the stored layouts (trial's `repack`).
+  it('[webgpu] repacked Q4_0 / Q8_0: q, k, v, swiglu, gate and up, residual add, 3 parts; rows not whole groups stay stored', async function () {
+    for (const ctx of await contexts(this)) {
+      await trial(ctx, { mode: 'split', types: ['Q4_0', 'Q4_0', 'Q4_0'], m: [67, 19, 19], k: 512, norm: true, seed: 21, repack: ['Q4_0_X8', 'Q4_0_X8', 'Q4_0_X8'] });
+      await trial(ctx, { mode: 'split', types: ['Q8_0', 'Q4_K', 'Q4_0'], m: [41, 9, 9], k: 256, norm: false, seed: 22, xScale: 100, repack: ['Q8_0_X8', 'Q4_K', 'Q4_0_X8'] });
+      await trial(ctx, { mode: 'swiglu', types: ['Q4_0', 'Q8_0'], m: [129, 129], k: 768, norm: true, seed: 23, xScale: 30, repack: ['Q4_0_X8', 'Q8_0_X8'] });
+      await trial(ctx, { mode: 'swiglu', types: ['Q8_0', 'Q8_0'], m: [21, 21], k: 256, norm: false, seed: 24, repack: ['Q8_0_X8', 'Q8_0_X8'] });
+      await trial(ctx, { mode: 'split', types: ['Q4_0', 'Q4_0'], m: [55, 55], k: 1024, norm: true, seed: 25, repack: ['Q4_0_X8', 'Q4_0_X8'] });
+      await trial(ctx, { mode: 'add', types: ['Q4_0'], m: [53], k: 2048, norm: false, seed: 26, repack: ['Q4_0_X8'] });
+      for (const [type, layout] of [['Q8_0', 'Q8_0_X8'], ['Q4_0', 'Q4_0_X8']] as const) {
+        const rowBytes = byteSize(getTensorType(type), 512);
+        // one matrix in 3 parts, one dispatch each: the residual add and the final norm + unembedding
+        let r = await trial(ctx, { mode: 'add', types: [type], m: [37], k: 512, norm: false, seed: 27, maxPartBytes: 13 * rowBytes + 5, repack: [layout] });
+        expect(r.dispatches).to.equal(3);
+        r = await trial(ctx, { mode: 'split', types: [type], m: [37], k: 512, norm: true, seed: 28, maxPartBytes: 13 * rowBytes + 5, repack: [layout] });
+        expect(r.dispatches).to.equal(3);
+      }
+      // rows of 160 and 288 elements: not whole groups, so the stored layout with repack on
+      await trial(ctx, { mode: 'split', types: ['Q4_0', 'Q8_0', 'Q8_0'], m: [33, 17, 17], k: 288, norm: true, seed: 29, repack: ['Q4_0', 'Q8_0', 'Q8_0'] });
+      await trial(ctx, { mode: 'add', types: ['Q8_0'], m: [29], k: 160, norm: false, seed: 30, repack: ['Q8_0'] });
     }
   });
 

@@ -10,9 +10,10 @@
 //
 // The wrapper (fused-matvec.gpu.ts) puts before this text: `enable subgroups;` when used; the
 // constants R (rows per team and matrix), RR (accumulators per lane: R, or 2R with SWIGLU), NMAT,
-// NORM, SWIGLU, ADD; the bindings w0.. (weights, array<u32>), x (array<vec4f>), y0.. (outputs)
-// and the uniform p: Params; one renamed copy of the byte helpers and type decoder per matrix
-// (dq_unit_0, dq_unit_1, ... reading w0, w1, ...) and the generated dispatchers
+// NORM, SWIGLU, ADD; the bindings w0.. (weights, array<WeightWord_i>: u32, or vec4u for a
+// repacked layout), x (array<vec4f>), y0.. (outputs) and the uniform p: Params; one renamed copy
+// of the byte helpers and layout decoder per matrix (dq_unit_0, dq_unit_1, ... reading w0, w1,
+// ...) and the generated dispatchers
 //   fn unit(m, rowStart, U) -> array<vec4f, 8>   unit U of the row at byte rowStart of matrix m
 //   fn partial(m) -> bool                          matrix m's type is unquantized (rows may end mid-unit)
 //   fn nw_ld(i) -> vec4f                           the norm weight (vec4 i), 1 without NORM

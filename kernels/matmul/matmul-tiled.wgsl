@@ -1,7 +1,8 @@
 // Tiled matrix product for prefill (n > 1 token rows): y[t, r] = Σ_e x[t, e] · W[r, e], for one
-// part (a run of rows) of W kept in its stored type. The matmul.gpu.ts wrapper puts first the tile
-// constants `const BM, BN, TM, TN: u32` (PREFILL_TILE there), then kernels/wgsl/bytes.wgsl,
-// types/common.wgsl and the decoder types/<type>.wgsl that defines dq_unit (see common.wgsl).
+// part (a run of rows) of W kept in its stored type (or its GPU-only repacking,
+// src/engine/gpu/layout.ts). The matmul.gpu.ts wrapper puts first the tile constants
+// `const BM, BN, TM, TN: u32` (PREFILL_TILE there), then the byte helpers (kernels/wgsl/),
+// types/common.wgsl and the decoder types/<layout>.wgsl that defines dq_unit (see common.wgsl).
 //
 // Work split: a workgroup owns an output tile of BM weight rows × BN token rows and walks k one
 // 32-element unit at a time. For each unit its threads decode the BM weight units (dq_unit, once
@@ -16,7 +17,7 @@
 // 65535 of them; z numbers the tiles of BN tokens.
 // x is read as vec4: its rows start 16-byte aligned (the wrapper copies x when they do not).
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;        // this part's rows, rowBytes each
+@group(0) @binding(0) var<storage, read> w: array<WeightWord>; // this part's rows, rowBytes each (u32; vec4u repacked)
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;      // [n, xStride] vec4 from xOff
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // [n, m] from yOff (= out + firstRow)
 
@@ -33,8 +34,8 @@ struct Params {
 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-override BLOCK_ELEMS: u32;       // TensorType.blockSize
-override BLOCK_BYTES: u32;       // TensorType.blockBytes
+override BLOCK_ELEMS: u32;       // layoutBlock(layout).blockSize (TensorType.blockSize)
+override BLOCK_BYTES: u32;       // layoutBlock(layout).blockBytes
 // units per block, and the bytes one step of the unit index moves across blocks
 override UPB: u32 = max(BLOCK_ELEMS / 32u, 1u);
 override QB_BYTES: u32 = BLOCK_BYTES * max(32u / BLOCK_ELEMS, 1u);

@@ -1,5 +1,6 @@
-// WebGPU twin of matmul.cpu.ts: out [n, m] = x [n, k] · Wᵀ with W [m, k] in its stored type,
-// dequantized inside the kernel (types/<type>.wgsl). One dispatch per part of W.
+// WebGPU twin of matmul.cpu.ts: out [n, m] = x [n, k] · Wᵀ with W [m, k] in its stored type (or a
+// GPU-only repacking of it: W.layout), dequantized inside the kernel (types/<layout>.wgsl). One
+// dispatch per part of W. Pipelines are prepared per layout (prepareMatmul(ctx, w.layout)).
 // n = 1 (decode) runs the matrix-vector kernel matvec.wgsl: teams of lanes own several rows each
 // and reduce through subgroups when the device has them. n > 1 (prefill) runs matmul-tiled.wgsl:
 // a workgroup computes a tile of PREFILL_TILE.rows × PREFILL_TILE.tokens outputs from weight units
@@ -9,7 +10,8 @@ import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref, GpuTensor } from '../../src/engine/gpu/tensor.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
-import { byteSize, type TensorTypeName } from '../../src/formats/tensor.ts';
+import { byteSize } from '../../src/formats/tensor.ts';
+import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import { blockConstants, decoderShader, grid2d, UNIT } from './dequant.gpu.ts';
 
 const TILED = new URL('./matmul-tiled.wgsl', import.meta.url);
@@ -31,16 +33,16 @@ const MATVEC_PLAIN = new URL('./matvec-wg.wgsl', import.meta.url);
  */
 export const PREFILL_TILE = { rows: 64, tokens: 64, threadRows: 16, threadTokens: 4 } as const;
 
-function tiledKey(type: TensorTypeName): string {
+function tiledKey(layout: GpuLayout): string {
   const t = PREFILL_TILE;
-  return `matmul-tiled:${type}:${t.rows}x${t.tokens}:${t.threadRows}x${t.threadTokens}`;
+  return `matmul-tiled:${layout}:${t.rows}x${t.tokens}:${t.threadRows}x${t.threadTokens}`;
 }
 
-/** WGSL of the prefill kernel for `type`, the tile constants first. */
-async function tiledShader(type: TensorTypeName): Promise<string> {
+/** WGSL of the prefill kernel for `layout`, the tile constants first. */
+async function tiledShader(layout: GpuLayout): Promise<string> {
   const t = PREFILL_TILE;
   const consts = `const BM: u32 = ${t.rows}u;\nconst BN: u32 = ${t.tokens}u;\nconst TM: u32 = ${t.threadRows}u;\nconst TN: u32 = ${t.threadTokens}u;\n`;
-  return consts + await decoderShader(type, TILED);
+  return consts + await decoderShader(layout, TILED);
 }
 
 /**
@@ -69,17 +71,17 @@ export function matvecPlan(m: number, k: number): MatvecPlan {
   return { team, rows, wg: MATVEC_WG };
 }
 
-function matvecKey(type: TensorTypeName, subgroups: boolean, rows: number, wg: number): string {
-  return `matvec:${type}:${subgroups ? 'sg' : 'wg'}:r${rows}:w${wg}`;
+function matvecKey(layout: GpuLayout, subgroups: boolean, rows: number, wg: number): string {
+  return `matvec:${layout}:${subgroups ? 'sg' : 'wg'}:r${rows}:w${wg}`;
 }
 
-/** Compiles the decode kernel for `type` with `rows` rows per team in workgroups of `wg`. */
-export async function prepareMatvec(ctx: GpuContext, type: TensorTypeName, rows: number, wg: number): Promise<void> {
+/** Compiles the decode kernel for `layout` with `rows` rows per team in workgroups of `wg`. */
+export async function prepareMatvec(ctx: GpuContext, layout: GpuLayout, rows: number, wg: number): Promise<void> {
   const sg = ctx.caps.subgroups;
   await ctx.pipeline(
-    matvecKey(type, sg, rows, wg),
-    async () => `${sg ? 'enable subgroups;\n' : ''}const R: u32 = ${rows}u;\n${await decoderShader(type, MATVEC, sg ? MATVEC_SG : MATVEC_PLAIN)}`,
-    { ...blockConstants(type), WG: wg },
+    matvecKey(layout, sg, rows, wg),
+    async () => `${sg ? 'enable subgroups;\n' : ''}const R: u32 = ${rows}u;\n${await decoderShader(layout, MATVEC, sg ? MATVEC_SG : MATVEC_PLAIN)}`,
+    { ...blockConstants(layout), WG: wg },
   );
 }
 
@@ -93,11 +95,12 @@ export function forceMatvecPlan(ctx: GpuContext, plan: MatvecPlan | undefined): 
   else forcedPlans.delete(ctx);
 }
 
-/** Compiles the decode (n = 1) and prefill (n > 1) pipelines for weights of `type`. */
-export async function prepareMatmul(ctx: GpuContext, type: TensorTypeName): Promise<void> {
+/** Compiles the decode (n = 1) and prefill (n > 1) pipelines for weights laid out as `layout` (a
+ *  GpuTensor's `layout`: its stored type unless uploadTensor repacked it). */
+export async function prepareMatmul(ctx: GpuContext, layout: GpuLayout): Promise<void> {
   await Promise.all([
-    ctx.pipeline(tiledKey(type), () => tiledShader(type), blockConstants(type)),
-    ...MATVEC_ROWS.map((rows) => prepareMatvec(ctx, type, rows, MATVEC_WG)),
+    ctx.pipeline(tiledKey(layout), () => tiledShader(layout), blockConstants(layout)),
+    ...MATVEC_ROWS.map((rows) => prepareMatvec(ctx, layout, rows, MATVEC_WG)),
   ]);
 }
 
@@ -126,7 +129,7 @@ function alignedX(ctx: GpuContext, step: Step, x: F32Ref, k: number, n: number):
 
 /**
  * Records out[i, j] = Σ_e x[i, e] · W[j, e] for i < n, j < m, into `step`. `prepareMatmul(ctx,
- * w.type)` must have finished. out: [n, m] f32, x: [n, k] f32, w: [m, k] in any tensor type.
+ * w.layout)` must have finished. out: [n, m] f32, x: [n, k] f32, w: [m, k] in any tensor type.
  * out and x must be different buffers (WebGPU forbids binding one buffer as both read-only and
  * writable storage in a dispatch). x is read in place when its offset and k are multiples of 4,
  * else its rows are first copied to an aligned scratch buffer (n copies when k % 4 != 0).
@@ -152,7 +155,7 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
   }
   if (n === 1) {
     const plan = forcedPlans.get(ctx) ?? matvecPlan(m, k);
-    const pipeline = ctx.pipelineReady(matvecKey(w.type, ctx.caps.subgroups, plan.rows, plan.wg));
+    const pipeline = ctx.pipelineReady(matvecKey(w.layout, ctx.caps.subgroups, plan.rows, plan.wg));
     const rowsPerGroup = (plan.wg / plan.team) * plan.rows;
     for (const part of w.parts) {
       const [gx, gy] = grid2d(Math.ceil(part.rows / rowsPerGroup), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
@@ -161,7 +164,7 @@ export function encodeMatmul(ctx: GpuContext, step: Step, out: F32Ref, x: F32Ref
     }
     return;
   }
-  const pipeline = ctx.pipelineReady(tiledKey(w.type));
+  const pipeline = ctx.pipelineReady(tiledKey(w.layout));
   for (const part of w.parts) {
     const [gx, gy] = grid2d(Math.ceil(part.rows / PREFILL_TILE.rows), ctx.caps.maxComputeWorkgroupsPerDimension, `matmul ${w.name}`);
     const params = new Uint32Array([k, part.rows, rowBytes, xOff / 4, xStride / 4, out.offset + part.firstRow, m, n, gx]);

@@ -18,6 +18,7 @@ import { expect } from 'chai';
 import { getTensorType, ALL_TENSOR_TYPES } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { uploadTensor, destroyTensor } from '../../src/engine/gpu/tensor.ts';
+import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import { GpuContext } from '../../src/engine/gpu/context.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { matmul } from './matmul.cpu.ts';
@@ -70,11 +71,11 @@ function reference(w: Tensor, x: Float32Array, n: number): { ref: Float64Array; 
  */
 async function gpuMatmul(
   ctx: GpuContext, w: Tensor, x: Float32Array, n: number,
-  { maxPartBytes, xOff = 3, plan }: { maxPartBytes?: number; xOff?: number; plan?: MatvecPlan } = {},
-): Promise<{ out: Float32Array; dispatches: number; parts: number }> {
+  { maxPartBytes, xOff = 3, plan, repack = false }: { maxPartBytes?: number; xOff?: number; plan?: MatvecPlan; repack?: boolean } = {},
+): Promise<{ out: Float32Array; dispatches: number; parts: number; layout: GpuLayout }> {
   const [m, k] = w.shape as [number, number];
-  await prepareMatmul(ctx, w.type);
-  const g = uploadTensor(ctx, w, maxPartBytes);
+  const g = uploadTensor(ctx, w, maxPartBytes, { repack });
+  await prepareMatmul(ctx, g.layout);
   const outOff = 5;
   const xs = new Float32Array(xOff + x.length + 67).fill(Infinity);
   xs.set(x, xOff);
@@ -102,7 +103,7 @@ async function gpuMatmul(
   destroyTensor(g);
   xb.destroy();
   ctx.release(ob);
-  return { out, dispatches, parts };
+  return { out, dispatches, parts, layout: g.layout };
 }
 
 /** Worst |a - b| / (sqrt(k)·u·S) over all outputs, and where. */
@@ -113,6 +114,14 @@ function worstRatio(a: Float32Array, b: ArrayLike<number>, mag: Float64Array, k:
     if (!(r <= worst)) { worst = r; at = i; }   // NaN counts as worst
   }
   return { worst, at };
+}
+
+/** The first index where a and b differ in their bits, or -1. */
+function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  if (ua.length !== ub.length) return 0;
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
 }
 
 const measured = new Map<string, number>();
@@ -132,9 +141,9 @@ const copySeen = new Set<boolean>();
  */
 async function trial(
   backend: Backend, test: Mocha.Context, type: TensorTypeName,
-  { m = 37, k = colsFor(type), n, seed, wScale = 1, xScale = 1, maxPartBytes, xOff, ctx: given, plan }:
+  { m = 37, k = colsFor(type), n, seed, wScale = 1, xScale = 1, maxPartBytes, xOff, ctx: given, plan, repack }:
   { m?: number; k?: number; n: number; seed: number; wScale?: number; xScale?: number; maxPartBytes?: number; xOff?: number;
-    ctx?: GpuContext; plan?: MatvecPlan },
+    ctx?: GpuContext; plan?: MatvecPlan; repack?: GpuLayout },
 ): Promise<{ dispatches: number; parts: number }> {
   const w = randomTensor(type, m, k, seed, wScale);
   const x = seededValues(n * k, seed + 1, xScale);
@@ -144,11 +153,20 @@ async function trial(
   let got: Float32Array = cpu, spec: ArrayLike<number> = ref, dispatches = 0, parts = 0;
   if (backend === 'webgpu') {
     const ctx = given ?? await gpuOrSkip(test);
-    ({ out: got, dispatches, parts } = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff, plan }));
+    let layout: GpuLayout;
+    ({ out: got, dispatches, parts, layout } = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff, plan, repack: !!repack }));
     spec = cpu;
+    if (repack) {
+      // the layout the upload chose, and the stored layout's result bit for bit (see REPACKED)
+      expect(layout, `${type} [${m}, ${k}] uploaded with repack`).to.equal(repack);
+      const plain = await gpuMatmul(ctx, w, x, n, { maxPartBytes, xOff, plan });
+      expect(plain.layout).to.equal(type);
+      const at = firstBitDifference(got, plain.out);
+      expect(at, `${repack} vs ${type} [${m}, ${k}] n=${n}: output ${at} is ${got[at]}, the stored layout gives ${plain.out[at]}`).to.equal(-1);
+    }
   }
   const { worst, at } = worstRatio(got, spec, mag, k);
-  const tag = `${backend} ${type}`;
+  const tag = `${backend} ${repack ?? type}`;
   measured.set(tag, Math.max(measured.get(tag) ?? 0, worst));
   const how = given ? ` (subgroups ${given.caps.subgroups})` : '';
   expect(worst, `${type} [${m}, ${k}] n=${n}${plan ? ` plan ${JSON.stringify(plan)}` : ''}${how}: output ${at} (token ${Math.floor(at / m)}, row ${at % m}) is ${got[at]}, expected ${spec[at]} (S = ${mag[at]})`).to.be.at.most(TOL);
@@ -252,6 +270,54 @@ describe('matmul', () => {
       }
     });
   }
+
+  // The repacked layouts (src/engine/gpu/layout.ts): Q4_0 and Q8_0 rows of whole 256-element groups
+  // uploaded as Q4_0_X8 / Q8_0_X8, checked against the twin with the same bound and against the
+  // stored layout's upload of the same tensor BIT FOR BIT: both decoders give every element the
+  // same f32 value (the same product), and the kernels visit the same 32-element units in the same
+  // order with the same sums inside each, only the bytes they load differ. Row lengths that are
+  // not whole groups keep the stored layout.
+  describe('repacked layouts (Q4_0_X8, Q8_0_X8)', () => {
+    const REPACKED = { Q4_0: 'Q4_0_X8', Q8_0: 'Q8_0_X8' } as const;
+    for (const type of ['Q4_0', 'Q8_0'] as const) {
+      const rp = REPACKED[type];
+      it(`[webgpu] ${type} → ${rp}: 37 x 768 decode and prefill, large magnitudes, long rows`, async function () {
+        await trial('webgpu', this, type, { k: 768, n: 1, seed: 201, repack: rp });
+        await trial('webgpu', this, type, { k: 768, n: 1, seed: 202, xOff: 4, repack: rp });
+        await trial('webgpu', this, type, { k: 768, n: 5, seed: 203, repack: rp });
+        await trial('webgpu', this, type, { k: 256, n: 5, seed: 204, wScale: 100, xScale: 1e4, xOff: 8, repack: rp });
+        await trial('webgpu', this, type, { k: 8192, n: 1, seed: 205, repack: rp });
+      });
+
+      it(`[webgpu] ${type} → ${rp}: decode kernel, teams of 4 and 32 lanes, subgroups and workgroup memory, 3 parts`, async function () {
+        const shared = await gpuOrSkip(this);
+        const k = 1024, rowBytes = byteSize(getTensorType(type), k);
+        for (const ctx of shared.caps.subgroups ? [shared, noSubgroups(shared)] : [shared]) {
+          for (const plan of [{ team: 4, rows: 4, wg: 128 }, { team: 32, rows: 2, wg: 128 }]) {
+            await trial('webgpu', this, type, { k, n: 1, seed: 210 + plan.team, ctx, plan, xOff: 4, repack: rp });
+          }
+          const r = await trial('webgpu', this, type, { k, n: 1, seed: 220, ctx, maxPartBytes: 13 * rowBytes + 5, repack: rp });
+          expect(r.parts).to.equal(3);
+          expect(r.dispatches).to.equal(3);
+        }
+      });
+
+      it(`[webgpu] ${type} → ${rp}: prefill tiles (n = 3 and ${PREFILL_TILE.tokens + 3}, m = ${PREFILL_TILE.rows + 36}: partial row and token tiles), 3 parts`, async function () {
+        const m = PREFILL_TILE.rows + 36;
+        for (const n of [3, PREFILL_TILE.tokens + 3]) await trial('webgpu', this, type, { m, k: 512, n, seed: 230 + n, xOff: 3, repack: rp });
+        const rowBytes = byteSize(getTensorType(type), 256);
+        const r = await trial('webgpu', this, type, { m, k: 256, n: PREFILL_TILE.tokens + 3, seed: 240, maxPartBytes: 40 * rowBytes + 5, repack: rp });
+        expect(r.parts).to.equal(3);
+        expect(r.dispatches).to.equal(3);
+      });
+
+      it(`[webgpu] ${type} rows not whole groups of 256 (k = 160, 288) keep the stored layout with repack on`, async function () {
+        for (const k of [160, 288]) {
+          for (const n of [1, 5]) await trial('webgpu', this, type, { k, n, seed: 250 + k + n, repack: type });
+        }
+      });
+    }
+  });
 
   it('[webgpu] a 2-D workgroup grid when the rows need more workgroups than one dimension holds', async function () {
     const shared = await gpuOrSkip(this);

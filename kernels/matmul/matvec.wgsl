@@ -1,6 +1,7 @@
 // Matrix-vector product for decode (one token): y[r] = Σ_e x[e] · W[r, e], for one part (a run of
-// rows) of W kept in its stored type. The matmul.gpu.ts wrapper puts first `const R` (rows per
-// team), then the byte helpers, the decoder types/<type>.wgsl (dq_unit), this file, and one entry
+// rows) of W kept in its stored type (or its GPU-only repacking, src/engine/gpu/layout.ts). The
+// matmul.gpu.ts wrapper puts first `const R` (rows per team), then the byte helpers, the decoder
+// types/<layout>.wgsl (dq_unit), this file, and one entry
 // point: matvec-sg.wgsl (with subgroups) or matvec-wg.wgsl (without), each defining lane_sum.
 //
 // Work split: a team of `team` threads (a power of two) owns R consecutive rows. Lane l takes the
@@ -10,7 +11,7 @@
 // shuffles, when the team fits in a subgroup), then, only when a team spans several subgroups (or
 // there are no subgroups), in workgroup memory after one barrier.
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;        // this part's rows, rowBytes each
+@group(0) @binding(0) var<storage, read> w: array<WeightWord>; // this part's rows, rowBytes each (u32; vec4u repacked)
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;      // [k / 4] vec4 from xOff
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // [rows] from yOff (= out + firstRow)
 
@@ -25,8 +26,8 @@ struct Params {
 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-override BLOCK_ELEMS: u32;       // TensorType.blockSize
-override BLOCK_BYTES: u32;       // TensorType.blockBytes
+override BLOCK_ELEMS: u32;       // layoutBlock(layout).blockSize (TensorType.blockSize)
+override BLOCK_BYTES: u32;       // layoutBlock(layout).blockBytes
 override WG: u32 = 256u;
 override UPB: u32 = max(BLOCK_ELEMS / 32u, 1u);
 override QB_BYTES: u32 = BLOCK_BYTES * max(32u / BLOCK_ELEMS, 1u);

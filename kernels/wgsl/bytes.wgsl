@@ -1,7 +1,11 @@
-// Reading a tensor's stored bytes from `w: array<u32>` (declared by the kernel that includes this
-// file, bound whole). Quantized blocks are 18, 22, 34, 110 or 210 bytes long, so a block, and the
-// fields inside it, may start at any even byte: every read takes a byte offset and funnels two
-// words together when the offset is not a multiple of 4. Little-endian, as in GGUF.
+// Reading a tensor's stored bytes from `w: array<WeightWord>` (declared by the kernel that includes
+// this file, bound whole), with WeightWord = u32. Quantized blocks are 18, 22, 34, 110 or 210 bytes
+// long, so a block, and the fields inside it, may start at any even byte: every read takes a byte
+// offset and funnels two words together when the offset is not a multiple of 4. Little-endian, as
+// in GGUF. The repacked layouts (src/engine/gpu/layout.ts) use bytes16.wgsl instead; words.wgsl
+// turns the words read into values.
+
+alias WeightWord = u32;
 
 /** 4 bytes at byte offset b (any alignment). */
 fn ld32(b: u32) -> u32 {
@@ -35,24 +39,4 @@ fn f16at(b: u32) -> f32 {
 /** The f32 at byte offset b (any alignment). */
 fn f32at(b: u32) -> f32 {
   return bitcast<f32>(ld32(b));
-}
-
-/** The four bytes of word q, as unsigned values. */
-fn bytes4(q: u32) -> vec4u {
-  return (vec4u(q) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu);
-}
-
-/** The four bytes of word q, as signed (int8) values. */
-fn sbytes4(q: u32) -> vec4f {
-  return vec4f(bitcast<vec4i>(vec4u(q) << vec4u(24u, 16u, 8u, 0u)) >> vec4u(24u));
-}
-
-/** The low nibbles of the four bytes of q. */
-fn lo4(q: u32) -> vec4f {
-  return vec4f((vec4u(q) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xfu));
-}
-
-/** The high nibbles of the four bytes of q. */
-fn hi4(q: u32) -> vec4f {
-  return vec4f((vec4u(q) >> vec4u(4u, 12u, 20u, 28u)) & vec4u(0xfu));
 }

@@ -110,9 +110,10 @@ ca.destroy(); cb.destroy();
 interface Row { type: string; shape: string; mb: number; decode_us: number; decode_gbps: number; prefill_us: number; prefill_gflops: number }
 const rows: Row[] = [];
 for (const type of TYPES) {
-  await prepareMatmul(ctx, type);
   for (const [label, m, k] of SHAPES) {
-    const w = uploadTensor(ctx, { name: label, type, shape: [m, k], data: weightBytes(type, m, k) });
+    // as the engine uploads them: Q4_0 / Q8_0 repacked for aligned 16-byte loads (src/engine/gpu/layout.ts)
+    const w = uploadTensor(ctx, { name: label, type, shape: [m, k], data: weightBytes(type, m, k) }, undefined, { repack: true });
+    await prepareMatmul(ctx, w.layout);
     const mb = byteSize(getTensorType(type), m * k) / 1e6;
     const R = values.smoke ? 3 : Math.max(4, Math.min(64, Math.round(2000 / mb)));
     const per = async (n: number) => {
@@ -126,7 +127,7 @@ for (const type of TYPES) {
     };
     const dUs = await per(1);
     const pUs = await per(PREFILL);
-    rows.push({ type, shape: label, mb: +mb.toFixed(2), decode_us: +dUs.toFixed(1), decode_gbps: +(mb * 1e6 / (dUs * 1e-6) / 1e9).toFixed(1),
+    rows.push({ type: w.layout, shape: label, mb: +mb.toFixed(2), decode_us: +dUs.toFixed(1), decode_gbps: +(mb * 1e6 / (dUs * 1e-6) / 1e9).toFixed(1),
       prefill_us: +pUs.toFixed(1), prefill_gflops: +((2 * m * k * PREFILL) / (pUs * 1e-6) / 1e9).toFixed(0) });
     destroyTensor(w);
   }

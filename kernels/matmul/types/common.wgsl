@@ -1,4 +1,5 @@
-// What every per-type decoder shares. A decoder (types/<type>.wgsl) defines
+// What every per-type decoder shares. A decoder (types/<layout>.wgsl: a stored type, or a GPU-only
+// repacking of one, src/engine/gpu/layout.ts) defines
 //   fn dq_unit(bo: u32, u: u32) -> array<vec4f, 8>
 // returning elements [32u, 32u + 32) of the block that starts at byte `bo` of `w`, element e in
 // v[e / 4][e % 4], each value exactly what the TypeScript dequantize() of src/formats/quant/

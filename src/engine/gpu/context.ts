@@ -107,9 +107,20 @@ export class GpuContext {
 
   /** A new storage buffer holding `data` (padded to a multiple of 4 bytes). */
   upload(data: ArrayBufferView, label = 'upload'): GPUBuffer {
-    const size = Math.max(16, roundUp(data.byteLength, 4));
+    return this.uploadWith(data.byteLength, label, (dst) => dst.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+  }
+
+  /** A new storage buffer of `byteLength` bytes (padded to a multiple of 4) whose contents `fill`
+   *  writes into its mapped memory: no staging copy in JS (weights repacked as they go up). */
+  uploadWith(byteLength: number, label: string, fill: (dst: Uint8Array) => void): GPUBuffer {
+    const size = Math.max(16, roundUp(byteLength, 4));
     const buf = this.device.createBuffer({ label, size, usage: STORAGE, mappedAtCreation: true });
-    new Uint8Array(buf.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    try {
+      fill(new Uint8Array(buf.getMappedRange(), 0, byteLength));
+    } catch (e) {
+      buf.destroy();
+      throw e;
+    }
     buf.unmap();
     return buf;
   }

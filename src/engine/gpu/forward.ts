@@ -74,8 +74,8 @@ export interface GpuForwardResult {
 /** Compiles every pipeline the forward pass of these weights uses. */
 export async function prepareForward(ctx: GpuContext, g: GpuWeights): Promise<void> {
   await Promise.all([
-    prepareEmbedding(ctx, g.embed.type),
-    ...g.matmulTypes.map((t) => prepareMatmul(ctx, t)),
+    prepareEmbedding(ctx, g.embed.layout),
+    ...g.matmulLayouts.map((l) => prepareMatmul(ctx, l)),
     prepareRmsnorm(ctx), prepareRope(ctx), prepareRopeQK(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareEdit(ctx),
     prepareFusions(ctx, g),
   ]);

@@ -1,15 +1,18 @@
 // A model's weights on the GPU: the same three-kinds split as src/engine/weights.ts, with every
 // matrix uploaded in its stored type (a Q4_0 model stays 4-bit on the GPU; the kernels dequantize
 // as they read) and split by rows where it exceeds the binding limit (a 128k-vocabulary embedding).
+// Q4_0 and Q8_0 matrices with rows of whole 256-element groups are repacked on the way up into a
+// GPU-only layout of the same size that the kernels read with aligned 16-byte loads (layout.ts).
 // Norm weights are already f32 on the CPU side and go up as f32. A tied unembedding is the
-// embedding's upload, not a second copy.
+// embedding's upload, not a second copy: the lookup and the matrix product both read its layout.
 
 import type { ModelConfig } from '../config.ts';
 import type { ModelWeights } from '../weights.ts';
 import type { GpuCaps } from './device.ts';
 import type { GpuContext } from './context.ts';
 import { uploadTensor, destroyTensor, type GpuTensor } from './tensor.ts';
-import type { Tensor, TensorTypeName } from '../../formats/tensor.ts';
+import type { Tensor } from '../../formats/tensor.ts';
+import type { GpuLayout } from './layout.ts';
 
 export interface GpuBlockWeights {
   attnNorm: GPUBuffer;      // f32 [d_model]
@@ -29,8 +32,8 @@ export interface GpuWeights {
   blocks: GpuBlockWeights[];
   finalNorm: GPUBuffer;     // f32 [d_model]
   unembed: GpuTensor;       // [vocab, d_model]; the same object as `embed` when tied
-  /** Every tensor type a matrix product reads (for preparing pipelines). */
-  matmulTypes: TensorTypeName[];
+  /** Every layout a matrix product reads (for preparing pipelines): stored types and repackings. */
+  matmulLayouts: GpuLayout[];
   /** Bytes uploaded. */
   bytes: number;
 }
@@ -38,6 +41,9 @@ export interface GpuWeights {
 export interface UploadOptions {
   /** Largest part of a split tensor (default: the binding limit); tests lower it to force splits. */
   maxPartBytes?: number;
+  /** Repack Q4_0 and Q8_0 matrices into their GPU-only layouts (layout.ts; default true); tests
+   *  turn it off to compare with the stored layout. */
+  repack?: boolean;
 }
 
 /** Every matrix of the model, each once (a tied unembedding is the embedding). */
@@ -78,7 +84,7 @@ export function gpuWeightsPreflight(w: ModelWeights, caps: GpuCaps, opts: Upload
 
 /** Uploads the weights (the preflight must have passed). */
 export function uploadWeights(ctx: GpuContext, w: ModelWeights, opts: UploadOptions = {}): GpuWeights {
-  const up = (t: Tensor) => uploadTensor(ctx, t, opts.maxPartBytes);
+  const up = (t: Tensor) => uploadTensor(ctx, t, opts.maxPartBytes, { repack: opts.repack ?? true });
   const norm = (x: Float32Array, name: string) => ctx.upload(x, name);
   const embed = up(w.embed);
   const blocks = w.blocks.map((b, i): GpuBlockWeights => ({
@@ -89,11 +95,11 @@ export function uploadWeights(ctx: GpuContext, w: ModelWeights, opts: UploadOpti
   }));
   const unembed = w.unembed === w.embed ? embed : up(w.unembed);
   // the embedding is read by the lookup kernel; every other matrix (and a tied unembedding) by matmul
-  const types = new Set<TensorTypeName>([w.unembed.type]);
-  for (const b of w.blocks) for (const t of [b.wq, b.wk, b.wv, b.wo, b.wGate, b.wUp, b.wDown]) types.add(t.type);
+  const layouts = new Set<GpuLayout>([unembed.layout]);
+  for (const b of blocks) for (const t of [b.wq, b.wk, b.wv, b.wo, b.wGate, b.wUp, b.wDown]) layouts.add(t.layout);
   return {
     config: w.config, embed, blocks, finalNorm: norm(w.finalNorm, 'output_norm'), unembed,
-    matmulTypes: [...types], bytes: gpuWeightBytes(w),
+    matmulLayouts: [...layouts], bytes: gpuWeightBytes(w),
   };
 }
 
