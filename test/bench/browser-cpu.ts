@@ -41,6 +41,7 @@ export interface BrowserModel { shape: string; type: TensorTypeName }
 export const BROWSER_MODELS: BrowserModel[] = [
   { shape: 'stories15M', type: 'Q8_0' },
   { shape: 'tinyllama-1.1b', type: 'Q4_0' },
+  { shape: 'tinyllama-1.1b', type: 'Q4_K' },
 ];
 export const THREADS = [1, 2];
 

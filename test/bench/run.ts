@@ -49,6 +49,8 @@ const MODELS: Model[] = [
   { shape: 'stories15M', type: 'Q8_0', prompt: 128, gen: 32, decodeTarget: false },
   { shape: 'tinyllama-1.1b', type: 'Q4_0', prompt: 128, gen: 16, decodeTarget: true },
   { shape: 'tinyllama-1.1b', type: 'Q8_0', prompt: 128, gen: 16, decodeTarget: true },
+  // k-quants: no target, but what most downloaded files (Q4_K_M) mostly hold
+  { shape: 'tinyllama-1.1b', type: 'Q4_K', prompt: 128, gen: 16, decodeTarget: false },
   // the shape of the WebGPU target (decode at ≥ 50% of the GPU's memory bandwidth)
   { shape: 'llama-3.2-1b', type: 'Q4_0', prompt: 128, gen: 16, decodeTarget: false },
 ];
