@@ -446,11 +446,59 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   return i32x4.add(i32x4.dot_i16x8_s(v128.load(wmin), v128.load(bs)), i32x4.dot_i16x8_s(v128.load(wmin, 16), v128.load(bs, 16)));
 }
 
-/** Row i (decoded in buf) times the Q8_K activations of tokens 0..n−1 → out[t·m + i]. */
-@inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+/** One super-block's step of a token's accumulator: its integer sum times d·dx, then (withMin)
+ *  minus dmin·dx times the mins against the token's 16-group sums (rowK's order, in every path). */
+@inline function superK(a: v128, isum: v128, dw: f32, dm: f32, dx: f32, wmn: usize, bs: usize, withMin: bool): v128 {
+  a = scaled(a, isum, dw * dx);
+  if (withMin) a = scaled(a, minSum(wmn, bs), -(dm * dx));
+  return a;
+}
+
+/** Four tokens' sums (t .. t + 3) for row i → out[(t + j)·m + i]. */
+@inline function store4(out: usize, t: i32, m: i32, i: i32, a0: v128, a1: v128, a2: v128, a3: v128): void {
+  const po = out + ((<usize>t * <usize>m + <usize>i) << 2), step = <usize>m << 2;
+  store<f32>(po, hsum(a0));
+  store<f32>(po + step, hsum(a1));
+  store<f32>(po + 2 * step, hsum(a2));
+  store<f32>(po + 3 * step, hsum(a3));
+}
+
+/** One super-block's integer sums of the decoded levels at w against token activations at x:
+ *  i16 levels × i16 activations (512 bytes each), or, `narrow`, the relaxed build's bytes (256
+ *  each, lanePairs order) with each 32's scale at s, two relaxed dot products per 32. */
+@inline function isumK(w: usize, x: usize, s: usize, narrow: bool): v128 {
+  let i0 = i32x4.splat(0);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (narrow) {
+      for (let u: usize = 0; u < 256; u += 32) {
+        const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u, 16), v128.load(w + u, 16),
+          i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u), v128.load(w + u), i32x4.splat(0)));
+        i0 = i32x4.add(i0, i32x4.mul(d, v128.load32_splat(s + (u >> 3))));
+      }
+    }
+  }
+  if (!narrow) {
+    for (let g: usize = 0; g < 512; g += 16) i0 = i32x4.add(i0, i32x4.dot_i16x8_s(v128.load(w + g), v128.load(x + g)));
+  }
+  return i0;
+}
+
+/**
+ * Row i (decoded in buf by decodeK) times the Q8_K activations of tokens 0..n−1 → out[t·m + i],
+ * four tokens at a time (sharing each load of the levels), then one at a time; every token takes
+ * the same integer lanes and float steps either way, so results do not depend on the number of
+ * tokens. `narrow` (Q4_K / Q5_K in the relaxed build, common.as.ts narrowK): the levels as bytes
+ * and each 32's integer scale apart, times the activations as i8 (quantize.as.ts narrowQ8K), both
+ * in lanePairs order: per 32 elements two relaxed dot products, times the scale in i32. Each lane
+ * then holds the i16 path's integer sum exactly, so the outputs are bit-identical to the build
+ * without relaxed SIMD.
+ */
+@inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool, narrow: bool): void {
   const k = nsb << 8;
+  const sc = buf + <usize>k;   // narrow: each 32's scale (i32)
   const wd = buf + (<usize>k << 1), wdm = wd + (<usize>nsb << 2), wmin = wdm + (<usize>nsb << 2);
-  const xStride = <usize>k << 1, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  const sbBytes: usize = narrow ? 256 : 512;   // one super-block of levels or activations
+  const xStride = <usize>nsb * sbBytes, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
   let t = 0;
   for (; t + 4 <= n; t += 4) {
     const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
@@ -458,81 +506,43 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let sb = 0; sb < nsb; sb++) {
-      const w = buf + (<usize>sb << 9), o = <usize>sb << 9;
+      const o = <usize>sb * sbBytes, w = buf + o, s = sc + (<usize>sb << 5);
       let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-      for (let g: usize = 0; g < 512; g += 16) {
-        const W = v128.load(w + g);
-        i0 = i32x4.add(i0, i32x4.dot_i16x8_s(W, v128.load(x0 + o + g)));
-        i1 = i32x4.add(i1, i32x4.dot_i16x8_s(W, v128.load(x1 + o + g)));
-        i2 = i32x4.add(i2, i32x4.dot_i16x8_s(W, v128.load(x2 + o + g)));
-        i3 = i32x4.add(i3, i32x4.dot_i16x8_s(W, v128.load(x3 + o + g)));
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        if (narrow) {
+          for (let u: usize = 0; u < 256; u += 32) {
+            const W0 = v128.load(w + u), W1 = v128.load(w + u, 16), S = v128.load32_splat(s + (u >> 3)), e = o + u, z = i32x4.splat(0);
+            i0 = i32x4.add(i0, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x0 + e, 16), W1, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x0 + e), W0, z)), S));
+            i1 = i32x4.add(i1, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x1 + e, 16), W1, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x1 + e), W0, z)), S));
+            i2 = i32x4.add(i2, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x2 + e, 16), W1, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x2 + e), W0, z)), S));
+            i3 = i32x4.add(i3, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x3 + e, 16), W1, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x3 + e), W0, z)), S));
+          }
+        }
       }
-      const so = <usize>sb << 2, dw = load<f32>(wd + so);
-      a0 = scaled(a0, i0, dw * load<f32>(d0 + so));
-      a1 = scaled(a1, i1, dw * load<f32>(d1 + so));
-      a2 = scaled(a2, i2, dw * load<f32>(d2 + so));
-      a3 = scaled(a3, i3, dw * load<f32>(d3 + so));
-      if (withMin) {
-        const mo = <usize>sb << 5, wmn = wmin + mo, dm = load<f32>(wdm + so);
-        a0 = scaled(a0, minSum(wmn, b0 + mo), -(dm * load<f32>(d0 + so)));
-        a1 = scaled(a1, minSum(wmn, b1 + mo), -(dm * load<f32>(d1 + so)));
-        a2 = scaled(a2, minSum(wmn, b2 + mo), -(dm * load<f32>(d2 + so)));
-        a3 = scaled(a3, minSum(wmn, b3 + mo), -(dm * load<f32>(d3 + so)));
+      if (!narrow) {
+        for (let g: usize = 0; g < 512; g += 16) {
+          const W = v128.load(w + g);
+          i0 = i32x4.add(i0, i32x4.dot_i16x8_s(W, v128.load(x0 + o + g)));
+          i1 = i32x4.add(i1, i32x4.dot_i16x8_s(W, v128.load(x1 + o + g)));
+          i2 = i32x4.add(i2, i32x4.dot_i16x8_s(W, v128.load(x2 + o + g)));
+          i3 = i32x4.add(i3, i32x4.dot_i16x8_s(W, v128.load(x3 + o + g)));
+        }
       }
+      const so = <usize>sb << 2, mo = <usize>sb << 5, dw = load<f32>(wd + so), dm = withMin ? load<f32>(wdm + so) : 0, wmn = wmin + mo;
+      a0 = superK(a0, i0, dw, dm, load<f32>(d0 + so), wmn, b0 + mo, withMin);
+      a1 = superK(a1, i1, dw, dm, load<f32>(d1 + so), wmn, b1 + mo, withMin);
+      a2 = superK(a2, i2, dw, dm, load<f32>(d2 + so), wmn, b2 + mo, withMin);
+      a3 = superK(a3, i3, dw, dm, load<f32>(d3 + so), wmn, b3 + mo, withMin);
     }
-    const po = out + ((<usize>t * <usize>m + <usize>i) << 2), step = <usize>m << 2;
-    store<f32>(po, hsum(a0));
-    store<f32>(po + step, hsum(a1));
-    store<f32>(po + 2 * step, hsum(a2));
-    store<f32>(po + 3 * step, hsum(a3));
+    store4(out, t, m, i, a0, a1, a2, a3);
   }
   for (; t < n; t++) {
     const x0 = xq + <usize>t * xStride, d0 = xd + <usize>t * dStride, b0 = xbs + <usize>t * bStride;
     let a0 = f32x4.splat(0);
     for (let sb = 0; sb < nsb; sb++) {
-      const w = buf + (<usize>sb << 9), o = <usize>sb << 9;
-      let i0 = i32x4.splat(0);
-      for (let g: usize = 0; g < 512; g += 16) i0 = i32x4.add(i0, i32x4.dot_i16x8_s(v128.load(w + g), v128.load(x0 + o + g)));
-      const so = <usize>sb << 2;
-      a0 = scaled(a0, i0, load<f32>(wd + so) * load<f32>(d0 + so));
-      if (withMin) {
-        const mo = <usize>sb << 5;
-        a0 = scaled(a0, minSum(wmin + mo, b0 + mo), -(load<f32>(wdm + so) * load<f32>(d0 + so)));
-      }
-    }
-    store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
-  }
-}
-
-/**
- * rowK for Q4_K / Q5_K in the relaxed build (common.as.ts narrowK): the row's levels as bytes and
- * each 32's integer scale (decodeK), times the activations as i8 (quantize.as.ts narrowQ8K), both
- * in lanePairs order: per 32 elements two relaxed dot products, times the scale in i32. Each lane
- * then holds rowK's integer sum exactly, and the float steps are rowK's, so the outputs are
- * bit-identical to the build without relaxed SIMD. Every token takes this path (one at a time
- * as four at a time), so results do not depend on the number of tokens either.
- */
-@inline function rowKNarrow(buf: usize, nsb: i32, xn: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32): void {
-  const k = nsb << 8;
-  const sc = buf + <usize>k;
-  const wd = buf + (<usize>k << 1), wdm = wd + (<usize>nsb << 2), wmin = wdm + (<usize>nsb << 2);
-  const xStride = <usize>k, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
-  const zero = i32x4.splat(0);
-  for (let t = 0; t < n; t++) {
-    const x0 = xn + <usize>t * xStride, d0 = xd + <usize>t * dStride, b0 = xbs + <usize>t * bStride;
-    let a0 = f32x4.splat(0);
-    for (let sb = 0; sb < nsb; sb++) {
-      const w = buf + (<usize>sb << 8), x = x0 + (<usize>sb << 8), s = sc + (<usize>sb << 5);
-      let i0 = zero;
-      for (let u: usize = 0; u < 256; u += 32) {
-        const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u, 16), v128.load(w + u, 16),
-          i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x + u), v128.load(w + u), zero));
-        i0 = i32x4.add(i0, i32x4.mul(d, v128.load32_splat(s + (u >> 3))));
-      }
-      const so = <usize>sb << 2;
-      a0 = scaled(a0, i0, load<f32>(wd + so) * load<f32>(d0 + so));
-      const mo = <usize>sb << 5;
-      a0 = scaled(a0, minSum(wmin + mo, b0 + mo), -(load<f32>(wdm + so) * load<f32>(d0 + so)));
+      const o = <usize>sb * sbBytes, so = <usize>sb << 2, mo = <usize>sb << 5;
+      const i0 = isumK(buf + o, x0 + o, sc + (<usize>sb << 5), narrow);
+      a0 = superK(a0, i0, load<f32>(wd + so), withMin ? load<f32>(wdm + so) : 0, load<f32>(d0 + so), wmin + mo, b0 + mo, withMin);
     }
     store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
   }
@@ -577,7 +587,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
  * buffer to write and read back). Per 16 elements the levels meet the activations in rowK's lanes
  * (element e in lane (e mod 8) / 2), and each sub-block's integer sum is multiplied by its scale
  * in i32: every lane holds rowK's integer sum exactly, and the float steps are rowK's, so the
- * result is bit-identical to decodeK + rowK (+ rowKNarrow in the relaxed build: there the levels
+ * result is bit-identical to decodeK + rowK (in the relaxed build, rowK's narrow form: there the levels
  * go through lanePairs against the narrowQ8K activations, one relaxed dot product per 16).
  */
 @inline function rowKDirect(kind: i32, row: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, xn: usize, t: i32, out: usize, m: i32, i: i32, tbl: usize): void {
@@ -643,13 +653,8 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   }
   for (let i = r0; i < r1; i++) {
     decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      if (narrowK(kind)) {
-        rowKNarrow(buf, nsb, xn, xd, xbs, n, out, m, i);
-        continue;
-      }
-    }
-    rowK(buf, nsb, xq, xd, xbs, n, out, m, i, kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K);
+    const narrow = narrowK(kind);
+    rowK(buf, nsb, narrow ? xn : xq, xd, xbs, n, out, m, i, kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K, narrow);
   }
 }
 
