@@ -493,13 +493,13 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
  * then holds the i16 path's integer sum exactly, so the outputs are bit-identical to the build
  * without relaxed SIMD.
  */
-@inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool, narrow: bool): void {
+@inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool, narrow: bool, t0: i32): void {
   const k = nsb << 8;
   const sc = buf + <usize>k;   // narrow: each 32's scale (i32)
   const wd = buf + (<usize>k << 1), wdm = wd + (<usize>nsb << 2), wmin = wdm + (<usize>nsb << 2);
   const sbBytes: usize = narrow ? 256 : 512;   // one super-block of levels or activations
   const xStride = <usize>nsb * sbBytes, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
-  let t = 0;
+  let t = t0;
   for (; t + 4 <= n; t += 4) {
     const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
     const d0 = xd + <usize>t * dStride, d1 = d0 + dStride, d2 = d1 + dStride, d3 = d2 + dStride;
@@ -641,6 +641,59 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
 }
 
+/**
+ * Rows i and i + 1 (decoded in bufA and bufB, i16 levels: the build without relaxed SIMD) times
+ * four tokens at a time: each load of the activations serves both rows (eight integer sums in
+ * flight), then the tokens left over one at a time (rowK). Each (row, token) takes rowK's integer
+ * lanes and float steps, so the outputs are rowK's bits.
+ */
+@inline function rows2K(bufA: usize, bufB: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+  const k = nsb << 8;
+  const wdA = bufA + (<usize>k << 1), wdmA = wdA + (<usize>nsb << 2), wminA = wdmA + (<usize>nsb << 2);
+  const wdB = bufB + (<usize>k << 1), wdmB = wdB + (<usize>nsb << 2), wminB = wdmB + (<usize>nsb << 2);
+  const xStride = <usize>k << 1, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+    const d0 = xd + <usize>t * dStride, d1 = d0 + dStride, d2 = d1 + dStride, d3 = d2 + dStride;
+    const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let sb = 0; sb < nsb; sb++) {
+      const o = <usize>sb << 9;
+      let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+      let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+      for (let g: usize = 0; g < 512; g += 16) {
+        const e = o + g, A = v128.load(bufA + e), B = v128.load(bufB + e);
+        let X = v128.load(x0 + e);
+        i0 = i32x4.add(i0, i32x4.dot_i16x8_s(A, X)); j0 = i32x4.add(j0, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(x1 + e);
+        i1 = i32x4.add(i1, i32x4.dot_i16x8_s(A, X)); j1 = i32x4.add(j1, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(x2 + e);
+        i2 = i32x4.add(i2, i32x4.dot_i16x8_s(A, X)); j2 = i32x4.add(j2, i32x4.dot_i16x8_s(B, X));
+        X = v128.load(x3 + e);
+        i3 = i32x4.add(i3, i32x4.dot_i16x8_s(A, X)); j3 = i32x4.add(j3, i32x4.dot_i16x8_s(B, X));
+      }
+      const so = <usize>sb << 2, mo = <usize>sb << 5;
+      const dwA = load<f32>(wdA + so), dmA = withMin ? load<f32>(wdmA + so) : 0;
+      const dwB = load<f32>(wdB + so), dmB = withMin ? load<f32>(wdmB + so) : 0;
+      const dx0 = load<f32>(d0 + so), dx1 = load<f32>(d1 + so), dx2 = load<f32>(d2 + so), dx3 = load<f32>(d3 + so);
+      a0 = superK(a0, i0, dwA, dmA, dx0, wminA + mo, b0 + mo, withMin);
+      a1 = superK(a1, i1, dwA, dmA, dx1, wminA + mo, b1 + mo, withMin);
+      a2 = superK(a2, i2, dwA, dmA, dx2, wminA + mo, b2 + mo, withMin);
+      a3 = superK(a3, i3, dwA, dmA, dx3, wminA + mo, b3 + mo, withMin);
+      c0 = superK(c0, j0, dwB, dmB, dx0, wminB + mo, b0 + mo, withMin);
+      c1 = superK(c1, j1, dwB, dmB, dx1, wminB + mo, b1 + mo, withMin);
+      c2 = superK(c2, j2, dwB, dmB, dx2, wminB + mo, b2 + mo, withMin);
+      c3 = superK(c3, j3, dwB, dmB, dx3, wminB + mo, b3 + mo, withMin);
+    }
+    store4(out, t, m, i, a0, a1, a2, a3);
+    store4(out, t, m, i + 1, c0, c1, c2, c3);
+  }
+  rowK(bufA, nsb, xq, xd, xbs, n, out, m, i, withMin, false, t);
+  rowK(bufB, nsb, xq, xd, xbs, n, out, m, i + 1, withMin, false, t);
+}
+
 @inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize): void {
   const nsb = k >> 8;
   if (n < 4 && (kind == K_Q4_K || kind == K_Q5_K || kind == K_Q6_K)) {
@@ -651,10 +704,20 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     }
     return;
   }
-  for (let i = r0; i < r1; i++) {
+  const withMin = kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K, narrow = narrowK(kind);
+  let i = r0;
+  if (!narrow) {
+    // two rows decoded side by side (a decoded row takes 2k + 40·k/256 bytes; the row buffer holds 16k)
+    const bufB = buf + ((((<usize>k << 1) + <usize>nsb * 40) + 15) & ~(<usize>15));
+    for (; i + 2 <= r1; i += 2) {
+      decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
+      decodeK(kind, w + <usize>(i + 1) * <usize>rowBytes, nsb, bufB);
+      rows2K(buf, bufB, nsb, xq, xd, xbs, n, out, m, i, withMin);
+    }
+  }
+  for (; i < r1; i++) {
     decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
-    const narrow = narrowK(kind);
-    rowK(buf, nsb, narrow ? xn : xq, xd, xbs, n, out, m, i, kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K, narrow);
+    rowK(buf, nsb, narrow ? xn : xq, xd, xbs, n, out, m, i, withMin, narrow, 0);
   }
 }
 
