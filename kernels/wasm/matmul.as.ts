@@ -2,9 +2,10 @@
 //
 // Several tokens (prefill): each weight row is decoded once into the thread's row buffer
 // (decode.as.ts), then multiplied with every token row, four tokens per pass over the row (the
-// 32-block types take two rows per pass, sharing the activation loads). Fewer than four tokens
-// (decode): the weights are read in place, four rows at a time (decoding first would cost as
-// much as the product). The quantized types multiply 8-bit activations (quantize.as.ts) with
+// 32-block types, and the 256-block types without relaxed SIMD, take two rows per pass, sharing
+// the activation loads). Fewer than four tokens (decode): the weights are read in place (the
+// 32-block types four rows at a time; Q4_K, Q5_K, Q6_K one row at a time; decoding first would
+// cost as much as the product). The quantized types multiply 8-bit activations (quantize.as.ts) with
 // integer levels, as llama.cpp does: per block an exact integer sum, then one float multiply-add
 // by the two scales.
 //
