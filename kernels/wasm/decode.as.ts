@@ -136,12 +136,15 @@ export function decodeLegacy(kind: i32, w: usize, nb: i32, dst0: usize, stride: 
   }
 }
 
-/** get_scale_min_k4 (Q4_K, Q5_K): the 6-bit scale (low byte) and min (high byte) of sub-block j. */
-@inline function scaleMinK4(s: usize, j: i32): i32 {
-  if (j < 4) return (<i32>load<u8>(s + <usize>j) & 63) | ((<i32>load<u8>(s + <usize>(j + 4)) & 63) << 8);
-  const sc = (<i32>load<u8>(s + <usize>(j + 4)) & 15) | ((<i32>load<u8>(s + <usize>(j - 4)) >> 6) << 4);
-  const m = (<i32>load<u8>(s + <usize>(j + 4)) >> 4) | ((<i32>load<u8>(s + <usize>j) >> 6) << 4);
-  return sc | (m << 8);
+/**
+ * get_scale_min_k4 (Q4_K, Q5_K) for all eight sub-blocks of the super-block at p at once, from the
+ * 12 scale bytes as three words: the 6-bit scales (`mins` false) or mins as byte j of the result.
+ */
+@inline export function scalesK(p: usize, mins: bool): u64 {
+  const A = load<u32>(p, 4), B = load<u32>(p, 8), C = load<u32>(p, 12);
+  const lo = mins ? B & 0x3f3f3f3f : A & 0x3f3f3f3f;
+  const hi = mins ? ((C >> 4) & 0x0f0f0f0f) | (((B >> 6) & 0x03030303) << 4) : (C & 0x0f0f0f0f) | (((A >> 6) & 0x03030303) << 4);
+  return <u64>lo | (<u64>hi << 32);
 }
 
 /** Q3_K's 6-bit scale of sub-block j (0..15), minus 32. */
@@ -165,8 +168,10 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
     if (kind == K_Q4_K || kind == K_Q5_K) {
       const five = kind == K_Q5_K;
       const p = w + <usize>b * (five ? 176 : 144);
+      const scales = scalesK(p, false), mn = scalesK(p, true);
       for (let c = 0; c < 4; c++) {
-        const sm1 = scaleMinK4(p + 4, 2 * c), sm2 = scaleMinK4(p + 4, 2 * c + 1);
+        const s1 = <i32>(scales >> (16 * c)) & 0xff, s2 = <i32>(scales >> (16 * c + 8)) & 0xff;
+        const m1 = <i16>((mn >> (16 * c)) & 0xff), m2 = <i16>((mn >> (16 * c + 8)) & 0xff);
         const la = levelsK(p, five, c, 0), lb = levelsK(p, five, c, 1), ha = levelsK(p, five, c, 2), hb = levelsK(p, five, c, 3);
         if (narrowK(kind)) {
           // bytes, in lanePairs order, at byte 256b + 64c; the two sub-blocks' scales at k + 4·(8b + 2c)
@@ -174,17 +179,17 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
           v128.store(e, lanePairs(la)); v128.store(e, lanePairs(lb), 16);
           v128.store(e, lanePairs(ha), 32); v128.store(e, lanePairs(hb), 48);
           const sc = buf + <usize>k + (<usize>(8 * b + 2 * c) << 2);
-          store<i32>(sc, sm1 & 0xff); store<i32>(sc, sm2 & 0xff, 4);
+          store<i32>(sc, s1); store<i32>(sc, s2, 4);
         } else {
           const e = dst + (<usize>c << 7);   // element 64c
-          put16Scaled(e, la, sm1 & 0xff, false);
-          put16Scaled(e + 32, lb, sm1 & 0xff, false);
-          put16Scaled(e + 64, ha, sm2 & 0xff, false);
-          put16Scaled(e + 96, hb, sm2 & 0xff, false);
+          put16Scaled(e, la, s1, false);
+          put16Scaled(e + 32, lb, s1, false);
+          put16Scaled(e + 64, ha, s2, false);
+          put16Scaled(e + 96, hb, s2, false);
         }
         const g = mins + (<usize>c << 3);     // 16-groups 4c .. 4c+3
-        store<i16>(g, <i16>(sm1 >> 8)); store<i16>(g, <i16>(sm1 >> 8), 2);
-        store<i16>(g, <i16>(sm2 >> 8), 4); store<i16>(g, <i16>(sm2 >> 8), 6);
+        store<i16>(g, m1); store<i16>(g, m1, 2);
+        store<i16>(g, m2, 4); store<i16>(g, m2, 6);
       }
       store<f32>(wd + sb, f16(load<u16>(p)));
       store<f32>(wdm + sb, f16(load<u16>(p, 2)));

@@ -15,7 +15,7 @@
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
 import { f16, hsum, hsumI32, lanePairs, levelOffset, narrowK, narrowKind } from './common.as';
-import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels } from './decode.as';
+import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels, scalesK } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
 /** Σ of 32 products of i16 levels W0..W3 with 32 i16 activations at x, as i32x4 partial sums. */
@@ -620,11 +620,9 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     } else {
       const five = kind == K_Q5_K;
       const p = row + <usize>sb * (five ? 176 : 144);
-      // get_scale_min_k4 for all eight sub-blocks at once: scales (sc) and mins (mn) as bytes 0..7
-      const A = load<u32>(p, 4), B = load<u32>(p, 8), C = load<u32>(p, 12);
-      const sc = i64x2.replace_lane(i64x2.splat(<i64>(A & 0x3f3f3f3f)), 0,
-        <i64>(A & 0x3f3f3f3f) | (<i64>((C & 0x0f0f0f0f) | (((A >> 6) & 0x03030303) << 4)) << 32));
-      const mnLo = B & 0x3f3f3f3f, mnHi = ((C >> 4) & 0x0f0f0f0f) | (((B >> 6) & 0x03030303) << 4);
+      // the eight sub-blocks' scales (sc) and mins (mn) as bytes 0..7
+      const sc = i64x2.splat(<i64>scalesK(p, false)), mn = scalesK(p, true);
+      const mnLo = <u32>mn, mnHi = <u32>(mn >> 32);
       const x = narrow ? x0 + (<usize>sb << 8) : x0 + (<usize>sb << 9);
       const xc: usize = narrow ? 64 : 128;
       const i0 = i32x4.add(i32x4.add(chunkK(p, five, narrow, 0, x, sc), chunkK(p, five, narrow, 1, x + xc, sc)),
