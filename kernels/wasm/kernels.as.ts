@@ -8,7 +8,7 @@ import { matmulF32, matmulK, matmulQ8 } from './matmul.as';
 import { attention } from './attention.as';
 
 export * from './kinds.as';
-export { quantizeQ8_0, quantizeQ8_K, roundToF16, roundToBf16, permuteQ4, interleaveQ8, narrowQ8K } from './quantize.as';
+export { quantizeQ8_0, quantizeQ8_K, roundToF16, roundToBf16, permuteQ4, interleaveQ8, interleaveQ8K, narrowQ8K } from './quantize.as';
 export { matmulF32, matmulK, matmulQ8 } from './matmul.as';
 export { attention } from './attention.as';
 export { siluMul, rmsnorm } from './elementwise.as';
@@ -30,7 +30,7 @@ function matmulRows(ctl: usize, op: i32, s: i32, r0: i32, r1: i32): void {
   const rows = arg(ctl, 7), m = arg(ctl, 8), k = arg(ctl, 9);
   const buf = <usize>arg(ctl, 10) + <usize>s * <usize>arg(ctl, 11);
   if (op == OP_MATMUL_Q8) matmulQ8(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12), <usize>arg(ctl, 13), <usize>arg(ctl, 14), <usize>arg(ctl, 15));
-  else if (op == OP_MATMUL_K) matmulK(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12), <usize>arg(ctl, 14));
+  else if (op == OP_MATMUL_K) matmulK(kind, w, rowBytes, x, xd, xs, out, rows, m, k, r0, r1, buf, <usize>arg(ctl, 12), <usize>arg(ctl, 14), <usize>arg(ctl, 15));
   else matmulF32(kind, w, rowBytes, x, out, rows, m, k, r0, r1, buf);
 }
 

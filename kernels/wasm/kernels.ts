@@ -151,10 +151,14 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
         xsum = at.xin + 2 * len;
         x.permuteQ4(at.xq, len, xperm, xsum);
       }
-      // products with several tokens read them four at a time, interleaved (matmul.as.ts rows2Q8)
+      // products with several tokens read them four at a time, interleaved (matmul.as.ts rows2Q8,
+      // rows2K; the relaxed build's Q4_K / Q5_K read the narrowed levels instead)
       if (rows >= 4 && op === c.OP_MATMUL_Q8) {
         xi = at.xin;
         x.interleaveQ8(at.xq, at.xd, at.xs, rows, k, xi, c.kind[type]);
+      } else if (rows >= 4 && op === c.OP_MATMUL_K && !narrowK) {
+        xi = at.xin;
+        x.interleaveQ8K(at.xq, rows, k, xi);
       }
       const op0 = oIn ? out.byteOffset + 4 * t0 * m : at.stage;
       const slices = slicesFor(m * k * rows, m);

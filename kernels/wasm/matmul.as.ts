@@ -641,59 +641,63 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
 }
 
 /**
- * Rows i and i + 1 (decoded in bufA and bufB, i16 levels: the build without relaxed SIMD) times
- * four tokens at a time: each load of the activations serves both rows (eight integer sums in
- * flight), then the tokens left over one at a time (rowK). Each (row, token) takes rowK's integer
- * lanes and float steps, so the outputs are rowK's bits.
+ * Rows i and i + 1 (decoded in bufA and bufB as i16 levels: every 256-block type but the relaxed
+ * build's Q4_K / Q5_K) times four tokens at a time, read through one pointer from their
+ * interleaved copy at xi (quantize.as.ts interleaveQ8K): each load of the activations serves both
+ * rows (eight integer sums in flight). Then the tokens left over one at a time (rowK, from xq).
+ * Each (row, token) takes rowK's integer lanes and float steps, so the outputs are rowK's bits.
  */
-@inline function rows2K(bufA: usize, bufB: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+@inline function rows2K(bufA: usize, bufB: usize, nsb: i32, xq: usize, xi: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
   const k = nsb << 8;
   const wdA = bufA + (<usize>k << 1), wdmA = wdA + (<usize>nsb << 2), wminA = wdmA + (<usize>nsb << 2);
   const wdB = bufB + (<usize>k << 1), wdmB = wdB + (<usize>nsb << 2), wminB = wdmB + (<usize>nsb << 2);
   const xStride = <usize>k << 1, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  const acc = (bufB + (<usize>k << 1) + <usize>nsb * 40 + 15) & ~(<usize>15);   // the eight sums, kept in memory
   let t = 0;
   for (; t + 4 <= n; t += 4) {
-    const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+    const xg = xi + <usize>t * xStride;   // this group's four tokens, interleaved
     const d0 = xd + <usize>t * dStride, d1 = d0 + dStride, d2 = d1 + dStride, d3 = d2 + dStride;
     const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let u: usize = 0; u < 128; u += 16) v128.store(acc + u, f32x4.splat(0));
     for (let sb = 0; sb < nsb; sb++) {
       const o = <usize>sb << 9;
       let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
       let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
-      for (let g: usize = 0; g < 512; g += 16) {
-        const e = o + g, A = v128.load(bufA + e), B = v128.load(bufB + e);
-        let X = v128.load(x0 + e);
+      let pa = bufA + o, pb = bufB + o, px = xg + (o << 2);
+      const end = pa + 512;
+      for (; pa < end; pa += 16) {
+        const A = v128.load(pa), B = v128.load(pb);
+        let X = v128.load(px);
         i0 = i32x4.add(i0, i32x4.dot_i16x8_s(A, X)); j0 = i32x4.add(j0, i32x4.dot_i16x8_s(B, X));
-        X = v128.load(x1 + e);
+        X = v128.load(px, 16);
         i1 = i32x4.add(i1, i32x4.dot_i16x8_s(A, X)); j1 = i32x4.add(j1, i32x4.dot_i16x8_s(B, X));
-        X = v128.load(x2 + e);
+        X = v128.load(px, 32);
         i2 = i32x4.add(i2, i32x4.dot_i16x8_s(A, X)); j2 = i32x4.add(j2, i32x4.dot_i16x8_s(B, X));
-        X = v128.load(x3 + e);
+        X = v128.load(px, 48);
         i3 = i32x4.add(i3, i32x4.dot_i16x8_s(A, X)); j3 = i32x4.add(j3, i32x4.dot_i16x8_s(B, X));
+        pb += 16; px += 64;
       }
       const so = <usize>sb << 2, mo = <usize>sb << 5;
       const dwA = load<f32>(wdA + so), dmA = withMin ? load<f32>(wdmA + so) : 0;
       const dwB = load<f32>(wdB + so), dmB = withMin ? load<f32>(wdmB + so) : 0;
       const dx0 = load<f32>(d0 + so), dx1 = load<f32>(d1 + so), dx2 = load<f32>(d2 + so), dx3 = load<f32>(d3 + so);
-      a0 = superK(a0, i0, dwA, dmA, dx0, wminA + mo, b0 + mo, withMin);
-      a1 = superK(a1, i1, dwA, dmA, dx1, wminA + mo, b1 + mo, withMin);
-      a2 = superK(a2, i2, dwA, dmA, dx2, wminA + mo, b2 + mo, withMin);
-      a3 = superK(a3, i3, dwA, dmA, dx3, wminA + mo, b3 + mo, withMin);
-      c0 = superK(c0, j0, dwB, dmB, dx0, wminB + mo, b0 + mo, withMin);
-      c1 = superK(c1, j1, dwB, dmB, dx1, wminB + mo, b1 + mo, withMin);
-      c2 = superK(c2, j2, dwB, dmB, dx2, wminB + mo, b2 + mo, withMin);
-      c3 = superK(c3, j3, dwB, dmB, dx3, wminB + mo, b3 + mo, withMin);
+      v128.store(acc, superK(v128.load(acc), i0, dwA, dmA, dx0, wminA + mo, b0 + mo, withMin));
+      v128.store(acc, superK(v128.load(acc, 16), i1, dwA, dmA, dx1, wminA + mo, b1 + mo, withMin), 16);
+      v128.store(acc, superK(v128.load(acc, 32), i2, dwA, dmA, dx2, wminA + mo, b2 + mo, withMin), 32);
+      v128.store(acc, superK(v128.load(acc, 48), i3, dwA, dmA, dx3, wminA + mo, b3 + mo, withMin), 48);
+      v128.store(acc, superK(v128.load(acc, 64), j0, dwB, dmB, dx0, wminB + mo, b0 + mo, withMin), 64);
+      v128.store(acc, superK(v128.load(acc, 80), j1, dwB, dmB, dx1, wminB + mo, b1 + mo, withMin), 80);
+      v128.store(acc, superK(v128.load(acc, 96), j2, dwB, dmB, dx2, wminB + mo, b2 + mo, withMin), 96);
+      v128.store(acc, superK(v128.load(acc, 112), j3, dwB, dmB, dx3, wminB + mo, b3 + mo, withMin), 112);
     }
-    store4(out, t, m, i, a0, a1, a2, a3);
-    store4(out, t, m, i + 1, c0, c1, c2, c3);
+    store4(out, t, m, i, v128.load(acc), v128.load(acc, 16), v128.load(acc, 32), v128.load(acc, 48));
+    store4(out, t, m, i + 1, v128.load(acc, 64), v128.load(acc, 80), v128.load(acc, 96), v128.load(acc, 112));
   }
   rowK(bufA, nsb, xq, xd, xbs, n, out, m, i, withMin, false, t);
   rowK(bufB, nsb, xq, xd, xbs, n, out, m, i + 1, withMin, false, t);
 }
 
-@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize): void {
+@inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize, xi: usize): void {
   const nsb = k >> 8;
   if (n < 4 && (kind == K_Q4_K || kind == K_Q5_K || kind == K_Q6_K)) {
     // matrix-vector: the weights read in place, token by token (the row stays in cache)
@@ -711,7 +715,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     for (; i + 2 <= r1; i += 2) {
       decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
       decodeK(kind, w + <usize>(i + 1) * <usize>rowBytes, nsb, bufB);
-      rows2K(buf, bufB, nsb, xq, xd, xbs, n, out, m, i, withMin);
+      rows2K(buf, bufB, nsb, xq, xi, xd, xbs, n, out, m, i, withMin);
     }
   }
   for (; i < r1; i++) {
@@ -722,13 +726,13 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
 
 /** Weights of a 256-block type (Q2_K..Q6_K, Q8_K) × Q8_K activations, rows r0..r1 (xn: the
  *  activations as narrowQ8K gives them, for Q4_K / Q5_K in the relaxed build; tbl: the f16 table). */
-export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize): void {
-  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
-  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
-  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
-  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
-  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);
-  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl);   // Q8_K
+export function matmulK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize, xi: usize): void {
+  if (kind == K_Q4_K) rowsK(K_Q4_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);
+  else if (kind == K_Q6_K) rowsK(K_Q6_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);
+  else if (kind == K_Q5_K) rowsK(K_Q5_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);
+  else if (kind == K_Q3_K) rowsK(K_Q3_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);
+  else if (kind == K_Q2_K) rowsK(K_Q2_K, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);
+  else rowsK(-1, w, rowBytes, xq, xd, xbs, out, n, m, k, r0, r1, buf, xn, tbl, xi);   // Q8_K
 }
 
 // ------------------------------------------------------------------------ f32 activations

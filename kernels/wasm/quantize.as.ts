@@ -166,6 +166,26 @@ export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi
 }
 
 /**
+ * For matrix products with several tokens and 256-block weights read as i16 levels (matmul.as.ts
+ * rows2K): the Q8_K levels of each group of four tokens (rows 4g..4g+3 of xq, len k; the n % 4
+ * left over are not copied) interleaved 8 at a time, so one pointer walks all four: at
+ * xi + 8k·g, unit u (levels 8u..8u+7) of token t lies at 64u + 16t. Scales and sums stay in xd, xbs.
+ */
+export function interleaveQ8K(xq: usize, n: i32, k: i32, xi: usize): void {
+  const rowBytes = <usize>k << 1;
+  for (let g = 0; g + 4 <= n; g += 4) {
+    const src = xq + <usize>g * rowBytes, dst = xi + <usize>g * rowBytes;
+    for (let u: usize = 0; u < rowBytes; u += 16) {
+      const d = dst + (u << 2);
+      v128.store(d, v128.load(src + u));
+      v128.store(d, v128.load(src + rowBytes + u), 16);
+      v128.store(d, v128.load(src + 2 * rowBytes + u), 32);
+      v128.store(d, v128.load(src + 3 * rowBytes + u), 48);
+    }
+  }
+}
+
+/**
  * For Q4_K / Q5_K weights in the relaxed build (matmul.as.ts rowK): the Q8_K levels (i16, |q| ≤ 127)
  * as i8, each 16 in common.as.ts lanePairs order, the order of the weights' bytes.
  */

@@ -26,6 +26,7 @@ export interface KernelExports {
   permuteQ4(xq: number, len: number, xp: number, xsum: number): void;
   f16Table(tbl: number): void;
   interleaveQ8(xq: number, xd: number, xs: number, n: number, k: number, xi: number, kind: number): void;
+  interleaveQ8K(xq: number, n: number, k: number, xi: number): void;
   narrowQ8K(xq: number, len: number, xn: number): void;
 }
 
