@@ -640,6 +640,16 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   store<f32>(out + ((<usize>t * <usize>m + <usize>i) << 2), hsum(a0));
 }
 
+/** rows2K's super-block step for one token and both rows of a kind with mins (sums at acc: row A
+ *  at +0, row B at +64): superK's operations in superK's order, with the mins M… given. */
+@inline function superK2(acc: usize, ia: v128, ib: v128, dwA: f32, dmA: f32, dwB: f32, dmB: f32, dx: f32, bs: usize,
+  MA0: v128, MA1: v128, MB0: v128, MB1: v128): void {
+  const S0 = v128.load(bs), S1 = v128.load(bs, 16);
+  const a = scaled(v128.load(acc), ia, dwA * dx), b = scaled(v128.load(acc, 64), ib, dwB * dx);
+  v128.store(acc, scaled(a, i32x4.add(i32x4.dot_i16x8_s(MA0, S0), i32x4.dot_i16x8_s(MA1, S1)), -(dmA * dx)));
+  v128.store(acc, scaled(b, i32x4.add(i32x4.dot_i16x8_s(MB0, S0), i32x4.dot_i16x8_s(MB1, S1)), -(dmB * dx)), 64);
+}
+
 /**
  * Rows i and i + 1 (decoded in bufA and bufB as i16 levels: every 256-block type but the relaxed
  * build's Q4_K / Q5_K) times four tokens at a time, read through one pointer from their
@@ -681,14 +691,24 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
       const dwA = load<f32>(wdA + so), dmA = withMin ? load<f32>(wdmA + so) : 0;
       const dwB = load<f32>(wdB + so), dmB = withMin ? load<f32>(wdmB + so) : 0;
       const dx0 = load<f32>(d0 + so), dx1 = load<f32>(d1 + so), dx2 = load<f32>(d2 + so), dx3 = load<f32>(d3 + so);
-      v128.store(acc, superK(v128.load(acc), i0, dwA, dmA, dx0, wminA + mo, b0 + mo, withMin));
-      v128.store(acc, superK(v128.load(acc, 16), i1, dwA, dmA, dx1, wminA + mo, b1 + mo, withMin), 16);
-      v128.store(acc, superK(v128.load(acc, 32), i2, dwA, dmA, dx2, wminA + mo, b2 + mo, withMin), 32);
-      v128.store(acc, superK(v128.load(acc, 48), i3, dwA, dmA, dx3, wminA + mo, b3 + mo, withMin), 48);
-      v128.store(acc, superK(v128.load(acc, 64), j0, dwB, dmB, dx0, wminB + mo, b0 + mo, withMin), 64);
-      v128.store(acc, superK(v128.load(acc, 80), j1, dwB, dmB, dx1, wminB + mo, b1 + mo, withMin), 80);
-      v128.store(acc, superK(v128.load(acc, 96), j2, dwB, dmB, dx2, wminB + mo, b2 + mo, withMin), 96);
-      v128.store(acc, superK(v128.load(acc, 112), j3, dwB, dmB, dx3, wminB + mo, b3 + mo, withMin), 112);
+      if (withMin) {
+        // the rows' mins loaded once for the four tokens
+        const MA0 = v128.load(wminA + mo), MA1 = v128.load(wminA + mo, 16), MB0 = v128.load(wminB + mo), MB1 = v128.load(wminB + mo, 16);
+        superK2(acc, i0, j0, dwA, dmA, dwB, dmB, dx0, b0 + mo, MA0, MA1, MB0, MB1);
+        superK2(acc + 16, i1, j1, dwA, dmA, dwB, dmB, dx1, b1 + mo, MA0, MA1, MB0, MB1);
+        superK2(acc + 32, i2, j2, dwA, dmA, dwB, dmB, dx2, b2 + mo, MA0, MA1, MB0, MB1);
+        superK2(acc + 48, i3, j3, dwA, dmA, dwB, dmB, dx3, b3 + mo, MA0, MA1, MB0, MB1);
+      } else {
+        // (measured: this order is 5% faster for Q6_K than superK2's)
+        v128.store(acc, scaled(v128.load(acc), i0, dwA * dx0));
+        v128.store(acc, scaled(v128.load(acc, 16), i1, dwA * dx1), 16);
+        v128.store(acc, scaled(v128.load(acc, 32), i2, dwA * dx2), 32);
+        v128.store(acc, scaled(v128.load(acc, 48), i3, dwA * dx3), 48);
+        v128.store(acc, scaled(v128.load(acc, 64), j0, dwB * dx0), 64);
+        v128.store(acc, scaled(v128.load(acc, 80), j1, dwB * dx1), 80);
+        v128.store(acc, scaled(v128.load(acc, 96), j2, dwB * dx2), 96);
+        v128.store(acc, scaled(v128.load(acc, 112), j3, dwB * dx3), 112);
+      }
     }
     store4(out, t, m, i, v128.load(acc), v128.load(acc, 16), v128.load(acc, 32), v128.load(acc, 48));
     store4(out, t, m, i + 1, v128.load(acc, 64), v128.load(acc, 80), v128.load(acc, 96), v128.load(acc, 112));
