@@ -26,6 +26,9 @@ export interface BenchResult {
   decode_tok_s: number;
   /** Peak resident memory of the process after the prefill and decode, before any capture. */
   peak_rss_mb: number;
+  /** Resident memory when the command started, before the model was opened: the runtime's own
+   *  (Node, the TypeScript loader, the engine's code), so peak − start is what the model costs. */
+  start_rss_mb: number;
   /** With --capture: the peak after the runs that record (the recorded activations included). */
   peak_rss_capture_mb?: number;
   /** CPU only: 'wasm' (WebAssembly SIMD) or 'js' (the twins). */
@@ -51,6 +54,7 @@ export const bench: Command = {
     });
     const capture = str(p, 'capture')?.split(',').filter((h) => h.length > 0);
     const backend = backendFlag(p);
+    const startRss = process.memoryUsage().rss / 2 ** 20;
     const asked = p.values.threads === undefined ? undefined : num(p, 'threads', 1, { min: 1, max: 32, integer: true });
     const t0 = performance.now();
     const loaded = await loadModel(onePositional(p, 'bench'), str(p, 'tokenizer'), backend, { threads: asked });
@@ -103,7 +107,7 @@ export const bench: Command = {
     const result: BenchResult = {
       backend: loaded.session.backend, threads, prompt_tokens: promptTokens, gen_tokens: n, load_s: round(loadS),
       prefill_tok_s: round(promptTokens / prefillS), prefill_cold_tok_s: round(promptTokens / coldS), decode_tok_s: round(n / decodeS),
-      peak_rss_mb: round(peakRss),
+      peak_rss_mb: round(peakRss), start_rss_mb: round(startRss),
     };
     if (backend === 'cpu') result.kernels = cpu.name;
     if (capture) {
@@ -120,7 +124,7 @@ export const bench: Command = {
     }
     if (flag(p, 'json')) console.log(JSON.stringify(result));
     else {
-      console.log(`${loaded.model.sources[0]!.name} on ${result.backend}${result.kernels ? ` (${result.kernels}, ${threads} thread${threads > 1 ? 's' : ''})` : ''}: prefill ${result.prefill_tok_s} tok/s (${promptTokens} tokens; the first run ${result.prefill_cold_tok_s}), decode ${result.decode_tok_s} tok/s (${n} tokens), load ${result.load_s} s, peak RSS ${result.peak_rss_mb} MB`);
+      console.log(`${loaded.model.sources[0]!.name} on ${result.backend}${result.kernels ? ` (${result.kernels}, ${threads} thread${threads > 1 ? 's' : ''})` : ''}: prefill ${result.prefill_tok_s} tok/s (${promptTokens} tokens; the first run ${result.prefill_cold_tok_s}), decode ${result.decode_tok_s} tok/s (${n} tokens), load ${result.load_s} s, peak RSS ${result.peak_rss_mb} MB (${round(result.peak_rss_mb - result.start_rss_mb)} MB above the ${result.start_rss_mb} MB at start)`);
       if (capture) console.log(`  capture of ${capture.join(', ')}: prefill ${result.prefill_capture_tok_s} tok/s vs ${result.prefill_plain_tok_s} without (×${result.capture_overhead} the time)`);
       if (result.adapter) console.log(`  adapter ${result.adapter}: ${result.dispatches_per_token} dispatches, ${result.submits_per_token} submits and ${result.readback_bytes_per_token} bytes read back per decoded token`);
     }

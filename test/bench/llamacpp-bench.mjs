@@ -26,6 +26,8 @@ const threads = Number(values.threads ?? 2);
 // load_s counts reading the model and making the context, as glassbox's counts reading the model
 // into its weight arena; not loading the llama.cpp library itself.
 const llama = await loadLlama({ maxThreads: threads });
+// the runtime's own memory (Node and the llama.cpp library), before the model: peak − start is the model's
+const startRss = process.memoryUsage().rss / 2 ** 20;
 const t0 = performance.now();
 const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
 // Room for the prompt, the generated tokens and one more (a full context would shift). One batch
@@ -74,7 +76,7 @@ const round = (x) => Math.round(x * 100) / 100;
 console.log(JSON.stringify({
   backend: 'llama.cpp-cpu', threads, prompt_tokens: P, gen_tokens: G, load_s: round(loadS),
   prefill_tok_s: round(P / tPrefill), prefill_cold_tok_s: round(P / cold.prefillS), decode_tok_s: round(G / decodeS),
-  peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
+  peak_rss_mb: round(process.resourceUsage().maxRSS / 1024), start_rss_mb: round(startRss),
 }));
 await context.dispose();
 await model.dispose();

@@ -16,6 +16,8 @@ export interface TableRow {
   cold?: number;
   decode?: number;
   peakMb?: number;
+  /** RSS when the process started, before the model: peakMb − startMb is what the model costs. */
+  startMb?: number;
   /** Prefill time with every attention pattern and residual hook recorded / without. */
   capture?: number;
   /** Peak RSS after the recording runs. */
@@ -41,14 +43,14 @@ const ratio = (a: number | undefined, b: number | undefined): string => (a !== u
 
 export function benchTable(models: TableModel[]): string[] {
   const out = [
-    '| model (P / G) | engine | in | threads | prefill tok/s | first prefill tok/s | decode tok/s | peak RSS MB | capture × time | prefill ratio | decode ratio | ratio to |',
+    '| model (P / G) | engine | in | threads | prefill tok/s | first prefill tok/s | decode tok/s | peak RSS MB (above start) | capture × time | prefill ratio | decode ratio | ratio to |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const m of models) {
     m.rows.forEach((r, i) => {
       const name = i === 0 ? `${m.name} (${m.prompt} / ${m.gen})` : '';
       const ran = r.prefill !== undefined;
-      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}${r.captureMb ? ` (${fmt(r.captureMb)} MB)` : ''}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
+      out.push(`| ${name} | ${r.engine}${r.note ? ` (${r.note})` : ''} | ${r.where} | ${r.threads} | ${fmt(r.prefill)} | ${fmt(r.cold)} | ${fmt(r.decode)} | ${fmt(r.peakMb)}${r.peakMb !== undefined && r.startMb !== undefined ? ` (${fmt(r.peakMb - r.startMb)})` : ''} | ${r.capture === undefined ? '—' : `×${r.capture.toFixed(2)}${r.captureMb ? ` (${fmt(r.captureMb)} MB)` : ''}`} | ${ran && r.peer ? ratio(r.prefill, r.peer.prefill) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? ratio(r.decode, r.peer.decode) : ran && r.reference ? '1' : '—'} | ${ran && r.peer ? r.peer.name : '—'} |`);
     });
   }
   return out;

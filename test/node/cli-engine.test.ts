@@ -153,9 +153,10 @@ test('bench prints the JSON shape of DESIGN.md', async () => {
   const r = await glassbox('bench', GGUF, '--prompt-tokens', '16', '--gen-tokens', '4', '--json');
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
-  for (const k of ['backend', 'threads', 'prefill_tok_s', 'prefill_cold_tok_s', 'decode_tok_s', 'peak_rss_mb']) assert.ok(k in j, k);
+  for (const k of ['backend', 'threads', 'prefill_tok_s', 'prefill_cold_tok_s', 'decode_tok_s', 'peak_rss_mb', 'start_rss_mb']) assert.ok(k in j, k);
   assert.equal(j.backend, 'cpu');
   assert.ok(j.prefill_tok_s > 0 && j.prefill_cold_tok_s > 0 && j.decode_tok_s > 0 && j.peak_rss_mb > 0);
+  assert.ok(j.start_rss_mb > 0 && j.start_rss_mb < j.peak_rss_mb, `the RSS at start (${j.start_rss_mb} MB) is part of the peak (${j.peak_rss_mb} MB)`);
 });
 
 test('a prompt longer than the context fails with both lengths named', async () => {
