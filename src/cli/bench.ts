@@ -33,7 +33,7 @@ export interface BenchResult {
   peak_rss_capture_mb?: number;
   /** CPU only: 'wasm' (WebAssembly SIMD) or 'js' (the twins). */
   kernels?: 'wasm' | 'js';
-  /** With --capture: prefill tok/s without and with those hooks recorded (best of 3 each, alternating), and their time ratio. */
+  /** With --capture: prefill tok/s without and with those hooks recorded (best of 3–10 each, alternating), and their time ratio. */
   prefill_plain_tok_s?: number;
   prefill_capture_tok_s?: number;
   capture_overhead?: number;
@@ -92,9 +92,13 @@ export const bench: Command = {
     // the engine's own peak, before any recording (captured activations are the caller's memory)
     const peakRss = process.resourceUsage().maxRSS / 1024;
 
-    // The cost of recording: the same prefill without and with the hooks, alternating.
+    // The cost of recording: the same prefill without and with the hooks, alternating, best of
+    // each: 3 rounds, and up to 10 while they take less than 5 s in all (a small model's prefill
+    // takes tens of milliseconds, and its first recording runs pay for compiling the recording
+    // code and for collecting the garbage of the runs before).
     let plainS = Infinity, capturedS = Infinity;
-    for (let r = 0; capture && r < 3; r++) {
+    const tc = performance.now();
+    for (let r = 0; capture && (r < 3 || (r < 10 && performance.now() - tc < 5000)); r++) {
       for (const spec of [undefined, capture]) {
         loaded.session.reset();
         const t = performance.now();
