@@ -3,8 +3,10 @@
 //   'split'   out_i = W_i · x̂ for 1–3 matrices sharing x (q, k, v; or gate, up)
 //   'swiglu'  out = silu(W_gate · x̂) · (W_up · x̂), the two products never stored
 //   'add'     out += W · x (the residual connection after the o and down projections)
-// where x̂ = rmsnorm(x) · weight when `norm` is given, else x. Twins composed: rmsnorm.cpu.ts,
-// matmul.cpu.ts, silu-mul.cpu.ts, add.cpu.ts (fused-matvec.test.ts checks them together).
+// where x̂ = rmsnorm(x) · weight when `norm` is given, else x; 'split' with `rope` also rotates
+// outputs 0 and 1 (q and k) by RoPE at the token's position as they are written. Twins composed:
+// rmsnorm.cpu.ts, matmul.cpu.ts, silu-mul.cpu.ts, add.cpu.ts, rope.cpu.ts (fused-matvec.test.ts
+// checks them together).
 //
 // One kernel reads up to three weight matrices, each in its own binding and its own layout (stored
 // type or repacking, GpuTensor.layout). WGSL cannot pass a storage buffer to a function, and the
@@ -21,6 +23,7 @@ import type { GpuLayout } from '../../src/engine/gpu/layout.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
 import { f32bits } from '../../src/engine/gpu/bindings.ts';
 import { blockConstants, decoderShader, grid2d } from '../matmul/dequant.gpu.ts';
+import type { RopeTable } from '../rope/rope.cpu.ts';
 import { matvecPlan } from '../matmul/matmul.gpu.ts';
 
 const KERNEL = new URL('./fused-matvec.wgsl', import.meta.url);
@@ -39,7 +42,12 @@ export interface FusedMatvec {
   weights: GpuTensor[];
   /** Fold the RMSNorm of x (weight [k]) into the product. */
   norm: boolean;
+  /** split: rotate outputs 0 and 1 ([heads, dHead] rows: q and k) by RoPE, adjacent pairs. */
+  rope?: { dHead: number };
 }
+
+/** Most d_head the RoPE epilogue takes (its cos and sin travel in the uniform: 4·d_head bytes). */
+const MAX_ROPE_DHEAD = 256;
 
 /** Outputs the mode writes: one per matrix for split, else one. */
 function outputs(f: FusedMatvec): number {
@@ -51,10 +59,17 @@ function storageCount(f: FusedMatvec): number {
   return f.weights.length + 1 + (f.norm ? 1 : 0) + outputs(f);
 }
 
-/** Rows per team: matmul's decode plan for the largest matrix (the split is a speed choice only). */
+/** Rows per team: matmul's decode plan for the largest matrix (the split is a speed choice only),
+ *  at least 2 with RoPE (a team then holds whole pairs: the plan's counts are 1 or even). */
 function rowsPerTeam(f: FusedMatvec): number {
   const k = f.weights[0]!.shape[1]!;
-  return matvecPlan(Math.max(...f.weights.map((w) => w.shape[0]!)), k).rows;
+  const rows = matvecPlan(Math.max(...f.weights.map((w) => w.shape[0]!)), k).rows;
+  return f.rope ? Math.max(2, rows) : rows;
+}
+
+/** vec4 words of (cos, sin) pairs in the uniform: d_head / 4 with RoPE, else 1 (unused). */
+function csWords(f: FusedMatvec): number {
+  return f.rope ? Math.ceil(f.rope.dHead / 4) : 1;
 }
 
 /**
@@ -77,13 +92,19 @@ export function fusedMatvecUnsupported(ctx: GpuContext, f: FusedMatvec): string 
   }
   if (f.mode === 'swiglu' && f.weights[0]!.shape[0] !== f.weights[1]!.shape[0]) return 'gate and up differ in rows';
   if (k % 4 !== 0) return `rows of ${k} are not whole vec4`;
+  if (f.rope) {
+    const dh = f.rope.dHead;
+    if (f.mode !== 'split' || n < 2) return 'RoPE folds into split products of q and k';
+    if (!Number.isInteger(dh) || dh < 2 || dh % 2 !== 0 || dh > MAX_ROPE_DHEAD) return `d_head ${dh} (RoPE folds in for even d_head up to ${MAX_ROPE_DHEAD})`;
+    for (const w of f.weights.slice(0, 2)) if (w.shape[0]! % dh !== 0) return `${w.name} has ${w.shape[0]} rows, not whole heads of ${dh}`;
+  }
   const need = storageCount(f);
   if (need > ctx.caps.maxStorageBuffersPerShaderStage) return `${need} storage bindings, the device allows ${ctx.caps.maxStorageBuffersPerShaderStage}`;
   return null;
 }
 
 function pipelineKey(ctx: GpuContext, f: FusedMatvec, rows: number): string {
-  return `fused-matvec:${f.mode}:${f.weights.map((w) => w.layout).join('+')}:${f.norm ? 'norm' : 'plain'}:${ctx.caps.subgroups ? 'sg' : 'wg'}:r${rows}`;
+  return `fused-matvec:${f.mode}:${f.weights.map((w) => w.layout).join('+')}:${f.norm ? 'norm' : 'plain'}:${f.rope ? `rope${f.rope.dHead}` : ''}:${ctx.caps.subgroups ? 'sg' : 'wg'}:r${rows}`;
 }
 
 /** The decoder of `layout` (with the byte helpers) reading `w${i}`, every function and alias name
@@ -105,6 +126,7 @@ async function source(ctx: GpuContext, f: FusedMatvec, rows: number): Promise<st
   lines.push(
     `const R: u32 = ${rows}u;`, `const RR: u32 = ${f.mode === 'swiglu' ? 2 * rows : rows}u;`, `const NMAT: u32 = ${n}u;`,
     `const NORM = ${f.norm};`, `const SWIGLU = ${f.mode === 'swiglu'};`, `const ADD = ${f.mode === 'add'};`,
+    `const ROPE = ${!!f.rope};`, `const CSN: u32 = ${csWords(f)}u;`,
   );
   let b = 0;
   for (let i = 0; i < n; i++) lines.push(`@group(0) @binding(${b++}) var<storage, read> w${i}: array<WeightWord_${i}>;`);
@@ -144,16 +166,21 @@ export async function prepareFusedMatvec(ctx: GpuContext, f: FusedMatvec): Promi
 /**
  * Records the fused product of one token. x: [k] (vec4-aligned offset); outs: one per matrix for
  * 'split', else one; for 'add', outs[0] holds the residual on entry and resid + W·x after.
- * norm: the RMSNorm weight [k] (vec4-aligned offset) and eps, when f.norm. Outputs must be buffers
- * distinct from each other and from x and the norm weight (each is one writable binding).
+ * norm: the RMSNorm weight [k] (vec4-aligned offset) and eps, when f.norm. rope (when f.rope): the
+ * CPU twin's table and the token's absolute position. Outputs must be buffers distinct from each
+ * other and from x and the norm weight (each is one writable binding).
  */
 export function encodeFusedMatvec(
   ctx: GpuContext, step: Step, f: FusedMatvec, x: F32Ref, outs: F32Ref[], norm?: { weight: F32Ref; eps: number },
+  rope?: { table: RopeTable; position: number },
 ): void {
   const why = fusedMatvecUnsupported(ctx, f);
   if (why) throw new UsageError('fused matvec', `these operands cannot be fused: ${why}`, 'Check fusedMatvecUnsupported first and use the unfused kernels');
   if (outs.length !== outputs(f)) throw new UsageError('fused matvec', `${outs.length} outputs given, ${f.mode} of ${f.weights.length} writes ${outputs(f)}`);
   if (f.norm !== !!norm) throw new UsageError('fused matvec', f.norm ? 'the variant folds an RMSNorm but no norm weight was given' : 'a norm weight was given to a variant without RMSNorm');
+  if (!!f.rope !== !!rope) throw new UsageError('fused matvec', f.rope ? 'the variant folds RoPE in but no table and position were given' : 'a RoPE table was given to a variant without RoPE');
+  if (f.rope && rope && rope.table.half !== f.rope.dHead / 2) throw new UsageError('fused matvec rope', `the table rotates ${2 * rope.table.half} dimensions, the variant d_head ${f.rope.dHead}`);
+  if (rope && !(Number.isInteger(rope.position) && rope.position >= 0)) throw new UsageError('fused matvec rope', `position ${rope.position} is not a position`);
   const k = f.weights[0]!.shape[1]!;
   if (x.offset % 4 !== 0) throw new UsageError('fused matvec x', `offset ${x.offset} is not a multiple of 4 (x is read as vec4)`);
   if (norm && norm.weight.offset % 4 !== 0) throw new UsageError('fused matvec norm weight', `offset ${norm.weight.offset} is not a multiple of 4`);
@@ -169,8 +196,9 @@ export function encodeFusedMatvec(
   const rowsPerGroup = (WG / team) * rows;
   const NONE = 0xffffffff;   // g1 / g2 of absent matrices: no workgroup reaches them
   const words = (gridX: number, rowCounts: number[], firstRows: number[]) => {
-    // [k, xOff, nwOff, eps, gridX, team, g1, g2] then rows, rowBytes, yOff as vec4u
-    const u = new Uint32Array(20);
+    // [k, xOff, nwOff, eps, gridX, team, g1, g2] then rows, rowBytes, yOff as vec4u, half, and
+    // from word 24 the (cos, sin) pairs
+    const u = new Uint32Array(24 + 4 * csWords(f));
     const groups = rowCounts.map((r) => Math.ceil(r / rowsPerGroup));
     const split = f.mode === 'split';
     const g1 = split && groups.length > 1 ? groups[0]! : NONE;
@@ -178,6 +206,16 @@ export function encodeFusedMatvec(
     u.set([k, x.offset / 4, norm ? norm.weight.offset / 4 : 0, f32bits(norm?.eps ?? 0), gridX, team, g1, g2]);
     rowCounts.forEach((r, i) => { u[8 + i] = r; u[12 + i] = f.weights[i]!.rowBytes; });
     for (let i = 0; i < outs.length; i++) u[16 + i] = outs[i]!.offset + (firstRows[i] ?? 0);
+    if (rope) {
+      const { table, position } = rope, half = table.half;
+      table.ensure(position + 1);
+      u[20] = half;
+      const cs = new Float32Array(u.buffer, 24 * 4, 2 * half);
+      for (let i = 0; i < half; i++) {
+        cs[2 * i] = table.cos[position * half + i]!;
+        cs[2 * i + 1] = table.sin[position * half + i]!;
+      }
+    }
     return u;
   };
   const bind = (weights: GPUBuffer[]) => [...weights, ...inputs, ...outs.map((o) => o.buffer)];

@@ -11,6 +11,9 @@
 // sqrt(k)·u relative, half of it through the square root) and the rounding of (x·inv)·weight,
 // so one more sqrt(k)·u·S. swiglu: silu(g)·u with g, u each within that bound, propagated
 // (|silu'| ≤ 1.1), plus silu-mul.test.ts's 2e-5 relative for WGSL's exp.
+// rope (q and k rotated as they are written): each rotated output mixes a pair's two products,
+// each within the bound above, and the rotation rounds a few times more: the sum of the pair's
+// product bounds plus 4u·(|a| + |b|) for the twin's unrotated products a, b.
 // Only the GPU is checked here: the CPU side IS the composition of the twins (each has its test).
 import { expect } from 'chai';
 import { getTensorType } from '../../src/formats/quant/index.ts';
@@ -24,6 +27,7 @@ import { matmul } from '../matmul/matmul.cpu.ts';
 import { rmsnorm } from '../rmsnorm/rmsnorm.cpu.ts';
 import { siluMul } from '../silu-mul/silu-mul.cpu.ts';
 import { add } from '../add/add.cpu.ts';
+import { rope, RopeTable } from '../rope/rope.cpu.ts';
 import { encodeFusedMatvec, fusedMatvecUnsupported, prepareFusedMatvec, type FusedMode } from './fused-matvec.gpu.ts';
 
 const U = 2 ** -24;
@@ -62,6 +66,8 @@ interface Trial {
   /** Upload with uploadTensor's repack: each matrix must come out in `repack[i]`, and the outputs
    *  must equal those of the stored layouts bit for bit (matmul.test.ts says why). */
   repack?: GpuLayout[];
+  /** split: RoPE on outputs 0 and 1 (rows of dHead) at this position. */
+  rope?: { dHead: number; position: number; table: RopeTable };
 }
 
 /** The fused dispatch on the GPU: its outputs, dispatches and the weights' layouts. */
@@ -70,7 +76,7 @@ async function gpuFused(
 ): Promise<{ outs: Float32Array[]; dispatches: number; layouts: GpuLayout[] }> {
   const { mode, k, norm } = t;
   const g: GpuTensor[] = weights.map((w) => uploadTensor(ctx, w, t.maxPartBytes, { repack }));
-  const f = { mode, weights: g, norm };
+  const f = { mode, weights: g, norm, ...(t.rope ? { rope: { dHead: t.rope.dHead } } : {}) };
   expect(fusedMatvecUnsupported(ctx, f)).to.equal(null);
   await prepareFusedMatvec(ctx, f);
   const xOff = 8;
@@ -85,7 +91,8 @@ async function gpuFused(
   });
   const before = ctx.stats.dispatches;
   const reads = await submitChecked(ctx, (step) => {
-    encodeFusedMatvec(ctx, step, f, { buffer: xb, offset: xOff }, outs, norm ? { weight: { buffer: nb, offset: 0 }, eps: EPS } : undefined);
+    encodeFusedMatvec(ctx, step, f, { buffer: xb, offset: xOff }, outs, norm ? { weight: { buffer: nb, offset: 0 }, eps: EPS } : undefined,
+      t.rope ? { table: t.rope.table, position: t.rope.position } : undefined);
     return outs.map((o, i) => step.read(o.buffer, o.offset * 4, lengths[i]! * 4));
   });
   const dispatches = ctx.stats.dispatches - before;
@@ -106,13 +113,21 @@ async function trial(ctx: GpuContext, t: Trial): Promise<{ dispatches: number }>
   const prods = weights.map((w) => { const o = new Float32Array(w.shape[0]!); matmul(o, xh, w, 1); return o; });
   const mags = weights.map((w) => magnitudes(w, xh));
   let want: Float32Array[];
-  if (mode === 'split') want = prods;
+  if (mode === 'split' && t.rope) {
+    const { dHead, position, table } = t.rope;
+    want = prods.map((o, i) => {
+      if (i > 1) return o;
+      const r = o.slice();
+      rope(r, 1, o.length / dHead, dHead, position, table);
+      return r;
+    });
+  } else if (mode === 'split') want = prods;
   else if (mode === 'swiglu') { const o = new Float32Array(t.m[0]!); siluMul(o, prods[0]!, prods[1]!); want = [o]; }
   else { const o = new Float32Array(t.m[0]!); add(o, resid, prods[0]!); want = [o]; }
   // ---- the GPU ----
   const lengths = want.map((o) => o.length);
   const { outs: got, dispatches, layouts } = await gpuFused(ctx, t, weights, x, nw, resid, lengths, !!t.repack);
-  const tag = `${mode} ${(t.repack ?? t.types).join('+')} [${t.m}] x ${k}${norm ? ' norm' : ''} (subgroups ${ctx.caps.subgroups})`;
+  const tag = `${mode} ${(t.repack ?? t.types).join('+')} [${t.m}] x ${k}${norm ? ' norm' : ''}${t.rope ? ` rope d_head ${t.rope.dHead} at ${t.rope.position}` : ''} (subgroups ${ctx.caps.subgroups})`;
   if (t.repack) {
     expect(layouts, tag).to.deep.equal(t.repack);
     const plain = await gpuFused(ctx, t, weights, x, nw, resid, lengths, false);
@@ -132,6 +147,9 @@ async function trial(ctx: GpuContext, t: Trial): Promise<{ dispatches: number }>
         const eg = Math.sqrt(k) * U * mags[0]![j]!, eu = Math.sqrt(k) * U * mags[1]![j]!;
         const gv = prods[0]![j]!, uv = prods[1]![j]!, silu = gv / (1 + Math.exp(-gv));
         bound = TOL * (1.1 * eg * (Math.abs(uv) + TOL * eu) + Math.abs(silu) * eu) + 2e-5 * Math.abs(w[j]!) + 1e-30;
+      } else if (t.rope && i < 2) {
+        const pj = j ^ 1;
+        bound = TOL * Math.sqrt(k) * U * (mags[i]![j]! + mags[i]![pj]!) + 4 * U * (Math.abs(prods[i]![j]!) + Math.abs(prods[i]![pj]!)) + 1e-30;
       } else {
         bound = TOL * Math.sqrt(k) * U * mags[i]![j]! + (mode === 'add' ? 2 * U * Math.abs(w[j]!) : 0) + 1e-30;
       }
@@ -168,6 +186,27 @@ describe('fused-matvec', () => {
       // without the norm (the layer's attn_norm is hooked), and two matrices (gate, up unfused act)
       await trial(ctx, { mode: 'split', types: ['Q8_0', 'Q8_0', 'F16'], m: [33, 17, 17], k: 96, norm: false, seed: 4 });
       await trial(ctx, { mode: 'split', types: ['BF16', 'BF16'], m: [55, 55], k: 68, norm: true, seed: 5 });
+    }
+  });
+
+  // RoPE at the write: R rows per team is raised to 2 for small matrices (a team holds whole
+  // pairs), so these cover R = 2 and the plan's 4 (q of 4096 rows), both reductions, positions
+  // 0, far out and with llama3 frequency scaling, and the repacked layout.
+  it('[webgpu] q, k, v with RoPE on q and k as they are written: small and large q, GQA, positions, llama3 scaling', async function () {
+    const table = (dHead: number, llama3 = false) => new RopeTable({ dHead, theta: llama3 ? 500000 : 10000, freqFactors: null,
+      scaling: llama3 ? { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 } : null });
+    for (const ctx of await contexts(this)) {
+      for (const t of [
+        { types: ['F32', 'F32', 'F32'], m: [48, 16, 16], k: 100, norm: true, seed: 41, rope: { dHead: 8, position: 0, table: table(8) } },
+        { types: ['Q4_0', 'Q8_0', 'Q8_0'], m: [96, 32, 32], k: 160, norm: false, seed: 42, rope: { dHead: 16, position: 37, table: table(16) } },
+        { types: ['Q4_K', 'Q6_K', 'Q4_K'], m: [128, 64, 64], k: 256, norm: true, seed: 43, xScale: 50, rope: { dHead: 64, position: 5000, table: table(64, true) } },
+        { types: ['Q8_0', 'Q8_0'], m: [4096, 512], k: 64, norm: true, seed: 44, rope: { dHead: 128, position: 3, table: table(128, true) } },
+      ] as const) {
+        const r = await trial(ctx, { mode: 'split', types: [...t.types], m: [...t.m], k: t.k, norm: t.norm, seed: t.seed, xScale: 'xScale' in t ? t.xScale : 1, rope: t.rope });
+        expect(r.dispatches).to.equal(1);
+      }
+      await trial(ctx, { mode: 'split', types: ['Q4_0', 'Q4_0', 'Q4_0'], m: [64, 16, 16], k: 512, norm: true, seed: 45,
+        repack: ['Q4_0_X8', 'Q4_0_X8', 'Q4_0_X8'], rope: { dHead: 16, position: 9, table: table(16) } });
     }
   });
 
@@ -261,6 +300,12 @@ describe('fused-matvec', () => {
     expect(fusedMatvecUnsupported(ctx, { mode: 'split', weights: [b, split], norm: true })).to.match(/split in 3 bindings/);
     const tight = new GpuContext(ctx.device, { ...ctx.caps, maxStorageBuffersPerShaderStage: 7 });
     expect(fusedMatvecUnsupported(tight, { mode: 'split', weights: [b, b, b], norm: true })).to.match(/8 storage bindings/);
+    // RoPE: split products of q and k only, even d_head, rows of whole heads
+    expect(fusedMatvecUnsupported(ctx, { mode: 'add', weights: [b], norm: false, rope: { dHead: 4 } })).to.match(/split products of q and k/);
+    expect(fusedMatvecUnsupported(ctx, { mode: 'split', weights: [b], norm: false, rope: { dHead: 4 } })).to.match(/split products of q and k/);
+    expect(fusedMatvecUnsupported(ctx, { mode: 'split', weights: [b, b], norm: false, rope: { dHead: 3 } })).to.match(/d_head 3/);
+    expect(fusedMatvecUnsupported(ctx, { mode: 'split', weights: [b, b], norm: false, rope: { dHead: 512 } })).to.match(/d_head 512/);
+    expect(fusedMatvecUnsupported(ctx, { mode: 'split', weights: [b, b], norm: false, rope: { dHead: 2 } })).to.match(/5 rows, not whole heads of 2/);
     for (const t of [a, b, split]) destroyTensor(t);
   });
 });

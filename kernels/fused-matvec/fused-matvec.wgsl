@@ -1,16 +1,19 @@
 // Fused decode matrix-vector products (one token): what matmul/matvec.wgsl does for one matrix,
-// with the element-wise ops around it folded in, so that a decoded layer takes 6 dispatches, not 15.
+// with the element-wise ops around it folded in, so that a decoded layer takes 5 dispatches, not 15.
 //   NORM    the RMSNorm before the product: every workgroup reduces x² itself (x is one row of
 //           d_model floats, a few KB, already hot in cache) and loads x as (x · 1/rms) · weight,
 //           the twin of rmsnorm.wgsl's order of operations;
 //   NMAT    1–3 matrices in one dispatch (q, k and v; or gate and up), sharing the normed x;
 //   SWIGLU  each team computes R rows of w0 (gate) AND of w1 (up) and stores silu(g) · u once,
 //           the twin of silu-mul.wgsl's formula;
-//   ADD     the residual connection: y += W·x, read and written by the one lane that owns the row.
+//   ADD     the residual connection: y += W·x, read and written by the one lane that owns the row;
+//   ROPE    (split, q and k as matrices 0 and 1) RoPE at the write, adjacent pairs as rope-qk.wgsl:
+//           a team's R rows (R even) hold whole pairs, and the lane that stores a row has its
+//           partner's sum too; cos and sin of the token's position come in the uniform (cs).
 //
 // The wrapper (fused-matvec.gpu.ts) puts before this text: `enable subgroups;` when used; the
 // constants R (rows per team and matrix), RR (accumulators per lane: R, or 2R with SWIGLU), NMAT,
-// NORM, SWIGLU, ADD; the bindings w0.. (weights, array<WeightWord_i>: u32, or vec4u for a
+// NORM, SWIGLU, ADD, ROPE, CSN (vec4 words of cos, sin: d_head / 4 with ROPE, else 1); the bindings w0.. (weights, array<WeightWord_i>: u32, or vec4u for a
 // repacked layout), x (array<vec4f>), y0.. (outputs) and the uniform p: Params; one renamed copy
 // of the byte helpers and layout decoder per matrix (dq_unit_0, dq_unit_1, ... reading w0, w1,
 // ...) and the generated dispatchers
@@ -36,6 +39,8 @@ struct Params {
   rows: vec4u,      // rows of each matrix (of this part)
   rowBytes: vec4u,
   yOff: vec4u,      // f32 elements: each output's offset plus the part's first row
+  half: u32,        // ROPE: d_head / 2
+  cs: array<vec4f, CSN>,   // ROPE: (cos, sin) of pair 0, 1, ... at the token's position, two pairs a word
 }
 
 override WG: u32 = 128u;
@@ -48,7 +53,8 @@ fn mat(m0: u32, j: u32) -> u32 {
   return m0;
 }
 
-/** Stores row r: a = the row's product (of w0 for SWIGLU), b = w1's product (SWIGLU only). */
+/** Stores row r: a = the row's product (of w0 for SWIGLU), b = w1's product (SWIGLU) or the
+ *  product of row r ^ 1 (ROPE). */
 fn store(m0: u32, r: u32, a: f32, b: f32) {
   if (SWIGLU) {
     if (r < p.rows[0]) { y_st(0u, p.yOff[0] + r, (a / (1.0 + exp(-a))) * b); }
@@ -56,6 +62,14 @@ fn store(m0: u32, r: u32, a: f32, b: f32) {
   }
   if (r >= p.rows[m0]) { return; }
   let i = p.yOff[m0] + r;
+  if (ROPE && m0 < 2u) {
+    // a: row r's product; b: its partner's (row r ^ 1); the pair's (cos, sin)
+    let e = (r % (2u * p.half)) / 2u;
+    let w = p.cs[e / 2u];
+    let f = select(w.xy, w.zw, (e & 1u) == 1u);
+    if ((r & 1u) == 0u) { y_st(m0, i, a * f.x - b * f.y); } else { y_st(m0, i, b * f.y + a * f.x); }
+    return;
+  }
   if (ADD) { y_st(m0, i, y_ld(m0, i) + a); } else { y_st(m0, i, a); }
 }
 
@@ -133,6 +147,7 @@ fn matvec(vli: u32, wgi: u32, sgs: u32) {
       for (var i = 1u; i < RR; i++) {     // keeps acc in registers
         if (i == j) { a = acc[i]; }
         if (i == j + R) { b = acc[i]; }
+        if (ROPE && i == (j ^ 1u)) { b = acc[i]; }
       }
       store(m0, r0 + j, a, b);
     }
@@ -148,6 +163,7 @@ fn matvec(vli: u32, wgi: u32, sgs: u32) {
     for (var i = 0u; i < T; i += width) {
       a += red[j * WG + first + i];
       if (SWIGLU) { b += red[(j + R) * WG + first + i]; }
+      if (ROPE) { b += red[(j ^ 1u) * WG + first + i]; }
     }
     store(m0, r0 + j, a, b);
   }

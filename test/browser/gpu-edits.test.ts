@@ -73,8 +73,8 @@ describe('interventions on WebGPU [webgpu]', function () {
     expect(Array.from(own.logits)).to.deep.equal(Array.from(clean.logits));
   });
 
-  // Decoded tokens (chunks of 1) run fused kernels that fold away the normed x, gate and up, and a
-  // sublayer's output before the residual add: a layer whose such hook is edited must run the
+  // Decoded tokens (chunks of 1) run fused kernels that fold away the normed x, q and k before
+  // RoPE, gate and up, and a sublayer's output before the residual add: a layer whose such hook is edited must run the
   // unfused kernels there. Nothing is captured here, so only the edits keep a layer unfused.
   it('[webgpu] decode (chunks of 1, fused kernels): edits on folded hooks equal the CPU', async function () {
     const ctx = await gpuOrSkip(this);
@@ -93,6 +93,9 @@ describe('interventions on WebGPU [webgpu]', function () {
         { hook: 'blocks.2.hook_ffn_out', op: 'zero', positions: [3] },
         { hook: 'blocks.1.attn.hook_result', op: 'zero', heads: [4] }]],
       ['final norm out', [{ hook: 'final_norm.hook_out', op: 'steer', vector: dir, strength: 2 }]],
+      // RoPE is folded into the q, k, v write: q and k before it must be written apart
+      ['q, k before RoPE', [{ hook: 'blocks.1.attn.hook_q', op: 'zero', heads: [2, 5] },
+        { hook: 'blocks.3.attn.hook_k', op: 'steer', vector: Float32Array.from({ length: c.nKvHeads * c.dHead }, (_, i) => Math.cos(i)), strength: 2 }]],
     ];
     const gpu = new Session(weights, webgpu(ctx, 1));
     for (const [what, edits] of sets) {

@@ -2,7 +2,7 @@
 // its WGSL twin (kernels/<op>/<op>.gpu.ts), every dispatch of the chunk recorded into ONE Step
 // with ONE readback at its end. A short chunk (a decoded token) is sent to the GPU in a few pieces
 // (Step.flush every FLUSH_LAYERS layers) so that the GPU runs the first layers while the CPU
-// records the last: on a fast GPU, recording a token's dispatches (6 per layer, fused) takes about as
+// records the last: on a fast GPU, recording a token's dispatches (5 per layer, fused) takes about as
 // long as running them.
 //
 // Capture: each selected activation is copied, at its point in the command stream, into a staging
@@ -15,10 +15,11 @@
 // positions), and rotated there; hook_k / hook_rot_k / hook_v read that region.
 //
 // A decoded token (n = 1) runs fused kernels (kernels/fused-matvec, chosen in fusion.ts): each
-// RMSNorm folded into the products after it, q, k and v in one dispatch, gate, up and SiLU·mul in
-// one, the residual adds into the o and down projections: 6 dispatches per layer instead of 15.
-// A layer whose folded-away activations (the normed x, gate and up, a sublayer's output) are
-// hooked or edited in this run records the unfused kernels for those steps instead.
+// RMSNorm folded into the products after it, q, k and v in one dispatch with RoPE applied as q and
+// k are written, gate, up and SiLU·mul in one, the residual adds into the o and down projections:
+// 5 dispatches per layer instead of 15. A layer whose folded-away activations (the normed x, q and
+// k before RoPE, gate and up, a sublayer's output) are hooked or edited in this run records the
+// unfused kernels for those steps instead.
 
 import type { ModelWeights } from '../weights.ts';
 import type { BlockHook, HookSelection } from '../hooks.ts';
@@ -162,10 +163,14 @@ export async function forwardGpu(
       if (on.hook_resid_pre) at('hook_resid_pre', s.x, d);
 
       // ---- attention ----
-      const qkv = F && ((!hooked('attn_norm.hook_scale', 'attn_norm.hook_normalized', 'attn_norm.hook_out') && F.qkvNorm) || F.qkv);
+      // the fused q, k, v: with the RMSNorm unless its hooks are on, with RoPE unless q or k before it are
+      const normOk = !hooked('attn_norm.hook_scale', 'attn_norm.hook_normalized', 'attn_norm.hook_out');
+      const ropeOk = !hooked('attn.hook_q', 'attn.hook_k');
+      const qkv = F && ((normOk && ropeOk && F.qkvNormRope) || (ropeOk && F.qkvRope) || (normOk && F.qkvNorm) || F.qkv);
       if (!qkv?.norm) norm('attn_norm', b.attnNorm);                      // attention RMSNorm
-      if (qkv) {                                                           // (RMSNorm folded in) q, k, v in one dispatch
-        encodeFusedMatvec(ctx, step, qkv, qkv.norm ? x : xb, [q, kNew, vNew], qkv.norm ? { weight: at0(b.attnNorm), eps: c.rmsEps } : undefined);
+      if (qkv) {                                                           // (RMSNorm folded in) q, k, v in one dispatch (RoPE too)
+        encodeFusedMatvec(ctx, step, qkv, qkv.norm ? x : xb, [q, kNew, vNew], qkv.norm ? { weight: at0(b.attnNorm), eps: c.rmsEps } : undefined,
+          qkv.rope ? { table: s.rope, position: start } : undefined);
       } else {
         encodeMatmul(ctx, step, q, xb, b.wq, n);                          // q = x · Wqᵀ  [n, n_heads, d_head]
         encodeMatmul(ctx, step, kNew, xb, b.wk, n);                       // k = x · Wkᵀ  [n, n_kv_heads, d_head], into the cache
@@ -176,7 +181,7 @@ export async function forwardGpu(
       if (on['attn.hook_k']) at('attn.hook_k', kCache, kvd, start * kvd);
       if (on['attn.hook_v']) at('attn.hook_v', vCache, kvd, start * kvd);
 
-      encodeRopeQK(ctx, step, q, kNew, n, c.nHeads, c.nKvHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
+      if (!qkv?.rope) encodeRopeQK(ctx, step, q, kNew, n, c.nHeads, c.nKvHeads, c.dHead, start, s.ropeTable!); // RoPE on q and k (adjacent pairs)
       edit('attn.hook_rot_q', q); edit('attn.hook_rot_k', kNew);
       if (on['attn.hook_rot_q']) at('attn.hook_rot_q', s.q, qd);
       if (on['attn.hook_rot_k']) at('attn.hook_rot_k', kCache, kvd, start * kvd);

@@ -10,8 +10,10 @@ import type { GpuWeights } from './weights.ts';
 import { fusedMatvecUnsupported, prepareFusedMatvec, type FusedMatvec } from '../../../kernels/fused-matvec/fused-matvec.gpu.ts';
 
 export interface BlockFusions {
-  qkvNorm: FusedMatvec | null;     // attention RMSNorm + q, k, v
-  qkv: FusedMatvec | null;         // q, k, v (attn_norm hooked: its output is computed apart)
+  qkvNormRope: FusedMatvec | null; // attention RMSNorm + q, k, v, with RoPE on q and k as they are written
+  qkvRope: FusedMatvec | null;     // q, k, v with RoPE (attn_norm hooked)
+  qkvNorm: FusedMatvec | null;     // attention RMSNorm + q, k, v (hook_q / hook_k hooked: RoPE apart)
+  qkv: FusedMatvec | null;         // q, k, v (attn_norm and hook_q / hook_k hooked)
   swigluNorm: FusedMatvec | null;  // FFN RMSNorm + gate, up, silu(gate)·up
   swiglu: FusedMatvec | null;      // gate, up, silu(gate)·up (ffn_norm hooked)
   gateUpNorm: FusedMatvec | null;  // FFN RMSNorm + gate, up written (hook_gate / hook_up hooked)
@@ -48,6 +50,8 @@ export function fusionsFor(ctx: GpuContext, w: GpuWeights): Fusions {
   const ok = (v: FusedMatvec) => (fusedMatvecUnsupported(ctx, v) === null ? v : null);
   f = {
     blocks: w.blocks.map((b) => ({
+      qkvNormRope: ok({ mode: 'split', weights: [b.wq, b.wk, b.wv], norm: true, rope: { dHead: w.config.dHead } }),
+      qkvRope: ok({ mode: 'split', weights: [b.wq, b.wk, b.wv], norm: false, rope: { dHead: w.config.dHead } }),
       qkvNorm: ok({ mode: 'split', weights: [b.wq, b.wk, b.wv], norm: true }),
       qkv: ok({ mode: 'split', weights: [b.wq, b.wk, b.wv], norm: false }),
       swigluNorm: ok({ mode: 'swiglu', weights: [b.wGate, b.wUp], norm: true }),
@@ -68,8 +72,8 @@ export async function prepareFusions(ctx: GpuContext, w: GpuWeights, hooked = fa
   if (hooked && hookedReady.has(w)) return;
   const f = fusionsFor(ctx, w);
   const wanted = f.blocks.flatMap((b) => hooked
-    ? [b.qkv, b.swiglu, b.gateUpNorm, b.gateUp]
-    : [b.qkvNorm, b.swigluNorm, b.oAdd, b.downAdd]);
+    ? [b.qkvRope, b.qkvNorm, b.qkv, b.swiglu, b.gateUpNorm, b.gateUp]
+    : [b.qkvNormRope, b.swigluNorm, b.oAdd, b.downAdd]);
   if (!hooked) wanted.push(f.unembedNorm);
   // one pipeline per distinct variant: ctx.pipeline shares the compilation of equal keys
   await Promise.all(wanted.filter((v): v is FusedMatvec => v !== null).map((v) => prepareFusedMatvec(ctx, v)));
