@@ -172,8 +172,9 @@ for (const m of models) {
       gpu = await best(RUNS, process.execPath, ['src/cli/glassbox.mjs', 'bench', file, '--json', '--backend', 'webgpu', ...flags]);
       nodeAdapter = gpu.adapter ?? nodeAdapter;
     } catch (e) {
-      // the CLI's own words (its last line), e.g. that the webgpu package is not installed
-      const why = (e as Error).message.trim().split('\n').pop()!.replace(/^glassbox: /, '');
+      // the CLI's own words (the first sentence of its last line), e.g. that the webgpu package
+      // is not installed, or that Dawn found no adapter
+      const why = (e as Error).message.trim().split('\n').pop()!.replace(/^glassbox( bench)?: (--backend webgpu: )?/, '').split(/\. /)[0]!;
       gpu = { skipped: why };
       nodeGpuSkip = why;
       process.stdout.write(' not run');
