@@ -75,17 +75,6 @@ export function f32ToF16(x: f32): u32 {
   return ASC_FEATURE_RELAXED_SIMD && (kind == K_Q4_K || kind == K_Q5_K);
 }
 
-/**
- * 16 byte values reordered so that lane j of a relaxed dot product (bytes 4j..4j+3) sums the
- * elements that lane j of two i32x4.dot_i16x8_s over the same 16 sums: 2j, 2j+1, 8+2j, 8+2j+1.
- * Weights and activations are both reordered, so the products are the plain build's; the k-quant
- * paths then add each super-block's lanes up exactly (matmul.as.ts superK1), so the float steps
- * after it give the same bits.
- */
-@inline export function lanePairs(v: v128): v128 {
-  return i8x16.shuffle(v, v, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
-}
-
 /** What the unsigned levels of a narrow kind exceed the signed ones by: Q4_0 q − 8, Q5_0 q − 16. */
 @inline export function levelOffset(kind: i32): i32 {
   return kind == K_Q4_0 ? 8 : kind == K_Q5_0 ? 16 : 0;

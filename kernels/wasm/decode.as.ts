@@ -9,12 +9,12 @@
 //   256-blocks (Q2_K..Q6_K, Q8_K):  wq i16 [k] = level × its sub-block's integer scale, then
 //       wd f32 [k/256] = d, wdm f32 [k/256] = dmin, wmin i16 [k/16] = each 16's integer min.
 //       value = d·wq − dmin·wmin. In the relaxed build Q4_K and Q5_K keep instead, in wq's place,
-//       the levels as bytes [k] (common.as.ts lanePairs order) then each 32's scale as i32 [k/32].
+//       the levels as bytes [k] (in element order) then each 32's scale as i32 [k/32].
 //   float types (F16 BF16 Q8_G64):  f32 [k], the dequantized values.
 // Each row is decoded once per call and then multiplied with every token row (prefill), so
 // decoding costs once per weight, not once per product.
 
-import { f16, f16x4, lanePairs, narrowK, narrowKind } from './common.as';
+import { f16, f16x4, narrowK, narrowKind } from './common.as';
 import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K, K_Q6_K, K_Q8_K, K_F16, K_BF16, K_Q8_G64 } from './kinds.as';
 
 /** The unsigned levels of elements 0..15 (`lo`) and 16..31 (`hi`) of a narrow kind, as bytes. */
@@ -174,10 +174,10 @@ export function decodeK(kind: i32, w: usize, nsb: i32, buf: usize): void {
         const m1 = <i16>((mn >> (16 * c)) & 0xff), m2 = <i16>((mn >> (16 * c + 8)) & 0xff);
         const la = levelsK(p, five, c, 0), lb = levelsK(p, five, c, 1), ha = levelsK(p, five, c, 2), hb = levelsK(p, five, c, 3);
         if (narrowK(kind)) {
-          // bytes, in lanePairs order, at byte 256b + 64c; the two sub-blocks' scales at k + 4·(8b + 2c)
+          // bytes at byte 256b + 64c; the two sub-blocks' scales at k + 4·(8b + 2c)
           const e = buf + (<usize>b << 8) + (<usize>c << 6);
-          v128.store(e, lanePairs(la)); v128.store(e, lanePairs(lb), 16);
-          v128.store(e, lanePairs(ha), 32); v128.store(e, lanePairs(hb), 48);
+          v128.store(e, la); v128.store(e, lb, 16);
+          v128.store(e, ha, 32); v128.store(e, hb, 48);
           const sc = buf + <usize>k + (<usize>(8 * b + 2 * c) << 2);
           store<i32>(sc, s1); store<i32>(sc, s2, 4);
         } else {

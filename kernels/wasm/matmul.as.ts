@@ -14,7 +14,7 @@
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, hsum, hsumI32, lanePairs, levelOffset, narrowK, narrowKind } from './common.as';
+import { f16, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
 import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels, scalesK } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
@@ -473,7 +473,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
 
 /** One super-block's integer sums of the decoded levels at w against token activations at x:
  *  i16 levels × i16 activations (512 bytes each), or, `narrow`, the relaxed build's bytes (256
- *  each, lanePairs order) with each 32's scale at s, two relaxed dot products per 32. */
+ *  each) with each 32's scale at s, two relaxed dot products per 32. */
 @inline function isumK(w: usize, x: usize, s: usize, narrow: bool): v128 {
   let i0 = i32x4.splat(0);
   if (ASC_FEATURE_RELAXED_SIMD) {
@@ -499,7 +499,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
  * same operations per token), so no lane layout shows in the result: outputs do not depend on the
  * number of tokens, the path or the build. `narrow` (Q4_K / Q5_K in the relaxed build,
  * common.as.ts narrowK): the levels as bytes and each 32's integer scale apart, times the
- * activations as i8 (quantize.as.ts narrowQ8K), both in lanePairs order: per 32 elements two
+ * activations as i8 (quantize.as.ts narrowQ8K), both in element order: per 32 elements two
  * relaxed dot products, times the scale in i32: the same exact integers as the i16 path.
  */
 @inline function rowK(buf: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool, narrow: bool, t0: i32): void {
@@ -566,7 +566,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
 /**
  * Chunk c (elements 64c .. 64c + 63: sub-blocks 2c and 2c + 1) of a Q4_K / Q5_K super-block at p
  * against the activations at x (i16, element 64c; in the relaxed build's narrow form: i8 in
- * lanePairs order), each sub-block's integer sum times its scale (sc: the eight 6-bit scales as
+ * element order), each sub-block's integer sum times its scale (sc: the eight 6-bit scales as
  * bytes, lanes 0..7 of a v128), in the lanes of an i32x4 (their sum is what counts).
  */
 @inline function chunkK(p: usize, five: bool, narrow: bool, c: i32, x: usize, sc: v128): v128 {
@@ -575,8 +575,8 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   let s1 = zero, s2 = zero;
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (narrow) {
-      s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), lanePairs(lb), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), lanePairs(la), zero));
-      s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 48), lanePairs(hb), i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 32), lanePairs(ha), zero));
+      s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), lb, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), la, zero));
+      s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 48), hb, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 32), ha, zero));
     }
   }
   if (!narrow) {
@@ -594,8 +594,8 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
  * One row of Q4_K, Q5_K or Q6_K times token t's Q8_K activations, read in place (decode: no row
  * buffer to write and read back). Each sub-block's integer sum is multiplied by its scale in i32
  * and the super-block's lanes are added up exactly, then superK1 (rowK's float steps): the result
- * is bit-identical to decodeK + rowK (in the relaxed build the levels go through lanePairs against
- * the narrowQ8K activations, one relaxed dot product per 16).
+ * is bit-identical to decodeK + rowK (in the relaxed build the levels as bytes against the
+ * narrowQ8K activations, one relaxed dot product per 16).
  */
 @inline function rowKDirect(kind: i32, row: usize, nsb: i32, xq: usize, xd: usize, xbs: usize, xn: usize, t: i32, out: usize, m: i32, i: i32, tbl: usize): void {
   const k = nsb << 8;

@@ -8,7 +8,7 @@
 //   Q8_K (256 per block):       xq i16 [len], xd f32 [len/256] = 1/iscale,
 //                               xbs i16 [len/16] = Σq over each 16 (ggml's bsums)
 
-import { f16, f32ToF16, hmax, hsumI32, lanePairs, narrowKind, roundF16 } from './common.as';
+import { f16, f32ToF16, hmax, hsumI32, narrowKind, roundF16 } from './common.as';
 
 /** x f32 [len] (len a multiple of 32) → Q8_0 blocks with Q8_1's sums (x86 ggml: q = round-half-even(x·127/max|x|)). */
 export function quantizeQ8_0(x: usize, len: i32, xq: usize, xd: usize, xs: usize): void {
@@ -187,11 +187,12 @@ export function interleaveQ8K(xq: usize, n: i32, k: i32, xi: usize): void {
 
 /**
  * For Q4_K / Q5_K weights in the relaxed build (matmul.as.ts rowK): the Q8_K levels (i16, |q| ≤ 127)
- * as i8, each 16 in common.as.ts lanePairs order, the order of the weights' bytes.
+ * as i8, in element order (the order of the weights' levels there: each super-block's lanes are
+ * added up exactly, so the lanes' layout does not matter).
  */
 export function narrowQ8K(xq: usize, len: i32, xn: usize): void {
   for (let i = 0; i < len; i += 16) {
     const src = xq + (<usize>i << 1);
-    v128.store(xn + <usize>i, lanePairs(i8x16.narrow_i16x8_s(v128.load(src), v128.load(src, 16))));
+    v128.store(xn + <usize>i, i8x16.narrow_i16x8_s(v128.load(src), v128.load(src, 16)));
   }
 }
