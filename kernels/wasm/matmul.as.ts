@@ -1,9 +1,8 @@
 // AssemblyScript: out = x · Wᵀ for rows r0..r1 of W (the twin: kernels/matmul/matmul.cpu.ts).
 //
 // Several tokens (prefill): each weight row is decoded once into the thread's row buffer
-// (decode.as.ts), then multiplied with every token row, four tokens per pass over the row (the
-// 32-block types, and the 256-block types without relaxed SIMD, take two rows per pass, sharing
-// the activation loads). Fewer than four tokens (decode): the weights are read in place (the
+// (decode.as.ts), then multiplied with every token row, two rows and four tokens per pass (each
+// activation load serves both rows). Fewer than four tokens (decode): the weights are read in place (the
 // 32-block types four rows at a time; Q4_K, Q5_K, Q6_K one row at a time; decoding first would
 // cost as much as the product). The quantized types multiply 8-bit activations (quantize.as.ts) with
 // integer levels, as llama.cpp does: per block an exact integer sum, then one float multiply-add
@@ -700,6 +699,63 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   rowK(bufB, nsb, xq, xd, xbs, n, out, m, i + 1, withMin, false, t);
 }
 
+/**
+ * rows2K for the relaxed build's Q4_K / Q5_K (decoded as bytes and each 32's scale, rowK's narrow
+ * form): rows i and i + 1 times four tokens at a time, each load of the activations serving both
+ * rows; then the tokens left over one at a time (rowK). Exact super-block sums and superK4, as
+ * every k-quant path: the outputs are rowK's bits.
+ */
+@inline function rows2KNarrow(bufA: usize, bufB: usize, nsb: i32, xn: usize, xd: usize, xbs: usize, n: i32, out: usize, m: i32, i: i32, withMin: bool): void {
+  const k = nsb << 8;
+  const scA = bufA + <usize>k, scB = bufB + <usize>k;
+  const wdA = bufA + (<usize>k << 1), wdmA = wdA + (<usize>nsb << 2), wminA = wdmA + (<usize>nsb << 2);
+  const wdB = bufB + (<usize>k << 1), wdmB = wdB + (<usize>nsb << 2), wminB = wdmB + (<usize>nsb << 2);
+  const xStride = <usize>k, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  let t = 0;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    for (; t + 4 <= n; t += 4) {
+      const x0 = xn + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+      const d0 = xd + <usize>t * dStride;
+      const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+      let accA = f32x4.splat(0), accB = f32x4.splat(0);
+      for (let sb = 0; sb < nsb; sb++) {
+        const o = <usize>sb << 8, s = <usize>sb << 5;
+        let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+        let j0 = i32x4.splat(0), j1 = i32x4.splat(0), j2 = i32x4.splat(0), j3 = i32x4.splat(0);
+        for (let u: usize = 0; u < 256; u += 32) {
+          const e = o + u, z = i32x4.splat(0);
+          const A0 = v128.load(bufA + e), A1 = v128.load(bufA + e, 16), SA = v128.load32_splat(scA + s + (u >> 3));
+          const B0 = v128.load(bufB + e), B1 = v128.load(bufB + e, 16), SB = v128.load32_splat(scB + s + (u >> 3));
+          let X0 = v128.load(x0 + e), X1 = v128.load(x0 + e, 16);
+          i0 = i32x4.add(i0, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, z)), SA));
+          j0 = i32x4.add(j0, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, z)), SB));
+          X0 = v128.load(x1 + e); X1 = v128.load(x1 + e, 16);
+          i1 = i32x4.add(i1, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, z)), SA));
+          j1 = i32x4.add(j1, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, z)), SB));
+          X0 = v128.load(x2 + e); X1 = v128.load(x2 + e, 16);
+          i2 = i32x4.add(i2, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, z)), SA));
+          j2 = i32x4.add(j2, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, z)), SB));
+          X0 = v128.load(x3 + e); X1 = v128.load(x3 + e, 16);
+          i3 = i32x4.add(i3, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, A1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, A0, z)), SA));
+          j3 = i32x4.add(j3, i32x4.mul(i32x4.relaxed_dot_i8x16_i7x16_add_s(X1, B1, i32x4.relaxed_dot_i8x16_i7x16_add_s(X0, B0, z)), SB));
+        }
+        const so = <usize>sb << 2, mo = <usize>sb << 5;
+        const DX = dx4(d0, dStride, so);
+        let msA = i32x4.splat(0), msB = msA;
+        if (withMin) {
+          msA = hsum4(minSum(wminA + mo, b0 + mo), minSum(wminA + mo, b1 + mo), minSum(wminA + mo, b2 + mo), minSum(wminA + mo, b3 + mo));
+          msB = hsum4(minSum(wminB + mo, b0 + mo), minSum(wminB + mo, b1 + mo), minSum(wminB + mo, b2 + mo), minSum(wminB + mo, b3 + mo));
+        }
+        accA = superK4(accA, hsum4(i0, i1, i2, i3), load<f32>(wdA + so), DX, withMin, withMin ? load<f32>(wdmA + so) : 0, msA);
+        accB = superK4(accB, hsum4(j0, j1, j2, j3), load<f32>(wdB + so), DX, withMin, withMin ? load<f32>(wdmB + so) : 0, msB);
+      }
+      store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, accA, accB, true);
+    }
+  }
+  rowK(bufA, nsb, xn, xd, xbs, n, out, m, i, withMin, true, t);
+  rowK(bufB, nsb, xn, xd, xbs, n, out, m, i + 1, withMin, true, t);
+}
+
 @inline function rowsK(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usize, xbs: usize, out: usize, n: i32, m: i32, k: i32, r0: i32, r1: i32, buf: usize, xn: usize, tbl: usize, xi: usize): void {
   const nsb = k >> 8;
   if (n < 4 && (kind == K_Q4_K || kind == K_Q5_K || kind == K_Q6_K)) {
@@ -712,14 +768,13 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   }
   const withMin = kind == K_Q2_K || kind == K_Q4_K || kind == K_Q5_K, narrow = narrowK(kind);
   let i = r0;
-  if (!narrow) {
-    // two rows decoded side by side (a decoded row takes 2k + 40·k/256 bytes; the row buffer holds 16k)
-    const bufB = buf + ((((<usize>k << 1) + <usize>nsb * 40) + 15) & ~(<usize>15));
-    for (; i + 2 <= r1; i += 2) {
-      decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
-      decodeK(kind, w + <usize>(i + 1) * <usize>rowBytes, nsb, bufB);
-      rows2K(buf, bufB, nsb, xq, xi, xd, xbs, n, out, m, i, withMin);
-    }
+  // two rows decoded side by side (a decoded row takes 2k + 40·k/256 bytes; the row buffer holds 16k)
+  const bufB = buf + ((((<usize>k << 1) + <usize>nsb * 40) + 15) & ~(<usize>15));
+  for (; i + 2 <= r1; i += 2) {
+    decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
+    decodeK(kind, w + <usize>(i + 1) * <usize>rowBytes, nsb, bufB);
+    if (narrow) rows2KNarrow(buf, bufB, nsb, xn, xd, xbs, n, out, m, i, withMin);
+    else rows2K(buf, bufB, nsb, xq, xi, xd, xbs, n, out, m, i, withMin);
   }
   for (; i < r1; i++) {
     decodeK(kind, w + <usize>i * <usize>rowBytes, nsb, buf);
