@@ -446,6 +446,11 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   return i32x4.add(i32x4.dot_i16x8_s(v128.load(wmin), v128.load(bs)), i32x4.dot_i16x8_s(v128.load(wmin, 16), v128.load(bs, 16)));
 }
 
+/** minSum of one row's mins against four tokens' group sums (b0, b0 + step, ...), a token a lane. */
+@inline function minSums4(wmin: usize, b0: usize, step: usize): v128 {
+  return hsum4(minSum(wmin, b0), minSum(wmin, b0 + step), minSum(wmin, b0 + 2 * step), minSum(wmin, b0 + 3 * step));
+}
+
 /**
  * One super-block's step of a (row, token)'s float sum, the same in every path: the exact integer
  * sum of the super-block (its lanes added up: no lane layout shows in the result) times d·dx,
@@ -511,7 +516,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   for (; t + 4 <= n; t += 4) {
     const x0 = xq + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
     const d0 = xd + <usize>t * dStride;
-    const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+    const b0 = xbs + <usize>t * bStride;
     let acc = f32x4.splat(0);   // tokens t .. t + 3, a lane each
     for (let sb = 0; sb < nsb; sb++) {
       const o = <usize>sb * sbBytes, w = buf + o, s = sc + (<usize>sb << 5);
@@ -537,7 +542,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
         }
       }
       const so = <usize>sb << 2, mo = <usize>sb << 5, dw = load<f32>(wd + so), dm = withMin ? load<f32>(wdm + so) : 0, wmn = wmin + mo;
-      const ms = withMin ? hsum4(minSum(wmn, b0 + mo), minSum(wmn, b1 + mo), minSum(wmn, b2 + mo), minSum(wmn, b3 + mo)) : i32x4.splat(0);
+      const ms = withMin ? minSums4(wmn, b0 + mo, bStride) : i32x4.splat(0);
       acc = superK4(acc, hsum4(i0, i1, i2, i3), dw, dx4(d0, dStride, so), withMin, dm, ms);
     }
     store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, acc, acc, false);
@@ -661,7 +666,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   for (; t + 4 <= n; t += 4) {
     const xg = xi + <usize>t * xStride;   // this group's four tokens, interleaved
     const d0 = xd + <usize>t * dStride;
-    const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+    const b0 = xbs + <usize>t * bStride;
     let accA = f32x4.splat(0), accB = f32x4.splat(0);   // rows i, i + 1: tokens t .. t + 3, a lane each
     for (let sb = 0; sb < nsb; sb++) {
       const o = <usize>sb << 9;
@@ -687,8 +692,8 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
       const DX = dx4(d0, dStride, so);
       let msA = i32x4.splat(0), msB = msA;
       if (withMin) {
-        msA = hsum4(minSum(wminA + mo, b0 + mo), minSum(wminA + mo, b1 + mo), minSum(wminA + mo, b2 + mo), minSum(wminA + mo, b3 + mo));
-        msB = hsum4(minSum(wminB + mo, b0 + mo), minSum(wminB + mo, b1 + mo), minSum(wminB + mo, b2 + mo), minSum(wminB + mo, b3 + mo));
+        msA = minSums4(wminA + mo, b0 + mo, bStride);
+        msB = minSums4(wminB + mo, b0 + mo, bStride);
       }
       accA = superK4(accA, hsum4(i0, i1, i2, i3), dwA, DX, withMin, dmA, msA);
       accB = superK4(accB, hsum4(j0, j1, j2, j3), dwB, DX, withMin, dmB, msB);
@@ -716,7 +721,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     for (; t + 4 <= n; t += 4) {
       const x0 = xn + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
       const d0 = xd + <usize>t * dStride;
-      const b0 = xbs + <usize>t * bStride, b1 = b0 + bStride, b2 = b1 + bStride, b3 = b2 + bStride;
+      const b0 = xbs + <usize>t * bStride;
       let accA = f32x4.splat(0), accB = f32x4.splat(0);
       for (let sb = 0; sb < nsb; sb++) {
         const o = <usize>sb << 8, s = <usize>sb << 5;
@@ -743,8 +748,8 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
         const DX = dx4(d0, dStride, so);
         let msA = i32x4.splat(0), msB = msA;
         if (withMin) {
-          msA = hsum4(minSum(wminA + mo, b0 + mo), minSum(wminA + mo, b1 + mo), minSum(wminA + mo, b2 + mo), minSum(wminA + mo, b3 + mo));
-          msB = hsum4(minSum(wminB + mo, b0 + mo), minSum(wminB + mo, b1 + mo), minSum(wminB + mo, b2 + mo), minSum(wminB + mo, b3 + mo));
+          msA = minSums4(wminA + mo, b0 + mo, bStride);
+          msB = minSums4(wminB + mo, b0 + mo, bStride);
         }
         accA = superK4(accA, hsum4(i0, i1, i2, i3), load<f32>(wdA + so), DX, withMin, withMin ? load<f32>(wdmA + so) : 0, msA);
         accB = superK4(accB, hsum4(j0, j1, j2, j3), load<f32>(wdB + so), DX, withMin, withMin ? load<f32>(wdmB + so) : 0, msB);
