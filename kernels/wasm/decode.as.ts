@@ -55,13 +55,16 @@ import { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0, K_Q2_K, K_Q3_K, K_Q4_K, K_Q5_K,
  * l + 64, l + 96 of a 128-half), from ql bytes A = ql[l..], B = ql[l + 32..] and qh bytes H.
  */
 @inline export function q6Levels(A: v128, B: v128, H: v128, j: i32): v128 {
+  return i8x16.sub(q6Unsigned(A, B, H, j), i8x16.splat(32));
+}
+
+/** Q6_K: q6Levels before the offset: q in 0..63. */
+@inline export function q6Unsigned(A: v128, B: v128, H: v128, j: i32): v128 {
   const low = i8x16.splat(15), three = i8x16.splat(3);
-  let q: v128;
-  if (j == 0) q = v128.or(v128.and(A, low), i8x16.shl(v128.and(H, three), 4));
-  else if (j == 1) q = v128.or(v128.and(B, low), i8x16.shl(v128.and(i8x16.shr_u(H, 2), three), 4));
-  else if (j == 2) q = v128.or(i8x16.shr_u(A, 4), i8x16.shl(v128.and(i8x16.shr_u(H, 4), three), 4));
-  else q = v128.or(i8x16.shr_u(B, 4), i8x16.shl(i8x16.shr_u(H, 6), 4));
-  return i8x16.sub(q, i8x16.splat(32));
+  if (j == 0) return v128.or(v128.and(A, low), i8x16.shl(v128.and(H, three), 4));
+  if (j == 1) return v128.or(v128.and(B, low), i8x16.shl(v128.and(i8x16.shr_u(H, 2), three), 4));
+  if (j == 2) return v128.or(i8x16.shr_u(A, 4), i8x16.shl(v128.and(i8x16.shr_u(H, 4), three), 4));
+  return v128.or(i8x16.shr_u(B, 4), i8x16.shl(i8x16.shr_u(H, 6), 4));
 }
 
 /**

@@ -142,7 +142,8 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       let xperm = 0, xsum = 0, xi = 0;
       // Q4_K / Q5_K in the relaxed build read the levels as i8 (quantize.as.ts narrowQ8K), put
       // where the staged f32 rows were (argument 12, as xperm below)
-      if (narrowK) {
+      // (and Q6_K's matrix-vector products there: matmul.as.ts rowKDirect)
+      if (narrowK || (c.RELAXED === 1 && type === 'Q6_K' && rows < 4)) {
         xperm = at.xin;
         x.narrowQ8K(at.xq, len, xperm);
       }

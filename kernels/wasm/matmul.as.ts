@@ -14,7 +14,7 @@
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
 import { f16, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
-import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels, scalesK } from './decode.as';
+import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels, q6Unsigned, scalesK } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
 /** Σ of 32 products of i16 levels W0..W3 with 32 i16 activations at x, as i32x4 partial sums. */
@@ -594,6 +594,13 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   return i32x4.add(i32x4.mul(s1, sc1), i32x4.mul(s2, sc2));
 }
 
+/** i0 plus the four quarters' sums of 16 Q6_K elements (s0..s3) times their scales (i8 at c, c + 2, c + 4, c + 6). */
+@inline function q6Scaled(i0: v128, s0: v128, s1: v128, s2: v128, s3: v128, c: usize): v128 {
+  return i32x4.add(i0, i32x4.add(
+    i32x4.add(i32x4.mul(s0, i32x4.splat(<i32>load<i8>(c))), i32x4.mul(s1, i32x4.splat(<i32>load<i8>(c, 2)))),
+    i32x4.add(i32x4.mul(s2, i32x4.splat(<i32>load<i8>(c, 4))), i32x4.mul(s3, i32x4.splat(<i32>load<i8>(c, 6))))));
+}
+
 /**
  * One row of Q4_K, Q5_K or Q6_K times token t's Q8_K activations, read in place (decode: no row
  * buffer to write and read back). Each sub-block's integer sum is multiplied by its scale in i32
@@ -612,7 +619,29 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
     if (kind == K_Q6_K) {
       let i0 = i32x4.splat(0);
       const p = row + <usize>sb * 210, x = x0 + (<usize>sb << 9);
-      for (let h = 0; h < 2; h++) {
+      let offset = 0;
+      if (ASC_FEATURE_RELAXED_SIMD && xn != 0) {
+        // the relaxed build, activations as i8 at xn: the unsigned levels q (0..63, the 7-bit
+        // operand) in one relaxed dot product per 16, and Σ (q − 32)·x = Σ q·x − 32·Σ x, the Σ x
+        // of each 16 being Q8_K's group sums (the scale of a 16 is the scale of its group)
+        const xb = xn + <usize>t * <usize>k + (<usize>sb << 8), z = i32x4.splat(0);
+        for (let h = 0; h < 2; h++) {
+          const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+          for (let half = 0; half < 2; half++) {
+            const o = <usize>half << 4;
+            const A = v128.load(ql + o), B = v128.load(ql + o, 32), H = v128.load(qh + o);
+            const e = xb + (<usize>h << 7) + o;   // element 128h + 16·half, as i8
+            const s0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(e), q6Unsigned(A, B, H, 0), z);
+            const s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(e, 32), q6Unsigned(A, B, H, 1), z);
+            const s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(e, 64), q6Unsigned(A, B, H, 2), z);
+            const s3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(e, 96), q6Unsigned(A, B, H, 3), z);
+            i0 = q6Scaled(i0, s0, s1, s2, s3, sc + (o >> 4));
+          }
+        }
+        const scales = v128.load(p + 192), bs = b0 + (<usize>sb << 5);
+        offset = 32 * hsumI32(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scales), v128.load(bs)),
+          i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scales), v128.load(bs, 16))));
+      } else for (let h = 0; h < 2; h++) {
         const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
         for (let half = 0; half < 2; half++) {
           const o = <usize>half << 4;
@@ -620,13 +649,10 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
           const e = x + (<usize>h << 8) + (o << 1);   // element 128h + 16·half, as i16
           const s0 = dot16(q6Levels(A, B, H, 0), e, true), s1 = dot16(q6Levels(A, B, H, 1), e + 64, true);
           const s2 = dot16(q6Levels(A, B, H, 2), e + 128, true), s3 = dot16(q6Levels(A, B, H, 3), e + 192, true);
-          const c = sc + (o >> 4);
-          i0 = i32x4.add(i0, i32x4.add(
-            i32x4.add(i32x4.mul(s0, i32x4.splat(<i32>load<i8>(c))), i32x4.mul(s1, i32x4.splat(<i32>load<i8>(c, 2)))),
-            i32x4.add(i32x4.mul(s2, i32x4.splat(<i32>load<i8>(c, 4))), i32x4.mul(s3, i32x4.splat(<i32>load<i8>(c, 6))))));
+          i0 = q6Scaled(i0, s0, s1, s2, s3, sc + (o >> 4));
         }
       }
-      acc = superK1(acc, hsumI32(i0), load<f32>(tbl + (<usize>load<u16>(p, 208) << 2)), dx, false, 0, 0);
+      acc = superK1(acc, hsumI32(i0) - offset, load<f32>(tbl + (<usize>load<u16>(p, 208) << 2)), dx, false, 0, 0);
     } else {
       const five = kind == K_Q5_K;
       const p = row + <usize>sb * (five ? 176 : 144);

@@ -186,7 +186,8 @@ export function interleaveQ8K(xq: usize, n: i32, k: i32, xi: usize): void {
 }
 
 /**
- * For Q4_K / Q5_K weights in the relaxed build (matmul.as.ts rowK): the Q8_K levels (i16, |q| ≤ 127)
+ * For Q4_K / Q5_K weights in the relaxed build (matmul.as.ts rowK, rowKDirect), and its Q6_K
+ * matrix-vector products (rowKDirect): the Q8_K levels (i16, |q| ≤ 127)
  * as i8, in element order (the order of the weights' levels there: each super-block's lanes are
  * added up exactly, so the lanes' layout does not matter).
  */
