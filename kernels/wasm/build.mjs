@@ -9,12 +9,15 @@
 // A module that imports a shared memory must be given a shared one, and vice versa, hence two
 // builds of the same source, each with and without relaxed SIMD. The .wasm files are build outputs (.gitignore), made by
 // `npm run build:wasm`, before start/build/test/bench (package.json pre-scripts) and by the CLI
-// when they are missing. Incremental: nothing is done when both are newer than every source.
+// when they are missing. Incremental: nothing is done when the outputs are the ones the last build
+// made from sources with the same contents (build/stamp.json holds SHA-256s of both; a timestamp
+// test would keep a .wasm copied in from another build, and benchmarks would run the wrong code).
 //
 // Each output is checked: SIMD on, one import (env.memory) and no data segment, because the
 // imported memory is the weight arena: a data segment would be written over the weights.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -28,16 +31,29 @@ const OUTPUTS = [
   { file: 'kernels-relaxed-shared.wasm', shared: true, relaxed: true },
 ];
 
+const STAMP = join(WASM_OUT_DIR, 'stamp.json');
+
 function sources() {
-  return [...readdirSync(here).filter((f) => f.endsWith('.as.ts')).map((f) => join(here, f)), fileURLToPath(import.meta.url)];
+  return [...readdirSync(here).filter((f) => f.endsWith('.as.ts')).sort().map((f) => join(here, f)), fileURLToPath(import.meta.url)];
 }
 
-/** True when both outputs exist and are newer than every source (and this script). */
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** One hash of every source's name and contents (and this script's). */
+function sourcesHash() {
+  const h = createHash('sha256');
+  for (const f of sources()) h.update(`${f.slice(here.length)}\0`).update(readFileSync(f)).update('\0');
+  return h.digest('hex');
+}
+
+/** True when every output is the one the last build wrote from sources with these contents. */
 export function wasmUpToDate() {
-  const newest = Math.max(...sources().map((f) => statSync(f).mtimeMs));
+  let stamp;
+  try { stamp = JSON.parse(readFileSync(STAMP, 'utf8')); } catch { return false; }
+  if (stamp?.sources !== sourcesHash()) return false;
   return OUTPUTS.every(({ file }) => {
     const p = join(WASM_OUT_DIR, file);
-    return existsSync(p) && statSync(p).mtimeMs >= newest;
+    return existsSync(p) && stamp.outputs?.[file] === sha256(readFileSync(p));
   });
 }
 
@@ -71,6 +87,7 @@ export async function buildWasm({ force = false, log = console.log } = {}) {
   }
   mkdirSync(WASM_OUT_DIR, { recursive: true });
   const t0 = performance.now();
+  const stamp = { sources: sourcesHash(), outputs: {} };
   for (const { file, shared, relaxed } of OUTPUTS) {
     const out = join(WASM_OUT_DIR, file);
     const tmp = `${out}.tmp-${process.pid}`;
@@ -93,7 +110,9 @@ export async function buildWasm({ force = false, log = console.log } = {}) {
     if (imports.length !== 1 || imports[0] !== 'env.memory:memory') problems.push(`it imports ${imports.join(', ')} (only env.memory is provided)`);
     if (problems.length) throw new Error(`kernels/wasm: ${file}: ${problems.join('; ')}`);
     renameSync(tmp, out);
+    stamp.outputs[file] = sha256(bytes);
   }
+  writeFileSync(STAMP, `${JSON.stringify(stamp, null, 1)}\n`);
   log(`kernels/wasm: built ${OUTPUTS.map((o) => o.file).join(' and ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { built: true };
 }
