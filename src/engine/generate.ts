@@ -52,7 +52,9 @@ export async function* generateAsync(session: Session, promptIds: readonly numbe
       const { logits } = await session.runAsync(tokens);   // [vocab] of the last position
       id = sampler.sample(logits, tokens);
     } else {
-      const { top } = await session.runAsync(tokens, { logits: 'top', topK: k });
+      // greedy on WebGPU: the next steps run ahead, fed this argmax on the GPU (session.ts RunOptions.ahead)
+      const ahead = k === 1 ? Math.min(AHEAD, maxTokens - 1 - i) : 0;
+      const { top } = await session.runAsync(tokens, { logits: 'top', topK: k, ahead });
       if (k === 1) id = top!.ids[0]!;                       // greedy: the argmax
       else {
         // the k candidates at their logits, everything else impossible: the same distribution
@@ -67,6 +69,10 @@ export async function* generateAsync(session: Session, promptIds: readonly numbe
     yield id;
   }
 }
+
+/** Greedy look-ahead steps generateAsync keeps submitted on WebGPU: enough to keep the GPU busy
+ *  while the CPU records the next step and the last id is read back. */
+const AHEAD = 2;
 
 /** What both generators start from: checked options, the stop ids, and a seeded sampler. */
 function setUp(session: Session, options: GenerateOptions) {

@@ -30,7 +30,7 @@ import type { Backend } from './backend.ts';
 import type { GpuContext } from './gpu/context.ts';
 import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
-import type { LogitsRequest } from './gpu/forward.ts';
+import type { GpuForwardResult, LogitsRequest } from './gpu/forward.ts';
 import { resolveEdits, type Edit, type EditPlan, type EditSummary } from './edits.ts';
 
 export interface SessionOptions {
@@ -79,6 +79,15 @@ export interface RunOptions {
   logits?: 'last' | 'new' | 'all' | 'top';
   /** For logits: 'top', how many ids (1 .. 64). Default 1. */
   topK?: number;
+  /**
+   * Greedy look-ahead, WebGPU only (ignored on the CPU): after a run with logits 'top', topK 1 and
+   * no capture, edits or summary, keep up to this many more steps (at most 4) submitted past the
+   * sequence, each fed the argmax of the one before on the GPU. A next run of this sequence plus
+   * its argmax then finds its step done or under way, so the GPU does not wait for the CPU between
+   * decoded tokens. Any other next run drops them (they still run; their results are ignored).
+   * generateAsync asks for it when decoding greedily. Default 0.
+   */
+  ahead?: number;
   /**
    * Cancels the run between chunks of positions (chunkSize): runAsync then lets other events in
    * between chunks (also on the CPU), checks the signal before each chunk, and rejects with
@@ -129,6 +138,16 @@ export interface RunResult {
   edits: EditSummary[];
 }
 
+
+/** A greedy look-ahead step (RunOptions.ahead): its position, the id it was fed, what it reads back. */
+interface Ahead {
+  pos: number;
+  input: Promise<number>;
+  result: Promise<GpuForwardResult>;
+}
+
+/** The most look-ahead steps a session keeps submitted. */
+const MAX_AHEAD = 4;
 
 /** What one run does, worked out before any chunk is computed (shared by both backends). */
 interface Plan {
@@ -183,10 +202,14 @@ export class Session {
   private cached: number[] = [];
   /** The edits the cached positions were computed under: their key ('' none) and earliest position. */
   private cachedEdits = { key: '', from: Infinity };
+  /** WebGPU greedy look-ahead (RunOptions.ahead): steps submitted past `cached`, oldest first. */
+  private ahead: Ahead[] = [];
+  private readonly noHooks: HookSelection;
 
   constructor(weights: ModelWeights, options: SessionOptions = {}) {
     this.config = weights.config;
     this.weights = weights;
+    this.noHooks = selectHooks(weights.config, undefined);
     this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? 64));
     // The CPU rounds activations as llama.cpp does (fast int8 products); WebGPU computes with exact
     // f32 activations, and a session that starts there keeps them on a CPU fallback too, so that a
@@ -234,6 +257,7 @@ export class Session {
   /** Forgets the sequence (the cache memory is kept for reuse). */
   reset(): void {
     this.cached = [];
+    this.ahead = [];
     this.store.clear();
   }
 
@@ -323,6 +347,19 @@ export class Session {
     options.signal?.throwIfAborted();
     const p = this.plan(tokens, options);
     const vocab = this.config.vocabSize, c = this.config;
+    const greedy = p.mode === 'top' && p.topK === 1 && !p.hooks.any && !p.edits && !p.summary;
+    // the look-ahead step for this run: the cached sequence plus the id that step was fed
+    const next = this.ahead[0];
+    if (greedy && next && next.pos === p.reused && tokens.length === p.reused + 1 && (await next.input) === tokens[p.reused]) {
+      this.ahead.shift();
+      const out = await next.result;
+      this.cached.push(tokens[p.reused]!);
+      await this.lookAhead(gpu, options.ahead, out.top!.ids[0]!);
+      return this.finish(p, out.top!);
+    }
+    // Not this run's: dropped. They run out on the GPU before anything submitted now (one queue),
+    // writing only cache rows past `cached`, which this run rewrites before it reads them.
+    this.ahead = [];
     let top: RunResult['top'];
     // a summary reads back every layer's attention rows of a chunk at once: bound that
     const chunkSize = p.summary && !p.summaryFromStore
@@ -343,7 +380,33 @@ export class Session {
       if (out.top) top = out.top;
       this.cached.push(...chunk);
     }
+    if (greedy) await this.lookAhead(gpu, options.ahead, top!.ids[0]!);
     return this.finish(p, top);
+  }
+
+  /**
+   * Tops the greedy look-ahead up to `want` steps (RunOptions.ahead), within the context; `lastId`
+   * is the argmax of the sequence as cached, which the first step is fed. A step that cannot be
+   * sent ends the look-ahead quietly: the next run meets the failure itself.
+   */
+  private async lookAhead(gpu: GpuRunner, want: number | undefined, lastId: number): Promise<void> {
+    const room = this.config.nCtx - this.cached.length;
+    const n = Math.min(Math.max(0, Math.floor(want ?? 0)), MAX_AHEAD, room);
+    while (this.ahead.length < n) {
+      const pos = this.cached.length + this.ahead.length;
+      const prev = this.ahead[this.ahead.length - 1];
+      const input = prev ? prev.result.then((r) => r.top!.ids[0]!) : Promise.resolve(lastId);
+      let sent: { result: Promise<GpuForwardResult> };
+      try {
+        sent = await gpu.send(null, pos, { hooks: this.noHooks, recorder: null, logits: { top: 1 } });
+      } catch {
+        return;
+      }
+      // a dropped step's failure is nobody's to report (the next run meets the same device)
+      sent.result.catch(() => undefined);
+      input.catch(() => undefined);
+      this.ahead.push({ pos, input, result: sent.result });
+    }
   }
 
   /**
@@ -378,6 +441,7 @@ export class Session {
    */
   dispose(): void {
     this.cpu.dispose();
+    this.ahead = [];
     if (!this.gpu) return;
     this.gpu.destroy();
     this.gpu = null;
@@ -393,6 +457,7 @@ export class Session {
     try { gpu.destroy(); } catch { /* a lost device may refuse; its memory is gone anyway */ }
     this.why = `WebGPU failed, continuing on the CPU: ${reason}`;
     this.cached = [];
+    this.ahead = [];
     this.store.clear();
     this.onBackendChange?.({ from: 'webgpu', to: 'cpu', reason });
   }

@@ -42,8 +42,9 @@ export class GpuContext {
   private readonly pending = new Map<string, Promise<GPUComputePipeline>>();
   private readonly free = new Map<number, GPUBuffer[]>();
   /** Counters for benchmarks and tests: dispatches, bytes read back, steps submitted (each one
-   *  readback round trip) and the extra command buffers their flush() sent ahead. */
-  stats = { dispatches: 0, readbackBytes: 0, submits: 0, flushes: 0 };
+   *  readback round trip), the extra command buffers their flush() sent ahead, and the steps fed
+   *  the previous step's argmax on the GPU (greedy look-ahead, session.ts RunOptions.ahead). */
+  stats = { dispatches: 0, readbackBytes: 0, submits: 0, flushes: 0, chained: 0 };
   lost: GPUDeviceLostInfo | null = null;
   private readonly rings: UniformRing[] = [];
   private readonly staging = new Map<number, GPUBuffer[]>();

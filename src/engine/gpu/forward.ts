@@ -96,8 +96,24 @@ type Pending =
 export async function forwardGpu(
   ctx: GpuContext, w: GpuWeights, s: GpuRunState, tokens: ArrayLike<number>, start: number, opts: GpuForwardOptions,
 ): Promise<GpuForwardResult> {
+  return (await sendForwardGpu(ctx, w, s, tokens, start, opts)).result;
+}
+
+/**
+ * forwardGpu in two halves: resolves once the chunk is recorded and submitted, with `result`, the
+ * promise of what it reads back. Steps submitted one after another run on the GPU in that order,
+ * so a later step may be sent before an earlier one's result is in.
+ *
+ * `tokens` null: one token whose id is the argmax of the step submitted before (its `top: 1`),
+ * copied on the GPU: greedy decoding runs ahead without waiting for the id to be read back.
+ * Such a step records no hooks and applies no edits (they would need the id on the CPU).
+ */
+export async function sendForwardGpu(
+  ctx: GpuContext, w: GpuWeights, s: GpuRunState, tokens: ArrayLike<number> | null, start: number, opts: GpuForwardOptions,
+): Promise<{ result: Promise<GpuForwardResult> }> {
   const c = w.config;
-  const n = tokens.length;
+  const n = tokens ? tokens.length : 1;
+  if (!tokens && (opts.hooks.any || opts.edits)) throw new Error('a step fed the previous argmax records no hooks and applies no edits');
   const d = c.dModel, qd = c.nHeads * c.dHead, kvd = c.nKvHeads * c.dHead, kLen = start + n;
   const heads = { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead };
   const { hooks } = opts;
@@ -128,7 +144,11 @@ export async function forwardGpu(
     };
     s.ensureChunk(n);
     s.ensurePositions(kLen, step);
-    ctx.write(s.ids, 0, Uint32Array.from(tokens));
+    if (tokens) ctx.write(s.ids, 0, Uint32Array.from(tokens));
+    else {
+      step.copy(s.topIds, 0, s.ids, 0, 4);                               // the previous step's argmax
+      ctx.stats.chained++;
+    }
     const x = at0(s.x);                                                    // [n, d_model] the residual stream
     const xb = at0(s.xb), q = at0(s.q), z = at0(s.z), out = at0(s.out), gate = at0(s.gate), up = at0(s.up);
     const scale = at0(s.scale), normalized = at0(s.normalized);
@@ -286,6 +306,16 @@ export async function forwardGpu(
     throw ctx.lost && !(e instanceof GpuStepError) ? new GpuStepError(`the WebGPU device was lost: ${ctx.lost.message}`, e) : e;
   }
   const scopeError = popScopes(ctx);
+  return { result: finishForward(ctx, s, tokens, n, start, opts, { done, scopeError, pending, logitsRead, topRead, wantTop, ge }) };
+}
+
+/** The second half of sendForwardGpu: waits for the step, then delivers its captures and logits. */
+async function finishForward(
+  ctx: GpuContext, s: GpuRunState, tokens: ArrayLike<number> | null, n: number, start: number, opts: GpuForwardOptions,
+  sent: { done: Promise<void>; scopeError: Promise<string | null>; pending: Pending[]; logitsRead: Promise<ArrayBuffer>[]; topRead: Promise<ArrayBuffer>[]; wantTop: number; ge: GpuEdits | null },
+): Promise<GpuForwardResult> {
+  const { done, scopeError, pending, logitsRead, topRead, wantTop, ge } = sent;
+  const c = s.config, g = opts.hooks.global, d = c.dModel, kLen = start + n;
   try {
     await done;
   } catch (e) {
@@ -301,7 +331,7 @@ export async function forwardGpu(
 
   // ---- deliver the captures ----
   const r = opts.recorder;
-  if (g.hook_tokens) r!.rows('hook_tokens', start, Float32Array.from(tokens), n, 1);
+  if (g.hook_tokens) r!.rows('hook_tokens', start, Float32Array.from(tokens!), n, 1);
   for (const p of pending) {
     if (p.kind === 'rows') r!.rows(p.name, start, new Float32Array(await p.data), n, p.rowSize);
     else if (p.kind === 'attention') r!.attention(p.name, start, new Float32Array(await p.data), c.nHeads, n);

@@ -8,7 +8,7 @@ import type { GpuContext } from './context.ts';
 import { GpuStepError } from './failure.ts';
 import { gpuWeightsPreflight, uploadWeights, destroyWeights, type GpuWeights } from './weights.ts';
 import { GpuRunState } from './state.ts';
-import { forwardGpu, prepareForward, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
+import { forwardGpu, sendForwardGpu, prepareForward, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
 
 export class GpuRunner {
   readonly ctx: GpuContext;
@@ -54,6 +54,12 @@ export class GpuRunner {
   /** One chunk through the model (gpu/forward.ts); ready() must have resolved. */
   forward(tokens: ArrayLike<number>, start: number, opts: Omit<GpuForwardOptions, 'cpuWeights'>): Promise<GpuForwardResult> {
     return forwardGpu(this.ctx, this.weights!, this.state!, tokens, start, { ...opts, cpuWeights: this.cpuWeights });
+  }
+
+  /** forward() in two halves (gpu/forward.ts sendForwardGpu): resolves once the step is submitted;
+   *  tokens null: one token, the argmax of the step sent before, on the GPU. */
+  send(tokens: ArrayLike<number> | null, start: number, opts: Omit<GpuForwardOptions, 'cpuWeights'>): Promise<{ result: Promise<GpuForwardResult> }> {
+    return sendForwardGpu(this.ctx, this.weights!, this.state!, tokens, start, { ...opts, cpuWeights: this.cpuWeights });
   }
 
   /** Frees the weights and the run state (the device stays: it belongs to the caller). */
