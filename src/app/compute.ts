@@ -8,6 +8,7 @@ import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';
 import type { ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
+import { topOf } from '../engine/top.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import type { AttentionOutput } from '../../cells/plot/attention.ts';
 import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
@@ -85,11 +86,9 @@ async function piecesOf(env: Env, ids: Iterable<number>): Promise<Map<number, st
   return new Map(list.map((id, i) => [id, pieces[i]!]));
 }
 
-/** Ids of the n largest values (descending). */
+/** Ids of the n largest values (descending; the lower id first on ties). */
 function topIds(row: Float32Array, n: number): number[] {
-  const idx = Array.from(row.keys());
-  idx.sort((a, b) => row[b]! - row[a]! || a - b);
-  return idx.slice(0, n);
+  return Array.from(topOf(row, n).ids);
 }
 
 /** The hook an activations cell draws as a histogram: its `hook` setting, else the layer's output. */

@@ -24,7 +24,7 @@ import { loadModelWeights, type ModelWeights } from './weights.ts';
 import { chooseBackend, CPU_BACKEND, type Backend } from './backend.ts';
 import { acquireDevice } from './gpu/device.ts';
 import {
-  TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, hookNormsSlice,
+  TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, LensMemo, hookNormsSlice,
   type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
   type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
   type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice, type AttentionPoolQuery, type AttentionPoolSlice,
@@ -279,6 +279,8 @@ interface Loaded {
   tokenizer: Tokenizer | null;
   session: Session;
   backend: Backend;
+  /** Logit-lens rows by residual: a keystroke's lens recomputes only the positions that changed. */
+  lens: LensMemo;
 }
 
 interface Pending { kind: 'run' | 'load'; slot: string; controller: AbortController; detach: () => void }
@@ -394,7 +396,7 @@ export class Engine implements EngineApi {
           entry: resolved.entry ?? null,
           downloadedBytes: resolved.downloadedBytes ?? 0,
         };
-        this.model = { info, weights, tokenizer, session, backend };
+        this.model = { info, weights, tokenizer, session, backend, lens: new LensMemo() };
         return { ...info };
       } finally {
         await Promise.all(resolved.sources.map((s) => s.close?.()));
@@ -588,7 +590,7 @@ export class Engine implements EngineApi {
   async logitLens(trace: TraceRef, query: LogitLensQuery = {}): Promise<LogitLensSlice> {
     const t = this.trace(trace);
     const m = this.loaded();
-    return this.out(t, logitLensSlice(m.info.config, (x, n) => m.session.outputHead(x, n), t, query));
+    return this.out(t, logitLensSlice(m.info.config, (x, n) => m.session.outputHead(x, n), t, query, m.lens));
   }
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options: { positions?: Range } = {}): Promise<HookNormsSlice> {

@@ -31,6 +31,7 @@ import type { GpuContext } from './gpu/context.ts';
 import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
 import type { GpuForwardResult, LogitsRequest } from './gpu/forward.ts';
+import { topOf } from './top.ts';
 import { resolveEdits, type Edit, type EditPlan, type EditSummary } from './edits.ts';
 
 export interface SessionOptions {
@@ -563,20 +564,6 @@ function summaryRecorder(store: CaptureStore, stored: ReadonlySet<string>, summa
       if (l !== undefined) summary.chunk(l, start, data, n);
     },
   };
-}
-
-/** The k largest entries of a row, largest first, the lowest id first on ties (as the sampler orders them). */
-export function topOf(row: Float32Array, k: number): { ids: Uint32Array; logits: Float32Array } {
-  const ids: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i]!;
-    if (ids.length === k && !(v > row[ids[k - 1]!]!)) continue;   // not better than the worst kept (ties: lower id wins)
-    let j = ids.length;
-    while (j > 0 && v > row[ids[j - 1]!]!) j--;
-    ids.splice(j, 0, i);
-    if (ids.length > k) ids.pop();
-  }
-  return { ids: Uint32Array.from(ids), logits: Float32Array.from(ids, (i) => row[i]!) };
 }
 
 /**

@@ -14,7 +14,7 @@
 
 import type { ModelConfig } from './config.ts';
 import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from './hooks.ts';
-import { topOf } from './session.ts';
+import { topOf } from './top.ts';
 import { UsageError } from './errors.ts';
 import type { AttentionSummaryData } from './attention-summary.ts';
 import type { EditSummary } from './edits.ts';
@@ -382,12 +382,14 @@ function topIds(row: Float32Array, k: number): { ids: Uint32Array; logits: Float
   return { ids: order.slice(), logits: Float32Array.from(order, (i) => row[i]!) };
 }
 
-/** Softmax of `row` at temperature T (> 0), accumulated in f64, the row max subtracted. */
-function softmaxStats(row: Float32Array, T: number): { max: number; sum: number } {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+/** Softmax of `row` at temperature T (> 0), accumulated in f64, the row max subtracted (pass it
+ *  when known: the first of the top k). */
+function softmaxStats(row: Float32Array, T: number, knownMax?: number): { max: number; sum: number } {
+  let max = knownMax ?? -Infinity;
+  if (knownMax === undefined) for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
   let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp((row[i]! - max) / T);
+  if (T === 1) for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  else for (let i = 0; i < row.length; i++) sum += Math.exp((row[i]! - max) / T);
   return { max, sum };
 }
 
@@ -426,7 +428,7 @@ export type OutputHead = (x: Float32Array, n: number) => Float32Array;
  * head (same kernels, same rounding), so at the last layer the lens gives the model's logits
  * exactly (on the CPU backend; on WebGPU within the two backends' agreement).
  */
-export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}): Omit<LogitLensSlice, keyof SliceMeta> {
+export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Omit<LogitLensSlice, keyof SliceMeta> {
   const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
   // the residual after layer l (−1: the embedding); either of two names holds the same numbers
   const residual = (l: number): TraceEntry | undefined => l === -1
@@ -453,31 +455,106 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
   const ids = new Int32Array(R * k), lensLogits = new Float32Array(R * k), probs = new Float32Array(R * k);
   const targetProbs = target === null ? null : new Float32Array(R);
   const targetRanks = target === null ? null : new Int32Array(R);
-  const B = Math.min(R, LENS_BATCH);
+  const residualRow = (r: number) => {
+    const src = sources[Math.floor(r / positions.length)]!, p = positions[r % positions.length]!;
+    return src.subarray(p * d, (p + 1) * d);
+  };
+  const put = (r: number, e: LensRow) => {
+    ids.set(e.ids, r * k); lensLogits.set(e.logits, r * k); probs.set(e.probs, r * k);
+    if (target !== null) { targetProbs![r] = e.targetProb; targetRanks![r] = e.targetRank; }
+  };
+  // rows whose residual was read before come from the memo; the others go through the head
+  const todo: number[] = [];
+  for (let r = 0; r < R; r++) {
+    const hit = memo?.get(residualRow(r), k, target);
+    if (hit) put(r, hit); else todo.push(r);
+  }
+  const B = Math.min(todo.length, LENS_BATCH);
   const x = new Float32Array(B * d);                                  // [B, d_model]
-  for (let r0 = 0; r0 < R; r0 += B) {
-    const b = Math.min(B, R - r0);
-    for (let i = 0; i < b; i++) {
-      const r = r0 + i, src = sources[Math.floor(r / positions.length)]!, p = positions[r % positions.length]!;
-      x.set(src.subarray(p * d, (p + 1) * d), i * d);
-    }
+  for (let t0 = 0; t0 < todo.length; t0 += B) {
+    const b = Math.min(B, todo.length - t0);
+    for (let i = 0; i < b; i++) x.set(residualRow(todo[t0 + i]!), i * d);
     const logits = head(x, b);                                         // final RMSNorm (this residual's rms), then W_U: [b, vocab]
     for (let i = 0; i < b; i++) {
-      const r = r0 + i;
+      const r = todo[t0 + i]!;
       const row = logits.subarray(i * V, (i + 1) * V);
-      const { max, sum } = softmaxStats(row, 1);
       const top = topIds(row, k);
-      top.ids.forEach((id, j) => { ids[r * k + j] = id; lensLogits[r * k + j] = row[id]!; probs[r * k + j] = Math.exp(row[id]! - max) / sum; });
+      const { max, sum } = softmaxStats(row, 1, top.logits[0]);
+      const e: LensRow = { ids: Int32Array.from(top.ids), logits: top.logits, probs: top.logits.map((v) => Math.exp(v - max) / sum), targetProb: 0, targetRank: 0 };
       if (target !== null) {
         const v = row[target]!;
         let rank = 0;                                                  // ranked as topOf orders: ties go to the lower id
         for (let j = 0; j < V; j++) if (row[j]! > v || (row[j] === v && j < target)) rank++;
-        targetProbs![r] = Math.exp(v - max) / sum;
-        targetRanks![r] = rank;
+        e.targetProb = Math.exp(v - max) / sum;
+        e.targetRank = rank;
       }
+      put(r, e);
+      memo?.set(residualRow(r), k, target, e);
     }
   }
   return { layers: Int32Array.from(layers), positions: Int32Array.from(positions), k, ids, logits: lensLogits, probs, target, targetProbs, targetRanks };
+}
+
+/** One row of the logit lens: the top k (ids, logits, probabilities) and the target's probability and rank. */
+interface LensRow { ids: Int32Array; logits: Float32Array; probs: Float32Array; targetProb: number; targetRank: number }
+
+/**
+ * Logit-lens rows already computed, found again by the residual they were read from. An edit to
+ * a prompt leaves the residuals of the positions before it as they were (the model is causal, and
+ * a run reuses the cached prefix), so after a keystroke the lens recomputes only the rows that
+ * changed. Keyed by the residual's bits (hashed, then compared in full), k and the target; bounded
+ * in bytes, the least recently used dropped first. The rows depend on the output head, so a memo
+ * serves one session (one model, one rounding) only.
+ */
+export class LensMemo {
+  private readonly rows = new Map<string, { bits: Uint32Array; row: LensRow; bytes: number }>();
+  private bytes = 0;
+
+  constructor(readonly maxBytes = 16 << 20) {}
+
+  get(residual: Float32Array, k: number, target: number | null): LensRow | undefined {
+    const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
+    const key = `${hashWords(bits)}:${residual.length}:${k}:${target}`;
+    const e = this.rows.get(key);
+    if (!e || !sameWords(e.bits, bits)) return undefined;
+    this.rows.delete(key);                                             // most recently used last
+    this.rows.set(key, e);
+    return e.row;
+  }
+
+  set(residual: Float32Array, k: number, target: number | null, row: LensRow): void {
+    const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length).slice();
+    const key = `${hashWords(bits)}:${residual.length}:${k}:${target}`;
+    const old = this.rows.get(key);
+    if (old) { this.rows.delete(key); this.bytes -= old.bytes; }     // a collision: the newer row wins
+    const bytes = 4 * bits.length + 12 * k + 64;
+    if (bytes > this.maxBytes) return;
+    this.rows.set(key, { bits, row, bytes });
+    this.bytes += bytes;
+    for (const [oldest, e] of this.rows) {
+      if (this.bytes <= this.maxBytes) break;
+      this.rows.delete(oldest);
+      this.bytes -= e.bytes;
+    }
+  }
+
+  clear(): void {
+    this.rows.clear();
+    this.bytes = 0;
+  }
+}
+
+/** FNV-1a over 32-bit words. */
+function hashWords(w: Uint32Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {

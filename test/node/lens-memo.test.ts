@@ -1,0 +1,93 @@
+// The logit lens's memo (src/engine/trace.ts LensMemo): after a prompt edit only the rows whose
+// residual changed go through the output head again, and every answer equals the lens computed
+// without the memo. stories260K (../shared/models).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openModel } from '../../src/formats/open.ts';
+import { bytesSource } from '../../src/formats/source.ts';
+import { loadModelWeights } from '../../src/engine/weights.ts';
+import { Session } from '../../src/engine/session.ts';
+import { LensMemo, logitLensSlice, type LogitLensQuery, type StoredTrace } from '../../src/engine/trace.ts';
+import type { TraceHandle } from '../../src/engine/api.ts';
+
+const root = resolve(fileURLToPath(import.meta.url), '../../..');
+const bytes = readFileSync(resolve(root, '../shared/models/tinystories-260k/stories260K.gguf'));
+const ref = JSON.parse(readFileSync(resolve(root, '../shared/models/tinystories-260k/stories260K_greedy_ref.json'), 'utf8')) as { token_ids: number[] };
+const CAPTURE = ['hook_embed', 'blocks.*.hook_resid_post'];
+
+async function setUp() {
+  const weights = await loadModelWeights(await openModel([bytesSource(new Uint8Array(bytes), 'stories260K.gguf')]));
+  const session = new Session(weights);
+  let rows = 0;
+  const head = (x: Float32Array, n: number) => { rows += n; return session.outputHead(x, n); };
+  /** The lens of `tokens` (run on the session, reusing its cache) with and without the memo, and the rows the head computed with it. */
+  const lens = (tokens: number[], memo: LensMemo, q: LogitLensQuery = {}) => {
+    const r = session.run(tokens, { capture: CAPTURE });
+    const t = { handle: { id: 't', nPos: tokens.length, logitsStart: tokens.length - 1 } as TraceHandle, data: r.trace, logits: r.logits, bytes: 0 } as StoredTrace;
+    const query = { positions: [...tokens.keys()], ...q };
+    rows = 0;
+    const got = logitLensSlice(session.config, head, t, query, memo);
+    const computed = rows;
+    const plain = logitLensSlice(session.config, head, t, query);
+    return { got, plain, computed, reused: r.reused };
+  };
+  return { session, lens };
+}
+
+test('logit lens memo: an appended token or an edit recomputes only the rows after it, with the same answers', async () => {
+  const { lens } = await setUp();
+  const memo = new LensMemo();
+  const a = ref.token_ids.slice(0, 30);
+  const layers = 6;                                                   // the embedding and 5 blocks
+
+  const first = lens(a, memo, { target: 403 });
+  assert.equal(first.computed, layers * 30);
+  assert.deepEqual(first.got, first.plain);
+
+  // one more token: the 30 earlier positions' residuals are the cached ones
+  const b = [...a, ref.token_ids[30]!];
+  assert.ok(!a.includes(b[30]!));                                     // a new embedding row too
+  const appended = lens(b, memo, { target: 403 });
+  assert.equal(appended.reused, 30);
+  assert.equal(appended.computed, layers);
+  assert.deepEqual(appended.got, appended.plain);
+
+  // an edit at position 10: the blocks' residuals at positions 10 .. 30 change, 0 .. 9 do not;
+  // the embedding changes at position 10 only (the memo goes by content, not by position)
+  const c = [...b];
+  c[10] = c[10] === 100 ? 101 : 100;
+  assert.ok(!b.slice(0, 10).includes(c[10]!) && !b.slice(11).includes(c[10]!));
+  const edited = lens(c, memo, { target: 403 });
+  assert.equal(edited.computed, (layers - 1) * 21 + 1);
+  assert.deepEqual(edited.got, edited.plain);
+
+  // another k or target is another question: computed again, and right
+  const otherK = lens(c, memo, { k: 3, target: 403 });
+  assert.equal(otherK.computed, layers * 31);
+  assert.deepEqual(otherK.got, otherK.plain);
+  const noTarget = lens(c, memo, {});
+  assert.equal(noTarget.computed, layers * 31);
+  assert.deepEqual(noTarget.got, noTarget.plain);
+  assert.equal(lens(c, memo, {}).computed, 0);
+});
+
+test('logit lens memo: bounded in bytes, the oldest rows dropped first, answers unchanged', async () => {
+  const { lens } = await setUp();
+  const rowBytes = 4 * 64 + 12 * 5 + 64;                              // d_model 64, k 5 (LensMemo.set)
+  const memo = new LensMemo(10 * rowBytes);
+  const a = ref.token_ids.slice(0, 20);
+  const first = lens(a, memo);
+  assert.equal(first.computed, 6 * 20);
+  assert.deepEqual(first.got, first.plain);
+  // 10 rows kept: the last computed, the last layer's final 10 positions
+  const again = lens(a, memo);
+  assert.equal(again.computed, 6 * 20 - 10);
+  assert.deepEqual(again.got, again.plain);
+  const none = new LensMemo(rowBytes - 1);                            // too small for one row: keeps nothing
+  assert.equal(lens(a, none).computed, 120);
+  assert.equal(lens(a, none).computed, 120);
+});
