@@ -29,20 +29,21 @@ async function stepwise(session: Session, prompt: number[], n: number): Promise<
 describe('WebGPU greedy look-ahead [webgpu]', function () {
   this.timeout(180000);
 
-  it('[webgpu] generateAsync: the golden tokens, every step after the first fed on the GPU, and a cache as good as a fresh run', async function () {
+  it('[webgpu] generateAsync: the golden tokens, every step after the first fed on the GPU (the KV cache growing under them), and a cache as good as a fresh run', async function () {
     const ctx = await gpuOrSkip(this);
     const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
     const session = new Session(weights, { backend: { kind: 'webgpu', ctx } });
     const before = { ...ctx.stats };
     const ids: number[] = [];
-    for await (const id of generateAsync(session, [1], { maxTokens: 40, temperature: 0, stopAtEos: false })) ids.push(id);
-    expect(ids).to.deep.equal(ref.token_ids.slice(1, 41));
-    expect(ctx.stats.chained - before.chained).to.equal(39);
-    expect(ctx.stats.submits - before.submits).to.equal(40);     // nothing computed past the last token
-    expect(ctx.stats.readbackBytes - before.readbackBytes).to.equal(40 * 4);
+    // 70 tokens: the cache grows from 64 positions to 128 while steps are ahead (gpu/state.ts)
+    for await (const id of generateAsync(session, [1], { maxTokens: 70, temperature: 0, stopAtEos: false })) ids.push(id);
+    expect(ids).to.deep.equal(ref.token_ids.slice(1, 71));
+    expect(ctx.stats.chained - before.chained).to.equal(69);
+    expect(ctx.stats.submits - before.submits).to.equal(70);     // nothing computed past the last token
+    expect(ctx.stats.readbackBytes - before.readbackBytes).to.equal(70 * 4);
     // the next position from the cached rows the chained steps wrote, against a full recomputation
     const next = await session.runAsync([1, ...ids], { logits: 'last' });
-    expect(next.reused).to.equal(40);
+    expect(next.reused).to.equal(70);
     const full = await fresh(ctx, [1, ...ids], { logits: 'last' });
     const scale = full.logits.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     expect(maxAbs(next.logits, full.logits)).to.be.at.most(1e-5 * (1 + scale));
