@@ -113,7 +113,7 @@ export async function loadWeights(model: ModelFile, arena: WeightArena, opts: Lo
       throw new ModelFormatError(`${src.name}: tensor ${t.fileName}`, `has ${rows} rows, not a whole number of heads of ${dHead}`);
     }
     // Whole rows per piece, so that a permuted row never straddles two reads.
-    const piece = Math.max(1, Math.floor((opts.pieceBytes ?? PIECE) / rowBytes)) * rowBytes;
+    const piece = Math.max(1, Math.floor((opts.pieceBytes ?? src.pieceBytes ?? PIECE) / rowBytes)) * rowBytes;
     for (let at = 0; at < t.byteLength; at += piece) {
       signal?.throwIfAborted();
       const n = Math.min(piece, t.byteLength - at);

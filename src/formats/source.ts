@@ -1,5 +1,5 @@
 // A ByteSource is a file that can be read in pieces: a Blob in the browser, a file on disk in Node,
-// bytes already in memory, or (later) a URL read with range requests. Format readers parse headers
+// bytes already in memory, or a URL read with range requests. Format readers parse headers
 // through it and stream tensor data out of it, so that no model is ever held twice in memory.
 
 import { NetworkError, TruncatedFileError } from '../engine/errors.ts';
@@ -17,6 +17,12 @@ export interface ByteSource {
    * allocates nothing per piece; the loader uses read() where it is missing.
    */
   readInto?(offset: number, dest: Uint8Array): Promise<void>;
+  /**
+   * Bytes per read that this source serves well (the loader's piece size; default 4 MiB). Each
+   * read of a Blob or over HTTP has a fixed cost (a blob slice, a range request), so those ask for
+   * larger pieces and stream them into place with readInto.
+   */
+  readonly pieceBytes?: number;
   /** Releases the underlying handle (files in Node); a no-op elsewhere. */
   close?(): Promise<void>;
 }
@@ -43,13 +49,42 @@ export function bytesSource(bytes: Uint8Array, name = 'bytes'): ByteSource {
   return src;
 }
 
+/** Pieces for a Blob or a URL: in Chromium a 4 MiB blob slice read at 570 MB/s, a streamed 256 MiB
+ *  one at 830, a 4 MiB range request from the dev server at 120–140 MB/s, a 64 MiB one at 215–370. */
+const STREAMED_PIECE = 32 << 20;
+
+/** Copies a response body (or a blob's stream) into `dest`, which it must fill exactly. */
+async function streamInto(body: ReadableStream<Uint8Array>, dest: Uint8Array, fail: (got: number) => Error): Promise<void> {
+  const reader = body.getReader();
+  let at = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (at + value.length > dest.length) throw fail(at + value.length);
+      dest.set(value, at);
+      at += value.length;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (at !== dest.length) throw fail(at);
+}
+
 export function blobSource(blob: Blob, name = (blob as File).name ?? 'blob'): ByteSource {
   const src: ByteSource = {
     name,
     size: blob.size,
+    pieceBytes: STREAMED_PIECE,
     async read(offset, length) {
       checkRange(src, offset, length);
       return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+    async readInto(offset, dest) {
+      checkRange(src, offset, dest.length);
+      if (dest.length === 0) return;
+      await streamInto(blob.slice(offset, offset + dest.length).stream(), dest,
+        (got) => new TruncatedFileError(name, `reading bytes ${offset}..${offset + dest.length} gave ${got} bytes (was the file changed or removed?)`));
     },
   };
   return src;
@@ -89,6 +124,7 @@ export async function urlSource(url: string, name = decodeURIComponent(url.split
   const src: ByteSource = {
     name,
     size,
+    pieceBytes: STREAMED_PIECE,
     async read(offset, length) {
       checkRange(src, offset, length);
       if (length === 0) return new Uint8Array(0);
@@ -102,6 +138,20 @@ export async function urlSource(url: string, name = decodeURIComponent(url.split
       const out = new Uint8Array(await r.arrayBuffer());
       if (out.byteLength !== length) throw new NetworkError(name, `range request returned ${out.byteLength} of ${length} bytes`);
       return out;
+    },
+    async readInto(offset, dest) {
+      checkRange(src, offset, dest.length);
+      if (dest.length === 0) return;
+      const length = dest.length;
+      let r: Response;
+      try {
+        r = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, referrerPolicy: 'no-referrer' });
+        if (r.status !== 206 || !r.body) throw new NetworkError(name, `range request answered ${r.status}`);
+        await streamInto(r.body, dest, (got) => new NetworkError(name, `range request returned ${got} of ${length} bytes`));
+      } catch (e) {
+        if (e instanceof NetworkError) throw e;
+        throw new NetworkError(name, `reading bytes ${offset}..${offset + length} failed (${(e as Error).message})`);
+      }
     },
   };
   return src;

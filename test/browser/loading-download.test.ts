@@ -7,7 +7,8 @@ import { resolveModelSource } from '../../src/worker/loading/resolve.ts';
 import { Sha256 } from '../../src/worker/loading/sha256.ts';
 import { listCached } from '../../src/worker/loading/cache.ts';
 import { openModel } from '../../src/formats/open.ts';
-import { urlSource, type ByteSource } from '../../src/formats/source.ts';
+import { urlSource, blobSource, bytesSource, type ByteSource } from '../../src/formats/source.ts';
+import { NetworkError } from '../../src/engine/errors.ts';
 import { loadWeights, weightBytes } from '../../src/formats/load.ts';
 import { WeightArena } from '../../src/engine/arena.ts';
 import type { DownloadProgress } from '../../src/worker/loading/types.ts';
@@ -135,6 +136,30 @@ describe('loading: downloads', () => {
     });
     const e = await failure(p);
     expect(e.name).to.equal('AbortError');
+  });
+
+  it('streams tensor pieces into place from a URL and a Blob; a connection cut mid-load is a NetworkError naming the file', async () => {
+    const whole = new Uint8Array(await (await fetch(`${T}stories260K.gguf?key=${key()}`)).arrayBuffer());
+    const reference = await tensors([bytesSource(whole, 'stories260K.gguf')]);
+    const same = (got: Map<string, Uint8Array>) => {
+      expect([...got.keys()]).to.deep.equal([...reference.keys()]);
+      for (const [name, bytes] of reference) expect(got.get(name), name).to.deep.equal(bytes);
+    };
+    // 64 KiB pieces, so that the tensors take many reads into place (the default is 32 MiB)
+    const k = key();
+    const url = await urlSource(`${T}stories260K.gguf?key=${k}`);
+    expect(url.readInto).to.be.a('function');
+    same(await tensors([{ ...url, pieceBytes: 1 << 16 }]));
+    expect((await stats(k)).count).to.be.greaterThan(SIZE >> 17);
+    const blob = blobSource(new Blob([whole]), 'stories260K.gguf');
+    expect(blob.readInto).to.be.a('function');
+    same(await tensors([{ ...blob, pieceBytes: 1 << 16 }]));
+    same(await tensors([blob]));
+    // the header (its first MiB) arrives; a tensor read past byte 1,100,000 is cut off
+    const cut = await urlSource(`${T}stories260K.gguf?key=${key()}&cut=1100000`);
+    const e = await failure(tensors([cut]));
+    expect(e).to.be.instanceOf(NetworkError);
+    expect(e.message).to.match(/stories260K\.gguf/).and.to.match(/bytes \d+\.\.\d+/);
   });
 
   it('hashes like crypto.subtle on random inputs of odd lengths', async () => {
