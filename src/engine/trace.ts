@@ -514,7 +514,7 @@ export class LensMemo {
 
   get(residual: Float32Array, k: number, target: number | null): LensRow | undefined {
     const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = `${hashWords(bits)}:${residual.length}:${k}:${target}`;
+    const key = memoKey(bits, k, target);
     const e = this.rows.get(key);
     if (!e || !sameWords(e.bits, bits)) return undefined;
     this.rows.delete(key);                                             // most recently used last
@@ -524,7 +524,7 @@ export class LensMemo {
 
   set(residual: Float32Array, k: number, target: number | null, row: LensRow): void {
     const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length).slice();
-    const key = `${hashWords(bits)}:${residual.length}:${k}:${target}`;
+    const key = memoKey(bits, k, target);
     const old = this.rows.get(key);
     if (old) { this.rows.delete(key); this.bytes -= old.bytes; }     // a collision: the newer row wins
     const bytes = 4 * bits.length + 12 * k + 64;
@@ -542,6 +542,11 @@ export class LensMemo {
     this.rows.clear();
     this.bytes = 0;
   }
+}
+
+/** A memo row's key: the residual's hash and length, k and the target. */
+function memoKey(bits: Uint32Array, k: number, target: number | null): string {
+  return `${hashWords(bits)}:${bits.length}:${k}:${target}`;
 }
 
 /** FNV-1a over 32-bit words. */

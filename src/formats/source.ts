@@ -126,17 +126,9 @@ export async function urlSource(url: string, name = decodeURIComponent(url.split
     size,
     pieceBytes: STREAMED_PIECE,
     async read(offset, length) {
-      checkRange(src, offset, length);
-      if (length === 0) return new Uint8Array(0);
-      let r: Response;
-      try {
-        r = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, referrerPolicy: 'no-referrer' });
-      } catch (e) {
-        throw new NetworkError(name, `reading bytes ${offset}..${offset + length} failed (${(e as Error).message})`);
-      }
-      if (r.status !== 206) throw new NetworkError(name, `range request answered ${r.status}`);
-      const out = new Uint8Array(await r.arrayBuffer());
-      if (out.byteLength !== length) throw new NetworkError(name, `range request returned ${out.byteLength} of ${length} bytes`);
+      checkRange(src, offset, length);                                  // before allocating
+      const out = new Uint8Array(length);
+      await src.readInto!(offset, out);
       return out;
     },
     async readInto(offset, dest) {
