@@ -3,8 +3,9 @@
 // by one token's attention, and an overview of every layer × head. The element draws what the
 // page computed (state.output: AttentionOutput); view controls write the cell's view keys back
 // into the notebook (view, head, heads, sort, mean) and re-draw from the same output, the layer
-// key makes the page recompute. Long prompts draw on canvases: the pixels are computed once per
-// output (memoized on its identity) and put with putImageData; SVG draws only their frames.
+// key makes the page recompute. The small multiples (always) and long prompts' views draw on
+// canvases: the pixels are computed once per output (memoized on its identity) and put with
+// putImageData; SVG draws only their frames, and hover readouts come from the geometry.
 
 import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
@@ -254,22 +255,27 @@ export class GlassboxAttention extends LitElement implements CellProps {
         const order = shownHeads(v.heads, orderHeads(out.summary, out.layer, v.sort, out.nHeads));
         const bins = multiplesUseBins(out, order);
         const k = `heads|${v.sort}|${order.join(',')}`;
-        // Long prompts: the tiles' bins go on one canvas under the SVG (labels, frames, stats).
+        // The tiles' cells (or bins) go on one canvas under the SVG (labels, frames, stats); the
+        // readout comes from the geometry.
         const svg = cached(out, k, () => smallMultiplesSvg(out, order, { sort: v.sort, mode: 'frame' }));
         const g = cached(out, `g${k}`, () => multiplesGeom(out, order));
         const hl = sel.layer === null || sel.layer === out.layer ? sel.head : null;
         const move = (e: MouseEvent) => {
-          if (!bins) return;
           const box = (e.currentTarget as HTMLElement).getBoundingClientRect();
           const f = g.width / box.width;
           const at = multiplesAt(out, g, (e.clientX - box.left) * f, (e.clientY - box.top) * f);
           if (!at) return;
-          const t = layerThumbs(out);
-          this.hoverText = binReadout(t, n, at.head, at.qi, at.ki) + (out.pooled ? ` (${poolNote(t, n)})` : '');
+          if (bins) {
+            const t = layerThumbs(out);
+            this.hoverText = binReadout(t, n, at.head, at.qi, at.ki) + (out.pooled ? ` (${poolNote(t, n)})` : '');
+          } else {
+            this.hoverText = at.ki <= at.qi ? readout(out, at.head, at.qi, at.ki, weightAt(out, at.head, at.qi, at.ki))
+              : `head ${at.head}: query ${at.qi}, key ${at.ki}: masked (key after query)`;
+          }
           this.requestUpdate();
         };
         return html`<div class="fig" @mouseover=${events.over} @mousemove=${move} @mouseleave=${events.leave} @click=${events.click}>
-          ${bins ? html`<canvas class="under" data-key=${`mpx|${order.join(',')}`} aria-hidden="true"></canvas>` : nothing}
+          <canvas class="under" data-key=${`mpx|${order.join(',')}`} aria-hidden="true"></canvas>
           ${unsafeHTML(svg)}${unsafeHTML(overlay(multiplesHighlightSvg(g, hl)))}</div>
           <p class="note">Click a head to enlarge it.${order.length < out.nHeads ? ` Showing ${order.length} of ${out.nHeads} heads.` : ''}${out.pooled ? ` ${n} tokens: each tile pixel is the ${poolNote(layerThumbs(out), n)}.` : bins ? ` ${n} tokens: tiles show bin means.` : ''}</p>`;
       }

@@ -443,15 +443,16 @@ function binsHi(out: AttentionOutput, heads: readonly number[]): number {
 /**
  * The layer's heads as small heatmaps, query heads framed by the KV head they share (GQA), in
  * `heads` order (orderHeads for sorting; within a KV frame). Each tile is one rect per causal cell
- * while all tiles hold ≤ SVG_CELL_LIMIT cells, else the B × B bin means (layerThumbs): as rects
- * (export), or with mode 'frame' not at all, the element drawing multiplesPixels on a canvas
- * under the SVG. Under each tile: entropy, first and prev from the summary (omitted without one;
- * `sort` in bold).
+ * while all tiles hold ≤ SVG_CELL_LIMIT cells, else the B × B bin means (layerThumbs), as rects
+ * (export; bins with mode 'image' as one embedded PNG). With mode 'frame' the tiles hold no cells
+ * at all: the element draws multiplesPixels on a canvas under the SVG (thousands of rects cost a
+ * keystroke more to parse, style and paint than the model takes to run). Under each tile:
+ * entropy, first and prev from the summary (omitted without one; `sort` in bold).
  */
 export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[], o: { width?: number; tile?: number; sort?: HeadSort; mode?: 'auto' | 'frame' | 'image' } = {}): string {
   const g = multiplesGeom(out, heads, o);
   const n = nPosOf(out), t = g.tile, s = out.summary;
-  const bins = multiplesUseBins(out, heads), frame = bins && (o.mode === 'frame' || o.mode === 'image');
+  const bins = multiplesUseBins(out, heads), frame = o.mode === 'frame' || (bins && o.mode === 'image');
   const parts: string[] = [];
   let color = W_COLOR, hi = 1;
   let thumbs: LayerThumbs | null = null;
@@ -464,7 +465,7 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
     parts.push(`<g class="kv-group" data-kv="${f.kv}"><rect x="${r2(f.x)}" y="${r2(f.y)}" width="${r2(f.w)}" height="${r2(f.h)}" rx="6" fill="none" stroke="currentColor" stroke-opacity="0.35"/>`
       + `<text x="${r2(f.x + PAD)}" y="${r2(f.y + 13)}" font-weight="600">${esc(f.label)}</text></g>`);
   }
-  if (bins && o.mode === 'image') {
+  if (frame && o.mode === 'image') {
     const p = multiplesPixels(out, heads, g);
     parts.push(`<image x="0" y="0" width="${p.width}" height="${p.height}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${pngDataUrl(p.pixels, p.width, p.height)}"/>`);
   }
@@ -478,7 +479,7 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
       + `<text x="0" y="-4" font-weight="600">head ${h}</text>`
       + `<rect class="bg" width="${t}" height="${t}" fill="${frame ? 'transparent' : 'currentColor'}" fill-opacity="${frame ? 0 : 0.04}" stroke="currentColor" stroke-opacity="0.2"/>`);
     if (frame) {
-      // the canvas under this SVG draws the bins
+      // the canvas under this SVG (or the image above) draws the cells
     } else if (thumbs) {
       const B = thumbs.B, c = t / B, base = hi0 * B * B;
       for (let qi = 0; qi < B; qi++) for (let ki = 0; ki < B; ki++) {
@@ -514,19 +515,23 @@ export function smallMultiplesSvg(out: AttentionOutput, heads: readonly number[]
 }
 
 /**
- * The binned tiles as one RGBA image the size of the figure (g.width × g.height, 1 px = 1 SVG
- * unit): each bin a block of tile/B pixels. Work: the tiles' area, whatever the prompt length.
+ * The tiles as one RGBA image the size of the figure (g.width × g.height, 1 px = 1 SVG unit): each
+ * causal cell (or bin, past SVG_CELL_LIMIT) a block of about tile/n (tile/B) pixels in the colour
+ * of its weight (exact cells on [0, 1], bins on [0, hi]); masked cells stay transparent. Work: the
+ * tiles' area, whatever the prompt length.
  */
 export function multiplesPixels(out: AttentionOutput, heads: readonly number[], g: MultiplesGeom): { pixels: Uint8ClampedArray<ArrayBuffer>; width: number; height: number; hi: number } {
-  const t = layerThumbs(out), { B, thumbs } = t, hi = binsHi(out, heads), lut = colorLut('sequential', 0, hi);
+  const t = multiplesUseBins(out, heads) ? layerThumbs(out) : null;
+  const B = t ? t.B : nPosOf(out), values = t ? t.thumbs : out.pattern.data;
+  const hi = t ? binsHi(out, heads) : 1, lut = colorLut('sequential', 0, hi);
   const width = Math.ceil(g.width), height = Math.ceil(g.height), px = new Uint8ClampedArray(width * height * 4);
   const edge = (i: number) => Math.round((i * g.tile) / B);
   for (const tg of g.tiles) {
-    const hi0 = thumbIndex(t, tg.head);
-    if (hi0 < 0) continue;
+    const at = t ? thumbIndex(t, tg.head) : headIndex(out, tg.head);
+    if (at < 0) continue;
     const x0 = Math.round(tg.x), y0 = Math.round(tg.y);
-    for (let qi = 0; qi < B; qi++) for (let ki = 0; ki < B; ki++) {
-      const v = thumbs[(hi0 * B + qi) * B + ki]!;
+    for (let qi = 0; qi < B; qi++) for (let ki = 0; ki <= qi; ki++) {
+      const v = values[(at * B + qi) * B + ki]!;
       if (!Number.isFinite(v)) continue;
       const c = lutIndex(v, 0, hi) * 3;
       for (let y = y0 + edge(qi); y < y0 + edge(qi + 1); y++) for (let x = x0 + edge(ki); x < x0 + edge(ki + 1); x++) {
@@ -538,9 +543,10 @@ export function multiplesPixels(out: AttentionOutput, heads: readonly number[], 
   return { pixels: px, width, height, hi };
 }
 
-/** The head and bin under a point of binned small multiples (SVG units), or null. */
+/** The head and the cell under a point of the small multiples (SVG units), or null: qi, ki are
+ *  the query and key positions, or their bins when the tiles draw bins (multiplesUseBins). */
 export function multiplesAt(out: AttentionOutput, g: MultiplesGeom, x: number, y: number): { head: number; qi: number; ki: number } | null {
-  const B = layerThumbs(out).B;
+  const B = multiplesUseBins(out, g.tiles.map((t) => t.head)) ? layerThumbs(out).B : nPosOf(out);
   for (const t of g.tiles) {
     if (x >= t.x && y >= t.y && x < t.x + g.tile && y < t.y + g.tile) {
       return { head: t.head, qi: Math.min(B - 1, Math.floor(((y - t.y) * B) / g.tile)), ki: Math.min(B - 1, Math.floor(((x - t.x) * B) / g.tile)) };

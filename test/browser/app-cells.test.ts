@@ -10,6 +10,7 @@ import { Engine } from '../../src/engine/api.ts';
 import { resolveModelSource } from '../../src/worker/loading/index.ts';
 import { svgToPng, toCsv, toJson, type FigureExport } from '../../cells/plot/figure.ts';
 import { linked } from '../../cells/plot/linked.ts';
+import { colorLut, lutIndex } from '../../cells/plot/attention.ts';
 import { exportHtml } from '../../src/app/export.ts';
 import { until } from '../support/until.ts';
 
@@ -148,5 +149,48 @@ describe('visual cells in the app (stories260K)', function () {
     await nt.updateComplete;
     expect(app.runs.runs).to.equal(before);
     expect(app.doc!.text).to.contain('temperature: 0.5');
+  });
+
+  it('the heads view draws every head\'s causal cells on a canvas, and hovering one reads its weight from the trace', async () => {
+    const engine = new Engine({ resolveSource: resolveModelSource });
+    await engine.load({ kind: 'local', paths: [MODEL] }, { backend: 'cpu' });
+    const trace = await engine.run({ tokens, capture: ['blocks.1.attn.hook_pattern'] });
+    const slice = await engine.attention(trace, { layer: 1 });
+    const n = tokens.length, nHeads = slice.shape[0];
+    const el = cellEl(app, 'attention')!;
+    const id = (el as unknown as { cell: { id: string } }).cell.id;
+    const runs = app.runs.runs;
+    app.doc!.setSetting(id, 'view', undefined);   // the default view: every head of the layer
+    await app.idle();
+    await el.updateComplete;
+    expect(app.runs.runs, 'a view key redraws without running').to.equal(runs);
+    const root = el.shadowRoot!;
+    expect(root.querySelectorAll('.tile').length).to.equal(nHeads);
+    expect(root.querySelector('[data-q]'), 'no SVG element per cell').to.equal(null);
+    const canvas = root.querySelector<HTMLCanvasElement>('canvas.under')!;
+    expect(canvas.dataset['drawn']).to.equal(canvas.dataset['key']);
+    const fig = canvas.parentElement!, box = fig.getBoundingClientRect();
+    const svg = fig.querySelector('svg')!, scale = box.width / Number(svg.getAttribute('width'));
+    const ctx = canvas.getContext('2d')!;
+    const lut = colorLut('sequential', 0, 1);
+    const tiles = [...root.querySelectorAll<SVGGElement>('.tile')];
+    let checked = 0;
+    for (const [h, q, k] of [[0, 5, 3], [nHeads - 1, n - 1, 0], [2, 4, 4], [1, n - 1, n - 1]] as const) {
+      const tile = tiles.find((t) => t.dataset['h'] === String(h))!;
+      const bg = tile.querySelector('rect.bg')!, tb = bg.getBoundingClientRect();
+      const x = tb.left + ((k + 0.5) * tb.width) / n, y = tb.top + ((q + 0.5) * tb.height) / n;
+      const want = slice.data[(h * n + q) * n + k]!;
+      const px = ctx.getImageData(Math.floor((x - box.left) / scale), Math.floor((y - box.top) / scale), 1, 1).data;
+      const c = lutIndex(want, 0, 1) * 3;
+      expect([...px], `pixel of head ${h} (${q}, ${k})`).to.deep.equal([lut[c], lut[c + 1], lut[c + 2], 255]);
+      fig.dispatchEvent(new MouseEvent('mousemove', { bubbles: true, composed: true, clientX: x, clientY: y }));
+      await el.updateComplete;
+      expect(root.querySelector('.readout')!.textContent, `readout of head ${h} (${q}, ${k})`).to.contain(`query ${q} `).and.contain(`→ key ${k} `)
+        .and.contain(`: ${sig4(want)} (layer 1, head ${h})`);
+      checked++;
+    }
+    expect(checked).to.equal(4);
+    app.doc!.setSetting(id, 'view', 'heatmap');
+    await app.idle();
   });
 });

@@ -181,6 +181,32 @@ test('small multiples of a long prompt: one pixel image of the bins, and the bin
   assert.equal(multiplesAt(out, g, 0, 0), null);
 });
 
+test('small multiples of a short prompt: the element\'s canvas draws every causal cell, the frame none', () => {
+  const n = 13, out = output({ nLayers: 1, nHeads: 8, nKvHeads: 2, n });
+  const heads = [5, 2, 7, 0];
+  assert.ok(!multiplesUseBins(out, heads));
+  assert.equal((smallMultiplesSvg(out, heads).match(/data-q="/g) ?? []).length, heads.length * n * (n + 1) / 2, 'export: a rect per causal cell');
+  const frame = smallMultiplesSvg(out, heads, { mode: 'frame' });
+  assert.doesNotMatch(frame, /data-q=|data-q0=|<image /, 'frame: the canvas draws the cells');
+  assert.equal((frame.match(/class="tile"/g) ?? []).length, heads.length, 'frame: the tiles still take hovers and clicks');
+  const g = multiplesGeom(out, heads), p = multiplesPixels(out, heads, g);
+  assert.deepEqual([p.width, p.height, p.hi], [Math.ceil(g.width), Math.ceil(g.height), 1]);
+  const lut = colorLut('sequential', 0, 1);
+  let drawn = 0, masked = 0;
+  for (const t of g.tiles) for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) {
+    // the centre of the cell, in SVG units and in pixels
+    const x = t.x + ((k + 0.5) * g.tile) / n, y = t.y + ((q + 0.5) * g.tile) / n;
+    assert.deepEqual(multiplesAt(out, g, x, y), { head: t.head, qi: q, ki: k });
+    const o = (Math.floor(y) * p.width + Math.floor(x)) * 4, px = [...p.pixels.subarray(o, o + 4)];
+    if (k > q) { assert.equal(px[3], 0, `head ${t.head} (${q}, ${k}) is masked: transparent`); masked++; continue; }
+    const c = lutIndex(out.pattern.data[(t.head * n + q) * n + k]!, 0, 1) * 3;
+    assert.deepEqual(px, [lut[c], lut[c + 1], lut[c + 2], 255], `head ${t.head} (${q}, ${k})`);
+    drawn++;
+  }
+  assert.deepEqual([drawn, masked], [heads.length * n * (n + 1) / 2, heads.length * n * (n - 1) / 2]);
+  assert.equal(multiplesAt(out, g, g.tiles[0]!.x - 1, g.tiles[0]!.y), null);
+});
+
 test('lines: drawn entries are the weights ≥ 0.02; the hover overlay holds exactly the token\'s lines', () => {
   const out = output({ nLayers: 1, nHeads: 2, nKvHeads: 2, n: 12 });
   const n = 12, w = (q: number, k: number) => out.pattern.data[(1 * n + q) * n + k]!;
