@@ -15,7 +15,7 @@ import { cellCss, downloadFigure, errorText, modelName, type CellProps } from '.
 import { linked, LinkedController, type Selection } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import {
-  lensMode, lensTargetFigure, logitLensExport, logitLensFigure, svgOpen, type CanvasPanel, type Figure, type LensView, type LogitLensOutput, type Sel, type VectorLayer,
+  lensTargetFigure, logitLensExport, logitLensFigure, svgOpen, type CanvasPanel, type Figure, type LensView, type LogitLensOutput, type Sel, type VectorLayer,
 } from './plot/logit-lens.ts';
 import type { Cell } from '../src/notebook/format.ts';
 import type { CellState } from '../src/notebook/graph.ts';
@@ -156,6 +156,7 @@ export function figureTemplate(fig: Figure, sel: Sel, index: number, label: stri
     ${unsafeSVG(fig.svg)}
     ${fig.canvases.map((p, i) => html`<canvas data-fig=${index} data-panel=${i} width=${p.cols} height=${p.rows} role="img" aria-label=${`${label} (hover for the numbers)`}
       style="left:${p.left}px;top:${p.top}px;width:${p.cols * p.cw}px;height:${p.rows * p.ch}px"></canvas>`)}
+    ${fig.over ? html`<div style="position:absolute;inset:0;pointer-events:none">${unsafeSVG(`${svgOpen(fig.width, fig.height, 'labels').replace('role="img"', 'aria-hidden="true"')}${fig.over}</svg>`)}</div>` : nothing}
     ${fig.vector ? html`<canvas data-fig=${index} data-vector data-ratio=${ratio} width=${Math.round(fig.width * ratio)} height=${Math.round(fig.height * ratio)}
       style="left:0;top:0;width:${fig.width}px;height:${fig.height}px;pointer-events:none"></canvas>` : nothing}
     ${marks ? html`<div style="position:absolute;inset:0;pointer-events:none">${unsafeSVG(`${svgOpen(fig.width, fig.height, 'selection').replace('role="img"', 'aria-hidden="true"')}${marks}</svg>`)}</div>` : nothing}
@@ -301,7 +302,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
   private grid(out: LogitLensOutput): Figure {
     const view = this.view, zoom = this.zoom;
     return this.cache.get(out, `grid|${view}|${this.width}|${zoom}`, () =>
-      logitLensFigure(out, { view, width: this.width - 40, cellWidth: zoom ?? undefined }));
+      logitLensFigure(out, { view, width: this.width - 40, cellWidth: zoom ?? undefined, mode: 'canvas' }));
   }
 
   private target(out: LogitLensOutput): Figure | null {
@@ -350,7 +351,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
       </div>${out ? exportMenu(this, () => this.exportFigure()) : nothing}</div>
       ${error}
       ${out && grid ? html`<div class=${busy ? 'stale' : ''}>
-          ${this.drawn(grid, 0, `Logit lens: the top token of each layer at each position${lensMode(out) === 'canvas' ? ' (drawn on a canvas; hover for numbers)' : ''}`, 'lens-grid')}
+          ${this.drawn(grid, 0, 'Logit lens: the top token of each layer at each position (drawn on a canvas; hover a cell for its numbers)', 'lens-grid')}
           <div class="readout" role="status">${this.readout}</div>
           ${chart ? this.drawn(chart, 1, `Probability and rank of the target token across layers`, 'lens-target')
             : out.target ? nothing : html`<p class="note">Type a target token to follow its probability and rank across layers.</p>`}

@@ -65,14 +65,18 @@ export interface Figure {
   svg: string;
   canvases: CanvasPanel[];
   vector?: VectorLayer;
+  /** SVG elements (no <svg> around) drawn above the canvas panels and not hit (a canvas grid's
+   *  cell texts), in the figure's coordinates. */
+  over?: string;
   /** SVG elements (no <svg> around) marking a selection, in the figure's coordinates. */
   overlay(sel: Sel): string;
 }
 
-/** The figure with its selection marks drawn in (export, tests). */
+/** The figure with what is drawn above its canvases and its selection marks (export, tests). */
 export function withOverlay(f: Figure, sel: Sel = NO_SEL): string {
   const marks = f.overlay(sel);
-  return marks ? f.svg.replace(/<\/svg>$/, `<g class="selection" pointer-events="none">${marks}</g></svg>`) : f.svg;
+  const over = (f.over ?? '') + (marks ? `<g class="selection" pointer-events="none">${marks}</g>` : '');
+  return over ? f.svg.replace(/<\/svg>$/, `${over}</svg>`) : f.svg;
 }
 
 /** Several figures one under the other as one SVG (what export writes). */
@@ -164,19 +168,30 @@ export function heatRects(g: Grid, o: {
   title(r: number, c: number): string;
   text?(r: number, c: number): string | null;
 }): string {
-  const rects: string[] = [], texts: string[] = [];
+  const rects: string[] = [];
   for (let r = 0; r < g.rows; r++) {
     for (let c = 0; c < g.cols; c++) {
       const v = o.value(r, c);
       const x = g.left + c * g.cw, y = g.top + r * g.ch;
       const fill = Number.isFinite(v) ? o.color(v) : 'none';
       rects.push(`<rect x="${r2(x)}" y="${r2(y)}" width="${r2(g.cw)}" height="${r2(g.ch)}" fill="${fill}" ${o.attrs(r, c)} data-v="${sig4(v)}"><title>${esc(o.title(r, c))}</title></rect>`);
-      const t = o.text?.(r, c);
-      if (t) texts.push(`<text x="${r2(x + g.cw / 2)}" y="${r2(y + g.ch / 2 + 3.5)}" fill="${inkOn(fill)}">${esc(t)}</text>`);
     }
   }
-  return `<g class="cells">${rects.join('')}</g>`
-    + (texts.length ? `<g class="pieces" font-family="monospace" font-size="10" text-anchor="middle" pointer-events="none">${texts.join('')}</g>` : '');
+  return `<g class="cells">${rects.join('')}</g>` + (o.text ? heatTexts(g, { value: o.value, color: o.color, text: o.text }) : '');
+}
+
+/** A text centred in each cell that has one, in a colour readable on the cell's fill. */
+export function heatTexts(g: Grid, o: { value(r: number, c: number): number; color(v: number): string; text(r: number, c: number): string | null }): string {
+  const texts: string[] = [];
+  for (let r = 0; r < g.rows; r++) {
+    for (let c = 0; c < g.cols; c++) {
+      const t = o.text(r, c);
+      if (!t) continue;
+      const v = o.value(r, c), x = g.left + c * g.cw, y = g.top + r * g.ch;
+      texts.push(`<text x="${r2(x + g.cw / 2)}" y="${r2(y + g.ch / 2 + 3.5)}" fill="${inkOn(Number.isFinite(v) ? o.color(v) : 'none')}">${esc(t)}</text>`);
+    }
+  }
+  return texts.length ? `<g class="pieces" font-family="monospace" font-size="10" text-anchor="middle" pointer-events="none">${texts.join('')}</g>` : '';
 }
 
 /** Outlines of a selected column and/or row of a grid (a dark line with a light one inside). */
@@ -328,21 +343,30 @@ export function logitLensFigure(out: LogitLensOutput, o: LensOptions = {}): Figu
   const group = mode === 'aggregate' ? exportGroup(L, P, o.limit) : 1;
   const cols = Math.ceil(P / group);
   const width = o.width ?? 720;
-  const cw = mode === 'svg' ? Math.max(6, Math.min(64, Math.floor(width / Math.max(1, cols))))
-    : mode === 'canvas' ? (o.cellWidth ?? Math.max(2, Math.floor(width / Math.max(1, P)))) : Math.max(2, Math.floor(width / cols));
-  const ch = mode === 'svg' ? 18 : 14;
+  // A grid small enough for SVG holds a text per cell, on a canvas too (the page draws the grid
+  // on a canvas at every size: a rect with a five-line title per cell costs a keystroke more to
+  // parse, style and paint than the lens takes to compute).
+  const texted = mode === 'svg' || (mode === 'canvas' && L * P <= LENS_SVG_LIMIT);
+  const fitWidth = Math.max(6, Math.min(64, Math.floor(width / Math.max(1, cols))));
+  const cw = mode === 'svg' ? fitWidth
+    : mode === 'canvas' ? (o.cellWidth ?? (texted ? fitWidth : Math.max(2, Math.floor(width / Math.max(1, P))))) : Math.max(2, Math.floor(width / cols));
+  const ch = texted ? 18 : 14;
   const g: Grid = { left: 64, top: LEGEND_H + 10, cw, ch, rows: L, cols };
   const color = colorScale('sequential', 0, 1);
   const li = (r: number) => L - 1 - r;
   const firstPos = (c: number) => out.positions[c * group]!;
   const legendLabel = view === 'target' ? `probability of the target ${quote(out.target!.piece)}` : 'probability of the top token';
 
-  let cells = '';
+  let cells = '', over: string | undefined;
   const canvases: CanvasPanel[] = [];
+  const fits = Math.floor((cw - 4) / CHAR_W);
+  const value = (r: number, c: number) => lensValue(out, view, li(r), c);
+  const text = !texted || fits < 2 ? undefined : (r: number, c: number) => view === 'target'
+    ? clip(compactRank(out.targetRanks![li(r) * P + c]! + 1), fits)
+    : clip(out.pieces.get(out.ids[(li(r) * P + c) * out.k]!) ?? '', fits);
   if (mode === 'svg') {
-    const fits = Math.floor((cw - 4) / CHAR_W);
     cells = heatRects(g, {
-      value: (r, c) => lensValue(out, view, li(r), c),
+      value,
       color,
       attrs: (r, c) => {
         const id = view === 'target' ? out.target!.id : out.ids[(li(r) * P + c) * out.k]!;
@@ -350,9 +374,7 @@ export function logitLensFigure(out: LogitLensOutput, o: LensOptions = {}): Figu
           + (view === 'target' ? ` data-rank="${out.targetRanks![li(r) * P + c]}"` : '');
       },
       title: (r, c) => lensTitle(out, li(r), c),
-      text: fits < 2 ? undefined : (r, c) => view === 'target'
-        ? clip(compactRank(out.targetRanks![li(r) * P + c]! + 1), fits)
-        : clip(out.pieces.get(out.ids[(li(r) * P + c) * out.k]!) ?? '', fits),
+      text,
     });
   } else if (mode === 'aggregate') {
     const agg = aggregateColumns(lensMatrix(out, view), L, P, group);
@@ -369,6 +391,7 @@ export function logitLensFigure(out: LogitLensOutput, o: LensOptions = {}): Figu
       token: (c) => out.positions[c] ?? null,
       layer: (r) => out.layers[li(r)] ?? null,
     }));
+    if (text) over = heatTexts(g, { value, color, text });
   }
 
   const gridBottom = g.top + L * ch;
@@ -384,7 +407,7 @@ export function logitLensFigure(out: LogitLensOutput, o: LensOptions = {}): Figu
     + `<text transform="translate(14,${r2(g.top + (L * ch) / 2)}) rotate(-90)" text-anchor="middle">layer ↑</text>`
     + `<text x="${g.left}" y="${h - 6}">${esc(`position (token)${note} · rows: the residual after each layer, emb = the embedding`)}</text></svg>`;
   return {
-    width: w, height: h, svg, canvases,
+    width: w, height: h, svg, canvases, over,
     overlay: (sel) => {
       const c = sel.token === null ? -1 : group > 1 ? Math.floor(out.positions.indexOf(sel.token) / group) : out.positions.indexOf(sel.token);
       const l = sel.layer === null ? -1 : out.layers.indexOf(sel.layer);

@@ -94,6 +94,34 @@ describe('visual cells in the app (stories260K)', function () {
     bars.forEach((b, i) => expect(Number(b.dataset['p0'] ?? b.dataset['v'])).to.be.closeTo(lens.probs[at + i]!, 1e-3));
   });
 
+  it('the logit lens draws its grid on a canvas with the top token written in each cell; hovering a cell reads it out and links its token', async () => {
+    const el = cellEl(app, 'logit-lens')!;
+    const lens = el.state!.output as { layers: number[]; positions: number[]; k: number; ids: Int32Array; probs: Float32Array; pieces: Map<number, string> };
+    const root = el.shadowRoot!;
+    const fig = root.querySelector<HTMLElement>('[data-testid=lens-grid]')!;
+    const canvas = fig.querySelector<HTMLCanvasElement>('canvas[data-panel]')!;
+    const L = lens.layers.length, P = lens.positions.length;
+    expect([canvas.height, canvas.width]).to.deep.equal([L, P]);
+    expect(fig.querySelector('[data-v]'), 'no SVG element per cell').to.equal(null);
+    const texts = fig.querySelectorAll('g.pieces text');
+    expect(texts.length, 'a text per cell').to.equal(L * P);
+    const box = canvas.getBoundingClientRect();
+    for (const [li, pi] of [[L - 1, P - 1], [0, 0], [1, 3]] as const) {
+      const r = L - 1 - li;   // the top row is the last layer
+      const top = lens.ids[(li * P + pi) * lens.k]!;
+      const piece = lens.pieces.get(top) ?? '', shown = texts[r * P + pi]!.textContent!;
+      expect(piece.startsWith(shown.replace(/…$/, '')), `cell (${li}, ${pi}) shows "${shown}" for its top token "${piece}"`).to.equal(true);
+      canvas.dispatchEvent(new PointerEvent('pointermove', { bubbles: true, composed: true, clientX: box.left + ((pi + 0.5) * box.width) / P, clientY: box.top + ((r + 0.5) * box.height) / L }));
+      await el.updateComplete;
+      const readout = root.querySelector('.readout')!.textContent!;
+      expect(readout, `readout of (${li}, ${pi})`).to.contain(`position ${lens.positions[pi]} `).and.contain(`1. ${JSON.stringify(lens.pieces.get(top) ?? `#${top}`)}`);
+      expect(linked.current.token).to.equal(lens.positions[pi]);
+      expect(linked.current.layer).to.equal(lens.layers[li]);
+    }
+    fig.parentElement!.parentElement!.dispatchEvent(new PointerEvent('pointerleave'));   // the handler's element
+    linked.leave('test');
+  });
+
   it('hovering a token in the attention cell highlights it in the prompt and the other cells', async () => {
     const root = cellEl(app, 'attention')!.shadowRoot!;
     const mark = root.querySelector<SVGElement>('[data-h="2"][data-q="4"][data-k="1"]')!;

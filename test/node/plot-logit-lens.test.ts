@@ -150,6 +150,35 @@ test('long prompt (22 layers + embedding × 1000 positions): canvas, pixels equa
   assert.equal(p.pixels(), px, 'pixels are computed once');
 });
 
+test('the page\'s canvas grid of a short prompt: the SVG grid\'s colours, texts and titles, without an element per cell', () => {
+  const out = small();
+  for (const view of ['grid', 'target'] as const) {
+    const svgFig = logitLensFigure(out, { view, mode: 'svg' }), f = logitLensFigure(out, { view, mode: 'canvas' });
+    assert.deepEqual([f.width, f.height], [svgFig.width, svgFig.height], `${view}: the same size`);
+    assert.ok(!f.svg.includes('data-v='), `${view}: no per-cell marks`);
+    assert.equal(f.canvases.length, 1);
+    // The texts drawn above the canvas are the SVG grid's, at the same places.
+    const pieces = /<g class="pieces"[\s\S]*?<\/g>/.exec(svgFig.svg)![0];
+    assert.equal(f.over, pieces, `${view}: the cell texts`);
+    assert.equal((f.over!.match(/<text /g) ?? []).length, 4 * 7);
+    // Each cell's readout is its SVG title, its pixel its rect's colour, its position and layer its data attributes.
+    const p = f.canvases[0]!, px = p.pixels();
+    const rects = [...svgFig.svg.matchAll(/<rect x="([\d.]+)" y="([\d.]+)"[^>]*fill="([^"]+)" data-l="(-?\d+)" data-t="(\d+)"[^>]*><title>([^<]*)<\/title>/g)];
+    assert.equal(rects.length, 4 * 7);
+    for (const [, x, y, fill, l, t, title] of rects) {
+      const c = Math.round((Number(x) - p.left) / p.cw), r = Math.round((Number(y) - p.top) / p.ch);
+      assert.equal(p.readout(r, c), title!.replace(/&quot;/g, '"').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'), `${view} (${r}, ${c})`);
+      assert.deepEqual([p.layer(r), p.token(c)], [Number(l), Number(t)]);
+      const want = rgbBytes(fill!), at = (r * p.cols + c) * 4;
+      for (let i = 0; i < 3; i++) assert.ok(Math.abs(px[at + i]! - want[i]!) <= 2, `${view} pixel (${r}, ${c})`);
+    }
+  }
+  // Zoomed out until no piece fits: no texts.
+  assert.equal(logitLensFigure(out, { mode: 'canvas', cellWidth: 8 }).over, undefined);
+  // A grid past LENS_SVG_LIMIT keeps the canvas without texts.
+  assert.equal(logitLensFigure(long(), { mode: 'canvas', cellWidth: 40 }).over, undefined);
+});
+
 test('long prompt export: aggregated columns (mean of each group), snapshot at a small limit', () => {
   const out = long();
   const f = logitLensFigure(out, { mode: 'aggregate', limit: 23 * 16 });
