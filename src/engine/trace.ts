@@ -502,39 +502,59 @@ interface LensRow { ids: Int32Array; logits: Float32Array; probs: Float32Array; 
  * Logit-lens rows already computed, found again by the residual they were read from. An edit to
  * a prompt leaves the residuals of the positions before it as they were (the model is causal, and
  * a run reuses the cached prefix), so after a keystroke the lens recomputes only the rows that
- * changed. Keyed by the residual's bits (hashed, then compared in full), k and the target; bounded
- * in bytes, the least recently used dropped first. The rows depend on the output head, so a memo
- * serves one session (one model, one rounding) only.
+ * changed. Keyed by the residual's content, k and the target: two independent 32-bit hashes of
+ * every word (64 bits) and eight of its words kept and compared, so an entry costs about 1 KB
+ * whatever d_model is, and the memo holds every row of a long prompt (a TinyLlama lens over 144
+ * positions is 3,312 rows; keeping each residual, 8 KiB, the memo held 2,000 of them and a
+ * keystroke recomputed the other 1,300). Bounded in bytes, the least recently used dropped first. The rows
+ * depend on the output head, so a memo serves one session (one model, one rounding) only.
  */
 export class LensMemo {
-  private readonly rows = new Map<string, { bits: Uint32Array; row: LensRow; bytes: number }>();
+  // key → [probe words | ids (k) | logits (k) | probs (k) | target prob | target rank], one array
+  private readonly rows = new Map<string, Uint32Array>();
   private bytes = 0;
 
-  constructor(readonly maxBytes = 16 << 20) {}
+  constructor(readonly maxBytes = 32 << 20) {}
+
+  /** What an entry costs, its key and map slot included (measured in Node 20: about 1 KB for k = 5). */
+  static entryBytes(k: number): number {
+    return cost(PROBE_WORDS + 3 * k + 2);
+  }
 
   get(residual: Float32Array, k: number, target: number | null): LensRow | undefined {
-    const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = memoKey(bits, k, target);
+    const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
+    const key = memoKey(words, k, target);
     const e = this.rows.get(key);
-    if (!e || !sameWords(e.bits, bits)) return undefined;
+    if (!e) return undefined;
+    for (let i = 0; i < PROBE_WORDS; i++) if (e[i] !== probeWord(words, i)) return undefined;
     this.rows.delete(key);                                             // most recently used last
     this.rows.set(key, e);
-    return e.row;
+    const f = new Float32Array(e.buffer), o = PROBE_WORDS;
+    return {
+      ids: new Int32Array(e.buffer, 4 * o, k), logits: f.subarray(o + k, o + 2 * k), probs: f.subarray(o + 2 * k, o + 3 * k),
+      targetProb: f[o + 3 * k]!, targetRank: e[o + 3 * k + 1]!,
+    };
   }
 
   set(residual: Float32Array, k: number, target: number | null, row: LensRow): void {
-    const bits = new Uint32Array(residual.buffer, residual.byteOffset, residual.length).slice();
-    const key = memoKey(bits, k, target);
-    const old = this.rows.get(key);
-    if (old) { this.rows.delete(key); this.bytes -= old.bytes; }     // a collision: the newer row wins
-    const bytes = 4 * bits.length + 12 * k + 64;
+    const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
+    const key = memoKey(words, k, target);
+    const old = this.rows.get(key), bytes = LensMemo.entryBytes(k);
+    if (old) { this.rows.delete(key); this.bytes -= cost(old.length); }   // the same key: the newer row wins
     if (bytes > this.maxBytes) return;
-    this.rows.set(key, { bits, row, bytes });
+    const e = new Uint32Array(PROBE_WORDS + 3 * k + 2), f = new Float32Array(e.buffer), o = PROBE_WORDS;
+    for (let i = 0; i < PROBE_WORDS; i++) e[i] = probeWord(words, i);
+    new Int32Array(e.buffer, 4 * o, k).set(row.ids);
+    f.set(row.logits, o + k);
+    f.set(row.probs, o + 2 * k);
+    f[o + 3 * k] = row.targetProb;
+    e[o + 3 * k + 1] = row.targetRank;
+    this.rows.set(key, e);
     this.bytes += bytes;
-    for (const [oldest, e] of this.rows) {
+    for (const [oldest, dropped] of this.rows) {
       if (this.bytes <= this.maxBytes) break;
       this.rows.delete(oldest);
-      this.bytes -= e.bytes;
+      this.bytes -= cost(dropped.length);
     }
   }
 
@@ -544,22 +564,29 @@ export class LensMemo {
   }
 }
 
-/** A memo row's key: the residual's hash and length, k and the target. */
-function memoKey(bits: Uint32Array, k: number, target: number | null): string {
-  return `${hashWords(bits)}:${bits.length}:${k}:${target}`;
-}
+/** Words of a residual kept in a memo entry and compared on lookup, spread over its length. */
+const PROBE_WORDS = 8;
+/** Bytes an entry of n words costs, with its key and map slot. */
+const cost = (n: number) => 4 * n + 950;
+const probeWord = (w: Uint32Array, i: number) => w[Math.floor((i * w.length) / PROBE_WORDS)] ?? 0;
 
-/** FNV-1a over 32-bit words. */
-function hashWords(w: Uint32Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
-  return h >>> 0;
-}
-
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** A memo row's key: two independent hashes of the residual, its length, k and the target. */
+function memoKey(w: Uint32Array, k: number, target: number | null): string {
+  // FNV-1a and a MurmurHash3-style mix over the same words, in one pass
+  let a = 0x811c9dc5, b = 0x9747b28c;
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i]!;
+    a = Math.imul(a ^ x, 0x01000193);
+    let m = Math.imul(x, 0xcc9e2d51);
+    m = Math.imul((m << 15) | (m >>> 17), 0x1b873593);
+    b ^= m;
+    b = (Math.imul((b << 13) | (b >>> 19), 5) + 0xe6546b64) | 0;
+  }
+  b ^= w.length;
+  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b);
+  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  b ^= b >>> 16;
+  return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}:${w.length}:${k}:${target}`;
 }
 
 export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {

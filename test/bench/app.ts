@@ -9,7 +9,10 @@
 // top of the model. Models: the random-weight GGUFs of `npm run bench` (.cache/bench), served from
 // a temporary /models/local/ folder; the notebook: a prompt, attention, next-token and logit-lens.
 //
-//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--runs N]
+// Two prompts: a short one (13 tokens) and a paragraph (about 100 tokens), where the figures
+// hold a hundred times more cells.
+//
+//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--prompts short,long] [--runs N]
 
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -18,21 +21,29 @@ import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
 import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, ALL_DRAWN } from '../support/built-app.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
+const PROMPTS: Record<string, string> = {
+  short: 'Once upon a time there was a little girl who liked to',
+  long: 'Once upon a time there was a little girl named Lily. She liked to play in the park with her dog Max. '
+    + 'One day, Lily and Max went to the park and saw a big red ball. Lily wanted to play with the ball, but it belonged '
+    + 'to a boy named Tom. Tom was sad because he lost his ball. Lily gave the ball back to Tom and they became friends. They played',
+};
+const prompts = (values.prompts ?? 'short,long').split(',');
+for (const p of prompts) if (!PROMPTS[p]) throw new Error(`--prompts: '${p}' is not one of ${Object.keys(PROMPTS).join(', ')}`);
 const RUNS = Number(values.runs ?? 3);
 const models = [
   ...(values.tiny ? [] : [{ name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const }]),
   ...(values.quick ? [] : [{ name: 'TinyLlama-1.1B Q4_0', shape: 'tinyllama-1.1b', type: 'Q4_0' as const }]),
 ];
 
-const NOTEBOOK = (file: string, backend: string) => `---
+const NOTEBOOK = (file: string, backend: string, prompt: string) => `---
 title: app benchmark
 model: /models/local/${file}
 backend: ${backend}
 ---
 \`\`\`prompt
-Once upon a time there was a little girl who liked to
+${prompt}
 \`\`\`
 
 \`\`\`attention
@@ -58,8 +69,8 @@ try {
     const path = await benchModelFile(m.shape, m.type);
     const file = `${m.shape}-${m.type}.gguf`;
     symlinkSync(path, join(dir, file));
-    for (const backend of backends) {
-      writeFileSync(join(dir, `bench-${backend}.md`), NOTEBOOK(file, backend));
+    for (const backend of backends) for (const pr of prompts) {
+      writeFileSync(join(dir, `bench-${backend}.md`), NOTEBOOK(file, backend, PROMPTS[pr]!));
       const ctx = await browser.createBrowserContext();
       const page = await ctx.newPage();
       await page.setViewport({ width: 1200, height: 900 });
@@ -74,6 +85,7 @@ try {
         const engine = await page.evaluate(() => window.__gb.app().engineMs?.() ?? 0) as number;
         if (i > 0) { open.push(drawn); openEngine.push(engine); }
       }
+      const nTokens = await page.evaluate(() => window.__gb.tokens().length) as number;
       for (let i = 0; i < RUNS + 1; i++) {
         const r = await page.evaluate(`(async () => {
           const ta = window.__gb.cell('prompt').shadowRoot.querySelector('textarea');
@@ -91,7 +103,7 @@ try {
       const best = (xs: number[]) => Math.min(...xs);
       const bi = (xs: number[]) => xs.indexOf(best(xs));
       const ko = bi(keys);
-      rows.push(`| ${m.name} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${best(open).toFixed(0)} | ${openEngine[bi(open)]!.toFixed(0)} | ${keys[ko]!.toFixed(0)} | ${keysEngine[ko]!.toFixed(0)} | ${(keys[ko]! / Math.max(1, keysEngine[ko]!)).toFixed(2)} |`);
+      rows.push(`| ${m.name} | ${nTokens} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${best(open).toFixed(0)} | ${openEngine[bi(open)]!.toFixed(0)} | ${keys[ko]!.toFixed(0)} | ${keysEngine[ko]!.toFixed(0)} | ${(keys[ko]! / Math.max(1, keysEngine[ko]!)).toFixed(2)} |`);
       console.log(rows.at(-1));
       if (backend === 'webgpu' && info.backend !== 'webgpu') console.log(`  (WebGPU refused: ${info.reason})`);
       await ctx.close();
@@ -103,6 +115,6 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`\nDate: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}. Best of ${RUNS}.`);
-console.log('| model | backend | open → drawn ms | engine: load + runs ms | keystroke → redrawn ms | engine: run ms | keystroke / engine |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| model | prompt tokens | backend | open → drawn ms | engine: load + runs ms | keystroke → redrawn ms | engine: run ms | keystroke / engine |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);

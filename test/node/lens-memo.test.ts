@@ -77,7 +77,7 @@ test('logit lens memo: an appended token or an edit recomputes only the rows aft
 
 test('logit lens memo: bounded in bytes, the oldest rows dropped first, answers unchanged', async () => {
   const { lens } = await setUp();
-  const rowBytes = 4 * 64 + 12 * 5 + 64;                              // d_model 64, k 5 (LensMemo.set)
+  const rowBytes = LensMemo.entryBytes(5);                            // k 5
   const memo = new LensMemo(10 * rowBytes);
   const a = ref.token_ids.slice(0, 20);
   const first = lens(a, memo);
@@ -90,4 +90,36 @@ test('logit lens memo: bounded in bytes, the oldest rows dropped first, answers 
   const none = new LensMemo(rowBytes - 1);                            // too small for one row: keeps nothing
   assert.equal(lens(a, none).computed, 120);
   assert.equal(lens(a, none).computed, 120);
+});
+
+test('logit lens memo: an entry costs the same whatever d_model, so a long TinyLlama-wide lens stays whole; any changed bit misses', () => {
+  const d = 2048, R = 23 * 200;                                       // TinyLlama's residual, 23 rows × 200 positions
+  const residuals = new Float32Array(R * d);
+  let s = 12345;
+  for (let i = 0; i < residuals.length; i++) { s = (Math.imul(s, 1103515245) + 12345) | 0; residuals[i] = (s >> 8) / 2 ** 23; }
+  const row = (r: number) => residuals.subarray(r * d, (r + 1) * d);
+  const entry = (r: number) => ({ ids: Int32Array.of(r), logits: Float32Array.of(r), probs: Float32Array.of(1), targetProb: 0, targetRank: 0 });
+  const memo = new LensMemo();
+  assert.ok(R * LensMemo.entryBytes(5) <= memo.maxBytes, 'the default holds every row');
+  assert.ok(R * 4 * d > memo.maxBytes, 'keeping each residual would not fit');
+  for (let r = 0; r < R; r++) memo.set(row(r), 5, null, entry(r));
+  let hits = 0;
+  for (let r = 0; r < R; r++) if (memo.get(row(r), 5, null)?.ids[0] === r) hits++;
+  assert.equal(hits, R);
+  // The content is the key: the same numbers elsewhere (another array, another position) hit.
+  assert.equal(memo.get(row(7).slice(), 5, null)?.ids[0], 7);
+  // One flipped bit anywhere in the row (probed words or not) misses; so do another k and target.
+  const probe = row(42).slice(), words = new Uint32Array(probe.buffer);
+  for (const i of [0, 1, 255, 256, 1000, 1792, 2047]) {
+    for (const bit of [0, 13, 31]) {
+      words[i] ^= 1 << bit;
+      assert.equal(memo.get(probe, 5, null), undefined, `word ${i}, bit ${bit}`);
+      words[i] ^= 1 << bit;
+    }
+  }
+  assert.equal(memo.get(probe, 5, null)?.ids[0], 42);
+  assert.equal(memo.get(probe, 4, null), undefined);
+  assert.equal(memo.get(probe, 5, 3), undefined);
+  // A shorter residual with the same leading words is another row.
+  assert.equal(memo.get(probe.subarray(0, d - 1), 5, null), undefined);
 });
