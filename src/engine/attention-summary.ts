@@ -126,6 +126,20 @@ export function lnF32(p: number, bits: number): number {
 }
 
 /**
+ * The summary's entropy of the f32 row data[at .. at+len) (`bits` views the same memory): the
+ * rowEntropy sum through lnF32, in key order, so that it has the same bits wherever it is
+ * computed (while summarizing, or once per row and kept: CaptureStore.rowEntropies).
+ */
+export function rowEntropyF32(data: Float32Array, bits: Int32Array, at: number, len: number): number {
+  let h = 0;
+  for (let k = at; k < at + len; k++) {
+    const p = data[k]!;
+    if (p > 0) h -= p * lnF32(p, bits[k]!);
+  }
+  return h;
+}
+
+/**
  * Accumulates the summary from attention rows as the forward pass produces them, in any order;
  * every (layer, head, query) row must arrive exactly once before result().
  */
@@ -156,25 +170,21 @@ export class AttentionSummarizer {
     this.seen = new Int32Array(nLayers);
   }
 
-  /** One causal row: query position q of `head` in `layer`, row[k] for keys k = 0..q. */
-  row(layer: number, head: number, q: number, row: Float32Array): void {
-    this.rowAt(layer, head, q, row, new Int32Array(row.buffer, row.byteOffset, row.length), 0);
+  /** One causal row: query position q of `head` in `layer`, row[k] for keys k = 0..q; its
+   *  entropy when known (rowEntropyF32 of this row), else computed here. */
+  row(layer: number, head: number, q: number, row: Float32Array, entropy?: number): void {
+    this.rowAt(layer, head, q, row, 0, entropy ?? rowEntropyF32(row, new Int32Array(row.buffer, row.byteOffset, row.length), 0, q + 1));
   }
 
-  /** The row at data[at .. at+q]; `bits` views the same memory as `data`. */
-  private rowAt(layer: number, head: number, q: number, data: Float32Array, bits: Int32Array, at: number): void {
+  /** The row at data[at .. at+q], whose entropy is h. */
+  private rowAt(layer: number, head: number, q: number, data: Float32Array, at: number, h: number): void {
     const B = this.size, starts = this.starts, lh = layer * this.nHeads + head;
     const cells = (lh * B + binOf(q, this.nPos, B)) * B;       // this query bin's row of cells
     const last = binOf(q, this.nPos, B);                         // key bins beyond it hold no k ≤ q
-    let h = 0;
     for (let kb = 0; kb <= last; kb++) {
       const end = Math.min(starts[kb + 1]!, q + 1);
       let s = 0;
-      for (let k = at + starts[kb]!; k < at + end; k++) {
-        const p = data[k]!;
-        s += p;
-        if (p > 0) h -= p * lnF32(p, bits[k]!);                  // rowEntropy, fused into the same pass
-      }
+      for (let k = at + starts[kb]!; k < at + end; k++) s += data[k]!;
       this.sums[cells + kb] = this.sums[cells + kb]! + s;
     }
     this.entropySum[lh] = this.entropySum[lh]! + h;
@@ -190,7 +200,10 @@ export class AttentionSummarizer {
     const kLen = start + n;
     const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
     for (let h = 0; h < this.nHeads; h++) {
-      for (let t = 0; t < n; t++) this.rowAt(layer, h, start + t, data, bits, (h * n + t) * kLen);
+      for (let t = 0; t < n; t++) {
+        const at = (h * n + t) * kLen;
+        this.rowAt(layer, h, start + t, data, at, rowEntropyF32(data, bits, at, start + t + 1));
+      }
     }
   }
 

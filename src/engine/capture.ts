@@ -7,11 +7,14 @@
 // positions < k are kept, rows from k on are overwritten.
 //
 // Attention hooks ([n_heads, q_pos, k_pos]) are kept as their causal part only: query position p
-// has n_heads × (p + 1) values. The full square is built when a trace is asked for.
+// has n_heads × (p + 1) values, and each row's entropy is kept once the summary has asked for it
+// (a run that reuses a prefix summarizes its rows without computing their logarithms again). A
+// trace's full squares are built when it is first read.
 
 import type { ModelConfig } from './config.ts';
 import { hookShape, type Trace } from './hooks.ts';
 import { numElements } from '../formats/tensor.ts';
+import { rowEntropyF32 } from './attention-summary.ts';
 
 /** Receives the selected activations of a chunk of positions [start, start + n). */
 export interface Recorder {
@@ -26,6 +29,10 @@ interface Stored {
   rowSize: number;        // floats per position (rows); n_heads (attention)
   nPos: number;           // positions 0 .. nPos−1 are stored
   data: Float32Array;     // [capacity, rowSize] (rows) or packed causal rows (attention)
+  /** Attention: each stored row's entropy (rowEntropyF32), [positions, n_heads], for positions
+   *  0 .. entropyPos−1; a prefix reused by the next run keeps them. */
+  entropy?: Float64Array;
+  entropyPos?: number;
 }
 
 /** Offset of query position p's rows in a packed attention store: n_heads × (0 + 1 + ... + p). */
@@ -53,7 +60,10 @@ export class CaptureStore implements Recorder {
 
   /** Forgets positions ≥ nPos (they are about to be recomputed). */
   truncate(nPos: number): void {
-    for (const e of this.entries.values()) e.nPos = Math.min(e.nPos, nPos);
+    for (const e of this.entries.values()) {
+      e.nPos = Math.min(e.nPos, nPos);
+      if (e.entropyPos !== undefined) e.entropyPos = Math.min(e.entropyPos, nPos);
+    }
   }
 
   clear(): void {
@@ -79,6 +89,7 @@ export class CaptureStore implements Recorder {
 
   attention(name: string, start: number, data: Float32Array, nHeads: number, n: number): void {
     const e = this.entry(name, true, nHeads, start);
+    if (e.entropyPos !== undefined) e.entropyPos = Math.min(e.entropyPos, start);
     const kLen = start + n;
     e.data = grow(e.data, triangle(nHeads, kLen));
     for (let t = 0; t < n; t++) {
@@ -100,6 +111,28 @@ export class CaptureStore implements Recorder {
     return e.data.subarray(from, from + p + 1);
   }
 
+  /** The entropies of the stored rows of attention hook `name` at query position p, one per head
+   *  (a view; rows of positions before the last run's edit point are not computed again). */
+  rowEntropies(name: string, p: number): Float64Array {
+    const e = this.entries.get(name);
+    if (!e || !e.attention || p >= e.nPos) throw new Error(`capture: ${name} holds no row for position ${p}`);
+    const nHeads = e.rowSize;
+    if (!e.entropy || e.entropy.length < (p + 1) * nHeads) {
+      const next = new Float64Array(Math.max((p + 1) * nHeads, (e.entropy?.length ?? 0) * 2));
+      if (e.entropy) next.set(e.entropy);
+      e.entropy = next;
+    }
+    e.entropyPos ??= 0;
+    if (e.entropyPos <= p) {
+      const bits = new Int32Array(e.data.buffer, e.data.byteOffset, e.data.length);
+      for (let q = e.entropyPos; q <= p; q++) {
+        for (let h = 0; h < nHeads; h++) e.entropy[q * nHeads + h] = rowEntropyF32(e.data, bits, triangle(nHeads, q) + h * (q + 1), q + 1);
+      }
+      e.entropyPos = p + 1;
+    }
+    return e.entropy.subarray(p * nHeads, (p + 1) * nHeads);
+  }
+
   /** The trace of positions 0 .. nPos−1 for `names` (copies: later runs do not change it). */
   trace(c: ModelConfig, names: readonly string[], nPos: number): Trace {
     const out: Trace = new Map();
@@ -112,20 +145,35 @@ export class CaptureStore implements Recorder {
         out.set(name, { shape, data: e.data.slice(0, nPos * e.rowSize) });
         continue;
       }
-      // [n_heads, q_pos, k_pos]: causal rows, then the mask above the diagonal
-      const nHeads = e.rowSize;
-      const isScores = name.endsWith('hook_scores');
-      const data = new Float32Array(nHeads * nPos * nPos);
-      for (let p = 0; p < nPos; p++) {
-        const base = triangle(nHeads, p);
-        for (let h = 0; h < nHeads; h++) {
-          const o = (h * nPos + p) * nPos;
-          data.set(e.data.subarray(base + h * (p + 1), base + (h + 1) * (p + 1)), o);
-          if (isScores) data.fill(-Infinity, o + p + 1, o + nPos);
-        }
-      }
-      out.set(name, { shape, data });
+      // [n_heads, q_pos, k_pos], made on first read from a copy of the causal rows: a run that
+      // records every layer's pattern (the notebook's attention cell) usually has one layer read,
+      // and the squares are twice the triangles (for TinyLlama at 144 tokens, 58 MB a keystroke)
+      let rows: Float32Array | null = e.data.slice(0, triangle(e.rowSize, nPos));
+      let square: Float32Array | null = null;
+      const nHeads = e.rowSize, isScores = name.endsWith('hook_scores');
+      out.set(name, {
+        shape,
+        get data(): Float32Array {
+          if (!square) { square = squareFromTriangle(rows!, nHeads, nPos, isScores); rows = null; }
+          return square;
+        },
+      });
     }
     return out;
   }
+}
+
+/** Causal rows (position-major triangles of nHeads rows) as [nHeads, nPos, nPos], the mask above
+ *  the diagonal 0 (patterns) or −∞ (scores). */
+function squareFromTriangle(rows: Float32Array, nHeads: number, nPos: number, isScores: boolean): Float32Array {
+  const data = new Float32Array(nHeads * nPos * nPos);
+  for (let p = 0; p < nPos; p++) {
+    const base = triangle(nHeads, p);
+    for (let h = 0; h < nHeads; h++) {
+      const o = (h * nPos + p) * nPos;
+      data.set(rows.subarray(base + h * (p + 1), base + (h + 1) * (p + 1)), o);
+      if (isScores) data.fill(-Infinity, o + p + 1, o + nPos);
+    }
+  }
+  return data;
 }

@@ -537,8 +537,10 @@ export class Session {
     if (p.summary) {
       if (p.summaryFromStore) {
         for (let l = 0; l < c.nLayers; l++) {
+          const name = `blocks.${l}.attn.hook_pattern`;
           for (let q = 0; q < nPos; q++) {
-            for (let h = 0; h < c.nHeads; h++) p.summary.row(l, h, q, this.store.causalRow(`blocks.${l}.attn.hook_pattern`, q, h));
+            const entropy = this.store.rowEntropies(name, q);         // kept for a reused prefix
+            for (let h = 0; h < c.nHeads; h++) p.summary.row(l, h, q, this.store.causalRow(name, q, h), entropy[h]);
           }
         }
       }

@@ -16,6 +16,7 @@ import type { ModelConfig } from './config.ts';
 import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from './hooks.ts';
 import { topOf } from './top.ts';
 import { UsageError } from './errors.ts';
+import { numElements } from '../formats/tensor.ts';
 import type { AttentionSummaryData } from './attention-summary.ts';
 import type { EditSummary } from './edits.ts';
 
@@ -303,7 +304,7 @@ export class TraceStore {
 /** Bytes a trace holds (its activations and logits rows). */
 export function traceBytes(data: Trace, logits: Float32Array): number {
   let n = logits.byteLength;
-  for (const e of data.values()) n += e.data.byteLength;
+  for (const e of data.values()) n += 4 * numElements(e.shape);    // from the shape: an attention entry is made on first read
   return n;
 }
 

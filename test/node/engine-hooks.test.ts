@@ -215,3 +215,27 @@ test('a prompt longer than the context is a ContextLengthError naming both lengt
   assert.throws(() => s.run([0, config.vocabSize]), UsageError);
   assert.throws(() => s.run([0, 1.5]), UsageError);
 });
+
+test('attention entries are made on first read, and later runs of the session do not change them', () => {
+  const fresh = (t: number[]) => new Session(weights).run(t, { capture: ['blocks.*.attn.hook_pattern', 'blocks.1.attn.hook_scores'] }).trace;
+  const other = tokens.map((t, i) => (i < 5 ? t : (t + 7) % config.vocabSize));
+  const session = new Session(weights);
+  const capture = ['blocks.*.attn.hook_pattern', 'blocks.1.attn.hook_scores'];
+  const first = session.run(tokens, { capture }).trace;
+  const second = session.run(other, { capture }).trace;            // reuses 5 positions, rewrites the rest of the store
+  const third = session.run(tokens.slice(0, 9), { capture }).trace; // shorter: truncates the store
+  for (const [t, trace] of [[tokens, first], [other, second], [tokens.slice(0, 9), third]] as const) {
+    const want = fresh([...t]);
+    for (const [name, e] of want) {
+      const got = trace.get(name)!;
+      assert.deepEqual(got.shape, e.shape, name);
+      assert.deepEqual(got.data, e.data, `${name} of a ${t.length}-token run, read after the later runs`);
+      assert.equal(got.data, got.data, `${name}: made once`);
+    }
+  }
+  // the mask above the diagonal: 0 in patterns, −∞ in scores
+  const n = tokens.length, s = get(first, 'blocks.1.attn.hook_scores'), p = get(first, 'blocks.1.attn.hook_pattern');
+  assert.equal(s[1], -Infinity);
+  assert.equal(p[1], 0);
+  assert.equal(s[(config.nHeads - 1) * n * n + (n - 2) * n + n - 1], -Infinity);
+});

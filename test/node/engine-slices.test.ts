@@ -125,6 +125,16 @@ test('attention summary with prefix reuse: the same summary as a fresh run', asy
   assert.equal(reused.reused, 21);
   const got2 = await engine.attentionSummary(reused);
   assert.deepEqual({ ...got2, traceId: '', requestId: '' }, { ...want, traceId: '', requestId: '' });
+  // The rows' entropies are kept for the reused prefix and recomputed past it: an edit at
+  // position 9, a shorter prompt, then the longer one again, each the same as a fresh run.
+  const c = [...b.slice(0, 9), (b[9]! + 1) % 64 || 1, ...b.slice(10)], d = c.slice(0, 14);
+  for (const [t, reuse] of [[c, 9], [d, 13], [c, 14], [c, 31]] as const) {   // the last position is always run again
+    const wantT = await fresh.attentionSummary(await fresh.run({ tokens: t, summary: { attention: { size: 6 } } }));
+    const r = await engine.run({ tokens: t, capture: 'blocks.*.attn.hook_pattern', summary: { attention: { size: 6 } } });
+    assert.equal(r.reused, reuse, `${t.length} tokens`);
+    const gotT = await engine.attentionSummary(r);
+    assert.deepEqual({ ...gotT, traceId: '', requestId: '' }, { ...wantT, traceId: '', requestId: '' }, `${t.length} tokens, ${reuse} reused`);
+  }
   // a reused run without a summary still reuses (nothing changed for runs that do not ask)
   await engine.run({ tokens: a });
   assert.equal((await engine.run({ tokens: b })).reused, 21);
