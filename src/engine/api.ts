@@ -19,12 +19,12 @@ import { parameterCount } from './config.ts';
 import { CancelledError, TokenizerError, UsageError } from './errors.ts';
 import type { CaptureSpec } from './hooks.ts';
 import type { Edit, EditSummary } from './edits.ts';
-import { Session } from './session.ts';
+import { Session, yieldToEvents } from './session.ts';
 import { loadModelWeights, type ModelWeights } from './weights.ts';
 import { chooseBackend, CPU_BACKEND, type Backend } from './backend.ts';
 import { acquireDevice } from './gpu/device.ts';
 import {
-  TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSlice, LensMemo, hookNormsSlice,
+  TraceStore, traceBytes, attentionSlice, activationSlice, topKSlice, logitLensSteps, LensMemo, hookNormsSlice,
   type TraceHandle, type AttentionQuery, type AttentionSlice, type ActivationSlice, type TopKQuery, type TopKSlice,
   type LogitLensQuery, type LogitLensSlice, type HookNormsSlice, type Range, type SliceMeta, type StoredTrace,
   type AttentionSummarySlice, type LogitsQuery, type LogitsSlice, type PcaQuery, type PcaSlice, type AttentionPoolQuery, type AttentionPoolSlice,
@@ -196,12 +196,13 @@ export interface EngineApi {
   tokenize(text: string, options?: TokenizeOptions): Promise<Tokenized>;
   decode(ids: readonly number[], options?: DecodeOptions): Promise<string>;
   run(request: RunRequest, options?: CallOptions): Promise<TraceHandle>;
-  /** Cancels a pending run or load; false when it is not pending (finished, or unknown). */
+  /** Cancels a pending run, load or logit lens; false when it is not pending (finished, or unknown). */
   cancel(requestId: string): Promise<boolean>;
   attention(trace: TraceRef, query: AttentionQuery): Promise<AttentionSlice>;
   activation(trace: TraceRef, name: string, options?: { positions?: Range }): Promise<ActivationSlice>;
   topK(trace: TraceRef, query?: TopKQuery): Promise<TopKSlice>;
-  logitLens(trace: TraceRef, query?: LogitLensQuery): Promise<LogitLensSlice>;
+  /** Takes seconds on a long prompt: cancellable (signal, cancel(requestId)), and cancelled by a newer run of the trace's slot. */
+  logitLens(trace: TraceRef, query?: LogitLensQuery, options?: CallOptions & { requestId?: string }): Promise<LogitLensSlice>;
   hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice>;
   /** The attention summary the run recorded (run with summary: { attention: {} }). */
   attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice>;
@@ -283,7 +284,7 @@ interface Loaded {
   lens: LensMemo;
 }
 
-interface Pending { kind: 'run' | 'load'; slot: string; controller: AbortController; detach: () => void }
+interface Pending { kind: 'run' | 'load' | 'lens'; slot: string; controller: AbortController; detach: () => void }
 
 let capabilitiesOnce: Promise<Capabilities> | null = null;
 
@@ -523,7 +524,7 @@ export class Engine implements EngineApi {
     if (mode !== 'last' && mode !== 'all') throw new UsageError('run logits', `'${String(mode)}' is neither 'last' nor 'all'`);
     // a newer prompt edit in this slot: the older run's numbers are no longer wanted
     for (const [id, p] of this.pending) {
-      if (p.kind === 'run' && p.slot === slot) p.controller.abort(new CancelledError(id, `a newer run (${requestId}) replaced it in slot "${slot}"`));
+      if ((p.kind === 'run' || p.kind === 'lens') && p.slot === slot) p.controller.abort(new CancelledError(id, `a newer run (${requestId}) replaced it in slot "${slot}"`));
     }
     const controller = this.track(requestId, 'run', slot, options.signal);
     const t0 = performance.now();
@@ -587,10 +588,24 @@ export class Engine implements EngineApi {
     return this.out(t, topKSlice(this.loaded().info.config, t, query));
   }
 
-  async logitLens(trace: TraceRef, query: LogitLensQuery = {}): Promise<LogitLensSlice> {
+  async logitLens(trace: TraceRef, query: LogitLensQuery = {}, options: CallOptions & { requestId?: string } = {}): Promise<LogitLensSlice> {
     const t = this.trace(trace);
     const m = this.loaded();
-    return this.out(t, logitLensSlice(m.info.config, (x, n) => m.session.outputHead(x, n), t, query, m.lens));
+    // Batch by batch, letting other requests in between (a long prompt's lens takes seconds); a
+    // newer run of the trace's slot (which replaces the trace), cancel() or the signal stops it.
+    const requestId = options.requestId ?? this.nextId('lens');
+    const controller = this.track(requestId, 'lens', t.handle.slot, options.signal);
+    try {
+      const steps = logitLensSteps(m.info.config, (x, n) => m.session.outputHead(x, n), t, query, m.lens);
+      for (;;) {
+        const r = steps.next();
+        if (r.done) return this.out(t, r.value);
+        await yieldToEvents();
+        controller.signal.throwIfAborted();
+      }
+    } finally {
+      this.settle(requestId);
+    }
   }
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options: { positions?: Range } = {}): Promise<HookNormsSlice> {

@@ -572,7 +572,7 @@ function summaryRecorder(store: CaptureStore, stored: ReadonlySet<string>, summa
  * Lets pending events (a cancel message from the page) run before the next chunk: a macrotask,
  * without setTimeout's 4 ms clamp (setImmediate in Node, a MessageChannel message in browsers).
  */
-function yieldToEvents(): Promise<void> {
+export function yieldToEvents(): Promise<void> {
   const g = globalThis as { setImmediate?: (f: () => void) => unknown };
   if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
   return new Promise((resolve) => {

@@ -430,6 +430,17 @@ export type OutputHead = (x: Float32Array, n: number) => Float32Array;
  * exactly (on the CPU backend; on WebGPU within the two backends' agreement).
  */
 export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Omit<LogitLensSlice, keyof SliceMeta> {
+  const steps = logitLensSteps(c, head, t, q, memo);
+  for (;;) { const r = steps.next(); if (r.done) return r.value; }
+}
+
+/**
+ * logitLensSlice one batch of rows at a time: the generator pauses after each batch that went
+ * through the head (about 0.1 s for TinyLlama), so that a caller can let other requests in and
+ * stop when the answer is no longer wanted (Engine.logitLens). Rows computed before stopping stay
+ * in the memo.
+ */
+export function* logitLensSteps(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<void, Omit<LogitLensSlice, keyof SliceMeta>, void> {
   const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
   // the residual after layer l (−1: the embedding); either of two names holds the same numbers
   const residual = (l: number): TraceEntry | undefined => l === -1
@@ -492,6 +503,7 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
       put(r, e);
       memo?.set(residualRow(r), k, target, e);
     }
+    if (t0 + B < todo.length) yield;
   }
   return { layers: Int32Array.from(layers), positions: Int32Array.from(positions), k, ids, logits: lensLogits, probs, target, targetProbs, targetRanks };
 }

@@ -382,8 +382,9 @@ class WorkerEngineClient implements EngineClient {
     return this.named(trace, await this.call((r) => r.topK(this.traceId(trace), query)));
   }
 
-  async logitLens(trace: TraceRef, query?: LogitLensQuery): Promise<LogitLensSlice> {
-    return this.named(trace, await this.call((r) => r.logitLens(this.traceId(trace), query)));
+  async logitLens(trace: TraceRef, query?: LogitLensQuery, options: CallOptions & { requestId?: string } = {}): Promise<LogitLensSlice> {
+    const requestId = options.requestId ?? this.id('lens');
+    return this.named(trace, await this.cancellable(requestId, options.signal, (r) => r.logitLens(this.traceId(trace), query, { requestId })));
   }
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice> {

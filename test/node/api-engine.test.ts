@@ -253,6 +253,52 @@ test('cancelling a run mid-way rejects with CancelledError and leaves the engine
   await assert.rejects(aborted, CancelledError);
 });
 
+test('a long logit lens lets other requests in between its batches, and stops when cancelled or when its slot runs again', async () => {
+  const engine = new Engine();
+  await engine.load({ kind: 'files', files: [storiesFile()] });
+  const all = { positions: [...tokens.keys()], k: 5 };                          // 6 layers × 40 positions: 4 batches of 64 rows
+  const capture = ['blocks.*.hook_resid_post', 'hook_embed'];
+  const h = await engine.run({ tokens, capture, slot: 'A' });
+  const plain = new Engine();
+  await plain.load({ kind: 'files', files: [storiesFile()] });
+  const want = await plain.logitLens(await plain.run({ tokens, capture }), all);
+  const same = (got: { ids: Int32Array; probs: Float32Array }) => { assert.deepEqual(got.ids, want.ids); assert.deepEqual(got.probs, want.probs); };
+
+  // another slice asked after the lens answers before it
+  const order: string[] = [];
+  const lens = engine.logitLens(h, all).then((r) => { order.push('lens'); return r; });
+  await engine.topK(h, { k: 3 }).then(() => order.push('topK'));
+  same(await lens);
+  assert.deepEqual(order, ['topK', 'lens']);
+
+  // cancelled by its request id (a fresh engine: nothing memoized), then asked again: the same answer
+  const e2 = new Engine();
+  await e2.load({ kind: 'files', files: [storiesFile()] });
+  const h2 = await e2.run({ tokens, capture, slot: 'A' });
+  const stopped = e2.logitLens(h2, all, { requestId: 'lens-1' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(await e2.cancel('lens-1'), true);
+  await assert.rejects(stopped, (e: unknown) => e instanceof CancelledError && e.requestId === 'lens-1');
+  assert.equal((await e2.stats()).pending, 0);
+  same(await e2.logitLens(h2, all));
+  // an AbortSignal does the same
+  const ac = new AbortController();
+  const aborted = e2.logitLens(h2, { ...all, k: 4 }, { signal: ac.signal });
+  ac.abort();
+  await assert.rejects(aborted, CancelledError);
+
+  // a newer run of the trace's slot replaces the trace: its lens stops; another slot's run does not stop it
+  const e3 = new Engine();
+  await e3.load({ kind: 'files', files: [storiesFile()] });
+  const h3 = await e3.run({ tokens, capture, slot: 'A' });
+  const other = e3.logitLens(h3, all, { requestId: 'lens-2' });
+  await e3.run({ tokens: tokens.slice(0, 5), slot: 'B' });
+  same(await other);
+  const replaced = e3.logitLens(h3, { ...all, k: 3 }, { requestId: 'lens-3' });
+  await e3.run({ tokens: tokens.slice(0, 39), capture, slot: 'A' });
+  await assert.rejects(replaced, (e: unknown) => e instanceof CancelledError && e.requestId === 'lens-3' && /newer run/.test(e.message));
+});
+
 test('memory: 200 prompt edits in one cell keep one trace and a flat heap', async () => {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
