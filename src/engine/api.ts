@@ -368,7 +368,9 @@ export class Engine implements EngineApi {
         signal.throwIfAborted();
         const backend = await this.pickBackend(options.backend ?? 'auto', weights);
         onProgress?.({ stage: 'backend', backend: backend.kind });
-        const session = new Session(weights, { backend, chunkSize: this.chunkSize, threads: options.threads });
+        // the lens's rows are the output head's: a session that falls back to the CPU starts a new memo
+        const lens = new LensMemo();
+        const session = new Session(weights, { backend, chunkSize: this.chunkSize, threads: options.threads, onBackendChange: () => lens.clear() });
         try {
           await session.ready();
           signal.throwIfAborted();
@@ -397,7 +399,7 @@ export class Engine implements EngineApi {
           entry: resolved.entry ?? null,
           downloadedBytes: resolved.downloadedBytes ?? 0,
         };
-        this.model = { info, weights, tokenizer, session, backend, lens: new LensMemo() };
+        this.model = { info, weights, tokenizer, session, backend, lens };
         return { ...info };
       } finally {
         await Promise.all(resolved.sources.map((s) => s.close?.()));
@@ -596,12 +598,13 @@ export class Engine implements EngineApi {
     const requestId = options.requestId ?? this.nextId('lens');
     const controller = this.track(requestId, 'lens', t.handle.slot, options.signal);
     try {
-      const steps = logitLensSteps(m.info.config, (x, n) => m.session.outputHead(x, n), t, query, m.lens);
-      for (;;) {
-        const r = steps.next();
+      const steps = logitLensSteps(m.info.config, t, query, m.lens);
+      for (let r = steps.next(); ; ) {
         if (r.done) return this.out(t, r.value);
+        const logits = await m.session.outputHeadAsync(r.value.x, r.value.n);
         await yieldToEvents();
         controller.signal.throwIfAborted();
+        r = steps.next(logits);
       }
     } finally {
       this.settle(requestId);

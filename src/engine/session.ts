@@ -411,6 +411,31 @@ export class Session {
   }
 
   /**
+   * outputHead on this session's backend: on the GPU, the forward pass's own kernels (a WebGPU
+   * session's logit lens then ends at the model's GPU logits, and takes milliseconds where the CPU
+   * takes seconds); queued after the runs before it. A GPU failure falls back to the CPU, as a run does.
+   */
+  outputHeadAsync(x: Float32Array, n: number): Promise<Float32Array> {
+    if (!this.gpu) return Promise.resolve(this.outputHead(x, n));
+    const next = this.queue.then(() => this.outputHeadNow(x, n));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async outputHeadNow(x: Float32Array, n: number): Promise<Float32Array> {
+    const gpu = this.gpu;
+    if (!gpu) return this.outputHead(x, n);
+    try {
+      await gpu.ready();
+      return await gpu.outputHead(x, n);
+    } catch (e) {
+      if (!(e instanceof GpuStepError)) throw e;
+      this.fallBack(await failureReason(gpu, e));
+      return this.outputHead(x, n);
+    }
+  }
+
+  /**
    * The model's output head on residual-stream rows x: [n, d_model] → [n, vocab]: the final
    * RMSNorm (from each row's own rms, with the norm's weight), then the unembedding, with this
    * session's CPU kernels and activation rounding — the logits forward() computes from those

@@ -427,20 +427,23 @@ export type OutputHead = (x: Float32Array, n: number) => Float32Array;
  * RMSNorm recomputed from that residual (its own rms), the final norm's weight applied, then the
  * unembedding (tied or not) — and the top-k of the softmax. `head` is the session's own output
  * head (same kernels, same rounding), so at the last layer the lens gives the model's logits
- * exactly (on the CPU backend; on WebGPU within the two backends' agreement).
+ * exactly (the Engine runs a WebGPU session's lens through its GPU head: Session.outputHeadAsync).
  */
 export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Omit<LogitLensSlice, keyof SliceMeta> {
-  const steps = logitLensSteps(c, head, t, q, memo);
-  for (;;) { const r = steps.next(); if (r.done) return r.value; }
+  const steps = logitLensSteps(c, t, q, memo);
+  let r = steps.next();
+  while (!r.done) r = steps.next(head(r.value.x, r.value.n));
+  return r.value;
 }
 
 /**
- * logitLensSlice one batch of rows at a time: the generator pauses after each batch that went
- * through the head (about 0.1 s for TinyLlama), so that a caller can let other requests in and
+ * logitLensSlice one batch of rows at a time: the generator yields each batch of residual rows
+ * for the output head and goes on with their logits, so that a caller can run the head on the
+ * GPU, let other requests in between batches (a TinyLlama batch takes about 0.1 s on the CPU) and
  * stop when the answer is no longer wanted (Engine.logitLens). Rows computed before stopping stay
  * in the memo.
  */
-export function* logitLensSteps(c: ModelConfig, head: OutputHead, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<void, Omit<LogitLensSlice, keyof SliceMeta>, void> {
+export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<{ x: Float32Array; n: number }, Omit<LogitLensSlice, keyof SliceMeta>, Float32Array> {
   const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
   // the residual after layer l (−1: the embedding); either of two names holds the same numbers
   const residual = (l: number): TraceEntry | undefined => l === -1
@@ -486,7 +489,7 @@ export function* logitLensSteps(c: ModelConfig, head: OutputHead, t: StoredTrace
   for (let t0 = 0; t0 < todo.length; t0 += B) {
     const b = Math.min(B, todo.length - t0);
     for (let i = 0; i < b; i++) x.set(residualRow(todo[t0 + i]!), i * d);
-    const logits = head(x, b);                                         // final RMSNorm (this residual's rms), then W_U: [b, vocab]
+    const logits = yield { x, n: b };                                  // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
     for (let i = 0; i < b; i++) {
       const r = todo[t0 + i]!;
       const row = logits.subarray(i * V, (i + 1) * V);
@@ -503,7 +506,6 @@ export function* logitLensSteps(c: ModelConfig, head: OutputHead, t: StoredTrace
       put(r, e);
       memo?.set(residualRow(r), k, target, e);
     }
-    if (t0 + B < todo.length) yield;
   }
   return { layers: Int32Array.from(layers), positions: Int32Array.from(positions), k, ids, logits: lensLogits, probs, target, targetProbs, targetRanks };
 }

@@ -365,3 +365,51 @@ async function popScopes(ctx: GpuContext): Promise<string | null> {
   if (oom) return `the GPU ran out of memory: ${oom.message}`;
   return null;
 }
+
+/**
+ * The output head on rows of residuals (the logit lens, a logits row rebuilt from a residual):
+ * x [n, d_model] → the final RMSNorm → logits [n, vocab], with the forward pass's own kernels and
+ * weights, read back in groups that fit one binding. Its buffers are its own (taken from and
+ * returned to the context's pool), so that it can run between the chunks of a run.
+ */
+export async function outputHeadGpu(ctx: GpuContext, w: GpuWeights, s: GpuRunState, x: Float32Array, n: number): Promise<Float32Array> {
+  const c = s.config, d = c.dModel, V = c.vocabSize;
+  if (x.length < n * d) throw new Error(`outputHeadGpu: ${x.length} values for ${n} rows of ${d}`);
+  const per = Math.min(n, s.logitRowsPerBinding);
+  const xs = ctx.buffer(4 * n * d, 'head x'), xn = ctx.buffer(4 * n * d, 'head normed x'), logits = ctx.buffer(4 * per * V, 'head logits');
+  ctx.device.pushErrorScope('out-of-memory');
+  ctx.device.pushErrorScope('validation');
+  const reads: Promise<ArrayBuffer>[] = [];
+  let done: Promise<void>;
+  try {
+    ctx.write(xs, 0, x.subarray(0, n * d));
+    const step = ctx.begin('output head');
+    encodeRmsnorm(ctx, step, { buffer: xn, offset: 0 }, { buffer: xs, offset: 0 }, { buffer: w.finalNorm, offset: 0 }, n, d, c.rmsEps);
+    for (let from = 0; from < n; from += per) {
+      const m = Math.min(per, n - from);
+      encodeMatmul(ctx, step, { buffer: logits, offset: 0 }, { buffer: xn, offset: from * d }, w.unembed, m);
+      const read = step.read(logits, 0, 4 * m * V);
+      read.catch(() => undefined);                                         // a failed step rejects them all; `done` says why
+      reads.push(read);
+    }
+    done = step.submit();
+  } catch (e) {
+    await popScopes(ctx);
+    for (const b of [xs, xn, logits]) ctx.release(b);
+    throw e instanceof GpuStepError ? e : new GpuStepError(`the output head failed: ${(e as Error).message}`, e);
+  }
+  const scopeError = popScopes(ctx);
+  try {
+    await done;
+    const err = await scopeError;
+    if (err) throw new GpuStepError(err);
+    const out = new Float32Array(n * V);
+    let o = 0;
+    for (const r of reads) { const b = new Float32Array(await r); out.set(b, o); o += b.length; }
+    return out;
+  } catch (e) {
+    throw e instanceof GpuStepError ? e : new GpuStepError(`reading back the output head failed: ${(e as Error).message}`, e);
+  } finally {
+    for (const b of [xs, xn, logits]) ctx.release(b);
+  }
+}

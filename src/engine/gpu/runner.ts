@@ -8,7 +8,7 @@ import type { GpuContext } from './context.ts';
 import { GpuStepError } from './failure.ts';
 import { gpuWeightsPreflight, uploadWeights, destroyWeights, type GpuWeights } from './weights.ts';
 import { GpuRunState } from './state.ts';
-import { forwardGpu, sendForwardGpu, prepareForward, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
+import { forwardGpu, sendForwardGpu, prepareForward, outputHeadGpu, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
 
 export class GpuRunner {
   readonly ctx: GpuContext;
@@ -60,6 +60,11 @@ export class GpuRunner {
    *  tokens null: one token, the argmax of the step sent before, on the GPU. */
   send(tokens: ArrayLike<number> | null, start: number, opts: Omit<GpuForwardOptions, 'cpuWeights'>): Promise<{ result: Promise<GpuForwardResult> }> {
     return sendForwardGpu(this.ctx, this.weights!, this.state!, tokens, start, { ...opts, cpuWeights: this.cpuWeights });
+  }
+
+  /** Residual rows [n, d_model] through the final norm and the unembedding (forward.ts outputHeadGpu). */
+  outputHead(x: Float32Array, n: number): Promise<Float32Array> {
+    return outputHeadGpu(this.ctx, this.weights!, this.state!, x, n);
   }
 
   /** Frees the weights and the run state (the device stays: it belongs to the caller). */
