@@ -277,8 +277,8 @@ export function matrixPanel(g: Grid, m: Float32Array, scale: { scheme: SchemeNam
 // =============================================================================================
 // The logit lens
 
-/** Past this many cells the lens grid is a canvas: each SVG cell carries a 5-line title and a
- *  text, so the limit is a quarter of kit's (a 23 × 217 grid still draws as SVG). */
+/** Past this many cells the lens grid has no text per cell (and its default mode is the canvas):
+ *  each SVG cell carries a 5-line title and a text, so the limit is a quarter of kit's. */
 export const LENS_SVG_LIMIT = TITLED_SVG_LIMIT;
 
 export type LensView = 'grid' | 'target';
@@ -297,7 +297,8 @@ export interface LensOptions {
 export const layerTick = (l: number) => (l === -1 ? 'emb' : String(l));
 export const layerName = (l: number) => (l === -1 ? 'embedding' : `layer ${l}`);
 
-/** The mode a lens grid is drawn in the page: SVG up to LENS_SVG_LIMIT cells, else canvas. */
+/** logitLensFigure's default mode: SVG up to LENS_SVG_LIMIT cells, else canvas (the page always
+ *  asks for the canvas, which carries the cell texts up to the same limit). */
 export function lensMode(out: LogitLensOutput): DrawMode {
   return out.layers.length * out.positions.length > LENS_SVG_LIMIT ? 'canvas' : 'svg';
 }

@@ -521,8 +521,9 @@ interface LensRow { ids: Int32Array; logits: Float32Array; probs: Float32Array; 
  * every word (64 bits) and eight of its words kept and compared, so an entry costs about 1 KB
  * whatever d_model is, and the memo holds every row of a long prompt (a TinyLlama lens over 144
  * positions is 3,312 rows; keeping each residual, 8 KiB, the memo held 2,000 of them and a
- * keystroke recomputed the other 1,300). Bounded in bytes, the least recently used dropped first. The rows
- * depend on the output head, so a memo serves one session (one model, one rounding) only.
+ * keystroke recomputed the other 1,300). Bounded in bytes, the least recently used dropped
+ * first. The rows depend on the output head, so a memo serves one session (one model, one
+ * rounding) only.
  */
 export class LensMemo {
   // key → [probe words | ids (k) | logits (k) | probs (k) | target prob | target rank], one array
