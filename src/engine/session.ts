@@ -331,16 +331,24 @@ export class Session {
     return next;
   }
 
-  private async runNow(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+  private runNow(tokens: readonly number[], options: RunOptions): Promise<RunResult> {
+    return this.onGpuElseCpu(
+      (gpu) => this.runGpu(gpu, tokens, options),
+      () => (options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options)));
+  }
+
+  /** `gpuWork` on the GPU when the session has one, else `cpuWork`; a GPU failure moves the
+   *  session to the CPU (fallBack) and does `cpuWork` instead. */
+  private async onGpuElseCpu<T>(gpuWork: (gpu: GpuRunner) => Promise<T>, cpuWork: () => T | Promise<T>): Promise<T> {
     const gpu = this.gpu;
-    if (!gpu) return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
+    if (!gpu) return cpuWork();
     try {
       await gpu.ready();
-      return await this.runGpu(gpu, tokens, options);
+      return await gpuWork(gpu);
     } catch (e) {
       if (!(e instanceof GpuStepError)) throw e;
       this.fallBack(await failureReason(gpu, e));
-      return options.signal ? this.runCpuYielding(tokens, options) : this.run(tokens, options);
+      return cpuWork();
     }
   }
 
@@ -412,27 +420,14 @@ export class Session {
 
   /**
    * outputHead on this session's backend: on the GPU, the forward pass's own kernels (a WebGPU
-   * session's logit lens then ends at the model's GPU logits, and takes milliseconds where the CPU
-   * takes seconds); queued after the runs before it. A GPU failure falls back to the CPU, as a run does.
+   * session's logit lens then ends at the model's GPU logits), queued after the runs before it.
+   * A GPU failure falls back to the CPU, as a run does.
    */
   outputHeadAsync(x: Float32Array, n: number): Promise<Float32Array> {
     if (!this.gpu) return Promise.resolve(this.outputHead(x, n));
-    const next = this.queue.then(() => this.outputHeadNow(x, n));
+    const next = this.queue.then(() => this.onGpuElseCpu((gpu) => gpu.outputHead(x, n), () => this.outputHead(x, n)));
     this.queue = next.catch(() => undefined);
     return next;
-  }
-
-  private async outputHeadNow(x: Float32Array, n: number): Promise<Float32Array> {
-    const gpu = this.gpu;
-    if (!gpu) return this.outputHead(x, n);
-    try {
-      await gpu.ready();
-      return await gpu.outputHead(x, n);
-    } catch (e) {
-      if (!(e instanceof GpuStepError)) throw e;
-      this.fallBack(await failureReason(gpu, e));
-      return this.outputHead(x, n);
-    }
   }
 
   /**
