@@ -17,7 +17,7 @@
 import { wrap, proxy, type Remote } from 'comlink';
 import './wire.ts';
 import type {
-  Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions, LensOptions,
+  Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions,
   TraceHandle, TraceRef, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice,
   HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice, AttentionPoolQuery, AttentionPoolSlice,
   AttributionQuery, AttributionSlice,
@@ -382,10 +382,9 @@ class WorkerEngineClient implements EngineClient {
     return this.named(trace, await this.call((r) => r.topK(this.traceId(trace), query)));
   }
 
-  async logitLens(trace: TraceRef, query?: LogitLensQuery, options: LensOptions = {}): Promise<LogitLensSlice> {
+  async logitLens(trace: TraceRef, query?: LogitLensQuery, options: CallOptions & { requestId?: string } = {}): Promise<LogitLensSlice> {
     const requestId = options.requestId ?? this.id('lens');
-    const onProgress = options.onProgress && proxy(options.onProgress);
-    return this.named(trace, await this.cancellable(requestId, options.signal, (r) => r.logitLens(this.traceId(trace), query, { requestId }, onProgress)));
+    return this.named(trace, await this.cancellable(requestId, options.signal, (r) => r.logitLens(this.traceId(trace), query, { requestId })));
   }
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice> {
