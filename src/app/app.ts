@@ -109,6 +109,7 @@ export class GlassboxApp extends LitElement {
     this.addEventListener('click', this.onLinkClick);
     this.addEventListener(GENERATE_EVENT, this.onGenerate);
     addEventListener('pagehide', this.onHide);
+    addEventListener('pageshow', this.onShow);
     this.ready = this.start();
   }
 
@@ -117,17 +118,44 @@ export class GlassboxApp extends LitElement {
     this.removeEventListener('keydown', this.onKey);
     this.removeEventListener('click', this.onLinkClick);
     this.removeEventListener(GENERATE_EVENT, this.onGenerate);
-    this.generation.cancel(undefined, 'the page closed');
     removeEventListener('pagehide', this.onHide);
+    removeEventListener('pageshow', this.onShow);
     void this.autosave?.flush();
     this.unsubscribe?.();
     this.graph?.dispose();
+    this.stopEngine();
+  }
+
+  /** Ends the engine worker (a later loadModel starts a new one). */
+  private stopEngine(): void {
+    this.generation.cancel(undefined, 'the page closed');
     this.client?.dispose();
     this.client = null;
   }
 
-  /** The tab is going away: write the debounced edit now (the journal already holds it). */
-  private onHide = (): void => { void this.autosave?.flush(); };
+  /** The model to load again when the page comes back from the back-forward cache. */
+  private resumeWith: { source: PickDetail['source']; label: string } | null = null;
+
+  /**
+   * The tab is going away: write the debounced edit now (the journal already holds it), and end
+   * the engine worker here rather than leave it to the document's teardown or to the
+   * back-forward cache. Left running, leaving a page within a second of opening it (a click on a
+   * demo link while the model loads) crashed the next page's renderer in about 1 in 6 tries in
+   * headless Chromium 156 (a SIGTRAP in a worker thread; test/e2e/demos.test.mjs, the gallery
+   * test); ended here, in 0 of 70. It also frees the model's memory while the page is cached.
+   * A page that comes back from the cache loads its model again (onShow).
+   */
+  private onHide = (e: Event): void => {
+    void this.autosave?.flush();
+    this.resumeWith = (e as PageTransitionEvent).persisted ? this.lastAsked : null;
+    this.stopEngine();
+  };
+
+  private onShow = (e: Event): void => {
+    const asked = this.resumeWith;
+    this.resumeWith = null;
+    if ((e as PageTransitionEvent).persisted && asked) void this.loadModel(asked.source, asked.label);
+  };
 
   /** Writes pending edits to IndexedDB now. */
   async flush(): Promise<void> { await this.autosave?.flush(); }

@@ -161,6 +161,49 @@ describe('<glassbox-app> end to end', function () {
     expect(document.visibilityState, 'the test page is still the visible tab').to.equal('visible');
   });
 
+  it('leaving the page ends the engine worker; back from the back-forward cache, the model loads again and every cell recomputes', async () => {
+    const workers: Worker[] = [];
+    const terminated = new Set<Worker>();
+    const app = mount({ search: MODEL, slot: `${slot}-bfcache` });
+    app.createWorker = () => {
+      const w = new Worker(new URL('../../src/worker/worker.ts', import.meta.url), { type: 'module' });
+      const end = w.terminate.bind(w);
+      w.terminate = () => { terminated.add(w); end(); };
+      workers.push(w);
+      return w;
+    };
+    await until(() => tokenIds(app).length > 3, 'the tokens');
+    await app.idle();
+    const runs = (id: string) => (app as unknown as { states: Map<string, { runs: number; status: string }> }).states.get(id);
+    const ids = [...app.shadowRoot!.querySelectorAll<HTMLElement>('section[data-cell]')].filter((s) => s.dataset['kind'] !== 'markdown').map((s) => s.dataset['cell']!);
+    expect(ids.length).to.be.greaterThan(2);
+    const before = new Map(ids.map((id) => [id, runs(id)?.runs ?? 0]));
+    const model = app.model;
+    expect(workers.length).to.equal(1);
+
+    window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }));
+    expect(terminated.has(workers[0]!), 'the worker ended when the page was hidden').to.equal(true);
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));
+    await until(() => app.model && app.model !== model ? app.model : null, 'the model loaded again');
+    await app.idle();
+    expect(workers.length).to.equal(2);
+    expect(terminated.has(workers[1]!)).to.equal(false);
+    for (const id of ids) {
+      const st = runs(id)!;
+      expect(st, `cell ${id} has a state`).to.not.equal(undefined);
+      expect(st.status, `cell ${id}`).to.equal('done');
+      expect(st.runs, `cell ${id} recomputed`).to.be.greaterThan(before.get(id)!);
+    }
+    expect(tokenIds(app).length).to.be.greaterThan(3);
+
+    // a page that is unloaded for good ends its worker too, and loads nothing on the way out
+    window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false }));
+    expect(terminated.has(workers[1]!)).to.equal(true);
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: false }));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(workers.length).to.equal(2);
+  });
+
   it('a download shows its progress (received, total, rate), then the cached list offers delete', async () => {
     const url = `/test-files/stories260K.gguf?slow=1&key=app-${Date.now()}`;
     const app = mount({ search: `?model=${encodeURIComponent(url)}&backend=cpu`, slot: `${slot}-download` });

@@ -43,16 +43,19 @@ const REPORT = () => {
   });
 };
 
+/** Every cell has its element and none is still computing or waiting. */
+const EVERY_CELL_DRAWN = () => ![...window.__gb.app().shadowRoot.querySelectorAll('section[data-cell]')].some((s) => {
+  const sr = s.querySelector(`glassbox-${s.dataset.kind}`)?.shadowRoot;
+  return !sr || /Computing|Waiting for the prompt|updating…/.test(sr.textContent ?? '');
+});
+
 for (const slug of slugs) {
   test(`demo ${slug}: every cell renders without an error on stories260K (screenshot saved)`, async () => {
     const ctx = await browser.createBrowserContext();
     const page = await open(ctx, `?demo=${slug}&model=${MODEL}&backend=cpu`);
     await waitFor(page, () => window.__gb.app()?.model && window.__gb.app().doc, 'the model and the demo');
     await page.evaluate(async () => { await window.__gb.app().idle(); await window.__gb.app().updateComplete; });
-    await waitFor(page, () => ![...window.__gb.app().shadowRoot.querySelectorAll('section[data-cell]')].some((s) => {
-      const sr = s.querySelector(`glassbox-${s.dataset.kind}`)?.shadowRoot;
-      return !sr || /Computing|Waiting for the prompt|updating…/.test(sr.textContent ?? '');
-    }), 'every cell drawn', 120_000);
+    await waitFor(page, EVERY_CELL_DRAWN, 'every cell drawn', 120_000);
     const title = await page.evaluate(() => window.__gb.app().doc.notebook.frontMatter.values.title);
     assert.ok(title && title.length > 3, `${slug} opened (title ${title})`);
     const cells = await page.evaluate(REPORT);
@@ -116,6 +119,13 @@ test('the gallery lists every demo with a thumbnail, and opening one loads that 
   ]);
   assert.match(page.url(), /[?&]demo=attention&model=/, 'the link became a demo address with the model');
   await waitFor(page, () => window.__gb.app()?.doc?.notebook.frontMatter?.values.title === 'Where does the model look?', `the attention demo (at ${page.url()})`);
+  // back to the induction demo, which the page left while its model was loading (from the
+  // back-forward cache, where it loads its model again, or afresh): every cell draws
+  await page.goBack();
+  await waitFor(page, () => window.__gb.app()?.doc?.notebook.frontMatter?.values.title === 'Induction heads' && window.__gb.app().model, 'the induction demo and its model after going back');
+  await page.evaluate(async () => { await window.__gb.app().idle(); });
+  await waitFor(page, EVERY_CELL_DRAWN, 'every cell of the induction demo drawn after going back', 120_000);
+  for (const c of await page.evaluate(REPORT)) assert.deepEqual(c.err, [], `after going back: cell ${c.id} (${c.kind}) shows an error`);
   assert.deepEqual(page.errors, []);
   await ctx.close();
 });
