@@ -310,6 +310,12 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
     return this.cache.get(out, `target|${pos}|${this.width}`, () => lensTargetFigure(out, { position: pos ?? undefined, width: this.width - 40 }));
   }
 
+  /** " 1,280 of 3,312 rows" while a long lens computes (the graph's progress report), else nothing. */
+  private progressText(): string {
+    const p = this.state?.status === 'running' ? this.state.progress : undefined;
+    return p && p.total > 0 ? ` ${p.done.toLocaleString('en')} of ${p.total.toLocaleString('en')} ${p.what}` : '';
+  }
+
   exportFigure(): FigureExport | null {
     const out = this.output;
     return out ? logitLensExport(out, { view: this.view, selection: this.sel, width: this.width - 40 }) : null;
@@ -347,7 +353,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
           <option value="grid" ?selected=${this.view === 'grid'}>top token</option>
           <option value="target" ?selected=${this.view === 'target'} ?disabled=${!out?.target}>target token</option></select></label>
         ${this.zoomControls(grid)}
-        ${busy ? html`<span class="note">updating…</span>` : nothing}
+        ${busy ? html`<span class="note" role="status">updating…${this.progressText()}</span>` : nothing}
       </div>${out ? exportMenu(this, () => this.exportFigure()) : nothing}</div>
       ${error}
       ${out && grid ? html`<div class=${busy ? 'stale' : ''}>
@@ -356,7 +362,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
           ${chart ? this.drawn(chart, 1, `Probability and rank of the target token across layers`, 'lens-target')
             : out.target ? nothing : html`<p class="note">Type a target token to follow its probability and rank across layers.</p>`}
         </div>`
-        : html`<p class="note">${this.model ? 'Computing the logit lens…' : 'Load a model to see the logit lens.'}</p>`}`;
+        : html`<p class="note" role="status">${this.model ? `Computing the logit lens…${this.progressText()}` : 'Load a model to see the logit lens.'}</p>`}`;
   }
 }
 

@@ -199,7 +199,7 @@ const visuals: Record<string, Visual> = {
     const target = await targetToken(env, ctx.settings['target']);
     const slice = await env.client.logitLens(trace, {
       layers: range(env.model.config.nLayers, -1), positions: range(nPos, from), k: 5, ...(target ? { target: target.id } : {}),
-    }, { signal: ctx.signal });
+    }, { signal: ctx.signal, onProgress: (done, total) => ctx.progress?.(done, total, 'rows') });
     const ids: number[] = [...slice.ids];
     if (target) ids.push(target.id);
     return {

@@ -160,6 +160,13 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface LensOptions extends CallOptions {
+  /** Names the request for cancel(); default a fresh id. */
+  requestId?: string;
+  /** Rows done (from the memo or through the head) of all the rows asked, after each batch. */
+  onProgress?: (done: number, total: number) => void;
+}
+
 export interface Capabilities {
   readonly webgpu: boolean;
   /** Why WebGPU cannot be used (null when it can). */
@@ -202,7 +209,7 @@ export interface EngineApi {
   activation(trace: TraceRef, name: string, options?: { positions?: Range }): Promise<ActivationSlice>;
   topK(trace: TraceRef, query?: TopKQuery): Promise<TopKSlice>;
   /** Takes seconds on a long prompt: cancellable (signal, cancel(requestId)), and cancelled by a newer run of the trace's slot. */
-  logitLens(trace: TraceRef, query?: LogitLensQuery, options?: CallOptions & { requestId?: string }): Promise<LogitLensSlice>;
+  logitLens(trace: TraceRef, query?: LogitLensQuery, options?: LensOptions): Promise<LogitLensSlice>;
   hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice>;
   /** The attention summary the run recorded (run with summary: { attention: {} }). */
   attentionSummary(trace: TraceRef): Promise<AttentionSummarySlice>;
@@ -590,7 +597,8 @@ export class Engine implements EngineApi {
     return this.out(t, topKSlice(this.loaded().info.config, t, query));
   }
 
-  async logitLens(trace: TraceRef, query: LogitLensQuery = {}, options: CallOptions & { requestId?: string } = {}): Promise<LogitLensSlice> {
+  /** `onProgress` as its own argument is how the worker client passes it (a proxied callback cannot ride inside an object). */
+  async logitLens(trace: TraceRef, query: LogitLensQuery = {}, options: LensOptions = {}, onProgress = options.onProgress): Promise<LogitLensSlice> {
     const t = this.trace(trace);
     const m = this.loaded();
     // Batch by batch, letting other requests in between (a long prompt's lens takes seconds); a
@@ -601,6 +609,7 @@ export class Engine implements EngineApi {
       const steps = logitLensSteps(m.info.config, t, query, m.lens);
       for (let r = steps.next(); ; ) {
         if (r.done) return this.out(t, r.value);
+        onProgress?.(r.value.done, r.value.total);
         const logits = await m.session.outputHeadAsync(r.value.x, r.value.n);
         await yieldToEvents();
         controller.signal.throwIfAborted();

@@ -419,6 +419,10 @@ export function topKSlice(c: ModelConfig, t: StoredTrace, q: TopKQuery = {}): Om
 /** Rows of the logit lens computed at once: bounds the [rows, vocab] scratch (64 × 128k × 4 B = 32 MiB). */
 const LENS_BATCH = 64;
 
+/** A batch of the lens's residual rows [n, d_model] for the output head; `done` of `total` rows
+ *  are answered before it (memo hits first). */
+export interface LensBatch { x: Float32Array; n: number; done: number; total: number }
+
 /** The model's output head: residual rows [n, d_model] → logits [n, vocab] (Session.outputHead). */
 export type OutputHead = (x: Float32Array, n: number) => Float32Array;
 
@@ -443,7 +447,7 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
  * stop when the answer is no longer wanted (Engine.logitLens). Rows computed before stopping stay
  * in the memo.
  */
-export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<{ x: Float32Array; n: number }, Omit<LogitLensSlice, keyof SliceMeta>, Float32Array> {
+export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<LensBatch, Omit<LogitLensSlice, keyof SliceMeta>, Float32Array> {
   const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
   // the residual after layer l (−1: the embedding); either of two names holds the same numbers
   const residual = (l: number): TraceEntry | undefined => l === -1
@@ -489,7 +493,7 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
   for (let t0 = 0; t0 < todo.length; t0 += B) {
     const b = Math.min(B, todo.length - t0);
     for (let i = 0; i < b; i++) x.set(residualRow(todo[t0 + i]!), i * d);
-    const logits = yield { x, n: b };                                  // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
+    const logits = yield { x, n: b, done: R - todo.length + t0, total: R };   // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
     for (let i = 0; i < b; i++) {
       const r = todo[t0 + i]!;
       const row = logits.subarray(i * V, (i + 1) * V);

@@ -18,7 +18,12 @@ export interface CellState {
   readonly error: unknown;
   /** How many times compute was called for this cell. */
   readonly runs: number;
+  /** While running, how far a long compute has got (what it last reported through ctx.progress). */
+  readonly progress?: CellProgress;
 }
+
+/** A running compute's report: `done` of `total` units of `what` ("rows"). */
+export interface CellProgress { readonly done: number; readonly total: number; readonly what: string }
 
 export interface ComputeContext {
   readonly cell: Cell;
@@ -31,6 +36,8 @@ export interface ComputeContext {
   /** The outside inputs this one reads ('model'), by name. */
   readonly inputs: ReadonlyMap<string, unknown>;
   readonly notebook: Notebook;
+  /** Reports how far a long compute has got (shown by the cell while it runs; ignored once stale). */
+  progress?(done: number, total: number, what: string): void;
 }
 
 export type ComputeFn = (ctx: ComputeContext) => unknown;
@@ -306,15 +313,18 @@ export class ReactiveGraph {
       }
       const upstream = new Map(ups.map(([id], i) => [id, (results[i] as { output: unknown }).output]));
       const inputs = new Map(n.deps.filter((d) => d.input !== undefined).map((d) => [d.input!, this.inputs.get(d.input!)]));
-      this.setState(n, { status: 'running', runs: n.state.runs + 1 });
+      this.setState(n, { status: 'running', runs: n.state.runs + 1, progress: undefined });
+      const progress = (done: number, total: number, what: string) => {
+        if (live() && n.state.status === 'running') this.setState(n, { progress: { done, total, what } });
+      };
       try {
-        const output = await this.opts.compute({ cell: n.cell, settings: withDefaults(kind, n.cell.settings), signal: controller.signal, upstream, inputs, notebook: nb });
+        const output = await this.opts.compute({ cell: n.cell, settings: withDefaults(kind, n.cell.settings), signal: controller.signal, upstream, inputs, notebook: nb, progress });
         if (!live()) return CANCELLED;
-        this.setState(n, { status: 'done', output, error: undefined });
+        this.setState(n, { status: 'done', output, error: undefined, progress: undefined });
         return { ok: true, output };
       } catch (error) {
         if (!live()) return CANCELLED;
-        this.setState(n, { status: 'error', error });
+        this.setState(n, { status: 'error', error, progress: undefined });
         return { ok: false };
       }
     })();

@@ -17,7 +17,7 @@
 import { wrap, proxy, type Remote } from 'comlink';
 import './wire.ts';
 import type {
-  Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions,
+  Engine, EngineApi, Capabilities, LoadOptions, ModelInfo, ModelSource, Tokenized, TokenizeOptions, RunRequest, CallOptions, LensOptions,
   TraceHandle, TraceRef, AttentionQuery, AttentionSlice, ActivationSlice, TopKQuery, TopKSlice, LogitLensQuery, LogitLensSlice,
   HookNormsSlice, Range, EngineStats, LoadProgress, AttentionSummarySlice, LogitsQuery, LogitsSlice, PcaQuery, PcaSlice, AttentionPoolQuery, AttentionPoolSlice,
   AttributionQuery, AttributionSlice,
@@ -382,9 +382,10 @@ class WorkerEngineClient implements EngineClient {
     return this.named(trace, await this.call((r) => r.topK(this.traceId(trace), query)));
   }
 
-  async logitLens(trace: TraceRef, query?: LogitLensQuery, options: CallOptions & { requestId?: string } = {}): Promise<LogitLensSlice> {
+  async logitLens(trace: TraceRef, query?: LogitLensQuery, options: LensOptions = {}): Promise<LogitLensSlice> {
     const requestId = options.requestId ?? this.id('lens');
-    return this.named(trace, await this.cancellable(requestId, options.signal, (r) => r.logitLens(this.traceId(trace), query, { requestId })));
+    const onProgress = options.onProgress && proxy(options.onProgress);
+    return this.named(trace, await this.cancellable(requestId, options.signal, (r) => r.logitLens(this.traceId(trace), query, { requestId }, onProgress)));
   }
 
   async hookNorms(trace: TraceRef, names: string | readonly string[], options?: { positions?: Range }): Promise<HookNormsSlice> {

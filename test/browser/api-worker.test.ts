@@ -66,6 +66,13 @@ describe('engine API through the worker', function () {
     const top = await client.topK(hw, { k: 20 });
     sameBits(lens.ids, top.ids, 'lens ids');
     sameBits(lens.logits, top.logits, 'lens logits');
+    // a lens of every layer and position through the worker reports its progress across the boundary
+    const reports: number[][] = [];
+    const all = await client.logitLens(hw, { positions: [...Array(n).keys()], k: 3 }, { onProgress: (done, total) => reports.push([done, total]) });
+    expect(all.ids.length).to.equal(6 * n * 3);
+    await new Promise((r) => setTimeout(r, 0));                         // the last report's message
+    expect(reports.length, 'a report before each batch').to.equal(Math.ceil((6 * n) / 64));
+    expect(reports.every(([done, total], i) => total === 6 * n && done === 64 * i)).to.equal(true);
     const stats = await client.stats();
     expect(stats.bytesOut).to.be.greaterThan(0);
     expect(await client.pieces(tw.ids)).to.deep.equal(await local.pieces(tw.ids));

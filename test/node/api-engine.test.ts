@@ -264,12 +264,17 @@ test('a long logit lens lets other requests in between its batches, and stops wh
   const want = await plain.logitLens(await plain.run({ tokens, capture }), all);
   const same = (got: { ids: Int32Array; probs: Float32Array }) => { assert.deepEqual(got.ids, want.ids); assert.deepEqual(got.probs, want.probs); };
 
-  // another slice asked after the lens answers before it
-  const order: string[] = [];
-  const lens = engine.logitLens(h, all).then((r) => { order.push('lens'); return r; });
+  // another slice asked after the lens answers before it; progress before each batch of 64 rows
+  const order: string[] = [], seen: number[][] = [];
+  const lens = engine.logitLens(h, all, { onProgress: (done, total) => seen.push([done, total]) }).then((r) => { order.push('lens'); return r; });
   await engine.topK(h, { k: 3 }).then(() => order.push('topK'));
   same(await lens);
   assert.deepEqual(order, ['topK', 'lens']);
+  assert.deepEqual(seen, [[0, 240], [64, 240], [128, 240], [192, 240]]);
+  // asked again: every row from the memo, no batch, no report
+  seen.length = 0;
+  same(await engine.logitLens(h, all, { onProgress: (done, total) => seen.push([done, total]) }));
+  assert.deepEqual(seen, []);
 
   // cancelled by its request id (a fresh engine: nothing memoized), then asked again: the same answer
   const e2 = new Engine();

@@ -309,3 +309,36 @@ test('a 1 MB notebook: the first update runs every cell once; an edit reruns onl
   assert.deepEqual(count(), { 'prompt-700': 1, 'attention-700': 1, 'next-token-700': 1 });
   console.log(`# 1 MB notebook, ${doc.notebook.cells.length} cells: first update ${first.toFixed(0)} ms, prompt edit to redrawn ${edit.toFixed(1)} ms`);
 });
+
+test('a running compute reports progress into its cell\'s state; done clears it, and a stale run\'s reports are dropped', async () => {
+  const reg = registry();
+  const doc = new NotebookDocument(TEXT, { registry: reg });
+  const states: CellState[] = [];
+  const held: { release?: () => void; report?: ComputeContext['progress'] } = {};
+  const graph = new ReactiveGraph({
+    registry: reg,
+    onState: (id, st) => { if (id === 'next-token-1') states.push(st); },
+    compute: async (ctx) => {
+      if (ctx.cell.kind !== 'next-token') return fakeOutput(ctx);
+      ctx.progress?.(0, 3, 'rows');
+      held.report = ctx.progress;
+      await new Promise<void>((r) => { held.release = r; });
+      ctx.progress?.(2, 3, 'rows');
+      return fakeOutput(ctx);
+    },
+  });
+  graph.setInput('model', 'm1');
+  graph.update(doc.notebook);
+  while (!held.release) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(graph.state('next-token-1')!.progress, { done: 0, total: 3, what: 'rows' });
+  assert.equal(graph.state('next-token-1')!.status, 'running');
+  held.release();
+  await graph.idle();
+  const last = graph.state('next-token-1')!;
+  assert.equal(last.status, 'done');
+  assert.equal(last.progress, undefined);
+  assert.deepEqual(states.filter((s) => s.progress).map((s) => s.progress!.done), [0, 2]);
+  // a report after the run is over changes nothing
+  held.report!(1, 3, 'rows');
+  assert.equal(graph.state('next-token-1')!.progress, undefined);
+});
