@@ -42,3 +42,58 @@ export function topK(x: Float32Array, cols: number, k: number, offset = 0): { id
   out.ids.set(ids); out.values.set(vals);
   return out;
 }
+
+/** What the logit lens keeps of each row (lensRows). */
+export interface LensRowsResult {
+  /** [rows, k], as topK orders them (padding: NONE). */
+  ids: Uint32Array;
+  /** [rows, k] the logits themselves (padding: NaN). */
+  values: Float32Array;
+  /** [rows] Σ exp(v − max) over the row, max its largest entry; −inf and NaN entries add nothing
+   *  (0 for a row with no finite entry). */
+  sums: Float32Array;
+  /** [rows] entries ordered before the target (its rank, 0 for the first); 0 without a target. */
+  ranks: Uint32Array;
+  /** [rows] the target's value; 0 without a target. */
+  targetValues: Float32Array;
+}
+
+/**
+ * Per row of x: [rows, cols] (from `offset`), the k best (topK), the sum of exponentials of the
+ * row less its max (in f64, stored f32) and the target's rank and value: what the logit lens
+ * needs of a row of logits, so that a GPU reads back these instead of the row (argmax.wgsl
+ * stage 3). The rank counts the entries ordered before the target: larger, or equal at a lower
+ * index; NaN entries never count.
+ */
+export function lensRows(x: Float32Array, rows: number, cols: number, k: number, target: number | null, offset = 0): LensRowsResult {
+  const out: LensRowsResult = {
+    ids: new Uint32Array(rows * k), values: new Float32Array(rows * k), sums: new Float32Array(rows),
+    ranks: new Uint32Array(rows), targetValues: new Float32Array(rows),
+  };
+  for (let r = 0; r < rows; r++) {
+    const o = offset + r * cols;
+    const t = topK(x, cols, k, o);
+    out.ids.set(t.ids, r * k);
+    out.values.set(t.values, r * k);
+    const max = t.values[0]!;
+    let sum = 0;
+    if (max > -Infinity) {
+      for (let i = 0; i < cols; i++) {
+        const v = x[o + i]!;
+        if (v > -Infinity) sum += Math.exp(v - max);                  // skips −inf and NaN
+      }
+    }
+    out.sums[r] = sum;
+    if (target !== null) {
+      const tv = x[o + target]!;
+      let rank = 0;
+      for (let i = 0; i < cols; i++) {
+        const v = x[o + i]!;
+        if (v > tv || (v === tv && i < target)) rank++;
+      }
+      out.ranks[r] = rank;
+      out.targetValues[r] = tv;
+    }
+  }
+  return out;
+}

@@ -18,12 +18,19 @@ const OPS: OperandSpec[] = [
   { name: 'x' }, { name: 'ids', write: true, type: 'u32' }, { name: 'vals', write: true, type: 'u32' /* f32 bits */ }, { name: 'scratch', write: true, type: 'u32' },
 ];
 const variant = (stage: number): KernelVariant => ({ base: `argmax/${stage}`, ops: OPS, constants: { WG, STAGE: stage, CHUNK } });
-const ARGMAX = variant(0), TOPK_CHUNKS = variant(1), TOPK_MERGE = variant(2);
-const PRESENT: Record<number, boolean[]> = { 0: [true, true, false, false], 1: [true, false, false, true], 2: [true, true, true, true] };
+const ARGMAX = variant(0), TOPK_CHUNKS = variant(1), TOPK_MERGE = variant(2), LENS_ROWS = variant(3);
+const PRESENT: Record<number, boolean[]> = { 0: [true, true, false, false], 1: [true, false, false, true], 2: [true, true, true, true], 3: [true, true, true, true] };
+const NO_TARGET = 0xffffffff;
+/** Params (argmax.wgsl): rows, cols, k, x offset, target (lens rows), three words of padding. */
+const params = (rows: number, cols: number, k: number, x: number, target = NO_TARGET) => new Uint32Array([rows, cols, k, x, target, 0, 0, 0]);
 const source = () => loadShader(new URL('./argmax.wgsl', import.meta.url));
 
 export async function prepareArgmax(ctx: GpuContext): Promise<void> {
   await prepareVariant(ctx, ARGMAX, source, PRESENT[0]);
+}
+
+export async function prepareLensRows(ctx: GpuContext): Promise<void> {
+  await prepareVariant(ctx, LENS_ROWS, source, PRESENT[3]);
 }
 
 export async function prepareTopK(ctx: GpuContext): Promise<void> {
@@ -37,7 +44,7 @@ export function encodeArgmax(ctx: GpuContext, step: Step, out: GPUBuffer, x: F32
   checkRange('argmax x', x.buffer, x.offset, rows * cols);
   checkRange('argmax out', out, 0, rows);
   const layout = layoutOf(OPS.map((o, i) => ({ ...o, buffer: [x.buffer, out, null, null][i] ?? null })));
-  step.dispatch(pipelineFor(ctx, ARGMAX, layout), layout.buffers, new Uint32Array([rows, cols, 0, x.offset]), grid(ctx, rows));
+  step.dispatch(pipelineFor(ctx, ARGMAX, layout), layout.buffers, params(rows, cols, 0, x.offset), grid(ctx, rows));
 }
 
 // Candidates of the chunks: (key, id) u32 pairs, one buffer per context, grown on demand. Dispatches
@@ -66,9 +73,32 @@ export function encodeTopK(ctx: GpuContext, step: Step, outIds: GPUBuffer, outVa
   checkRange('top-k values', outVals, 0, k);
   const chunks = Math.ceil(cols / CHUNK);
   const scratch = scratchFor(ctx, chunks * k * 8);
-  const params = new Uint32Array([chunks, cols, k, x.offset]);
+  const p = params(chunks, cols, k, x.offset);
   const l1 = layoutOf(OPS.map((o, i) => ({ ...o, buffer: [x.buffer, null, null, scratch][i] ?? null })));
-  step.dispatch(pipelineFor(ctx, TOPK_CHUNKS, l1), l1.buffers, params, grid(ctx, chunks));
+  step.dispatch(pipelineFor(ctx, TOPK_CHUNKS, l1), l1.buffers, p, grid(ctx, chunks));
   const l2 = layoutOf(OPS.map((o, i) => ({ ...o, buffer: [x.buffer, outIds, outVals, scratch][i] ?? null })));
-  step.dispatch(pipelineFor(ctx, TOPK_MERGE, l2), l2.buffers, params, [1]);
+  step.dispatch(pipelineFor(ctx, TOPK_MERGE, l2), l2.buffers, p, [1]);
+}
+
+/** Words per row in the stats buffer of encodeLensRows: sum (f32 bits), rank, target value (f32 bits). */
+export const LENS_STATS_WORDS = 3;
+
+/**
+ * Per row of x: [rows, cols] (the logit lens reads back these instead of the logits): ids u32
+ * [rows, k] and vals f32 [rows, k], the row's k best as encodeTopK orders them; stats u32
+ * [rows, 3] = Σ exp(v − max) over the row (f32; −inf and NaN entries add nothing), the number of
+ * entries ordered before the target (its rank) and the target's value (0, 0 without a target).
+ * Twin: lensRows (argmax.cpu.ts).
+ */
+export function encodeLensRows(ctx: GpuContext, step: Step, ids: GPUBuffer, vals: GPUBuffer, stats: GPUBuffer, x: F32Ref, rows: number, cols: number, k: number, target: number | null): void {
+  if (rows === 0) return;
+  if (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K) throw new UsageError('lens rows', `k = ${k} must be an integer from 1 to ${MAX_TOP_K}`);
+  if (k > cols) throw new UsageError('lens rows', `k = ${k} is more than the ${cols} entries`);
+  if (target !== null && !(Number.isInteger(target) && target >= 0 && target < cols)) throw new UsageError('lens rows', `target ${target} is not a column (0..${cols - 1})`);
+  checkRange('lens rows x', x.buffer, x.offset, rows * cols);
+  checkRange('lens rows ids', ids, 0, rows * k);
+  checkRange('lens rows values', vals, 0, rows * k);
+  checkRange('lens rows stats', stats, 0, rows * LENS_STATS_WORDS);
+  const layout = layoutOf(OPS.map((o, i) => ({ ...o, buffer: [x.buffer, ids, vals, stats][i] ?? null })));
+  step.dispatch(pipelineFor(ctx, LENS_ROWS, layout), layout.buffers, params(rows, cols, k, x.offset, target ?? NO_TARGET), grid(ctx, rows));
 }

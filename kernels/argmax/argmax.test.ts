@@ -2,8 +2,8 @@
 // return the same ids as the CPU twin, and top-k values are the logits themselves (read by id).
 // Inputs: large magnitudes, −inf, NaN, planted ties (the lower index must win), −0 vs +0.
 import { expect } from 'chai';
-import { argmax, NONE, topK } from './argmax.cpu.ts';
-import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from './argmax.gpu.ts';
+import { argmax, lensRows, NONE, topK, type LensRowsResult } from './argmax.cpu.ts';
+import { encodeArgmax, encodeLensRows, encodeTopK, LENS_STATS_WORDS, prepareArgmax, prepareLensRows, prepareTopK } from './argmax.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { packF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
@@ -44,6 +44,25 @@ async function runTopK(backend: Backend, ctx: GpuContext | null, x: Float32Array
   });
   g.release(ids); g.release(vals);
   return { ids: Array.from(new Uint32Array(ri!)), values: Array.from(new Float32Array(rv!)) };
+}
+
+async function runLensRows(backend: Backend, ctx: GpuContext | null, x: Float32Array, rows: number, cols: number, k: number, target: number | null): Promise<LensRowsResult> {
+  if (backend === 'cpu') return lensRows(x, rows, cols, k, target);
+  const g = ctx!;
+  await prepareLensRows(g);
+  const { refs: [, rx] } = packF32(g, [new Float32Array(5), x]);
+  const ids = g.buffer(rows * k * 4), vals = g.buffer(rows * k * 4), stats = g.buffer(rows * LENS_STATS_WORDS * 4);
+  const [ri, rv, rs] = await submitChecked(g, (step) => {
+    encodeLensRows(g, step, ids, vals, stats, rx!, rows, cols, k, target);
+    return [step.read(ids, 0, rows * k * 4), step.read(vals, 0, rows * k * 4), step.read(stats, 0, rows * LENS_STATS_WORDS * 4)];
+  });
+  for (const b of [ids, vals, stats]) g.release(b);
+  const words = new Uint32Array(rs!), bits = new Float32Array(rs!);
+  const pick = (j: number) => Array.from({ length: rows }, (_, r) => r * LENS_STATS_WORDS + j);
+  return {
+    ids: new Uint32Array(ri!), values: new Float32Array(rv!),
+    sums: Float32Array.from(pick(0), (i) => bits[i]!), ranks: Uint32Array.from(pick(1), (i) => words[i]!), targetValues: Float32Array.from(pick(2), (i) => bits[i]!),
+  };
 }
 
 /** Definition by a full sort (value descending, lower id first, NaN dropped): the reference for the CPU twin. */
@@ -100,6 +119,42 @@ describe('argmax and top-k', () => {
         }
         expect(got.ids, `${backend} ids, cols=${x.length} k=${k}`).to.deep.equal(want.ids);
         expect(got.values, `${backend} values, cols=${x.length} k=${k}`).to.deep.equal(want.values);
+      }
+    });
+
+    it(`[${backend}] lens rows seeded trial: per row the top k, Σ exp(v − max) and the target's rank and value (ties, −inf, NaN, all −inf and all NaN rows)`, async function () {
+      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
+      for (const [rows, cols, k, seed] of [[3, 32011, 64, 61], [70, 257, 5, 62], [5, 4099, 1, 63]] as const) {
+        const x = logits(rows, cols, seed);
+        x.fill(-Infinity, 0, cols);                                        // row 0: all −inf
+        x.fill(Number.NaN, cols, 2 * cols);                                // row 1: all NaN
+        const top2 = sorted(x.subarray(2 * cols, 3 * cols));
+        for (const target of [null, 0, cols - 1, top2[0]!, top2[Math.min(top2.length - 1, 40)]!]) {
+          const got = await runLensRows(backend, ctx, x, rows, cols, k, target);
+          const what = `${backend} ${rows}x${cols} k=${k} target=${target}`;
+          if (backend === 'cpu') {
+            // the definition: a full sort for ids, ranks and values; the sum term by term
+            for (let r = 0; r < rows; r++) {
+              const row = x.subarray(r * cols, (r + 1) * cols), order = sorted(row);
+              const ids = order.slice(0, k);
+              expect(Array.from(got.ids.subarray(r * k, (r + 1) * k)), `${what} row ${r} ids`).to.deep.equal(ids.concat(Array(k - ids.length).fill(NONE)));
+              const max = row[order[0] ?? 0]!;
+              let sum = 0;
+              for (const v of row) if (v > -Infinity && max > -Infinity) sum += Math.exp(v - max);
+              expect(got.sums[r], `${what} row ${r} sum`).to.equal(Math.fround(sum));
+              if (target !== null && !Number.isNaN(row[target]!)) expect(got.ranks[r], `${what} row ${r} rank`).to.equal(order.indexOf(target));
+              expect(got.targetValues[r]).to.deep.equal(target === null ? 0 : row[target]!);
+            }
+          } else {
+            const want = await runLensRows('cpu', null, x, rows, cols, k, target);
+            expect(got.ids, `${what} ids`).to.deep.equal(want.ids);
+            expect(got.values, `${what} values`).to.deep.equal(want.values);
+            expect(got.ranks, `${what} ranks`).to.deep.equal(want.ranks);
+            expect(got.targetValues, `${what} target values`).to.deep.equal(want.targetValues);
+            for (let r = 0; r < rows; r++) expect(Math.abs(got.sums[r]! - want.sums[r]!), `${what} row ${r} sum`).to.be.at.most(1e-5 * want.sums[r]!);
+          }
+        }
+        expect(Array.from((await runLensRows(backend, ctx, x, rows, cols, k, null)).sums.subarray(0, 2)), 'the all −inf and all NaN rows sum to 0').to.deep.equal([0, 0]);
       }
     });
 
