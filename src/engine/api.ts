@@ -610,10 +610,10 @@ export class Engine implements EngineApi {
       for (let r = steps.next(); ; ) {
         if (r.done) return this.out(t, r.value);
         onProgress?.(r.value.done, r.value.total);
-        const logits = await m.session.outputHeadAsync(r.value.x, r.value.n);
+        const head = await m.session.lensHeadAsync(r.value.x, r.value.n, r.value.k, r.value.target);
         await yieldToEvents();
         controller.signal.throwIfAborted();
-        r = steps.next(logits);
+        r = steps.next(head);
       }
     } finally {
       this.settle(requestId);

@@ -32,6 +32,8 @@ import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
 import type { GpuForwardResult, LogitsRequest } from './gpu/forward.ts';
 import { topOf } from './top.ts';
+import { MAX_TOP_K } from '../../kernels/argmax/argmax.gpu.ts';
+import type { LensRowsResult } from '../../kernels/argmax/argmax.cpu.ts';
 import { resolveEdits, type Edit, type EditPlan, type EditSummary } from './edits.ts';
 
 export interface SessionOptions {
@@ -424,8 +426,24 @@ export class Session {
    * A GPU failure falls back to the CPU, as a run does.
    */
   outputHeadAsync(x: Float32Array, n: number): Promise<Float32Array> {
+    return this.queuedHead((gpu) => gpu.outputHead(x, n), x, n);
+  }
+
+  /**
+   * The logit lens's head: on the GPU, each row's logits reduced there to what the lens keeps (the
+   * top k, the sum of exponentials, the target's rank and value: forward.ts lensHeadGpu), so a
+   * row costs 8·k + 12 bytes of readback instead of 4·vocab; on the CPU, and for k over 64, the
+   * logits themselves (outputHead).
+   */
+  lensHeadAsync(x: Float32Array, n: number, k: number, target: number | null): Promise<Float32Array | LensRowsResult> {
+    if (k > MAX_TOP_K) return this.outputHeadAsync(x, n);
+    return this.queuedHead<Float32Array | LensRowsResult>((gpu) => gpu.lensHead(x, n, k, target), x, n);
+  }
+
+  /** `gpuWork` queued after the runs before it, on the CPU head if there is no GPU or it fails. */
+  private queuedHead<T>(gpuWork: (gpu: GpuRunner) => Promise<T | Float32Array>, x: Float32Array, n: number): Promise<T | Float32Array> {
     if (!this.gpu) return Promise.resolve(this.outputHead(x, n));
-    const next = this.queue.then(() => this.onGpuElseCpu((gpu) => gpu.outputHead(x, n), () => this.outputHead(x, n)));
+    const next = this.queue.then(() => this.onGpuElseCpu<T | Float32Array>(gpuWork, () => this.outputHead(x, n)));
     this.queue = next.catch(() => undefined);
     return next;
   }

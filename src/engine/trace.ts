@@ -17,6 +17,7 @@ import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from 
 import { topOf } from './top.ts';
 import { UsageError } from './errors.ts';
 import { numElements } from '../formats/tensor.ts';
+import type { LensRowsResult } from '../../kernels/argmax/argmax.cpu.ts';
 import type { AttentionSummaryData } from './attention-summary.ts';
 import type { EditSummary } from './edits.ts';
 
@@ -421,7 +422,11 @@ const LENS_BATCH = 64;
 
 /** A batch of the lens's residual rows [n, d_model] for the output head; `done` of `total` rows
  *  are answered before it (memo hits first). */
-export interface LensBatch { x: Float32Array; n: number; done: number; total: number }
+export interface LensBatch { x: Float32Array; n: number; done: number; total: number; k: number; target: number | null }
+
+/** What the head gives back for a batch: the logits [n, vocab], or only what the lens keeps of
+ *  each row, reduced where the logits are (Session.lensHeadAsync on the GPU). */
+export type LensHeadResult = Float32Array | LensRowsResult;
 
 /** The model's output head: residual rows [n, d_model] → logits [n, vocab] (Session.outputHead). */
 export type OutputHead = (x: Float32Array, n: number) => Float32Array;
@@ -442,12 +447,13 @@ export function logitLensSlice(c: ModelConfig, head: OutputHead, t: StoredTrace,
 
 /**
  * logitLensSlice one batch of rows at a time: the generator yields each batch of residual rows
- * for the output head and goes on with their logits, so that a caller can run the head on the
+ * for the output head and goes on with their logits (or with what the lens keeps of each row,
+ * reduced where the logits are: LensHeadResult), so that a caller can run the head on the
  * GPU, let other requests in between batches (a TinyLlama batch takes about 0.1 s on the CPU) and
  * stop when the answer is no longer wanted (Engine.logitLens). Rows computed before stopping stay
  * in the memo.
  */
-export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<LensBatch, Omit<LogitLensSlice, keyof SliceMeta>, Float32Array> {
+export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuery = {}, memo?: LensMemo): Generator<LensBatch, Omit<LogitLensSlice, keyof SliceMeta>, LensHeadResult> {
   const n = t.handle.nPos, d = c.dModel, V = c.vocabSize;
   // the residual after layer l (−1: the embedding); either of two names holds the same numbers
   const residual = (l: number): TraceEntry | undefined => l === -1
@@ -493,10 +499,16 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
   for (let t0 = 0; t0 < todo.length; t0 += B) {
     const b = Math.min(B, todo.length - t0);
     for (let i = 0; i < b; i++) x.set(residualRow(todo[t0 + i]!), i * d);
-    const logits = yield { x, n: b, done: R - todo.length + t0, total: R };   // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
+    const got = yield { x, n: b, done: R - todo.length + t0, total: R, k, target };   // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
     for (let i = 0; i < b; i++) {
       const r = todo[t0 + i]!;
-      const row = logits.subarray(i * V, (i + 1) * V);
+      if (!(got instanceof Float32Array)) {
+        const e = lensRowOf(got, i, k, target);
+        put(r, e);
+        memo?.set(residualRow(r), k, target, e);
+        continue;
+      }
+      const row = got.subarray(i * V, (i + 1) * V);
       const top = topIds(row, k);
       const { max, sum } = softmaxStats(row, 1, top.logits[0]);
       const e: LensRow = { ids: Int32Array.from(top.ids), logits: top.logits, probs: top.logits.map((v) => Math.exp(v - max) / sum), targetProb: 0, targetRank: 0 };
@@ -516,6 +528,15 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
 
 /** One row of the logit lens: the top k (ids, logits, probabilities) and the target's probability and rank. */
 interface LensRow { ids: Int32Array; logits: Float32Array; probs: Float32Array; targetProb: number; targetRank: number }
+
+/** Row i of a batch the head reduced (lensRows): the probabilities from the row's sum of exponentials. */
+function lensRowOf(got: LensRowsResult, i: number, k: number, target: number | null): LensRow {
+  const logits = got.values.slice(i * k, (i + 1) * k), max = logits[0]!, sum = got.sums[i]!;
+  return {
+    ids: Int32Array.from(got.ids.subarray(i * k, (i + 1) * k)), logits, probs: logits.map((v) => Math.exp(v - max) / sum),
+    targetProb: target === null ? 0 : Math.exp(got.targetValues[i]! - max) / sum, targetRank: target === null ? 0 : got.ranks[i]!,
+  };
+}
 
 /**
  * Logit-lens rows already computed, found again by the residual they were read from. An edit to

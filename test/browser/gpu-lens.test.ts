@@ -1,5 +1,6 @@
 // The logit lens on a WebGPU session runs the output head on the GPU (src/engine/gpu/forward.ts
-// outputHeadGpu): at the last layer it equals the logits the GPU forward pass computed for the same
+// lensHeadGpu: the logits reduced there to each row's top k, sum of exponentials and the target's
+// rank, the readback 8·k + 12 bytes a row): at the last layer it equals the logits the GPU forward pass computed for the same
 // rows; at every layer it equals the CPU engine's lens within the two backends' f32 agreement
 // (stories260K is F32: logits within 1e-3, the top ids the same where the top two are apart); it
 // stays cancellable, and a GPU that disappears leaves the lens to the CPU with the same answers.
@@ -11,6 +12,7 @@ import { CancelledError } from '../../src/engine/errors.ts';
 import { maxAbs, loadStories } from '../support/gpu-models.ts';
 import { Session, type BackendChange } from '../../src/engine/session.ts';
 import { chooseBackend } from '../../src/engine/backend.ts';
+import { lensRows } from '../../kernels/argmax/argmax.cpu.ts';
 
 const MODEL = '/models/local/tinystories-260k/stories260K.gguf';
 const CAPTURE = ['hook_embed', 'blocks.*.hook_resid_post'];
@@ -59,7 +61,7 @@ describe('logit lens on WebGPU [webgpu]', function () {
     expect((await gpu.stats()).pending).to.equal(0);
   });
 
-  it('[webgpu] Session.outputHeadAsync runs on the GPU (two dispatches a batch), and on the CPU once the device is gone', async function () {
+  it('[webgpu] Session.outputHeadAsync runs on the GPU (two dispatches a batch), lensHeadAsync reduces the rows there (three), and both run on the CPU once the device is gone', async function () {
     await gpuOrSkip(this);
     const weights = await loadStories();
     const backend = await chooseBackend({ weights });           // a device of its own: this test destroys it
@@ -70,16 +72,32 @@ describe('logit lens on WebGPU [webgpu]', function () {
     const d = weights.config.dModel, n = 100;
     const x = new Float32Array(n * d);
     for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 2;
-    const before = backend.ctx.stats.dispatches;
+    const before = backend.ctx.stats.dispatches, readBefore = backend.ctx.stats.readbackBytes;
     const onGpu = await session.outputHeadAsync(x, n);
     expect(backend.ctx.stats.dispatches - before, 'rmsnorm and one matmul').to.equal(2);
+    expect(backend.ctx.stats.readbackBytes - readBefore, 'the logits').to.equal(4 * n * weights.config.vocabSize);
     const onCpu = session.outputHead(x, n);
     expect(onGpu.length).to.equal(n * weights.config.vocabSize);
     expect(maxAbs(onGpu, onCpu)).to.be.below(1e-3);
+    // the lens head: the same logits reduced on the GPU (three dispatches), what lensRows makes of them
+    const V = weights.config.vocabSize, k = 7, target = 403;
+    const mark = backend.ctx.stats.dispatches, read = backend.ctx.stats.readbackBytes;
+    const reduced = await session.lensHeadAsync(x, n, k, target);
+    expect(backend.ctx.stats.dispatches - mark, 'rmsnorm, one matmul, lens rows').to.equal(3);
+    expect(backend.ctx.stats.readbackBytes - read, 'ids, values and 3 words a row; not the logits').to.equal(n * (8 * k + 12));
+    if (reduced instanceof Float32Array) throw new Error('the lens head read back the logits');
+    const want = lensRows(onGpu, n, V, k, target);
+    expect(reduced.ids).to.deep.equal(want.ids);
+    expect(reduced.values).to.deep.equal(want.values);
+    expect(reduced.ranks).to.deep.equal(want.ranks);
+    expect(reduced.targetValues).to.deep.equal(want.targetValues);
+    for (let r = 0; r < n; r++) expect(Math.abs(reduced.sums[r]! - want.sums[r]!), `row ${r} sum`).to.be.at.most(1e-5 * want.sums[r]!);
+    expect(await session.lensHeadAsync(x, n, 65, target), 'k over 64: the logits').to.be.instanceOf(Float32Array);
     backend.ctx.device.destroy();
     const after = await session.outputHeadAsync(x, n);
     expect(session.backend).to.equal('cpu');
     expect(changes.map((c) => c.to)).to.deep.equal(['cpu']);
     expect(after).to.deep.equal(session.outputHead(x, n));
+    expect(await session.lensHeadAsync(x, n, k, target), 'on the CPU: the logits').to.deep.equal(session.outputHead(x, n));
   });
 });

@@ -29,7 +29,7 @@ import { chunkEdits, type EditPlan } from '../edits.ts';
 import { GpuEdits } from './edits.ts';
 import { editRows } from '../../../kernels/edit/edit.cpu.ts';
 import { prepareEdit } from '../../../kernels/edit/edit.gpu.ts';
-import type { GpuContext } from './context.ts';
+import type { GpuContext, Step } from './context.ts';
 import type { F32Ref } from './tensor.ts';
 import type { GpuWeights } from './weights.ts';
 import type { GpuRunState } from './state.ts';
@@ -43,7 +43,8 @@ import { fusionOn, fusionsFor, prepareFusions } from './fusion.ts';
 import { encodeAttention, prepareAttention } from '../../../kernels/attention/attention.gpu.ts';
 import { encodeSiluMul, prepareSiluMul } from '../../../kernels/silu-mul/silu-mul.gpu.ts';
 import { encodeAdd, prepareAdd } from '../../../kernels/add/add.gpu.ts';
-import { encodeArgmax, encodeTopK, prepareArgmax, prepareTopK } from '../../../kernels/argmax/argmax.gpu.ts';
+import { encodeArgmax, encodeLensRows, encodeTopK, LENS_STATS_WORDS, prepareArgmax, prepareLensRows, prepareTopK } from '../../../kernels/argmax/argmax.gpu.ts';
+import type { LensRowsResult } from '../../../kernels/argmax/argmax.cpu.ts';
 
 /** A chunk of at most this many tokens is flushed to the GPU every FLUSH_LAYERS layers. */
 const FLUSH_MAX_TOKENS = 4;
@@ -77,7 +78,7 @@ export async function prepareForward(ctx: GpuContext, g: GpuWeights): Promise<vo
   await Promise.all([
     prepareEmbedding(ctx, g.embed.layout),
     ...g.matmulLayouts.map((l) => prepareMatmul(ctx, l)),
-    prepareRmsnorm(ctx), prepareRope(ctx), prepareRopeQK(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareEdit(ctx),
+    prepareRmsnorm(ctx), prepareRope(ctx), prepareRopeQK(ctx), prepareAttention(ctx), prepareSiluMul(ctx), prepareAdd(ctx), prepareArgmax(ctx), prepareTopK(ctx), prepareLensRows(ctx), prepareEdit(ctx),
     prepareFusions(ctx, g),
   ]);
 }
@@ -373,43 +374,90 @@ async function popScopes(ctx: GpuContext): Promise<string | null> {
  * returned to the context's pool), so that it can run between the chunks of a run.
  */
 export async function outputHeadGpu(ctx: GpuContext, w: GpuWeights, s: GpuRunState, x: Float32Array, n: number): Promise<Float32Array> {
+  const V = s.config.vocabSize;
+  const parts = await headGpu(ctx, w, s, x, n, 'output head', (step, logits, m) => [step.read(logits, 0, 4 * m * V)], []);
+  const out = new Float32Array(n * V);
+  let o = 0;
+  for (const [b] of parts) { const f = new Float32Array(b!); out.set(f, o); o += f.length; }
+  return out;
+}
+
+/**
+ * The output head for the logit lens: what outputHeadGpu computes, but each group of logits is
+ * reduced on the GPU to what the lens keeps of a row (argmax.wgsl stage 3: the top k ≤ 64, the
+ * sum of exponentials, the target's rank and value), so 8·k + 12 bytes a row come back instead
+ * of 4·vocab (32 MiB per 64 rows at a 128k vocabulary).
+ */
+export async function lensHeadGpu(ctx: GpuContext, w: GpuWeights, s: GpuRunState, x: Float32Array, n: number, k: number, target: number | null): Promise<LensRowsResult> {
+  const V = s.config.vocabSize, per = Math.min(n, s.logitRowsPerBinding);
+  const ids = ctx.buffer(4 * per * k, 'lens ids'), vals = ctx.buffer(4 * per * k, 'lens values'), stats = ctx.buffer(4 * per * LENS_STATS_WORDS, 'lens stats');
+  const parts = await headGpu(ctx, w, s, x, n, 'lens head', (step, logits, m) => {
+    encodeLensRows(ctx, step, ids, vals, stats, { buffer: logits, offset: 0 }, m, V, k, target);
+    return [step.read(ids, 0, 4 * m * k), step.read(vals, 0, 4 * m * k), step.read(stats, 0, 4 * m * LENS_STATS_WORDS)];
+  }, [ids, vals, stats]);
+  const out: LensRowsResult = {
+    ids: new Uint32Array(n * k), values: new Float32Array(n * k), sums: new Float32Array(n), ranks: new Uint32Array(n), targetValues: new Float32Array(n),
+  };
+  let r0 = 0;
+  for (const [bi, bv, bs] of parts) {
+    const m = bi!.byteLength / 4 / k, words = new Uint32Array(bs!), bits = new Float32Array(bs!);
+    out.ids.set(new Uint32Array(bi!), r0 * k);
+    out.values.set(new Float32Array(bv!), r0 * k);
+    for (let i = 0; i < m; i++) {
+      out.sums[r0 + i] = bits[i * LENS_STATS_WORDS]!;
+      out.ranks[r0 + i] = words[i * LENS_STATS_WORDS + 1]!;
+      out.targetValues[r0 + i] = bits[i * LENS_STATS_WORDS + 2]!;
+    }
+    r0 += m;
+  }
+  return out;
+}
+
+/**
+ * The head's common part: x [n, d_model] → RMSNorm → per group of rows that fits one binding,
+ * logits [m, vocab], then `group` records what to read back of them (the reads of one group).
+ * `extra`: buffers of the caller's, released here with the head's own.
+ */
+async function headGpu(ctx: GpuContext, w: GpuWeights, s: GpuRunState, x: Float32Array, n: number, what: string,
+  group: (step: Step, logits: GPUBuffer, m: number) => Promise<ArrayBuffer>[], extra: GPUBuffer[]): Promise<ArrayBuffer[][]> {
   const c = s.config, d = c.dModel, V = c.vocabSize;
-  if (x.length < n * d) throw new Error(`outputHeadGpu: ${x.length} values for ${n} rows of ${d}`);
+  if (x.length < n * d) {
+    for (const b of extra) ctx.release(b);
+    throw new Error(`${what}: ${x.length} values for ${n} rows of ${d}`);
+  }
   const per = Math.min(n, s.logitRowsPerBinding);
   const xs = ctx.buffer(4 * n * d, 'head x'), xn = ctx.buffer(4 * n * d, 'head normed x'), logits = ctx.buffer(4 * per * V, 'head logits');
+  const owned = [xs, xn, logits, ...extra];
   ctx.device.pushErrorScope('out-of-memory');
   ctx.device.pushErrorScope('validation');
-  const reads: Promise<ArrayBuffer>[] = [];
+  const reads: Promise<ArrayBuffer>[][] = [];
   let done: Promise<void>;
   try {
     ctx.write(xs, 0, x.subarray(0, n * d));
-    const step = ctx.begin('output head');
+    const step = ctx.begin(what);
     encodeRmsnorm(ctx, step, { buffer: xn, offset: 0 }, { buffer: xs, offset: 0 }, { buffer: w.finalNorm, offset: 0 }, n, d, c.rmsEps);
     for (let from = 0; from < n; from += per) {
       const m = Math.min(per, n - from);
       encodeMatmul(ctx, step, { buffer: logits, offset: 0 }, { buffer: xn, offset: from * d }, w.unembed, m);
-      const read = step.read(logits, 0, 4 * m * V);
-      read.catch(() => undefined);                                         // a failed step rejects them all; `done` says why
-      reads.push(read);
+      const got = group(step, logits, m);
+      for (const r of got) r.catch(() => undefined);                     // a failed step rejects them all; `done` says why
+      reads.push(got);
     }
     done = step.submit();
   } catch (e) {
     await popScopes(ctx);
-    for (const b of [xs, xn, logits]) ctx.release(b);
-    throw e instanceof GpuStepError ? e : new GpuStepError(`the output head failed: ${(e as Error).message}`, e);
+    for (const b of owned) ctx.release(b);
+    throw e instanceof GpuStepError ? e : new GpuStepError(`the ${what} failed: ${(e as Error).message}`, e);
   }
   const scopeError = popScopes(ctx);
   try {
     await done;
     const err = await scopeError;
     if (err) throw new GpuStepError(err);
-    const out = new Float32Array(n * V);
-    let o = 0;
-    for (const r of reads) { const b = new Float32Array(await r); out.set(b, o); o += b.length; }
-    return out;
+    return await Promise.all(reads.map((g) => Promise.all(g)));
   } catch (e) {
-    throw e instanceof GpuStepError ? e : new GpuStepError(`reading back the output head failed: ${(e as Error).message}`, e);
+    throw e instanceof GpuStepError ? e : new GpuStepError(`reading back the ${what} failed: ${(e as Error).message}`, e);
   } finally {
-    for (const b of [xs, xn, logits]) ctx.release(b);
+    for (const b of owned) ctx.release(b);
   }
 }

@@ -8,7 +8,8 @@ import type { GpuContext } from './context.ts';
 import { GpuStepError } from './failure.ts';
 import { gpuWeightsPreflight, uploadWeights, destroyWeights, type GpuWeights } from './weights.ts';
 import { GpuRunState } from './state.ts';
-import { forwardGpu, sendForwardGpu, prepareForward, outputHeadGpu, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
+import type { LensRowsResult } from '../../../kernels/argmax/argmax.cpu.ts';
+import { forwardGpu, sendForwardGpu, prepareForward, outputHeadGpu, lensHeadGpu, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
 
 export class GpuRunner {
   readonly ctx: GpuContext;
@@ -65,6 +66,11 @@ export class GpuRunner {
   /** Residual rows [n, d_model] through the final norm and the unembedding (forward.ts outputHeadGpu). */
   outputHead(x: Float32Array, n: number): Promise<Float32Array> {
     return outputHeadGpu(this.ctx, this.weights!, this.state!, x, n);
+  }
+
+  /** The logit lens's head: each row's logits reduced on the GPU (forward.ts lensHeadGpu). */
+  lensHead(x: Float32Array, n: number, k: number, target: number | null): Promise<LensRowsResult> {
+    return lensHeadGpu(this.ctx, this.weights!, this.state!, x, n, k, target);
   }
 
   /** Frees the weights and the run state (the device stays: it belongs to the caller). */
