@@ -135,6 +135,8 @@ export class GlassboxApp extends LitElement {
 
   /** The model to load again when the page comes back from the back-forward cache. */
   private resumeWith: { source: PickDetail['source']; label: string } | null = null;
+  /** Between pagehide and pageshow: no engine is started (a load asked meanwhile waits for the show). */
+  private pageHidden = false;
 
   /**
    * The tab is going away: write the debounced edit now (the journal already holds it), and end
@@ -148,12 +150,14 @@ export class GlassboxApp extends LitElement {
   private onHide = (e: Event): void => {
     void this.autosave?.flush();
     this.resumeWith = (e as PageTransitionEvent).persisted ? this.lastAsked : null;
+    this.pageHidden = true;
     this.stopEngine();
   };
 
   private onShow = (e: Event): void => {
     const asked = this.resumeWith;
     this.resumeWith = null;
+    this.pageHidden = false;
     if ((e as PageTransitionEvent).persisted && asked) void this.loadModel(asked.source, asked.label);
   };
 
@@ -281,6 +285,7 @@ export class GlassboxApp extends LitElement {
   }
 
   private async loadModel(source: PickDetail['source'], label: string): Promise<void> {
+    if (this.pageHidden) { this.resumeWith = this.lastAsked = { source, label }; return; }
     this.ask = null;
     this.loadError = '';
     this.lastAsked = { source, label };

@@ -183,6 +183,11 @@ describe('<glassbox-app> end to end', function () {
 
     window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }));
     expect(terminated.has(workers[0]!), 'the worker ended when the page was hidden').to.equal(true);
+    // a load asked while hidden (an async start finishing late) starts no worker; it waits for the show
+    const internals = app as unknown as { lastAsked: unknown; loadModel(source: unknown, label: string): Promise<void> };
+    const asked = internals.lastAsked as { source: unknown; label: string };
+    await internals.loadModel(asked.source, asked.label);
+    expect(workers.length, 'no worker while hidden').to.equal(1);
     window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));
     await until(() => app.model && app.model !== model ? app.model : null, 'the model loaded again');
     await app.idle();
