@@ -16,7 +16,7 @@ import { linked, LinkedController } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import { SVG_CELL_LIMIT } from './plot/kit.ts';
 import {
-  attentionFigure, defaultCell, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg,
+  attentionFigure, defaultCell, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg, linesPlan, linesOnCanvas, drawLines, linesGeom, type LinesPlan,
   linesHighlightSvg, multiplesAt, multiplesGeom, multiplesHighlightSvg, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom, overviewHighlightSvg, overviewPixels, overviewSvg,
   binReadout, headIndex, layerThumbs, patternPixels, poolNote, readout, shownHeads, sig4, smallMultiplesSvg, binStart, viewState, weightAt, SORTS, VIEWS,
   type AttentionOutput, type AttentionView, type AttentionViewState, type HeadSort,
@@ -54,6 +54,8 @@ export class GlassboxAttention extends LitElement implements CellProps {
     .fig > svg { display: block; max-width: 100%; height: auto; position: relative; }
     .fig > canvas.under { left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
     .fig.hl .lines line { stroke-opacity: .08; }
+    .fig > canvas.lines { image-rendering: auto; }
+    .fig.hl > canvas.lines { opacity: .15; }
     .fig > svg.overlay { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
     .scroll { overflow: auto; max-height: 760px; max-width: 100%; border: 1px solid var(--line, #ddd); border-radius: 6px; }
     .scroll .fig { max-width: none; }
@@ -222,6 +224,7 @@ export class GlassboxAttention extends LitElement implements CellProps {
     for (const c of this.renderRoot.querySelectorAll<HTMLCanvasElement>('canvas[data-key]')) {
       const key = c.dataset['key']!;
       if (c.dataset['drawn'] === key) continue;
+      if (key.startsWith('lpx|')) { drawLinesCanvas(c, out, Number(key.slice(4))); c.dataset['drawn'] = key; continue; }
       const p = cached<Pixels>(out, key, () => this.pixelsFor(out, key));
       c.width = p.width; c.height = p.height;
       c.getContext('2d')?.putImageData(new ImageData(p.pixels, p.width, p.height), 0, 0);
@@ -307,8 +310,13 @@ export class GlassboxAttention extends LitElement implements CellProps {
       case 'lines': {
         // The lines are parsed once per head; a hovered token fades them by CSS and its own lines
         // are drawn on an overlay (a few elements), so hovering a 1,000-token view stays fast.
-        const svg = cached(out, `ln|${v.head}`, () => linesSvg(out, v.head));
+        // Past LINES_SVG_LIMIT lines (a long prompt's broad head) they go on a canvas under the
+        // labels instead of thousands of titled elements; the hovered token's lines keep titles.
+        const plan = cached(out, `lnp|${v.head}`, () => linesPlan(out, v.head));
+        const onCanvas = linesOnCanvas(plan);
+        const svg = cached(out, `ln|${v.head}`, () => linesSvg(out, v.head, { plan, mode: onCanvas ? 'frame' : 'svg' }));
         return html`<div class="${n > 60 ? 'scroll' : ''}"><div class="fig ${tok !== null ? 'hl' : ''}" @mouseover=${events.over} @mouseleave=${events.leave} @click=${events.click}>
+          ${onCanvas ? html`<canvas class="under lines" data-key=${`lpx|${v.head}`} aria-hidden="true"></canvas>` : nothing}
           ${unsafeHTML(svg)}${unsafeHTML(overlay(linesHighlightSvg(out, v.head, tok)))}</div></div>`;
       }
       case 'from': {
@@ -388,4 +396,20 @@ export class GlassboxAttention extends LitElement implements CellProps {
 /** An overlay SVG (highlights) laid over its figure at the same size. */
 function overlay(svg: string): string {
   return svg.replace('<svg ', '<svg class="overlay" ');
+}
+
+/** Pixels a lines canvas may take (its 2D backing store: 4 bytes each), and the longest side browsers draw. */
+const LINES_CANVAS_PIXELS = 16e6, CANVAS_SIDE = 32000;
+
+/** Draws a head's lines (the lines view past LINES_SVG_LIMIT) on `c`, at the device's pixel ratio
+ *  where the canvas stays within LINES_CANVAS_PIXELS and CANVAS_SIDE (a long prompt's view is tall). */
+function drawLinesCanvas(c: HTMLCanvasElement, out: AttentionOutput, head: number): void {
+  const g = linesGeom(out), plan = cached<LinesPlan>(out, `lnp|${head}`, () => linesPlan(out, head));
+  const ratio = Math.min(globalThis.devicePixelRatio || 1, 2, Math.sqrt(LINES_CANVAS_PIXELS / (g.width * g.height)), CANVAS_SIDE / g.height);
+  c.width = Math.max(1, Math.round(g.width * ratio));
+  c.height = Math.max(1, Math.round(g.height * ratio));
+  const ctx = c.getContext('2d');
+  if (!ctx) return;
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  drawLines(ctx, out, plan);
 }

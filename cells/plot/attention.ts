@@ -588,29 +588,54 @@ function tokenRow(out: AttentionOutput, g: LinesGeom, i: number, bold: boolean):
     + `<text class="tok" data-t="${i}" x="${g.xq}" y="${y}"${b} xml:space="preserve">${t}</text>`;
 }
 
+/** More lines than this are drawn on a canvas under the SVG (the cell: linesOnCanvas), not as elements. */
+export const LINES_SVG_LIMIT = 2000;
+
+/** The lines of a head at least `threshold` heavy, lightest first (heavy lines are drawn last, on
+ *  top), at most `maxLines` (the heaviest); `total` causal entries, `kept` at or over the threshold. */
+export interface LinesPlan { q: Int32Array; k: Int32Array; w: Float32Array; total: number; kept: number; threshold: number; maxLines: number }
+
+export function linesPlan(out: AttentionOutput, head: number, o: { threshold?: number; maxLines?: number } = {}): LinesPlan {
+  const n = nPosOf(out), m = headMatrix(out, head);
+  const threshold = o.threshold ?? LINE_THRESHOLD, maxLines = o.maxLines ?? 20_000;
+  let lines: [number, number, number][] = [];            // [q, k, w]
+  let total = 0;
+  for (let q = 0; q < n; q++) for (let k = 0; k <= q; k++) { const w = m[q * n + k]!; total++; if (w >= threshold) lines.push([q, k, w]); }
+  const kept = lines.length;
+  lines.sort((a, b) => a[2] - b[2]);
+  if (lines.length > maxLines) lines = lines.slice(lines.length - maxLines);
+  return {
+    q: Int32Array.from(lines, (l) => l[0]), k: Int32Array.from(lines, (l) => l[1]), w: Float32Array.from(lines, (l) => l[2]),
+    total, kept, threshold, maxLines,
+  };
+}
+
+/** Whether the lines view of this head draws its lines on a canvas (more than LINES_SVG_LIMIT of them). */
+export function linesOnCanvas(plan: LinesPlan): boolean {
+  return plan.w.length > LINES_SVG_LIMIT;
+}
+
 /**
  * Keys listed on the left, queries on the right; each query joined to every key it attends to with
  * weight ≥ threshold, line opacity = weight and width = 0.5 + 4·weight. At most `maxLines` (the
  * heaviest). `highlight`: a token whose lines stay strong (orange) while the others fade; the
  * element instead fades the lines with CSS and lays linesHighlightSvg over them (no re-parse).
+ * mode 'frame': everything but the lines (the element draws them on a canvas: drawLines).
  */
-export function linesSvg(out: AttentionOutput, head: number, o: { threshold?: number; highlight?: number | null; rowH?: number; width?: number; maxLines?: number } = {}): string {
-  const g = linesGeom(out, o), n = g.n, m = headMatrix(out, head);
-  const th = o.threshold ?? LINE_THRESHOLD, maxLines = o.maxLines ?? 20_000;
+export function linesSvg(out: AttentionOutput, head: number, o: { threshold?: number; highlight?: number | null; rowH?: number; width?: number; maxLines?: number; plan?: LinesPlan; mode?: 'svg' | 'frame' } = {}): string {
+  const g = linesGeom(out, o), n = g.n;
+  const plan = o.plan ?? linesPlan(out, head, o), th = plan.threshold;
   const hl = o.highlight ?? null;
-  let lines: [number, number, number][] = [];            // [q, k, w]
-  let total = 0;
-  for (let q = 0; q < n; q++) for (let k = 0; k <= q; k++) { const w = m[q * n + k]!; total++; if (w >= th) lines.push([q, k, w]); }
-  const kept = lines.length;
-  lines.sort((a, b) => a[2] - b[2]);                    // heavy lines drawn last (on top)
-  if (lines.length > maxLines) lines = lines.slice(lines.length - maxLines);
   const parts: string[] = [];
   parts.push(`<text x="0" y="14" font-size="13" font-weight="600">Layer ${out.layer} · head ${head}: each query's attention to keys</text>`);
   parts.push(`<text x="${g.xk}" y="34" text-anchor="end" font-weight="600">key (token)</text><text x="${g.xq}" y="34" font-weight="600">query (token)</text>`);
   parts.push('<g class="lines">');
-  for (const [q, k, w] of lines) {
-    const on = hl === null || q === hl || k === hl;
-    parts.push(lineMark(out, g, head, q, k, w, on && hl !== null ? HL : LINE_STROKE, on ? w : w * 0.15));
+  if (o.mode !== 'frame') {
+    for (let i = 0; i < plan.w.length; i++) {
+      const q = plan.q[i]!, k = plan.k[i]!, w = plan.w[i]!;
+      const on = hl === null || q === hl || k === hl;
+      parts.push(lineMark(out, g, head, q, k, w, on && hl !== null ? HL : LINE_STROKE, on ? w : w * 0.15));
+    }
   }
   parts.push('</g>');
   for (let i = 0; i < n; i++) parts.push(tokenRow(out, g, i, i === hl));
@@ -619,9 +644,33 @@ export function linesSvg(out: AttentionOutput, head: number, o: { threshold?: nu
   [0.05, 0.25, 0.5, 1].forEach((w, i) => {
     parts.push(`<line x1="${i * 80}" x2="${i * 80 + 40}" y1="24" y2="24" stroke="${LINE_STROKE}" stroke-opacity="${w}" stroke-width="${r2(0.5 + 4 * w)}"/><text x="${i * 80 + 44}" y="28">${w}</text>`);
   });
-  const dropped = total - kept, cut = kept - lines.length;
-  parts.push(`<text y="46" font-size="10" opacity="0.7">${esc(`weights below ${th} not drawn (${fmt.int(dropped)} of ${fmt.int(total)} entries)${cut > 0 ? `; only the ${fmt.int(maxLines)} heaviest of ${fmt.int(kept)} lines drawn` : ''}`)}</text></g>`);
+  const dropped = plan.total - plan.kept, cut = plan.kept - plan.w.length;
+  const canvasNote = o.mode === 'frame' ? `; ${fmt.int(plan.w.length)} lines drawn as pixels: hover a token for its own` : '';
+  parts.push(`<text y="46" font-size="10" opacity="0.7">${esc(`weights below ${th} not drawn (${fmt.int(dropped)} of ${fmt.int(plan.total)} entries)${cut > 0 ? `; only the ${fmt.int(plan.maxLines)} heaviest of ${fmt.int(plan.kept)} lines drawn` : ''}${canvasNote}`)}</text></g>`);
   return svgOpen(g.width, g.height, `Attention of layer ${out.layer}, head ${head} as lines from each query to the keys it attends to`) + parts.join('') + '</svg>';
+}
+
+/** What drawLines needs of a canvas's 2D context. */
+export interface LineCanvas {
+  strokeStyle: string | CanvasGradient | CanvasPattern; lineWidth: number; globalAlpha: number;
+  beginPath(): void; moveTo(x: number, y: number): void; lineTo(x: number, y: number): void; stroke(): void;
+}
+
+/** The lines of `plan` on a canvas in the view's coordinates (scale the context for the pixel
+ *  ratio first): the same ends, widths, colour and opacities as linesSvg's elements. */
+export function drawLines(ctx: LineCanvas, out: AttentionOutput, plan: LinesPlan, o: { rowH?: number; width?: number } = {}): void {
+  const g = linesGeom(out, o);
+  ctx.strokeStyle = LINE_STROKE;
+  for (let i = 0; i < plan.w.length; i++) {
+    const w = plan.w[i]!;
+    ctx.globalAlpha = w;
+    ctx.lineWidth = 0.5 + 4 * w;
+    ctx.beginPath();
+    ctx.moveTo(g.xk + 6, lineY(g, plan.k[i]!));
+    ctx.lineTo(g.xq - 6, lineY(g, plan.q[i]!));
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
 }
 
 /** Overlay for the lines view: the lines of `token` (as query and as key) in orange, its labels bold. */

@@ -121,6 +121,37 @@ describe('attention cell on a 1,000-token, 22-layer × 32-head run', function ()
     el.remove();
   });
 
+  it('draws a broad head\'s lines view (20,000 lines) on a canvas; a hovered token\'s own lines come as elements', async () => {
+    // head 5 made to spread each query over its last 30 keys: 28,000 lines ≥ 0.02, the 20,000 heaviest drawn
+    const data = new Float32Array(N * N);
+    for (let q = 0; q < N; q++) { const from = Math.max(0, q - 29); for (let k = from; k <= q; k++) data[q * N + k] = 1 / (q - from + 1); }
+    const broad: AttentionOutput = { ...headOut, pattern: { heads: [5], shape: [1, N, N], data } };
+    const { el, longest, tasks, total } = await drawWatched(`layer: ${LAYER}\nview: lines\nhead: 5`, broad);
+    console.log(`attention lines, ${N} tokens, 20,000 lines on a canvas: longest main-thread task ${longest.toFixed(0)} ms, ${tasks.length} long tasks, drawn in ${total.toFixed(0)} ms`);
+    const root = el.shadowRoot!;
+    const canvas = root.querySelector<HTMLCanvasElement>('canvas.lines');
+    expect(canvas, 'lines on a canvas').to.not.equal(null);
+    expect(canvas!.dataset['drawn']).to.equal('lpx|5');
+    expect(canvas!.width * canvas!.height, 'a bounded canvas').to.be.at.most(16e6 + 2e4);
+    expect(canvas!.height).to.be.at.most(32000);
+    // ink where a line runs: the middle of the band between the key and query columns is not blank
+    const ctx = canvas!.getContext('2d')!, img = ctx.getImageData(0, 0, canvas!.width, canvas!.height).data;
+    let inked = 0;
+    for (let i = 3; i < img.length; i += 4) if (img[i]! > 0) inked++;
+    expect(inked, 'pixels drawn').to.be.above(canvas!.width * canvas!.height * 0.05);
+    expect(root.querySelectorAll('svg:not(.overlay) .lines line').length, 'no line elements under the labels').to.equal(0);
+    expect(root.textContent).to.match(/20,000 lines drawn as pixels/);
+    // hovering a token lays its own lines (with titles) over the canvas
+    const label = root.querySelector<SVGTextElement>('text.tok[data-t="500"]')!;
+    label.dispatchEvent(new MouseEvent('mouseover', { bubbles: true, composed: true }));
+    await (el as unknown as { updateComplete: Promise<unknown> }).updateComplete;
+    const own = root.querySelectorAll('svg.overlay line');
+    expect(own.length, 'query 500 attends to 30 keys; key 500 is read by 30 queries').to.equal(59);
+    expect(own[0]!.querySelector('title')?.textContent).to.match(/head 5/);
+    expect(root.querySelector('.fig.hl'), 'the canvas fades while a token is hovered').to.not.equal(null);
+    el.remove();
+  });
+
   for (const view of ['overview', 'heatmap'] as const) {
     it(`draws the ${view} without a long task over ${TARGET_MS} ms`, async () => {
       const { el, longest, tasks, total } = await drawWatched(`layer: ${LAYER}\nview: ${view}\nhead: 5`, output);

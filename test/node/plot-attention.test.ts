@@ -8,7 +8,7 @@ import { inflateSync } from 'node:zlib';
 import { matchSnapshot } from '../support/snapshot.ts';
 import {
   attentionFigure, attentionRowsForExport, attentionRow, binStart, colorLut, encodePng, fromTokenSvg, headStatsRows, heatCellAt,
-  heatmapGeom, heatmapSvg, kvGroups, kvHeadOf, layerThumbs, linesHighlightSvg, linesSvg, lutIndex, multiplesAt, multiplesGeom, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom,
+  heatmapGeom, heatmapSvg, kvGroups, kvHeadOf, layerThumbs, linesHighlightSvg, linesSvg, linesPlan, linesOnCanvas, drawLines, LINES_SVG_LIMIT, lutIndex, multiplesAt, multiplesGeom, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom,
   overviewPixels, overviewSvg, patternPixels, smallMultiplesSvg, summarize, summarizeLayer, thinLabels, viewState,
   type AttentionOutput, type HeadSummary,
 } from '../../cells/plot/attention.ts';
@@ -220,6 +220,34 @@ test('lines: drawn entries are the weights ≥ 0.02; the hover overlay holds exa
   for (let q = 0; q < n; q++) for (let k = 0; k <= q; k++) if ((q === 5 || k === 5) && w(q, k) >= 0.02) mine++;
   assert.equal(hl.length, mine);
   assert.ok(hl.every((el) => attr(el, 'data-q') === '5' || attr(el, 'data-k') === '5'));
+});
+
+test('lines on a canvas: drawLines strokes the same lines as linesSvg\'s elements (ends, width, opacity, order); the frame has none', () => {
+  const out = output({ nLayers: 1, nHeads: 2, nKvHeads: 2, n: 12 });
+  const plan = linesPlan(out, 1);
+  const els = linesSvg(out, 1, { plan }).match(/<line [^>]*data-q=[^>]*>/g)!;
+  const strokes: number[][] = [];
+  let cur: number[] = [];
+  const ctx = {
+    strokeStyle: '' as string, lineWidth: 0, globalAlpha: 1,
+    beginPath() { cur = []; }, moveTo(x: number, y: number) { cur.push(x, y); }, lineTo(x: number, y: number) { cur.push(x, y); },
+    stroke() { strokes.push([...cur, ctx.lineWidth, ctx.globalAlpha]); },
+  };
+  drawLines(ctx, out, plan);
+  assert.equal(strokes.length, els.length);
+  assert.ok(els.length > 5);
+  els.forEach((el, i) => {
+    const [x1, y1, x2, y2, width, alpha] = strokes[i]!;
+    for (const [name, v] of [['x1', x1], ['y1', y1], ['x2', x2], ['y2', y2], ['stroke-width', width], ['stroke-opacity', alpha]] as const) {
+      assert.ok(Math.abs(Number(attr(el, name)) - v!) < 0.006, `line ${i} ${name}: ${attr(el, name)} vs ${v}`);
+    }
+  });
+  assert.equal(ctx.globalAlpha, 1);
+  assert.equal(ctx.strokeStyle, attr(els[0]!, 'stroke'));
+  const frame = linesSvg(out, 1, { plan, mode: 'frame' });
+  assert.equal(frame.match(/<line [^>]*data-q=/g), null);
+  assert.match(frame, new RegExp(`${plan.w.length} lines drawn as pixels`));
+  assert.equal(linesOnCanvas(plan), plan.w.length > LINES_SVG_LIMIT);
 });
 
 test('GQA: heads share KV heads in consecutive runs and are framed by group', () => {
