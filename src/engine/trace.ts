@@ -502,23 +502,7 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
     const got = yield { x, n: b, done: R - todo.length + t0, total: R, k, target };   // the head: final RMSNorm (this residual's rms), then W_U: [b, vocab]
     for (let i = 0; i < b; i++) {
       const r = todo[t0 + i]!;
-      if (!(got instanceof Float32Array)) {
-        const e = lensRowOf(got, i, k, target);
-        put(r, e);
-        memo?.set(residualRow(r), k, target, e);
-        continue;
-      }
-      const row = got.subarray(i * V, (i + 1) * V);
-      const top = topIds(row, k);
-      const { max, sum } = softmaxStats(row, 1, top.logits[0]);
-      const e: LensRow = { ids: Int32Array.from(top.ids), logits: top.logits, probs: top.logits.map((v) => Math.exp(v - max) / sum), targetProb: 0, targetRank: 0 };
-      if (target !== null) {
-        const v = row[target]!;
-        let rank = 0;                                                  // ranked as topOf orders: ties go to the lower id
-        for (let j = 0; j < V; j++) if (row[j]! > v || (row[j] === v && j < target)) rank++;
-        e.targetProb = Math.exp(v - max) / sum;
-        e.targetRank = rank;
-      }
+      const e = got instanceof Float32Array ? lensRowOfLogits(got.subarray(i * V, (i + 1) * V), k, target) : lensRowOf(got, i, k, target);
       put(r, e);
       memo?.set(residualRow(r), k, target, e);
     }
@@ -528,6 +512,21 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
 
 /** One row of the logit lens: the top k (ids, logits, probabilities) and the target's probability and rank. */
 interface LensRow { ids: Int32Array; logits: Float32Array; probs: Float32Array; targetProb: number; targetRank: number }
+
+/** A lens row from its row of logits [vocab]: the top k, their probabilities, the target's. */
+function lensRowOfLogits(row: Float32Array, k: number, target: number | null): LensRow {
+  const top = topIds(row, k);
+  const { max, sum } = softmaxStats(row, 1, top.logits[0]);
+  const e: LensRow = { ids: Int32Array.from(top.ids), logits: top.logits, probs: top.logits.map((v) => Math.exp(v - max) / sum), targetProb: 0, targetRank: 0 };
+  if (target !== null) {
+    const v = row[target]!;
+    let rank = 0;                                                      // ranked as topOf orders: ties go to the lower id
+    for (let j = 0; j < row.length; j++) if (row[j]! > v || (row[j] === v && j < target)) rank++;
+    e.targetProb = Math.exp(v - max) / sum;
+    e.targetRank = rank;
+  }
+  return e;
+}
 
 /** Row i of a batch the head reduced (lensRows): the probabilities from the row's sum of exponentials. */
 function lensRowOf(got: LensRowsResult, i: number, k: number, target: number | null): LensRow {
