@@ -316,6 +316,12 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
     return p && p.total > 0 ? ` ${p.done.toLocaleString('en')} of ${p.total.toLocaleString('en')} ${p.what}` : '';
   }
 
+  /** What a first, partial answer shows (the graph's preview: the last positions before all of them). */
+  private previewText(out: LogitLensOutput): string {
+    const n = out.positions.length;
+    return this.state?.status === 'running' ? ` showing the last ${n} position${n === 1 ? '' : 's'} first;` : ` only the last ${n} position${n === 1 ? ' was' : 's were'} computed.`;
+  }
+
   exportFigure(): FigureExport | null {
     const out = this.output;
     return out ? logitLensExport(out, { view: this.view, selection: this.sel, width: this.width - 40 }) : null;
@@ -337,6 +343,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
     const out = this.output;
     const ro = this.doc?.readonly ?? true;
     const { busy, error } = this.status();
+    const preview = out !== null && this.state?.preview === true;   // this run's first answer: current, not stale
     const target = settingOf(this.cell, 'target');
     const positions = settingOf(this.cell, 'positions');
     const grid = out ? this.grid(out) : null;
@@ -353,10 +360,10 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
           <option value="grid" ?selected=${this.view === 'grid'}>top token</option>
           <option value="target" ?selected=${this.view === 'target'} ?disabled=${!out?.target}>target token</option></select></label>
         ${this.zoomControls(grid)}
-        ${busy ? html`<span class="note" role="status">updating…${this.progressText()}</span>` : nothing}
+        ${busy || preview ? html`<span class="note" role="status">${busy ? 'updating…' : ''}${preview ? this.previewText(out!) : ''}${this.progressText()}</span>` : nothing}
       </div>${out ? exportMenu(this, () => this.exportFigure()) : nothing}</div>
       ${error}
-      ${out && grid ? html`<div class=${busy ? 'stale' : ''}>
+      ${out && grid ? html`<div class=${busy && !preview ? 'stale' : ''}>
           ${this.drawn(grid, 0, 'Logit lens: the top token of each layer at each position (drawn on a canvas; hover a cell for its numbers)', 'lens-grid')}
           <div class="readout" role="status">${this.readout}</div>
           ${chart ? this.drawn(chart, 1, `Probability and rank of the target token across layers`, 'lens-target')

@@ -6,7 +6,7 @@
 
 import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';
-import type { ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
+import type { LogitLensSlice, ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
 import { topOf } from '../engine/top.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
@@ -34,6 +34,20 @@ export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
 export const LAYER_PATTERN_BYTES = 16 * 2 ** 20;
 /** Bins per side of the pooled small multiples: about one per pixel of a 96 px tile. */
 export const POOL_BINS = 96;
+
+/**
+ * When the logit lens answers its last positions first (a preview, drawn while the rest computes):
+ * for a lens of at least `minPositions` positions whose output head costs at least `minMacs`
+ * multiply-adds in all (a TinyLlama lens over 144 positions: 217 G, seconds on a CPU), the last
+ * `positions` first; drawn when the rest still has `minRows` rows to compute.
+ */
+export const LENS_PREVIEW = { positions: 16, minPositions: 32, minMacs: 1e10, minRows: 64 };
+
+/** How many trailing positions the lens answers first, or 0 for none (LENS_PREVIEW). */
+export function lensPreviewPositions(nShown: number, c: { nLayers: number; vocabSize: number; dModel: number }): number {
+  const macs = (c.nLayers + 1) * nShown * c.vocabSize * c.dModel;
+  return nShown >= LENS_PREVIEW.minPositions && macs >= LENS_PREVIEW.minMacs ? LENS_PREVIEW.positions : 0;
+}
 
 /** Whether an attention cell fetches less than its layer's whole pattern. */
 export function attentionIsLong(nHeads: number, nPos: number): boolean {
@@ -197,16 +211,34 @@ const visuals: Record<string, Visual> = {
     const last = ctx.settings['positions'];
     const from = typeof last === 'number' ? Math.max(0, nPos - last) : 0;
     const target = await targetToken(env, ctx.settings['target']);
-    const slice = await env.client.logitLens(trace, {
-      layers: range(env.model.config.nLayers, -1), positions: range(nPos, from), k: 5, ...(target ? { target: target.id } : {}),
-    }, { signal: ctx.signal, onProgress: (done, total) => ctx.progress?.(done, total, 'rows') });
-    const ids: number[] = [...slice.ids];
-    if (target) ids.push(target.id);
-    return {
-      prompt: p.id, labels: labels(p.tok, env.model), layers: [...slice.layers], positions: [...slice.positions], k: slice.k,
-      ids: slice.ids, probs: slice.probs, pieces: await piecesOf(env, ids), target,
-      targetProbs: slice.targetProbs, targetRanks: slice.targetRanks,
+    const layers = range(env.model.config.nLayers, -1);
+    const query = (positions: number[]) => ({ layers, positions, k: 5, ...(target ? { target: target.id } : {}) });
+    const output = async (slice: LogitLensSlice): Promise<LogitLensOutput> => {
+      const ids: number[] = [...slice.ids];
+      if (target) ids.push(target.id);
+      return {
+        prompt: p.id, labels: labels(p.tok, env.model), layers: [...slice.layers], positions: [...slice.positions], k: slice.k,
+        ids: slice.ids, probs: slice.probs, pieces: await piecesOf(env, ids), target,
+        targetProbs: slice.targetProbs, targetRanks: slice.targetRanks,
+      };
     };
+    // A long lens answers its last positions first (the engine keeps every row it computes, so
+    // the whole lens then computes only the others); that first answer is drawn only when the
+    // rest has real work left, so that a keystroke, which changes a few rows, draws once.
+    const first = lensPreviewPositions(nPos - from, env.model.config);
+    const head = first ? await env.client.logitLens(trace, query(range(nPos, nPos - first)), { signal: ctx.signal }) : null;
+    let shown = false;
+    const slice = await env.client.logitLens(trace, query(range(nPos, from)), {
+      signal: ctx.signal,
+      onProgress: (done, total) => {
+        if (head && !shown && total - done >= LENS_PREVIEW.minRows) {
+          shown = true;
+          void output(head).then((o) => ctx.partial?.(o), () => {});
+        }
+        ctx.progress?.(done, total, 'rows');
+      },
+    });
+    return output(slice);
   },
 
   async activations(env, ctx, p, trace): Promise<ActivationsOutput> {

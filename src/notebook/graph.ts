@@ -20,6 +20,10 @@ export interface CellState {
   readonly runs: number;
   /** While running, how far a long compute has got (what it last reported through ctx.progress). */
   readonly progress?: CellProgress;
+  /** True while `output` is the running compute's first, partial answer (ctx.partial): current,
+   *  not stale, but not yet all of it. Cleared when the run succeeds or a new one starts; kept
+   *  after a failure, so that the element can say its figure is partial. */
+  readonly preview?: boolean;
 }
 
 /** A running compute's report: `done` of `total` units of `what` ("rows"). */
@@ -38,6 +42,12 @@ export interface ComputeContext {
   readonly notebook: Notebook;
   /** Reports how far a long compute has got (shown by the cell while it runs; ignored once stale). */
   progress?(done: number, total: number, what: string): void;
+  /**
+   * Shows a first, partial answer while a long compute goes on (the logit lens's last positions
+   * before all of them): it becomes the cell's output, marked `preview`, for its element to draw;
+   * the cells that read this one still wait for the whole answer. Ignored once stale.
+   */
+  partial?(output: unknown): void;
 }
 
 export type ComputeFn = (ctx: ComputeContext) => unknown;
@@ -294,7 +304,7 @@ export class ReactiveGraph {
     const live = () => n.gen === gen && !controller.signal.aborted;
     const ups = this.upstreamOf(n.cell.id).map((id) => [id, this.nodes.get(id)!] as const);
     const nb = this.notebook!;
-    this.setState(n, { status: 'stale' });
+    this.setState(n, { status: 'stale', preview: false });
     n.result = (async (): Promise<Result> => {
       const results = await Promise.all(ups.map(([, u]) => u.result));
       if (!live()) return CANCELLED;
@@ -317,10 +327,13 @@ export class ReactiveGraph {
       const progress = (done: number, total: number, what: string) => {
         if (live() && n.state.status === 'running') this.setState(n, { progress: { done, total, what } });
       };
+      const partial = (output: unknown) => {
+        if (live() && n.state.status === 'running') this.setState(n, { output, preview: true });
+      };
       try {
-        const output = await this.opts.compute({ cell: n.cell, settings: withDefaults(kind, n.cell.settings), signal: controller.signal, upstream, inputs, notebook: nb, progress });
+        const output = await this.opts.compute({ cell: n.cell, settings: withDefaults(kind, n.cell.settings), signal: controller.signal, upstream, inputs, notebook: nb, progress, partial });
         if (!live()) return CANCELLED;
-        this.setState(n, { status: 'done', output, error: undefined, progress: undefined });
+        this.setState(n, { status: 'done', output, error: undefined, progress: undefined, preview: false });
         return { ok: true, output };
       } catch (error) {
         if (!live()) return CANCELLED;

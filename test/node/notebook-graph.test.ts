@@ -342,3 +342,50 @@ test('a running compute reports progress into its cell\'s state; done clears it,
   held.report!(1, 3, 'rows');
   assert.equal(graph.state('next-token-1')!.progress, undefined);
 });
+
+test('a partial answer becomes the running cell\'s output, marked preview; cells that read it wait for the whole; done, a new run or a stale report clear or drop it', async () => {
+  const reg = registry();
+  const doc = new NotebookDocument(TEXT, { registry: reg });
+  const held: { release?: () => void; partial?: ComputeContext['partial'] } = {};
+  const started: string[] = [];
+  const graph = new ReactiveGraph({
+    registry: reg,
+    compute: async (ctx) => {
+      started.push(ctx.cell.id);
+      if (ctx.cell.id !== 'prompt-1') return fakeOutput(ctx);
+      ctx.partial?.('the first part');
+      held.partial = ctx.partial;
+      await new Promise<void>((r) => { held.release = r; });
+      return fakeOutput(ctx);
+    },
+  });
+  graph.setInput('model', 'm1');
+  graph.update(doc.notebook);
+  while (!held.release) await new Promise((r) => setTimeout(r, 1));
+  const during = graph.state('prompt-1')!;
+  assert.equal(during.status, 'running');
+  assert.equal(during.output, 'the first part');
+  assert.equal(during.preview, true);
+  await new Promise((r) => setTimeout(r, 5));
+  assert.ok(!started.includes('attention-1') && !started.includes('next-token-1'), 'the cells reading the prompt have not started on its preview');
+  held.release();
+  await graph.idle();
+  const done = graph.state('prompt-1')!;
+  assert.equal(done.status, 'done');
+  assert.equal(done.preview, false);
+  assert.notEqual(done.output, 'the first part');
+  assert.ok(String(graph.state('attention-1')!.output).includes(String(done.output)), 'readers got the whole answer');
+  // a report from the finished run changes nothing
+  held.partial!('late');
+  assert.equal(graph.state('prompt-1')!.output, done.output);
+  assert.equal(graph.state('prompt-1')!.preview, false);
+  // a new run starts with no preview: the last output is shown as stale until its own first part
+  const firstRelease = held.release;
+  doc.setText('prompt-1', 'Twice upon a time');
+  graph.update(doc.notebook);
+  while (held.release === firstRelease) await new Promise((r) => setTimeout(r, 1));
+  assert.equal(graph.state('prompt-1')!.preview, true);
+  held.release();
+  await graph.idle();
+  assert.equal(graph.state('prompt-1')!.preview, false);
+});
