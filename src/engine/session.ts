@@ -208,6 +208,9 @@ export class Session {
   /** WebGPU greedy look-ahead (RunOptions.ahead): steps submitted past `cached`, oldest first. */
   private ahead: Ahead[] = [];
   private readonly noHooks: HookSelection;
+  /** The row a CPU run with logits 'top' computes its top k from: one per session, reused, since
+   *  the row itself is not returned (a decoded token would otherwise leave a vocabulary of garbage). */
+  private topRow: Float32Array | null = null;
 
   constructor(weights: ModelWeights, options: SessionOptions = {}) {
     this.config = weights.config;
@@ -560,7 +563,8 @@ export class Session {
     const vocab = c.vocabSize;
     const logitsStart = mode === 'new' ? reused : mode === 'all' ? 0 : nPos - 1;
     // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
-    const logits = new Float32Array(mode === 'new' ? (nPos - reused) * vocab : mode === 'top' && this.gpu ? 0 : vocab);
+    const logits = mode === 'top' ? (this.gpu ? new Float32Array(0) : (this.topRow ??= new Float32Array(vocab)))
+      : new Float32Array(mode === 'new' ? (nPos - reused) * vocab : vocab);
     return { tokens, mode, topK, asked, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
   }
 
