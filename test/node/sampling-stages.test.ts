@@ -35,6 +35,21 @@ test('candidates: sorted by logit, the lowest id first on ties; −inf and NaN a
   assert.deepEqual(ids(cands(vals)), want);
 });
 
+test('candidates of long rows, one after another (the sort keeps its working arrays): a plain comparison sort\'s order', () => {
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const row = (n: number) => Float32Array.from({ length: n }, () => {
+    const r = rnd();
+    return r < 0.01 ? NaN : r < 0.02 ? -Infinity : r < 0.03 ? Infinity : r < 0.2 ? Math.round(rnd() * 8) - 4 : (rnd() - 0.5) * 10 ** (rnd() * 6 - 3);
+  });
+  const want = (x: Float32Array) => [...x.keys()].filter((i) => x[i]! > -Infinity).sort((a, b) => x[b]! - x[a]! || a - b);
+  for (const n of [70000, 50, 128256, 3]) {
+    const x = row(n), c = fromLogits(x);
+    assert.deepEqual(ids(c), want(x), `a row of ${n}`);
+    assert.deepEqual([...c.logits], ids(c).map((i) => x[i]!), `logits of a row of ${n}`);
+  }
+});
+
 test('softmax and entropy of a set', () => {
   const c = of(HALVES);
   near(probsOf(c), HALVES, 'probs');
