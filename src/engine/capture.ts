@@ -12,7 +12,7 @@
 // trace's full squares are built when it is first read.
 
 import type { ModelConfig } from './config.ts';
-import { hookShape, type Trace } from './hooks.ts';
+import { hookShape, type RowHash, type Trace } from './hooks.ts';
 import { numElements } from '../formats/tensor.ts';
 import { rowEntropyF32 } from './attention-summary.ts';
 
@@ -33,6 +33,44 @@ interface Stored {
    *  0 .. entropyPos−1; a prefix reused by the next run keeps them. */
   entropy?: Float64Array;
   entropyPos?: number;
+  /** Rows: each stored position's write generation, and the content hash of the row of generation
+   *  hashGen[p] (0: none) as hashA / hashB. */
+  gen?: Uint32Array;
+  hashGen?: Uint32Array;
+  hashA?: Uint32Array;
+  hashB?: Uint32Array;
+}
+
+/**
+ * Two independent 32-bit hashes of a row's words, FNV-1a and a MurmurHash3-style mix, in one pass
+ * (with the length mixed in): 64 bits, so that two different residuals share a key with odds of
+ * about 2⁻⁶⁴ (the logit lens's memo also compares eight of their words).
+ */
+export function rowHash(w: Uint32Array): RowHash {
+  let a = 0x811c9dc5, b = 0x9747b28c;
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i]!;
+    a = Math.imul(a ^ x, 0x01000193);
+    let m = Math.imul(x, 0xcc9e2d51);
+    m = Math.imul((m << 15) | (m >>> 17), 0x1b873593);
+    b ^= m;
+    b = (Math.imul((b << 13) | (b >>> 19), 5) + 0xe6546b64) | 0;
+  }
+  b ^= w.length;
+  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b);
+  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  b ^= b >>> 16;
+  return { a: a >>> 0, b: b >>> 0 };
+}
+
+/** Rows hashed by traces' rowHash since the process started (tests count the work a run saves). */
+export const rowHashStats = { hashed: 0 };
+
+function growU32(a: Uint32Array | undefined, need: number): Uint32Array {
+  if (a && need <= a.length) return a;
+  const next = new Uint32Array(Math.max(need, (a?.length ?? 0) * 2));
+  if (a) next.set(a);
+  return next;
 }
 
 /** Offset of query position p's rows in a packed attention store: n_heads × (0 + 1 + ... + p). */
@@ -47,6 +85,8 @@ function grow(data: Float32Array, need: number): Float32Array {
 
 export class CaptureStore implements Recorder {
   private readonly entries = new Map<string, Stored>();
+  /** The last write generation given out (rows). */
+  private writes = 0;
 
   /** How many leading positions of `name` are stored (0 when none). */
   coverage(name: string): number {
@@ -84,6 +124,8 @@ export class CaptureStore implements Recorder {
     const e = this.entry(name, false, rowSize, start);
     e.data = grow(e.data, (start + n) * rowSize);
     e.data.set(data.subarray(0, n * rowSize), start * rowSize);
+    e.gen = growU32(e.gen, start + n);
+    e.gen.fill(++this.writes, start, start + n);
     e.nPos = start + n;
   }
 
@@ -142,7 +184,9 @@ export class CaptureStore implements Recorder {
       const shape = hookShape(c, name, nPos);
       if (!e.attention) {
         if (numElements(shape) !== nPos * e.rowSize) throw new Error(`capture: ${name} rows of ${e.rowSize} do not fit [${shape}]`);
-        out.set(name, { shape, data: e.data.slice(0, nPos * e.rowSize) });
+        const data = e.data.slice(0, nPos * e.rowSize);
+        // not enumerable: the entry compares, copies and clones as its shape and data
+        out.set(name, Object.defineProperty({ shape, data }, 'rowHash', { value: rowHasher(e, data, nPos) }));
         continue;
       }
       // [n_heads, q_pos, k_pos], made on first read from a copy of the causal rows: a run that
@@ -161,6 +205,27 @@ export class CaptureStore implements Recorder {
     }
     return out;
   }
+}
+
+/**
+ * A trace's rowHash for its copy `data` of stored entry e's first nPos rows: the hash the store
+ * keeps for the row's generation when it has one, else hashed from the copy and given to the
+ * store while its row is still of that generation (a later run may have rewritten it).
+ */
+function rowHasher(e: Stored, data: Float32Array, nPos: number): (p: number) => RowHash {
+  const gens = (e.gen ?? new Uint32Array(0)).slice(0, nPos), size = e.rowSize;
+  return (p) => {
+    if (!(p >= 0 && p < nPos)) throw new RangeError(`rowHash: position ${p} is not in 0..${nPos - 1}`);
+    const g = gens[p]!;
+    if (e.hashGen && e.hashGen[p] === g) return { a: e.hashA![p]!, b: e.hashB![p]! };
+    rowHashStats.hashed++;
+    const h = rowHash(new Uint32Array(data.buffer, data.byteOffset + p * size * 4, size));
+    if (e.gen?.[p] === g) {
+      e.hashGen = growU32(e.hashGen, p + 1); e.hashA = growU32(e.hashA, p + 1); e.hashB = growU32(e.hashB, p + 1);
+      e.hashGen[p] = g; e.hashA[p] = h.a; e.hashB[p] = h.b;
+    }
+    return h;
+  };
 }
 
 /** Causal rows (position-major triangles of nHeads rows) as [nHeads, nPos, nPos], the mask above

@@ -151,6 +151,17 @@ export function selectHooks(c: Pick<ModelConfig, 'nLayers'>, spec: CaptureSpec |
 }
 
 /** One recorded activation. */
-export interface TraceEntry { shape: number[]; data: Float32Array }
+export interface TraceEntry {
+  shape: number[];
+  data: Float32Array;
+  /**
+   * Row p's 64-bit content hash (capture.ts rowHash of its floats' bits), where the run's store
+   * keeps it: a later run that reuses the prefix hands its rows' hashes on, so the logit lens's
+   * memo hashes only the rows a keystroke recomputed. Absent: hash the row itself.
+   */
+  rowHash?(p: number): RowHash;
+}
+/** Two independent 32-bit hashes of a row (capture.ts rowHash). */
+export interface RowHash { a: number; b: number }
 /** Recorded activations by our name. */
 export type Trace = Map<string, TraceEntry>;

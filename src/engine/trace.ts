@@ -13,7 +13,8 @@
 // number of edits.
 
 import type { ModelConfig } from './config.ts';
-import { ATTENTION_HOOKS, canonicalHookName, type Trace, type TraceEntry } from './hooks.ts';
+import { ATTENTION_HOOKS, canonicalHookName, type RowHash, type Trace, type TraceEntry } from './hooks.ts';
+import { rowHash } from './capture.ts';
 import { topOf } from './top.ts';
 import { UsageError } from './errors.ts';
 import { numElements } from '../formats/tensor.ts';
@@ -468,7 +469,7 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
     if (!Number.isInteger(l) || l < -1 || l >= c.nLayers) throw new UsageError('logitLens layers', `${l} is not a layer (−1 for the embedding, 0..${c.nLayers - 1})`);
     const e = residual(l);
     if (!e) throw new UsageError(`trace ${t.handle.id}`, `holds no residual for layer ${l}`, `Capture '${l === -1 ? 'hook_embed' : `blocks.${l}.hook_resid_post`}'`);
-    return e.data;
+    return e;
   });
   const positions = (q.positions ? [...q.positions] : [n - 1]).map((p) => checkPosition(p, n, 'logitLens positions'));
   const k = q.k ?? 5;
@@ -481,9 +482,11 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
   const targetProbs = target === null ? null : new Float32Array(R);
   const targetRanks = target === null ? null : new Int32Array(R);
   const residualRow = (r: number) => {
-    const src = sources[Math.floor(r / positions.length)]!, p = positions[r % positions.length]!;
+    const src = sources[Math.floor(r / positions.length)]!.data, p = positions[r % positions.length]!;
     return src.subarray(p * d, (p + 1) * d);
   };
+  // the rows' hashes, kept by the store for rows an earlier run computed (TraceEntry.rowHash)
+  const hashOf = (r: number) => sources[Math.floor(r / positions.length)]!.rowHash?.(positions[r % positions.length]!);
   const put = (r: number, e: LensRow) => {
     ids.set(e.ids, r * k); lensLogits.set(e.logits, r * k); probs.set(e.probs, r * k);
     if (target !== null) { targetProbs![r] = e.targetProb; targetRanks![r] = e.targetRank; }
@@ -491,7 +494,7 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
   // rows whose residual was read before come from the memo; the others go through the head
   const todo: number[] = [];
   for (let r = 0; r < R; r++) {
-    const hit = memo?.get(residualRow(r), k, target);
+    const hit = memo?.get(residualRow(r), k, target, hashOf(r));
     if (hit) put(r, hit); else todo.push(r);
   }
   const B = Math.min(todo.length, LENS_BATCH);
@@ -504,7 +507,7 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
       const r = todo[t0 + i]!;
       const e = got instanceof Float32Array ? lensRowOfLogits(got.subarray(i * V, (i + 1) * V), k, target) : lensRowOf(got, i, k, target);
       put(r, e);
-      memo?.set(residualRow(r), k, target, e);
+      memo?.set(residualRow(r), k, target, e, hashOf(r));
     }
   }
   return { layers: Int32Array.from(layers), positions: Int32Array.from(positions), k, ids, logits: lensLogits, probs, target, targetProbs, targetRanks };
@@ -561,9 +564,10 @@ export class LensMemo {
     return cost(PROBE_WORDS + 3 * k + 2);
   }
 
-  get(residual: Float32Array, k: number, target: number | null): LensRow | undefined {
+  /** The row kept for this residual, k and target; `hash`: the residual's rowHash when known. */
+  get(residual: Float32Array, k: number, target: number | null, hash?: RowHash): LensRow | undefined {
     const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = memoKey(words, k, target);
+    const key = memoKey(hash ?? rowHash(words), words.length, k, target);
     const e = this.rows.get(key);
     if (!e) return undefined;
     for (let i = 0; i < PROBE_WORDS; i++) if (e[i] !== probeWord(words, i)) return undefined;
@@ -576,9 +580,9 @@ export class LensMemo {
     };
   }
 
-  set(residual: Float32Array, k: number, target: number | null, row: LensRow): void {
+  set(residual: Float32Array, k: number, target: number | null, row: LensRow, hash?: RowHash): void {
     const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = memoKey(words, k, target);
+    const key = memoKey(hash ?? rowHash(words), words.length, k, target);
     const old = this.rows.get(key), bytes = LensMemo.entryBytes(k);
     if (old) { this.rows.delete(key); this.bytes -= cost(old.length); }   // the same key: the newer row wins
     if (bytes > this.maxBytes) return;
@@ -610,23 +614,9 @@ const PROBE_WORDS = 8;
 const cost = (n: number) => 4 * n + 950;
 const probeWord = (w: Uint32Array, i: number) => w[Math.floor((i * w.length) / PROBE_WORDS)] ?? 0;
 
-/** A memo row's key: two independent hashes of the residual, its length, k and the target. */
-function memoKey(w: Uint32Array, k: number, target: number | null): string {
-  // FNV-1a and a MurmurHash3-style mix over the same words, in one pass
-  let a = 0x811c9dc5, b = 0x9747b28c;
-  for (let i = 0; i < w.length; i++) {
-    const x = w[i]!;
-    a = Math.imul(a ^ x, 0x01000193);
-    let m = Math.imul(x, 0xcc9e2d51);
-    m = Math.imul((m << 15) | (m >>> 17), 0x1b873593);
-    b ^= m;
-    b = (Math.imul((b << 13) | (b >>> 19), 5) + 0xe6546b64) | 0;
-  }
-  b ^= w.length;
-  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b);
-  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
-  b ^= b >>> 16;
-  return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}:${w.length}:${k}:${target}`;
+/** A memo row's key: the residual's two hashes (rowHash), its length, k and the target. */
+function memoKey(h: RowHash, n: number, k: number, target: number | null): string {
+  return `${h.a.toString(36)}.${h.b.toString(36)}:${n}:${k}:${target}`;
 }
 
 export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {

@@ -123,3 +123,45 @@ test('logit lens memo: an entry costs the same whatever d_model, so a long TinyL
   // A shorter residual with the same leading words is another row.
   assert.equal(memo.get(probe.subarray(0, d - 1), 5, null), undefined);
 });
+
+test('row hashes: a run that reuses a prefix hands its rows\' hashes on; recomputed rows are hashed again, an older trace keeps its own', async () => {
+  const { session } = await setUp();
+  const { rowHash, rowHashStats } = await import('../../src/engine/capture.ts');
+  const name = 'blocks.2.hook_resid_post', d = session.config.dModel;
+  const hashes = (trace: Map<string, { data: Float32Array; rowHash?(p: number): { a: number; b: number } }>, n: number) => {
+    const e = trace.get(name)!;
+    return Array.from({ length: n }, (_, p) => {
+      const h = e.rowHash!(p);
+      assert.deepEqual(h, rowHash(new Uint32Array(e.data.buffer, e.data.byteOffset + p * d * 4, d)), `position ${p}: the row's own hash`);
+      return h;
+    });
+  };
+  const a = ref.token_ids.slice(0, 20);
+  const first = session.run(a, { capture: CAPTURE }).trace;
+  let before = rowHashStats.hashed;
+  const h1 = hashes(first, 20);
+  assert.equal(rowHashStats.hashed - before, 20, 'the first run: every row hashed');
+  before = rowHashStats.hashed;
+  hashes(first, 20);
+  assert.equal(rowHashStats.hashed - before, 0, 'asked again: kept');
+
+  // the last token changed: positions 0..18 reused, 19 recomputed
+  const b = [...a.slice(0, 19), ref.token_ids[40]!];
+  assert.notEqual(b[19], a[19]);
+  const second = session.run(b, { capture: CAPTURE });
+  assert.equal(second.reused, 19);
+  before = rowHashStats.hashed;
+  const h2 = hashes(second.trace, 20);
+  assert.equal(rowHashStats.hashed - before, 1, 'only the recomputed row is hashed');
+  assert.deepEqual(h2.slice(0, 19), h1.slice(0, 19));
+  assert.notDeepEqual(h2[19], h1[19]);
+  // the first trace still answers for its own row 19, not the store's new one: it hashes its copy
+  // again (the store keeps one hash per row, of the row it holds now)
+  before = rowHashStats.hashed;
+  assert.deepEqual(first.get(name)!.rowHash!(19), h1[19]);
+  assert.equal(rowHashStats.hashed - before, 1);
+  assert.deepEqual(first.get(name)!.rowHash!(3), h1[3], 'a reused row: the same hash, kept');
+  assert.equal(rowHashStats.hashed - before, 1);
+  // the hash is not part of the entry's enumerable shape (traces compare and clone as data)
+  assert.deepEqual(Object.keys(second.trace.get(name)!), ['shape', 'data']);
+});
