@@ -60,6 +60,12 @@ export function statusOf(state: CellState | null): { busy: boolean; err: Templat
   };
 }
 
+/** " 1,280 of 3,312 rows" while a long compute runs and has reported progress (ctx.progress), else ''. */
+export function progressText(state: CellState | null): string {
+  const p = state?.status === 'running' ? state.progress : undefined;
+  return p && p.total > 0 ? ` ${p.done.toLocaleString('en')} of ${p.total.toLocaleString('en')} ${p.what}` : '';
+}
+
 /** The message of a cell's failure, for the user. */
 export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
@@ -101,8 +107,8 @@ export function exportMenu(pick: (ext: ExportExt) => unknown, disabled = false):
 export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err: TemplateResult | typeof nothing; controls: TemplateResult },
   o: { heading: unknown; exportFigure: () => FigureExport | null; noModel: string; running: string; idle?: string; figure: () => unknown }): TemplateResult {
   if (!p.output) {
-    const note = !p.model ? o.noModel : p.busy ? o.running : o.idle ?? 'Nothing yet: this cell reads a prompt cell above it.';
-    return html`${p.controls}${p.err}<p class="note">${note}</p>`;
+    const note = !p.model ? o.noModel : p.busy ? `${o.running}${progressText(p.state)}` : o.idle ?? 'Nothing yet: this cell reads a prompt cell above it.';
+    return html`${p.controls}${p.err}<p class="note" role="status">${note}</p>`;
   }
   return html`
     <div class="top">
@@ -111,6 +117,6 @@ export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err
     </div>
     ${p.controls}
     ${p.err}
-    ${p.busy ? html`<span class="note">updating…</span>` : nothing}
+    ${p.busy ? html`<span class="note" role="status">updating…${progressText(p.state)}</span>` : nothing}
     ${o.figure()}`;
 }

@@ -11,7 +11,7 @@ import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues, type Te
 import { customElement, property, state } from 'lit/decorators.js';
 import { unsafeSVG } from 'lit/directives/unsafe-svg.js';
 import { live } from 'lit/directives/live.js';
-import { cellCss, downloadFigure, errorText, modelName, type CellProps } from './common.ts';
+import { cellCss, downloadFigure, errorText, modelName, progressText, type CellProps } from './common.ts';
 import { linked, LinkedController, type Selection } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import {
@@ -310,12 +310,6 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
     return this.cache.get(out, `target|${pos}|${this.width}`, () => lensTargetFigure(out, { position: pos ?? undefined, width: this.width - 40 }));
   }
 
-  /** " 1,280 of 3,312 rows" while a long lens computes (the graph's progress report), else nothing. */
-  private progressText(): string {
-    const p = this.state?.status === 'running' ? this.state.progress : undefined;
-    return p && p.total > 0 ? ` ${p.done.toLocaleString('en')} of ${p.total.toLocaleString('en')} ${p.what}` : '';
-  }
-
   /** What a first, partial answer shows (the graph's preview: the last positions before all of them). */
   private previewText(out: LogitLensOutput): string {
     const n = out.positions.length;
@@ -360,7 +354,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
           <option value="grid" ?selected=${this.view === 'grid'}>top token</option>
           <option value="target" ?selected=${this.view === 'target'} ?disabled=${!out?.target}>target token</option></select></label>
         ${this.zoomControls(grid)}
-        ${busy || preview ? html`<span class="note" role="status">${busy ? 'updating…' : ''}${preview ? this.previewText(out!) : ''}${this.progressText()}</span>` : nothing}
+        ${busy || preview ? html`<span class="note" role="status">${busy ? 'updating…' : ''}${preview ? this.previewText(out!) : ''}${progressText(this.state)}</span>` : nothing}
       </div>${out ? exportMenu(this, () => this.exportFigure()) : nothing}</div>
       ${error}
       ${out && grid ? html`<div class=${busy && !preview ? 'stale' : ''}>
@@ -369,7 +363,7 @@ export class GlassboxLogitLens extends LayerCellElement<LogitLensOutput> {
           ${chart ? this.drawn(chart, 1, `Probability and rank of the target token across layers`, 'lens-target')
             : out.target ? nothing : html`<p class="note">Type a target token to follow its probability and rank across layers.</p>`}
         </div>`
-        : html`<p class="note" role="status">${this.model ? `Computing the logit lens…${this.progressText()}` : 'Load a model to see the logit lens.'}</p>`}`;
+        : html`<p class="note" role="status">${this.model ? `Computing the logit lens…${progressText(this.state)}` : 'Load a model to see the logit lens.'}</p>`}`;
   }
 }
 

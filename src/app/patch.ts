@@ -68,6 +68,7 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
   const c = model.config;
   const r = await patchingGrid(client, {
     clean: p.tok.ids, corrupted: corrupted.ids, grids: gridsOf(s['grids']), slot: `patch:${ctx.cell.id}`, signal: ctx.signal,
+    onProgress: (done, total) => ctx.progress?.(done, total, 'runs'),
     ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}),
   }, c);
   ctx.signal.throwIfAborted();

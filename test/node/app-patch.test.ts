@@ -22,13 +22,24 @@ const setup = storiesApp;
 const nb = parseNotebook(`\`\`\`prompt\n${CLEAN}\n\`\`\`\n\n\`\`\`patch\n\`\`\`\n`);
 const cell = nb.cells.find((c) => c.kind === 'patch')!;
 
-async function compute(settings: ComputeContext['settings']): Promise<PatchOutput> {
+async function compute(settings: ComputeContext['settings'], progress?: ComputeContext['progress']): Promise<PatchOutput> {
   const { engine, info, runs } = await setup();
   const tok = await engine.tokenize(CLEAN);
   const promptId = nb.cells.find((c) => c.kind === 'prompt')!.id;
-  const ctx: ComputeContext = { cell, settings, signal: new AbortController().signal, upstream: new Map([[promptId, tok]]), inputs: new Map(), notebook: nb };
+  const ctx: ComputeContext = { cell, settings, signal: new AbortController().signal, upstream: new Map([[promptId, tok]]), inputs: new Map(), notebook: nb, ...(progress && { progress }) };
   return await computeCell(ctx, engine as unknown as EngineClient, runs, info) as PatchOutput;
 }
+
+test('the grid reports its runs as the cell\'s progress: the two reference runs, then one per patched cell, up to all of them', async () => {
+  const seen: [number, number, string][] = [];
+  const o = await compute({ corrupted: CORRUPT, target: 'Tom', foil: ' Sam', grids: ['heads'] }, (done, total, what) => seen.push([done, total, what]));
+  const total = o.runs + 2;
+  assert.deepEqual(seen.slice(0, 2), [[1, 2, 'runs'], [2, 2, 'runs']], 'the clean and the corrupted run, before the cells are counted');
+  assert.deepEqual(seen.at(-1), [total, total, 'runs']);
+  const after = seen.slice(2);
+  assert.equal(after.length, o.runs + 1);
+  after.forEach(([done, t], i) => { assert.equal(t, total); assert.equal(done, 2 + i); });
+});
 
 test('the computed grids are patchingGrid\'s on the prompt and the corrupted text', async () => {
   const { engine, info } = await setup();

@@ -1,8 +1,11 @@
-// The logit-lens element drawing a preview (the graph's partial answer: the lens's last positions
-// while the rest computes): drawn at full strength with a note naming what it shows, where a
-// recomputing cell's last figure is dimmed; a preview left by a failed run says it is partial.
+// What a cell shows while a long compute runs. The logit-lens element drawing a preview (the
+// graph's partial answer: the lens's last positions while the rest computes): drawn at full
+// strength with a note naming what it shows, where a recomputing cell's last figure is dimmed; a
+// preview left by a failed run says it is partial. The patch element (an intervention cell, through
+// figureFrame) counting its runs before its first grid and while a new one computes.
 import { expect } from 'chai';
 import '../../cells/logit-lens.ts';
+import '../../cells/patch.ts';
 import { NotebookDocument } from '../../src/notebook/document.ts';
 import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
 import type { CellState } from '../../src/notebook/graph.ts';
@@ -64,5 +67,27 @@ describe('logit-lens element: a preview', () => {
     const s = await show({ status: 'done', output: output(40), error: undefined, runs: 4, preview: false });
     expect(s.note).to.equal('');
     expect(s.stale).to.equal(false);
+  });
+});
+
+describe('patch element: its runs counted while the grid computes', () => {
+  const doc = new NotebookDocument('```prompt\nx\n```\n\n```patch\ncorrupted: y\n```\n');
+  const cell = doc.notebook.cells.find((c) => c.kind === 'patch')!;
+  it('names the runs done of all before the first grid, and stops counting when the run is over', async () => {
+    const el = document.createElement('glassbox-patch') as HTMLElement & { cell: unknown; state: CellState | null; doc: unknown; model: unknown; updateComplete: Promise<unknown> };
+    document.body.append(el);
+    try {
+      Object.assign(el, { cell, doc, model: { info: { config: { nLayers: 2 } } } });
+      el.state = { status: 'running', output: undefined, error: undefined, runs: 1, progress: { done: 120, total: 442, what: 'runs' } };
+      await el.updateComplete;
+      const note = () => el.shadowRoot!.querySelector('[role="status"]')?.textContent ?? '';
+      expect(note()).to.contain('Running the clean');
+      expect(note()).to.contain('120 of 442 runs');
+      el.state = { status: 'error', output: undefined, error: new Error('stopped'), runs: 1, progress: { done: 120, total: 442, what: 'runs' } };
+      await el.updateComplete;
+      expect(el.shadowRoot!.textContent).not.to.contain('120 of 442');
+    } finally {
+      el.remove();
+    }
   });
 });
