@@ -117,6 +117,6 @@ export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err
     </div>
     ${p.controls}
     ${p.err}
-    ${p.busy ? html`<span class="note" role="status">updating…${progressText(p.state)}</span>` : nothing}
+    ${p.busy ? html`<span class="note" role="status">${p.state?.preview ? 'filling in (blank cells are still to come)…' : 'updating…'}${progressText(p.state)}</span>` : nothing}
     ${o.figure()}`;
 }

@@ -72,6 +72,9 @@ export class GlassboxPatch extends LitElement implements CellProps {
     return o ? parseOpen(this.cell?.settings['open'], o) : null;
   }
 
+  /** The figure each canvas shows now. */
+  private readonly painted = new WeakMap<HTMLCanvasElement, HeatmapFigure>();
+
   private figure(o: PatchOutput, which: PatchGridName, open: OpenCell | null): HeatmapFigure {
     if (this.memoOf !== o) { this.memo.clear(); this.memoOf = o; }
     const key = `${which}|${open && open.grid === which ? openKey(open) : ''}`;
@@ -145,10 +148,13 @@ export class GlassboxPatch extends LitElement implements CellProps {
     if (!o) return;
     for (const c of this.renderRoot.querySelectorAll<HTMLCanvasElement>('canvas[data-grid]')) {
       const f = this.memo.get(c.dataset['key'] ?? '');
-      if (!f?.canvas || c.dataset['painted'] === c.dataset['key']) continue;
+      // painted again for a new figure, even under the same key (a new output: a recompute, or the
+      // next partial grid while the runs go on; Lit keeps the canvas element)
+      if (!f?.canvas || this.painted.get(c) === f) continue;
       const ctx = c.getContext('2d');
       if (!ctx) continue;
       ctx.putImageData(new ImageData(new Uint8ClampedArray(f.canvas.pixels), f.canvas.cols, f.canvas.rows), 0, 0);
+      this.painted.set(c, f);
       c.dataset['painted'] = c.dataset['key'] ?? '';
     }
   }
@@ -195,16 +201,19 @@ export class GlassboxPatch extends LitElement implements CellProps {
     const o = this.output;
     const ro = !this.editable;
     const { busy, err } = statusOf(this.state);
+    const dim = busy && this.state?.preview !== true;   // a preview is this run's grids so far: current, not stale
     const open = o && this.openCell();
+    const openPending = !!open && !!o![open.grid]?.pending?.[open.layer * o![open.grid]!.cols + open.index];
     return figureFrame({ cell: this.cell, state: this.state, doc: this.doc, model: this.model, output: o, busy, err, controls: this.controls(ro) }, {
       heading: o && patchHeading(o), exportFigure: () => this.exportFigure(),
       noModel: 'Load a model to patch it.', running: 'Running the clean, the corrupted and one patched run per grid cell…',
       idle: 'Nothing yet: this cell reads a prompt cell above it (the clean prompt).',
       figure: () => html`
-        ${o!.resid ? this.gridView(o!, 'resid', open!, busy) : nothing}
-        ${o!.heads ? this.gridView(o!, 'heads', open!, busy) : nothing}
+        ${o!.resid ? this.gridView(o!, 'resid', open!, dim) : nothing}
+        ${o!.heads ? this.gridView(o!, 'heads', open!, dim) : nothing}
         <div class="readout" role="status">${this.readout}</div>
-        ${open ? html`<div class="detail ${busy ? 'stale' : ''}" data-testid="detail">${unsafeSVG(patchDetailSvg(o!, open, { width: FIG_WIDTH }))}</div>`
+        ${openPending ? html`<p class="note" data-testid="detail-pending">This cell's patched run has not come back yet: the grid is still computing.</p>`
+          : open ? html`<div class="detail ${dim ? 'stale' : ''}" data-testid="detail">${unsafeSVG(patchDetailSvg(o!, open, { width: FIG_WIDTH }))}</div>`
           : html`<p class="note">Click a cell to see its patched run's next tokens beside the clean and the corrupted run's.</p>`}`,
     });
   }

@@ -108,6 +108,7 @@ export function cellName(o: PatchOutput, c: OpenCell): string {
 /** One cell's numbers, for its <title> and the canvas readout. */
 export function cellTitle(o: PatchOutput, c: OpenCell): string {
   const g = o[c.grid]!, i = c.layer * g.cols + c.index, top = o.top;
+  if (g.pending?.[i]) return `${cellName(o, c)}\nnot run yet: the grid is still computing`;
   const first = g.topIds[i * top]!, firstP = g.topProbs[i * top]!;
   return `${cellName(o, c)}\nrestored fraction ${fmt.num(g.fraction[i]!)} (exact ${g.fraction[i]})`
     + `\n${metricName(o)} patched ${signed(g.diff[i]!)} · clean ${signed(o.clean.diff)} · corrupted ${signed(o.corrupted.diff)}`

@@ -14,7 +14,7 @@ import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';
 import type { ModelInfo, TokenizeOptions, Tokenized } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
-import { patchingGrid, type PatchGridName } from '../engine/patching.ts';
+import { patchingGrid, type PatchGridName, type PatchingResult } from '../engine/patching.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import type { PatchOutput, PatchToken } from '../../cells/plot/patch.ts';
 
@@ -51,6 +51,9 @@ export function gridsOf(v: unknown): PatchGridName[] {
 }
 
 /** The patch cell's output for the clean prompt `p`. */
+/** How often a running grid is drawn as it fills in (the graph's preview: PatchingOptions.partialMs). */
+export const PATCH_PREVIEW = { everyMs: 500 };
+
 export async function patchOutput(client: Client, model: ModelInfo, ctx: ComputeContext, p: { id: string; tok: Tokenized }): Promise<PatchOutput> {
   const s = ctx.settings;
   const text = s['corrupted'];
@@ -66,21 +69,26 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
   }
   const [target, foil] = await Promise.all([typedToken(client, s['target'], 'target'), typedToken(client, s['foil'], 'foil')]);
   const c = model.config;
+  const output = async (r: PatchingResult): Promise<PatchOutput> => {
+    const ids = new Set<number>([r.target, r.foil, ...r.clean.ids, ...r.corrupted.ids, ...(r.resid?.topIds ?? []), ...(r.heads?.topIds ?? [])]);
+    const list = [...ids];
+    const pieces = await client.pieces(list);
+    const map = new Map(list.map((id, i) => [id, pieces[i]!]));
+    const tokenOf = (id: number, typed: { text: string } | null): PatchToken => ({ id, piece: map.get(id) ?? `#${id}`, typed: typed?.text ?? null });
+    return {
+      prompt: p.id, labels: tokenLabels(p.tok, model), corruptedLabels: tokenLabels(corrupted, model),
+      nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, nPos: r.nPos,
+      target: tokenOf(r.target, target), foil: tokenOf(r.foil, foil), top: r.top,
+      clean: r.clean, corrupted: r.corrupted, resid: r.resid, heads: r.heads, pieces: map, runs: r.runs,
+    };
+  };
   const r = await patchingGrid(client, {
     clean: p.tok.ids, corrupted: corrupted.ids, grids: gridsOf(s['grids']), slot: `patch:${ctx.cell.id}`, signal: ctx.signal,
     onProgress: (done, total) => ctx.progress?.(done, total, 'runs'),
+    // the grids so far, drawn while the other cells' runs go on (a TinyLlama grid takes minutes)
+    onPartial: (partial) => { void output(partial).then((o) => ctx.partial?.(o), () => {}); }, partialMs: PATCH_PREVIEW.everyMs,
     ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}),
   }, c);
   ctx.signal.throwIfAborted();
-  const ids = new Set<number>([r.target, r.foil, ...r.clean.ids, ...r.corrupted.ids, ...(r.resid?.topIds ?? []), ...(r.heads?.topIds ?? [])]);
-  const list = [...ids];
-  const pieces = await client.pieces(list);
-  const map = new Map(list.map((id, i) => [id, pieces[i]!]));
-  const tokenOf = (id: number, typed: { text: string } | null): PatchToken => ({ id, piece: map.get(id) ?? `#${id}`, typed: typed?.text ?? null });
-  return {
-    prompt: p.id, labels: tokenLabels(p.tok, model), corruptedLabels: tokenLabels(corrupted, model),
-    nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, nPos: r.nPos,
-    target: tokenOf(r.target, target), foil: tokenOf(r.foil, foil), top: r.top,
-    clean: r.clean, corrupted: r.corrupted, resid: r.resid, heads: r.heads, pieces: map, runs: r.runs,
-  };
+  return output(r);
 }

@@ -52,6 +52,13 @@ export interface PatchingOptions {
   signal?: AbortSignal;
   /** After each model run: runs done, runs in all (the reference runs included). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The grids so far, while the patched runs go on (every `partialMs`, default 500, after a run):
+   * the cells whose run has not come back are `pending`, their fraction and diff NaN. Not called
+   * once every run is done (the result is then the whole answer).
+   */
+  onPartial?: (partial: PatchingResult) => void;
+  partialMs?: number;
   /** Next-token ids kept per run, most likely first (default 5). */
   top?: number;
 }
@@ -76,6 +83,9 @@ export interface PatchGrid {
   /** [rows, cols] 1 where the patch changed nothing (the values were the corrupted run's own) and
    *  no run was needed: the cell is the corrupted run. */
   skipped: Uint8Array;
+  /** A partial grid (PatchingOptions.onPartial): [rows, cols] 1 where the cell's run has not come
+   *  back yet; its fraction and diff are NaN. Absent in a whole grid. */
+  pending?: Uint8Array;
 }
 
 export interface PatchingResult {
@@ -259,6 +269,28 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
   total += jobs.length;
   o.onProgress?.(done, total);
   let reusedPositions = 0, computedPositions = 0;
+  // the cells whose run has not come back, per grid; a partial grid is a copy with them marked
+  // pending and their numbers NaN
+  const pending: Record<PatchGridName, Uint8Array | null> = {
+    resid: out.resid && new Uint8Array(out.resid.rows * out.resid.cols), heads: out.heads && new Uint8Array(out.heads.rows * out.heads.cols),
+  };
+  for (const j of jobs) pending[j.grid]![j.cell] = 1;
+  let waiting = jobs.length;
+  const pendingCopy = (g: PatchGrid | null, name: PatchGridName): PatchGrid | null => {
+    if (!g) return null;
+    const marks = pending[name]!.slice();
+    const c: PatchGrid = { ...g, fraction: g.fraction.slice(), diff: g.diff.slice(), topIds: g.topIds.slice(), topProbs: g.topProbs.slice(), skipped: g.skipped.slice(), pending: marks };
+    for (let i = 0; i < marks.length; i++) if (marks[i]) { c.fraction[i] = NaN; c.diff[i] = NaN; c.skipped[i] = 0; }
+    return c;
+  };
+  const every = o.partialMs ?? 500;
+  let ran = 0, lastPartial = performance.now();
+  const result = (partial: boolean): PatchingResult => ({
+    nLayers: L, nHeads: H, nPos, target, foil, top,
+    clean: { ...cleanTop, diff: cleanDiff }, corrupted: { ...corruptedTop, diff: corruptedDiff },
+    cleanDiff, corruptedDiff, resid: partial ? pendingCopy(out.resid, 'resid') : out.resid, heads: partial ? pendingCopy(out.heads, 'heads') : out.heads,
+    runs: partial ? ran : jobs.length, reusedPositions, computedPositions,
+  });
   for (const j of jobs) {
     signal?.throwIfAborted();
     const t = await client.run({ tokens: o.corrupted, edits: [j.edit], slot }, { signal });
@@ -276,12 +308,14 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     g.topIds.set(tt.ids, j.cell * top);
     g.topProbs.set(tt.probs, j.cell * top);
     g.skipped[j.cell] = 0;
+    pending[j.grid]![j.cell] = 0;
+    waiting--;
+    ran++;
     o.onProgress?.(++done, total);
+    if (o.onPartial && waiting > 0 && performance.now() - lastPartial >= every) {
+      o.onPartial(result(true));
+      lastPartial = performance.now();
+    }
   }
-  return {
-    nLayers: L, nHeads: H, nPos, target, foil, top,
-    clean: { ...cleanTop, diff: cleanDiff }, corrupted: { ...corruptedTop, diff: corruptedDiff },
-    cleanDiff, corruptedDiff, resid: out.resid, heads: out.heads,
-    runs: jobs.length, reusedPositions, computedPositions,
-  };
+  return result(false);
 }

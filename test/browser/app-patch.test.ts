@@ -134,6 +134,27 @@ describe('patch cell, a long prompt: the residual grid on a canvas', () => {
     const readout = el.shadowRoot!.querySelector('.readout')!.textContent!;
     expect(readout).to.contain('layer 13 at position 517');
     expect(readout).to.contain(`exact ${fraction[13 * P + 517]}`);
+
+    // a partial grid (the graph's preview while the runs go on): its pending cells are blank, not
+    // dimmed, and hovering one says it has not run; then the whole grid repaints the same canvas
+    const pending = Uint8Array.from({ length: n }, (_, i) => (i % P >= P / 2 ? 1 : 0));
+    const partial = { ...out, resid: { ...resid, pending, fraction: fraction.map((f, i) => (pending[i] ? NaN : f)), diff: resid.diff.map((d, i) => (pending[i] ? NaN : d)) } };
+    el.state = { status: 'running', output: partial, error: null, runs: 2, preview: true, progress: { done: 12, total: 20, what: 'runs' } };
+    await el.updateComplete;
+    await el.updateComplete;
+    const opaqueNow = () => { const d = canvas.getContext('2d')!.getImageData(0, 0, P, L).data; let k = 0; for (let i = 3; i < d.length; i += 4) if (d[i] === 255) k++; return k; };
+    expect(el.shadowRoot!.querySelector<HTMLCanvasElement>('canvas[data-grid="resid"]'), 'the same canvas').to.equal(canvas);
+    expect(opaqueNow(), 'the pending half is blank').to.equal(n / 2);
+    expect(el.shadowRoot!.querySelector('[data-testid="grid-resid"]')!.classList.contains('stale')).to.equal(false);
+    expect(el.shadowRoot!.textContent).to.contain('12 of 20 runs');
+    const r2 = canvas.getBoundingClientRect();                          // the note above moved it
+    canvas.dispatchEvent(new MouseEvent('mousemove', { clientX: r2.left + (P - 2 + 0.5) * cw, clientY: r2.top + 0.5 * ch, bubbles: true }));
+    await el.updateComplete;
+    expect(el.shadowRoot!.querySelector('.readout')!.textContent).to.contain('not run yet');
+    el.state = { status: 'done', output: out, error: null, runs: 2 };
+    await el.updateComplete;
+    await el.updateComplete;
+    expect(opaqueNow(), 'the whole grid, painted again').to.equal(n);
     el.remove();
   });
 });

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../src/engine/errors.ts';
 import { computeCell } from '../../src/app/compute.ts';
+import { PATCH_PREVIEW } from '../../src/app/patch.ts';
 import { parseNotebook } from '../../src/notebook/format.ts';
 import type { ComputeContext } from '../../src/notebook/graph.ts';
 import type { EngineClient } from '../../src/worker/client.ts';
@@ -22,13 +23,30 @@ const setup = storiesApp;
 const nb = parseNotebook(`\`\`\`prompt\n${CLEAN}\n\`\`\`\n\n\`\`\`patch\n\`\`\`\n`);
 const cell = nb.cells.find((c) => c.kind === 'patch')!;
 
-async function compute(settings: ComputeContext['settings'], progress?: ComputeContext['progress']): Promise<PatchOutput> {
+async function compute(settings: ComputeContext['settings'], progress?: ComputeContext['progress'], partial?: ComputeContext['partial']): Promise<PatchOutput> {
   const { engine, info, runs } = await setup();
   const tok = await engine.tokenize(CLEAN);
   const promptId = nb.cells.find((c) => c.kind === 'prompt')!.id;
-  const ctx: ComputeContext = { cell, settings, signal: new AbortController().signal, upstream: new Map([[promptId, tok]]), inputs: new Map(), notebook: nb, ...(progress && { progress }) };
+  const ctx: ComputeContext = { cell, settings, signal: new AbortController().signal, upstream: new Map([[promptId, tok]]), inputs: new Map(), notebook: nb, ...(progress && { progress }), ...(partial && { partial }) };
   return await computeCell(ctx, engine as unknown as EngineClient, runs, info) as PatchOutput;
 }
+
+test('the grid is shown as it fills in: partial outputs with pending cells and their pieces, then the whole', async () => {
+  const was = PATCH_PREVIEW.everyMs;
+  PATCH_PREVIEW.everyMs = 0;
+  try {
+    const partials: PatchOutput[] = [];
+    const o = await compute({ corrupted: CORRUPT, target: 'Tom', foil: ' Sam', grids: ['heads'] }, undefined, (x) => partials.push(x as PatchOutput));
+    await new Promise((r) => setTimeout(r, 20));                        // the last partial's pieces
+    assert.ok(partials.length >= 2, `${partials.length} partial outputs`);
+    const pend = (x: PatchOutput) => x.heads!.pending!.reduce((a, b) => a + b, 0);
+    assert.ok(pend(partials[0]!) > pend(partials.at(-1)!) && pend(partials.at(-1)!) > 0);
+    for (const x of partials) for (const id of x.heads!.topIds) assert.ok(x.pieces.has(id), 'pieces for every id shown');
+    assert.equal(o.heads!.pending, undefined);
+  } finally {
+    PATCH_PREVIEW.everyMs = was;
+  }
+});
 
 test('the grid reports its runs as the cell\'s progress: the two reference runs, then one per patched cell, up to all of them', async () => {
   const seen: [number, number, string][] = [];

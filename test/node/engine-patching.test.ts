@@ -162,6 +162,40 @@ test('runs reuse the KV cache as far as any order can, report progress, and rele
   assert.equal((await engine.stats()).traces, before, 'no trace is left behind');
 });
 
+test('partial grids while the runs go on: each done cell as in the whole grid, the others pending and NaN; fewer pending each time', async () => {
+  const { engine, info, clean, corrupt, T, S, grid } = await setup();
+  const partials: PatchingResult[] = [];
+  const again = await patchingGrid(engine, { clean, corrupted: corrupt, target: T, foil: S, slot: 'test:partial', partialMs: 0, onPartial: (r) => partials.push(r) }, info.config);
+  assert.deepEqual(again.resid!.fraction, grid.resid!.fraction);
+  assert.equal(again.resid!.pending, undefined, 'the whole grid has no pending cells');
+  assert.equal(partials.length, grid.runs - 1, 'after every run but the last (partialMs 0)');
+  let before = Infinity;
+  for (const p of partials) {
+    let left = 0;
+    for (const name of ['resid', 'heads'] as const) {
+      const g = p[name]!, whole = grid[name]!;
+      for (let i = 0; i < g.rows * g.cols; i++) {
+        if (g.pending![i]) {
+          left++;
+          assert.ok(Number.isNaN(g.fraction[i]!) && Number.isNaN(g.diff[i]!), `${name} ${i}: pending is NaN`);
+          assert.equal(g.skipped[i], 0);
+        } else {
+          assert.equal(g.fraction[i], whole.fraction[i], `${name} ${i}`);
+          assert.equal(g.skipped[i], whole.skipped[i]);
+          assert.deepEqual(g.topIds.subarray(i * p.top, (i + 1) * p.top), whole.topIds.subarray(i * p.top, (i + 1) * p.top));
+        }
+      }
+    }
+    assert.equal(left, grid.runs - p.runs, 'pending = runs still to do');
+    assert.ok(left < before && left > 0);
+    before = left;
+  }
+  // a partial grid is a copy: the next runs do not change it
+  const first = partials[0]!;
+  assert.ok(first.resid!.pending!.some((x) => x === 1) || first.heads!.pending!.some((x) => x === 1));
+  assert.notEqual(first.resid!.fraction, again.resid!.fraction);
+});
+
 test('an aborted signal stops between runs', async () => {
   const { engine, clean, corrupt, T, S, info } = await setup();
   const ac = new AbortController();
