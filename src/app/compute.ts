@@ -324,7 +324,7 @@ const ownRuns: Record<string, OwnRuns> = {
   // the clean, the corrupted and one patched run per grid cell (src/app/patch.ts)
   patch: (env, ctx, p): Promise<PatchOutput> => patchOutput(env.client, env.model, ctx, p),
   // the prompt sets' runs, then generation with and without the vector (src/app/steer.ts)
-  steer: (env, ctx, p): Promise<SteerOutput> => steerOutput(env.client, env.model, p, ctx.settings, ctx.cell.id, ctx.signal),
+  steer: (env, ctx, p): Promise<SteerOutput> => steerOutput(env.client, env.model, p, ctx.settings, ctx.cell.id, ctx.signal, ctx.progress),
 };
 
 /** The kinds computed from their prompt (a trace of it, or runs of their own). */

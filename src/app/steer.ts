@@ -84,6 +84,8 @@ export interface SteerGenerateRequest {
   stopIds: ReadonlySet<number>;
   nCtx: number;
   signal?: AbortSignal;
+  /** After each token: how many this run has made. */
+  onToken?: (made: number) => void;
 }
 
 /** N tokens after the prompt, one run per step (the slot's cache holds the prefix). No texts. */
@@ -105,6 +107,7 @@ export async function generateRun(client: GenerationClient, r: SteerGenerateRequ
     ids.push(token.id);
     logp.push(ls[token.id]!);
     top.push(Math.exp(best));
+    r.onToken?.(ids.length);
   }
   return { ids, logp, top, stopped };
 }
@@ -162,7 +165,7 @@ export async function steerVector(client: SteerClient, model: ModelInfo, s: Read
 // The cell's output
 
 export async function steerOutput(client: SteerClient, model: ModelInfo, p: { id: string; tok: Tokenized }, s: Readonly<Record<string, unknown>>,
-  cellId: string, signal?: AbortSignal): Promise<SteerOutput> {
+  cellId: string, signal?: AbortSignal, progress?: (done: number, total: number, what: string) => void): Promise<SteerOutput> {
   const c = model.config;
   const n = s['tokens'] === undefined ? DEFAULT_STEER_TOKENS : Number(s['tokens']);
   if (!Number.isInteger(n) || n < 1 || n > MAX_STEER_TOKENS) throw new UsageError('steer: tokens', `is ${String(s['tokens'])}`, `Generate 1 to ${MAX_STEER_TOKENS} tokens`);
@@ -175,8 +178,9 @@ export async function steerOutput(client: SteerClient, model: ModelInfo, p: { id
   signal?.throwIfAborted();
   const edits = steerEdits(vec.directions, strength, vec.layers);
   const base = { prompt: p.tok.ids, tokens: n, options, seed, stopIds: stopIdsOf(model), nCtx: c.nCtx, ...(signal ? { signal } : {}) };
-  const plain = await generateRun(client, { ...base, slot: `steer:${cellId}:plain` });
-  const steered = await generateRun(client, { ...base, edits, slot: `steer:${cellId}:steered` });
+  // the two generations' tokens, counted as the cell's progress (n each at most: an end token stops one early)
+  const plain = await generateRun(client, { ...base, slot: `steer:${cellId}:plain`, onToken: (k) => progress?.(k, 2 * n, 'tokens') });
+  const steered = await generateRun(client, { ...base, edits, slot: `steer:${cellId}:steered`, onToken: (k) => progress?.(n + k, 2 * n, 'tokens') });
   // The plain run's prefixes under both models: the steered run of the same tokens reuses the
   // steered cache's common prefix; the logits of earlier positions come from the last residual.
   const cross = { kl: [] as number[], logp: [] as number[] };

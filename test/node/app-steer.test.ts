@@ -184,6 +184,16 @@ test('bad settings fail naming the setting', async () => {
   assert.throws(() => vectorFile(o), /layer 0 cannot be saved/);
 });
 
+test('the two generations\' tokens are the cell\'s progress: 1 .. n for the plain run, then n + 1 .. 2n', async () => {
+  const { engine, info } = await setup();
+  const tok = await engine.tokenize(PROMPT_TEXT);
+  const seen: string[] = [];
+  const o = await steerOutput(engine, info, { id: 'p', tok }, BASE, 'progress', undefined, (done, total, what) => seen.push(`${done}/${total} ${what}`));
+  const n = BASE.tokens, a = o.plain.ids.length, b = o.steered.ids.length;
+  assert.deepEqual(seen, [...Array.from({ length: a }, (_, i) => `${i + 1}/${2 * n} tokens`), ...Array.from({ length: b }, (_, i) => `${n + i + 1}/${2 * n} tokens`)]);
+  assert.ok(a > 0 && b > 0);
+});
+
 test('the signal stops the generation between steps', async () => {
   const { engine, info } = await setup();
   const tok = await engine.tokenize(PROMPT_TEXT);
