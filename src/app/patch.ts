@@ -50,10 +50,10 @@ export function gridsOf(v: unknown): PatchGridName[] {
   return items as PatchGridName[];
 }
 
-/** The patch cell's output for the clean prompt `p`. */
 /** How often a running grid is drawn as it fills in (the graph's preview: PatchingOptions.partialMs). */
 export const PATCH_PREVIEW = { everyMs: 500 };
 
+/** The patch cell's output for the clean prompt `p`. */
 export async function patchOutput(client: Client, model: ModelInfo, ctx: ComputeContext, p: { id: string; tok: Tokenized }): Promise<PatchOutput> {
   const s = ctx.settings;
   const text = s['corrupted'];
@@ -85,7 +85,7 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
   const r = await patchingGrid(client, {
     clean: p.tok.ids, corrupted: corrupted.ids, grids: gridsOf(s['grids']), slot: `patch:${ctx.cell.id}`, signal: ctx.signal,
     onProgress: (done, total) => ctx.progress?.(done, total, 'runs'),
-    // the grids so far, drawn while the other cells' runs go on (a TinyLlama grid takes minutes)
+    // the grids so far, drawn while the runs of the cells still to do go on (a TinyLlama grid takes minutes)
     onPartial: (partial) => { void output(partial).then((o) => ctx.partial?.(o), () => {}); }, partialMs: PATCH_PREVIEW.everyMs,
     ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}),
   }, c);
