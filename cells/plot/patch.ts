@@ -176,7 +176,7 @@ export function patchHeatmap(o: PatchOutput, which: PatchGridName, opts: PatchSv
       color,
       attrs: (l, i) => `class="cell${g.skipped[l * cols + i] ? ' same' : ''}" data-grid="${which}" data-l="${l}" ${which === 'resid' ? 'data-t' : 'data-h'}="${i}" data-diff="${sig4(g.diff[l * cols + i]!)}" data-open="${openKey(cellOf(l, i))}"`,
       title: (l, i) => cellTitle(o, cellOf(l, i)),
-      text: small ? (l, i) => cellText(g.fraction[l * cols + i]!) : undefined,
+      text: small ? (l, i) => (g.pending?.[l * cols + i] ? null : cellText(g.fraction[l * cols + i]!)) : undefined,
     }));
   } else {
     parts.push(`<rect class="canvas-slot" x="${LEFT}" y="${top}" width="${cols * cw}" height="${rows * ch}" fill="none" stroke="currentColor" stroke-opacity="0.2"/>`);
@@ -337,11 +337,17 @@ export function patchRows(o: PatchOutput): FigureExport['rows'] {
     for (let l = 0; l < g.rows; l++) {
       for (let i = 0; i < g.cols; i++) {
         const k = l * g.cols + i, id = g.topIds[k * o.top]!;
-        rows.push({
+        const at = {
           grid: which, layer: l, position: which === 'resid' ? i : null, head: which === 'heads' ? i : null,
           token_clean: which === 'resid' ? o.labels[i] ?? null : null, token_corrupted: which === 'resid' ? o.corruptedLabels[i] ?? null : null,
-          fraction: g.fraction[k]!, logit_diff: g.diff[k]!, top_id: id, top_piece: piece(o, id), top_p: g.topProbs[k * o.top]!, same_as_corrupted: g.skipped[k] === 1,
-        });
+        };
+        // a grid still filling in (exported before its runs were all back): its pending cells have no numbers yet
+        rows.push(g.pending?.[k]
+          ? { ...at, fraction: null, logit_diff: null, top_id: null, top_piece: null, top_p: null, same_as_corrupted: false, not_run_yet: true }
+          : {
+            ...at, fraction: g.fraction[k]!, logit_diff: g.diff[k]!, top_id: id, top_piece: piece(o, id), top_p: g.topProbs[k * o.top]!, same_as_corrupted: g.skipped[k] === 1,
+            ...(g.pending ? { not_run_yet: false } : {}),
+          });
       }
     }
   }
@@ -356,6 +362,7 @@ export function patchExport(o: PatchOutput, opts: PatchSvgOptions = {}): FigureE
       metric: metricName(o), target: o.target, foil: o.foil,
       clean_diff: o.clean.diff, corrupted_diff: o.corrupted.diff, n_layers: o.nLayers, n_heads: o.nHeads, n_pos: o.nPos,
       patched_runs: o.runs, open: opts.open ? openKey(opts.open) : null,
+      ...(o.resid?.pending || o.heads?.pending ? { partial: 'exported while the grid was filling in: the rows with not_run_yet have no numbers yet' } : {}),
       semantics: 'denoising: the corrupted prompt runs with one clean activation patched in; fraction = (patched − corrupted) / (clean − corrupted)',
     },
   };

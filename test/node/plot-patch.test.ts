@@ -172,6 +172,26 @@ test('export rows: every cell of both grids, in layer-major order, with the grid
   assert.ok(f.svg.includes('class="detail"') || f.svg.includes('Open: resid_pre of layer 0'));
   const b = bestCell(o, 'resid')!;
   assert.equal(b.value, Math.max(...o.resid!.fraction));
+  assert.ok(!('not_run_yet' in r) && !('partial' in f.meta!), 'a whole grid: no pending column');
+});
+
+test('a grid still filling in: its pending cells draw nothing, say so when hovered, and export without numbers', () => {
+  const o = synth(5, { nLayers: 3, nHeads: 4, nKvHeads: 2, nPos: 7 });
+  const pending = Uint8Array.from({ length: 21 }, (_, i) => (i % 7 >= 4 ? 1 : 0));
+  const g = o.resid!;
+  const partial: PatchOutput = { ...o, resid: { ...g, pending, fraction: g.fraction.map((v, i) => (pending[i] ? NaN : v)), diff: g.diff.map((v, i) => (pending[i] ? NaN : v)) } };
+  const svg = patchHeatmap(partial, 'resid', { width: 720 }).svg;
+  const cells = attrs(svg, /<rect [^>]*class="cell[^"]*"[^>]*>/g);
+  assert.equal(cells.length, 21, 'every cell has its rect (and its title)');
+  assert.equal(cells.filter((c) => c.includes('fill="none"')).length, 9, 'the 9 pending cells are blank');
+  assert.ok(!svg.includes('>NaN<'), 'no NaN written in a cell');
+  assert.match(cellTitle(partial, { grid: 'resid', layer: 1, index: 5 }), /not run yet/);
+  assert.doesNotMatch(cellTitle(partial, { grid: 'resid', layer: 1, index: 2 }), /not run yet/);
+  const rows = patchRows(partial), f = patchExport(partial);
+  const pend = rows[1 * 7 + 5]!, done = rows[1 * 7 + 2]!;
+  assert.deepEqual([pend['not_run_yet'], pend['fraction'], pend['top_id']], [true, null, null]);
+  assert.deepEqual([done['not_run_yet'], done['fraction']], [false, g.fraction[9]]);
+  assert.match(String(f.meta!['partial']), /filling in/);
 });
 
 test('a long prompt draws the residual grid as canvas pixels, and the point → cell mapping inverts the layout', () => {
