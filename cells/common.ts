@@ -102,10 +102,11 @@ export function exportMenu(pick: (ext: ExportExt) => unknown, disabled = false):
 /**
  * The frame of an intervention cell: before any output, its controls, the error and a note (what
  * to do, or what is running); after, the heading with the export menu above the controls, the
- * error, an "updating…" note while a newer output is on its way, then the figure.
+ * error, an "updating…" note while a newer output is on its way (`filling` while the output shown
+ * is this run's preview), then the figure.
  */
 export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err: TemplateResult | typeof nothing; controls: TemplateResult },
-  o: { heading: unknown; exportFigure: () => FigureExport | null; noModel: string; running: string; idle?: string; figure: () => unknown }): TemplateResult {
+  o: { heading: unknown; exportFigure: () => FigureExport | null; noModel: string; running: string; idle?: string; filling?: string; figure: () => unknown }): TemplateResult {
   if (!p.output) {
     const note = !p.model ? o.noModel : p.busy ? `${o.running}${progressText(p.state)}` : o.idle ?? 'Nothing yet: this cell reads a prompt cell above it.';
     return html`${p.controls}${p.err}<p class="note" role="status">${note}</p>`;
@@ -117,6 +118,6 @@ export function figureFrame(p: CellProps & { output: unknown; busy: boolean; err
     </div>
     ${p.controls}
     ${p.err}
-    ${p.busy ? html`<span class="note" role="status">${p.state?.preview ? 'filling in (blank cells are still to come)…' : 'updating…'}${progressText(p.state)}</span>` : nothing}
+    ${p.busy ? html`<span class="note" role="status">${p.state?.preview ? o.filling ?? 'filling in…' : 'updating…'}${progressText(p.state)}</span>` : nothing}
     ${o.figure()}`;
 }

@@ -207,7 +207,7 @@ export class GlassboxPatch extends LitElement implements CellProps {
     return figureFrame({ cell: this.cell, state: this.state, doc: this.doc, model: this.model, output: o, busy, err, controls: this.controls(ro) }, {
       heading: o && patchHeading(o), exportFigure: () => this.exportFigure(),
       noModel: 'Load a model to patch it.', running: 'Running the clean, the corrupted and one patched run per grid cell…',
-      idle: 'Nothing yet: this cell reads a prompt cell above it (the clean prompt).',
+      idle: 'Nothing yet: this cell reads a prompt cell above it (the clean prompt).', filling: 'filling in (blank cells are still to come)…',
       figure: () => html`
         ${o!.resid ? this.gridView(o!, 'resid', open!, dim) : nothing}
         ${o!.heads ? this.gridView(o!, 'heads', open!, dim) : nothing}
