@@ -10,6 +10,13 @@
 // has n_heads × (p + 1) values, and each row's entropy is kept once the summary has asked for it
 // (a run that reuses a prefix summarizes its rows without computing their logarithms again). A
 // trace's full squares are built when it is first read.
+//
+// Rows live in blocks of BLOCK positions, and a trace shares the store's blocks instead of copying
+// them: a block a trace holds is never written again (copy on write: a later run that rewrites
+// some of its positions gets a new block, with the block's earlier rows copied). A keystroke that
+// recomputes the last few positions so copies at most one block per hook, where copying the whole
+// trace (TinyLlama at 144 tokens: 56 MB) took longer than the run. A trace's contiguous `data` is
+// gathered from its blocks when first read; `row(p)` reads one position without it.
 
 import type { ModelConfig } from './config.ts';
 import { hookShape, type RowHash, type Trace } from './hooks.ts';
@@ -28,7 +35,11 @@ interface Stored {
   attention: boolean;
   rowSize: number;        // floats per position (rows); n_heads (attention)
   nPos: number;           // positions 0 .. nPos−1 are stored
-  data: Float32Array;     // [capacity, rowSize] (rows) or packed causal rows (attention)
+  /** Block b: positions [b·BLOCK, (b + 1)·BLOCK), [BLOCK, rowSize] (rows) or their packed causal
+   *  rows (attention); allocated when first written. */
+  blocks: Float32Array[];
+  /** Block b is held by a trace: it is not written again (a write replaces it first). */
+  lent: boolean[];
   /** Attention: each stored row's entropy (rowEntropyF32), [positions, n_heads], for positions
    *  0 .. entropyPos−1; a prefix reused by the next run keeps them. */
   entropy?: Float64Array;
@@ -39,6 +50,31 @@ interface Stored {
   hashGen?: Uint32Array;
   hashA?: Uint32Array;
   hashB?: Uint32Array;
+}
+
+/** Positions per storage block (see the top of this file). */
+export const BLOCK = 8;
+
+/** Offset of query position p's rows in a packed attention store: n_heads × (0 + 1 + ... + p). */
+const triangle = (nHeads: number, p: number) => (nHeads * p * (p + 1)) / 2;
+
+/** Floats in block b of an entry. */
+function blockFloats(attention: boolean, rowSize: number, b: number): number {
+  return attention ? triangle(rowSize, (b + 1) * BLOCK) - triangle(rowSize, b * BLOCK) : BLOCK * rowSize;
+}
+
+/** Where position p's values start in its block: its row (rows), or head 0's causal row (attention;
+ *  head h's follows at + h·(p + 1)). */
+function offsetIn(attention: boolean, rowSize: number, p: number): number {
+  const first = p - (p % BLOCK);
+  return attention ? triangle(rowSize, p) - triangle(rowSize, first) : (p - first) * rowSize;
+}
+
+/** The first nPos rows of `blocks` (of rows of rowSize) as one contiguous array. */
+function gather(blocks: readonly Float32Array[], rowSize: number, nPos: number): Float32Array {
+  const out = new Float32Array(nPos * rowSize);
+  for (let b = 0; b * BLOCK < nPos; b++) out.set(blocks[b]!.subarray(0, (Math.min(nPos, (b + 1) * BLOCK) - b * BLOCK) * rowSize), b * BLOCK * rowSize);
+  return out;
 }
 
 /**
@@ -73,16 +109,6 @@ function growU32(a: Uint32Array | undefined, need: number): Uint32Array {
   return next;
 }
 
-/** Offset of query position p's rows in a packed attention store: n_heads × (0 + 1 + ... + p). */
-const triangle = (nHeads: number, p: number) => (nHeads * p * (p + 1)) / 2;
-
-function grow(data: Float32Array, need: number): Float32Array {
-  if (need <= data.length) return data;
-  const next = new Float32Array(Math.max(need, data.length * 2));
-  next.set(data);
-  return next;
-}
-
 export class CaptureStore implements Recorder {
   private readonly entries = new Map<string, Stored>();
   /** The last write generation given out (rows). */
@@ -113,17 +139,32 @@ export class CaptureStore implements Recorder {
   private entry(name: string, attention: boolean, rowSize: number, start: number): Stored {
     let e = this.entries.get(name);
     if (!e || e.rowSize !== rowSize || e.attention !== attention) {
-      e = { attention, rowSize, nPos: 0, data: new Float32Array(0) };
+      e = { attention, rowSize, nPos: 0, blocks: [], lent: [] };
       this.entries.set(name, e);
     }
     if (start > e.nPos) throw new Error(`capture: ${name} jumps from position ${e.nPos} to ${start}`);
     return e;
   }
 
+  /** Block b of e, ready to take position p and the ones after it in the block: a new block when
+   *  it has none, or when a trace holds it (with the rows of the positions before p copied). */
+  private writable(e: Stored, b: number, p: number): Float32Array {
+    const old = e.blocks[b];
+    if (old && !e.lent[b]) return old;
+    const block = new Float32Array(blockFloats(e.attention, e.rowSize, b));
+    if (old) block.set(old.subarray(0, offsetIn(e.attention, e.rowSize, p)));
+    e.blocks[b] = block;
+    e.lent[b] = false;
+    return block;
+  }
+
   rows(name: string, start: number, data: Float32Array, n: number, rowSize: number): void {
     const e = this.entry(name, false, rowSize, start);
-    e.data = grow(e.data, (start + n) * rowSize);
-    e.data.set(data.subarray(0, n * rowSize), start * rowSize);
+    for (let p = start; p < start + n;) {
+      const b = Math.floor(p / BLOCK), m = Math.min(start + n, (b + 1) * BLOCK) - p;   // positions p .. p+m−1 are in block b
+      this.writable(e, b, p).set(data.subarray((p - start) * rowSize, (p - start + m) * rowSize), (p - b * BLOCK) * rowSize);
+      p += m;
+    }
     e.gen = growU32(e.gen, start + n);
     e.gen.fill(++this.writes, start, start + n);
     e.nPos = start + n;
@@ -133,24 +174,23 @@ export class CaptureStore implements Recorder {
     const e = this.entry(name, true, nHeads, start);
     if (e.entropyPos !== undefined) e.entropyPos = Math.min(e.entropyPos, start);
     const kLen = start + n;
-    e.data = grow(e.data, triangle(nHeads, kLen));
     for (let t = 0; t < n; t++) {
       const p = start + t;
-      const base = triangle(nHeads, p);
+      const block = this.writable(e, Math.floor(p / BLOCK), p), base = offsetIn(true, nHeads, p);
       for (let h = 0; h < nHeads; h++) {
         const from = (h * n + t) * kLen;
-        e.data.set(data.subarray(from, from + p + 1), base + h * (p + 1));
+        block.set(data.subarray(from, from + p + 1), base + h * (p + 1));
       }
     }
     e.nPos = kLen;
   }
 
-  /** The stored causal row of attention hook `name` for query position p and head h: [p + 1] (a view). */
-  causalRow(name: string, p: number, h: number): Float32Array {
+  /** The stored causal rows of attention hook `name` for query position p: head h's p + 1 weights
+   *  are data[at + h·(p + 1) ..] (data is the store's: read it before the next run writes). */
+  causalRows(name: string, p: number): { data: Float32Array; at: number } {
     const e = this.entries.get(name);
     if (!e || !e.attention || p >= e.nPos) throw new Error(`capture: ${name} holds no row for position ${p}`);
-    const from = triangle(e.rowSize, p) + h * (p + 1);
-    return e.data.subarray(from, from + p + 1);
+    return { data: e.blocks[Math.floor(p / BLOCK)]!, at: offsetIn(true, e.rowSize, p) };
   }
 
   /** The entropies of the stored rows of attention hook `name` at query position p, one per head
@@ -165,40 +205,59 @@ export class CaptureStore implements Recorder {
       e.entropy = next;
     }
     e.entropyPos ??= 0;
-    if (e.entropyPos <= p) {
-      const bits = new Int32Array(e.data.buffer, e.data.byteOffset, e.data.length);
-      for (let q = e.entropyPos; q <= p; q++) {
-        for (let h = 0; h < nHeads; h++) e.entropy[q * nHeads + h] = rowEntropyF32(e.data, bits, triangle(nHeads, q) + h * (q + 1), q + 1);
-      }
-      e.entropyPos = p + 1;
+    for (let q = e.entropyPos; q <= p; q++) {
+      const data = e.blocks[Math.floor(q / BLOCK)]!, at = offsetIn(true, nHeads, q);
+      const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
+      for (let h = 0; h < nHeads; h++) e.entropy[q * nHeads + h] = rowEntropyF32(data, bits, at + h * (q + 1), q + 1);
     }
+    e.entropyPos = Math.max(e.entropyPos, p + 1);
     return e.entropy.subarray(p * nHeads, (p + 1) * nHeads);
   }
 
-  /** The trace of positions 0 .. nPos−1 for `names` (copies: later runs do not change it). */
+  /**
+   * The trace of positions 0 .. nPos−1 for `names`. It holds the store's blocks, which later runs
+   * do not write (see the top of this file), so it does not change; `data` is gathered on first
+   * read, and `row(p)` (rows) reads one position without gathering.
+   */
   trace(c: ModelConfig, names: readonly string[], nPos: number): Trace {
     const out: Trace = new Map();
     for (const name of names) {
       const e = this.entries.get(name);
       if (!e || e.nPos < nPos) throw new Error(`capture: ${name} holds ${e?.nPos ?? 0} of ${nPos} positions`);
       const shape = hookShape(c, name, nPos);
+      const nb = Math.ceil(nPos / BLOCK), size = e.rowSize;
+      let blocks: Float32Array[] | null = e.blocks.slice(0, nb);
+      for (let b = 0; b < nb; b++) e.lent[b] = true;
       if (!e.attention) {
-        if (numElements(shape) !== nPos * e.rowSize) throw new Error(`capture: ${name} rows of ${e.rowSize} do not fit [${shape}]`);
-        const data = e.data.slice(0, nPos * e.rowSize);
+        if (numElements(shape) !== nPos * size) throw new Error(`capture: ${name} rows of ${size} do not fit [${shape}]`);
+        let data: Float32Array | null = null;
+        const row = (p: number): Float32Array => {
+          if (!(Number.isInteger(p) && p >= 0 && p < nPos)) throw new RangeError(`row: position ${p} is not in 0..${nPos - 1}`);
+          if (data) return data.subarray(p * size, (p + 1) * size);
+          const o = (p % BLOCK) * size;
+          return blocks![Math.floor(p / BLOCK)]!.subarray(o, o + size);
+        };
+        const entry = {
+          shape,
+          get data(): Float32Array {
+            if (!data) { data = gather(blocks!, size, nPos); blocks = null; }
+            return data;
+          },
+        };
         // not enumerable: the entry compares, copies and clones as its shape and data
-        out.set(name, Object.defineProperty({ shape, data }, 'rowHash', { value: rowHasher(e, data, nPos) }));
+        Object.defineProperty(entry, 'row', { value: row });
+        out.set(name, Object.defineProperty(entry, 'rowHash', { value: rowHasher(e, row, nPos) }));
         continue;
       }
-      // [n_heads, q_pos, k_pos], made on first read from a copy of the causal rows: a run that
-      // records every layer's pattern (the notebook's attention cell) usually has one layer read,
-      // and the squares are twice the triangles (for TinyLlama at 144 tokens, 58 MB a keystroke)
-      let rows: Float32Array | null = e.data.slice(0, triangle(e.rowSize, nPos));
+      // [n_heads, q_pos, k_pos], made on first read: a run that records every layer's pattern
+      // (the notebook's attention cell) usually has one layer read, and the squares are twice the
+      // triangles (for TinyLlama at 144 tokens, 58 MB a keystroke)
       let square: Float32Array | null = null;
-      const nHeads = e.rowSize, isScores = name.endsWith('hook_scores');
+      const isScores = name.endsWith('hook_scores');
       out.set(name, {
         shape,
         get data(): Float32Array {
-          if (!square) { square = squareFromTriangle(rows!, nHeads, nPos, isScores); rows = null; }
+          if (!square) { square = squareFromBlocks(blocks!, size, nPos, isScores); blocks = null; }
           return square;
         },
       });
@@ -208,18 +267,19 @@ export class CaptureStore implements Recorder {
 }
 
 /**
- * A trace's rowHash for its copy `data` of stored entry e's first nPos rows: the hash the store
- * keeps for the row's generation when it has one, else hashed from the copy and given to the
- * store while its row is still of that generation (a later run may have rewritten it).
+ * A trace's rowHash for its rows (`row`) of stored entry e's first nPos positions: the hash the
+ * store keeps for the row's generation when it has one, else hashed from the trace's row and given
+ * to the store while its row is still of that generation (a later run may have rewritten it).
  */
-function rowHasher(e: Stored, data: Float32Array, nPos: number): (p: number) => RowHash {
+function rowHasher(e: Stored, row: (p: number) => Float32Array, nPos: number): (p: number) => RowHash {
   const gens = (e.gen ?? new Uint32Array(0)).slice(0, nPos), size = e.rowSize;
   return (p) => {
     if (!(p >= 0 && p < nPos)) throw new RangeError(`rowHash: position ${p} is not in 0..${nPos - 1}`);
     const g = gens[p]!;
     if (e.hashGen && e.hashGen[p] === g) return { a: e.hashA![p]!, b: e.hashB![p]! };
     rowHashStats.hashed++;
-    const h = rowHash(new Uint32Array(data.buffer, data.byteOffset + p * size * 4, size));
+    const r = row(p);
+    const h = rowHash(new Uint32Array(r.buffer, r.byteOffset, size));
     if (e.gen?.[p] === g) {
       e.hashGen = growU32(e.hashGen, p + 1); e.hashA = growU32(e.hashA, p + 1); e.hashB = growU32(e.hashB, p + 1);
       e.hashGen[p] = g; e.hashA[p] = h.a; e.hashB[p] = h.b;
@@ -228,12 +288,12 @@ function rowHasher(e: Stored, data: Float32Array, nPos: number): (p: number) => 
   };
 }
 
-/** Causal rows (position-major triangles of nHeads rows) as [nHeads, nPos, nPos], the mask above
- *  the diagonal 0 (patterns) or −∞ (scores). */
-function squareFromTriangle(rows: Float32Array, nHeads: number, nPos: number, isScores: boolean): Float32Array {
+/** Causal rows (blocks of position-major triangles of nHeads rows) as [nHeads, nPos, nPos], the
+ *  mask above the diagonal 0 (patterns) or −∞ (scores). */
+function squareFromBlocks(blocks: readonly Float32Array[], nHeads: number, nPos: number, isScores: boolean): Float32Array {
   const data = new Float32Array(nHeads * nPos * nPos);
   for (let p = 0; p < nPos; p++) {
-    const base = triangle(nHeads, p);
+    const rows = blocks[Math.floor(p / BLOCK)]!, base = offsetIn(true, nHeads, p);
     for (let h = 0; h < nHeads; h++) {
       const o = (h * nPos + p) * nPos;
       data.set(rows.subarray(base + h * (p + 1), base + (h + 1) * (p + 1)), o);

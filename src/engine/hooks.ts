@@ -160,6 +160,9 @@ export interface TraceEntry {
    * memo hashes only the rows a keystroke recomputed. Absent: hash the row itself.
    */
   rowHash?(p: number): RowHash;
+  /** Row p of the data ([p, ...] of a [pos, ...] hook), read without gathering the whole `data`
+   *  where the store keeps the rows apart (capture.ts). Absent: read it from `data`. */
+  row?(p: number): Float32Array;
 }
 /** Two independent 32-bit hashes of a row (capture.ts rowHash). */
 export interface RowHash { a: number; b: number }

@@ -582,7 +582,8 @@ export class Session {
           const name = `blocks.${l}.attn.hook_pattern`;
           for (let q = 0; q < nPos; q++) {
             const entropy = this.store.rowEntropies(name, q);         // kept for a reused prefix
-            for (let h = 0; h < c.nHeads; h++) p.summary.row(l, h, q, this.store.causalRow(name, q, h), entropy[h]);
+            const { data, at } = this.store.causalRows(name, q);
+            p.summary.rows(l, q, data, at, entropy);
           }
         }
       }

@@ -482,8 +482,8 @@ export function* logitLensSteps(c: ModelConfig, t: StoredTrace, q: LogitLensQuer
   const targetProbs = target === null ? null : new Float32Array(R);
   const targetRanks = target === null ? null : new Int32Array(R);
   const residualRow = (r: number) => {
-    const src = sources[Math.floor(r / positions.length)]!.data, p = positions[r % positions.length]!;
-    return src.subarray(p * d, (p + 1) * d);
+    const src = sources[Math.floor(r / positions.length)]!, p = positions[r % positions.length]!;
+    return src.row ? src.row(p) : src.data.subarray(p * d, (p + 1) * d);
   };
   // the rows' hashes, kept by the store for rows an earlier run computed (TraceEntry.rowHash)
   const hashOf = (r: number) => sources[Math.floor(r / positions.length)]!.rowHash?.(positions[r % positions.length]!);

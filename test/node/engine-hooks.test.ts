@@ -12,6 +12,7 @@ import { ContextLengthError, UsageError } from '../../src/engine/errors.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { rope, RopeTable } from '../../kernels/rope/rope.cpu.ts';
 import { numElements } from '../../src/formats/tensor.ts';
+import { BLOCK } from '../../src/engine/capture.ts';
 import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
 
 const config = tinyConfig({ ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } });
@@ -238,4 +239,41 @@ test('attention entries are made on first read, and later runs of the session do
   assert.equal(s[1], -Infinity);
   assert.equal(p[1], 0);
   assert.equal(s[(config.nHeads - 1) * n * n + (n - 2) * n + n - 1], -Infinity);
+});
+
+test('traces share the store\'s blocks: runs that rewrite, extend or shorten the store leave earlier traces as they were, read before or after', () => {
+  // 40 positions span several of the store's blocks (capture.ts BLOCK); chunks of 5 straddle them
+  assert.ok(40 >= 3 * BLOCK && 16 % BLOCK === 0 && 21 % BLOCK !== 0 && 30 % BLOCK !== 0);
+  const capture = ['blocks.*.attn.hook_pattern', 'blocks.*.hook_resid_post', 'blocks.0.attn.hook_scores', 'hook_tokens'];
+  const long = randomTokens(40, config.vocabSize, 9);
+  const prompts = [
+    long,
+    long.map((t, i) => (i < 21 ? t : (t + 3) % config.vocabSize)),   // reuses 21 positions: rewrites from the middle of a block
+    long.slice(0, 30),                                                // shorter, the first prompt's start: rewrites 21..29
+    long.map((t, i) => (i < 33 ? t : (t + 5) % config.vocabSize)),   // longer again: writes from position 30 (mid-block) into new blocks
+    long.map((t, i) => (i < 16 ? t : (t + 1) % config.vocabSize)),   // rewrites from the first position of a block
+  ];
+  const session = new Session(weights, { chunkSize: 5 });
+  const runs = prompts.map((t) => session.run(t, { capture }));
+  assert.deepEqual(runs.map((r) => r.reused), [0, 21, 21, 30, 16]);
+  // the first trace's rows read now, before the later runs are compared: both orders are covered
+  const early = get(runs[0]!.trace, 'blocks.2.hook_resid_post').slice();
+  for (const [i, t] of prompts.entries()) {
+    const want = new Session(weights).run(t, { capture }).trace;
+    const got = runs[i]!.trace;
+    assert.deepEqual([...got.keys()], [...want.keys()]);
+    for (const [name, e] of want) {
+      const g = got.get(name)!;
+      assert.deepEqual(g.shape, e.shape, `${name} of run ${i}`);
+      if (g.row) {
+        // row(p) reads the same numbers as data, without gathering it first
+        const size = e.data.length / t.length;
+        for (const p of [0, 15, 16, 17, t.length - 1]) assert.deepEqual(g.row(p), e.data.subarray(p * size, (p + 1) * size), `${name} of run ${i}, row ${p}`);
+        assert.throws(() => g.row!(t.length), RangeError);
+      }
+      assert.deepEqual(g.data, e.data, `${name} of run ${i}, read after every run`);
+      assert.equal(g.data, g.data, `${name}: gathered once`);
+    }
+  }
+  assert.deepEqual(get(runs[0]!.trace, 'blocks.2.hook_resid_post'), early);
 });
