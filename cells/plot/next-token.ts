@@ -9,7 +9,8 @@
 // is the only O(vocab log vocab) step and the element computes it once per output.
 
 import { scaleLinear } from 'd3';
-import { cutBy, samplingStages, sortedCandidates, type SamplerCut, type SamplingStages } from '../../src/engine/sampler.ts';
+import { cutBy, samplingStages, type SamplerCut, type SamplingStages } from '../../src/engine/sampler.ts';
+import { rawOnce } from './sampling.ts';
 import { visible } from '../prompt.ts';
 import { esc, fmt, FONT, r2, schemes } from './kit.ts';
 import type { FigureExport } from './figure.ts';
@@ -103,12 +104,10 @@ export interface NextTokenModel {
   entropy: { before: number; after: number };   // nats
 }
 
-/** Sorted candidates, computed once per logits array (a WeakMap: the output's identity is the key). */
-const sortCache = new WeakMap<Float32Array, Int32Array>();
+/** Sorted candidates, computed once per logits array and shared with the sampling cell (rawOnce:
+ *  the output's identity is the key). */
 export function sortedOnce(logits: Float32Array): Int32Array {
-  let s = sortCache.get(logits);
-  if (!s) { s = sortedCandidates(logits); sortCache.set(logits, s); }
-  return s;
+  return rawOnce(logits).ids;
 }
 
 const pieceOf = (o: NextTokenOutput, id: number) => o.pieces.get(id) ?? (o.target?.id === id ? o.target.piece : `#${id}`);

@@ -10,6 +10,7 @@
 
 import { Rng } from './random.ts';
 import { UsageError } from './errors.ts';
+import { fromLogits } from './sampling/candidates.ts';
 
 export interface SamplerOptions {
   /** Softmax temperature; 0 = greedy (argmax). Default 1. */
@@ -102,36 +103,10 @@ export function cutBy(s: SamplingStages, i: number): SamplerCut | null {
   return i < a.temperature ? null : i < a.minP ? 'greedy' : i < a.topP ? 'min-p' : i < a.topK ? 'top-p' : 'top-k';
 }
 
-const ID_SPACE = 2 ** 21;                        // ids packed below the logit's 32-bit key: 53 bits
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-
-/**
- * Ids whose logit is > −inf, sorted by logit (largest first, the lowest id first on ties).
- * Each (logit, id) is packed into one exactly representable double — the float's bits made
- * order-preserving, then the id — so a native numeric sort does it: about 3× faster than a
- * comparator (15 ms rather than 45 for a 128k vocabulary).
- */
+/** Ids whose logit is > −inf, sorted by logit (largest first, the lowest id first on ties): the
+ *  sampler chain's one sort (sampling/candidates.ts fromLogits, a radix sort). */
 export function sortedCandidates(logits: Float32Array): Int32Array {
-  const n0 = logits.length;
-  if (n0 > ID_SPACE) {                           // beyond any real vocabulary: the plain way
-    const ids: number[] = [];
-    for (let i = 0; i < n0; i++) if (logits[i]! > -Infinity) ids.push(i);
-    return Int32Array.from(ids.sort((a, b) => logits[b]! - logits[a]! || a - b));
-  }
-  const keys = new Float64Array(n0);
-  let n = 0;
-  for (let i = 0; i < n0; i++) {
-    const v = logits[i]!;
-    if (!(v > -Infinity)) continue;              // −inf and NaN can never be drawn
-    f32[0] = v + 0;                              // −0 → +0: the two tie, as they compare equal
-    const b = u32[0]!;
-    const ascending = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
-    keys[n++] = (0xffffffff - ascending) * ID_SPACE + i;
-  }
-  const sorted = keys.subarray(0, n).sort();
-  const ids = new Int32Array(n);
-  for (let i = 0; i < n; i++) ids[i] = sorted[i]! % ID_SPACE;
-  return ids;
+  return fromLogits(logits).ids;
 }
 
 /**
