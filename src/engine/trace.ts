@@ -553,27 +553,28 @@ function lensRowOf(got: LensRowsResult, i: number, k: number, target: number | n
  * rounding) only.
  */
 export class LensMemo {
-  // key → [probe words | ids (k) | logits (k) | probs (k) | target prob | target rank], one array
-  private readonly rows = new Map<string, Uint32Array>();
+  // key → [hash a, hash b, length, k, target + 1 (0: none) | probe words | ids (k) | logits (k) |
+  // probs (k) | target prob | target rank], one array; the key (memoKey) is a number, and an entry
+  // is a hit only when all of its head matches (two questions whose keys collide share a slot)
+  private readonly rows = new Map<number, Uint32Array>();
   private bytes = 0;
 
   constructor(readonly maxBytes = 32 << 20) {}
 
   /** What an entry costs, its key and map slot included (measured in Node 20: about 1 KB for k = 5). */
   static entryBytes(k: number): number {
-    return cost(PROBE_WORDS + 3 * k + 2);
+    return cost(HEAD_WORDS + 3 * k + 2);
   }
 
   /** The row kept for this residual, k and target; `hash`: the residual's rowHash when known. */
   get(residual: Float32Array, k: number, target: number | null, hash?: RowHash): LensRow | undefined {
     const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = memoKey(hash ?? rowHash(words), words.length, k, target);
+    const h = hash ?? rowHash(words), key = memoKey(h, k, target);
     const e = this.rows.get(key);
-    if (!e) return undefined;
-    for (let i = 0; i < PROBE_WORDS; i++) if (e[i] !== probeWord(words, i)) return undefined;
+    if (!e || !sameRow(e, h, words, k, target)) return undefined;
     this.rows.delete(key);                                             // most recently used last
     this.rows.set(key, e);
-    const f = new Float32Array(e.buffer), o = PROBE_WORDS;
+    const f = new Float32Array(e.buffer), o = HEAD_WORDS;
     return {
       ids: new Int32Array(e.buffer, 4 * o, k), logits: f.subarray(o + k, o + 2 * k), probs: f.subarray(o + 2 * k, o + 3 * k),
       targetProb: f[o + 3 * k]!, targetRank: e[o + 3 * k + 1]!,
@@ -582,12 +583,13 @@ export class LensMemo {
 
   set(residual: Float32Array, k: number, target: number | null, row: LensRow, hash?: RowHash): void {
     const words = new Uint32Array(residual.buffer, residual.byteOffset, residual.length);
-    const key = memoKey(hash ?? rowHash(words), words.length, k, target);
+    const h = hash ?? rowHash(words), key = memoKey(h, k, target);
     const old = this.rows.get(key), bytes = LensMemo.entryBytes(k);
     if (old) { this.rows.delete(key); this.bytes -= cost(old.length); }   // the same key: the newer row wins
     if (bytes > this.maxBytes) return;
-    const e = new Uint32Array(PROBE_WORDS + 3 * k + 2), f = new Float32Array(e.buffer), o = PROBE_WORDS;
-    for (let i = 0; i < PROBE_WORDS; i++) e[i] = probeWord(words, i);
+    const e = new Uint32Array(HEAD_WORDS + 3 * k + 2), f = new Float32Array(e.buffer), o = HEAD_WORDS;
+    e[0] = h.a; e[1] = h.b; e[2] = words.length; e[3] = k; e[4] = target === null ? 0 : target + 1;
+    for (let i = 0; i < PROBE_WORDS; i++) e[5 + i] = probeWord(words, i);
     new Int32Array(e.buffer, 4 * o, k).set(row.ids);
     f.set(row.logits, o + k);
     f.set(row.probs, o + 2 * k);
@@ -610,13 +612,24 @@ export class LensMemo {
 
 /** Words of a residual kept in a memo entry and compared on lookup, spread over its length. */
 const PROBE_WORDS = 8;
+/** An entry's words before its answer: the hashes, length, k and target, then the probe words. */
+const HEAD_WORDS = 5 + PROBE_WORDS;
 /** Bytes an entry of n words costs, with its key and map slot. */
 const cost = (n: number) => 4 * n + 950;
 const probeWord = (w: Uint32Array, i: number) => w[Math.floor((i * w.length) / PROBE_WORDS)] ?? 0;
 
-/** A memo row's key: the residual's two hashes (rowHash), its length, k and the target. */
-function memoKey(h: RowHash, n: number, k: number, target: number | null): string {
-  return `${h.a.toString(36)}.${h.b.toString(36)}:${n}:${k}:${target}`;
+/** A memo row's key, a number below 2⁵³ (no string per lookup): hash a mixed with k and the
+ *  target, then 21 bits of hash b. */
+function memoKey(h: RowHash, k: number, target: number | null): number {
+  const a = (h.a ^ Math.imul(k, 0x9e3779b1) ^ Math.imul(target === null ? 0 : target + 1, 0x85ebca6b)) >>> 0;
+  return a * 2097152 + (h.b & 0x1fffff);
+}
+
+/** Whether entry e answers this question: the same hashes, length, k, target and probe words. */
+function sameRow(e: Uint32Array, h: RowHash, words: Uint32Array, k: number, target: number | null): boolean {
+  if (e[0] !== h.a || e[1] !== h.b || e[2] !== words.length || e[3] !== k || e[4] !== (target === null ? 0 : target + 1)) return false;
+  for (let i = 0; i < PROBE_WORDS; i++) if (e[5 + i] !== probeWord(words, i)) return false;
+  return true;
 }
 
 export function hookNormsSlice(t: StoredTrace, names: readonly string[], positions?: Range): Omit<HookNormsSlice, keyof SliceMeta> {
