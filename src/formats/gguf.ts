@@ -251,7 +251,9 @@ async function readValue(r: HeaderReader, type: GgufValueType, field: string, de
   if (item === 'string') {
     for (let i = 0; i < n; i++) {
       if (!r.has(8)) await r.fill(8, `the length of ${field}[${i}]`);
-      const len = r.checkCount(r.u64(), 1, `the length of ${field}[${i}]`);
+      const count = r.u64();
+      // the label is made only for a length that cannot fit (a vocabulary has 128k items)
+      const len = typeof count === 'number' && count <= r.remaining ? count : r.checkCount(count, 1, `the length of ${field}[${i}]`);
       if (!r.has(len)) await r.fill(len, `${field}[${i}]`);
       out[i] = r.text(len);
     }

@@ -178,6 +178,9 @@ test('string length 2^60, array count 2^60, tensor count 2^60', async () => {
   await fails(() => readGguf(key), ModelFormatError, /key of metadata entry 0/);
   const item = edit((b, dv) => dv.setBigUint64(after(b, 'a'), 1n << 60n, true)); // 'b' in test.list
   await fails(() => readGguf(item), ModelFormatError, /test\.list\[1\]/);
+  // a length that is a plain number but longer than what remains: a truncated file, the item named
+  const long = edit((b, dv) => dv.setBigUint64(after(b, 'a'), BigInt(b.length), true));
+  await fails(() => readGguf(long), TruncatedFileError, /the length of test\.list\[1\] declares \d+ bytes but only \d+ bytes remain/);
   const count = edit((b, dv) => dv.setBigUint64(after(b, 'test.list') + 8, 1n << 60n, true));
   await fails(() => readGguf(count), ModelFormatError, /test\.list/);
   const tensors = edit((_b, dv) => dv.setBigUint64(8, 1n << 60n, true));
