@@ -161,7 +161,8 @@ export interface TraceEntry {
    */
   rowHash?(p: number): RowHash;
   /** Row p of the data ([p, ...] of a [pos, ...] hook), read without gathering the whole `data`
-   *  where the store keeps the rows apart (capture.ts). Absent: read it from `data`. */
+   *  where the store keeps the rows apart (capture.ts): a view of memory that other traces and the
+   *  session share, to read, never to write. Absent: read it from `data`. */
   row?(p: number): Float32Array;
 }
 /** Two independent 32-bit hashes of a row (capture.ts rowHash). */
