@@ -395,17 +395,22 @@ export class GenerationController {
       if (!force && performance.now() - lastWrite < PLAY_WRITE_MS) return;
       write(s.tree, s.branch);
       lastWrite = performance.now();
-      written = this.state(a.cellId, env.vocabSize).settings['branches'];
+      const r = this.access.read(a.cellId);
+      written = typeof r === 'string' ? undefined : r.settings['branches'];
     };
     try {
       while (steps < max) {
         if (a.action === 'play' && steps > 0) {
           // the notebook may have changed between steps; a prompt edited (or recomputing) stops the
           // play, and a tree changed by someone else (an undo) is taken as it is now
-          let now: typeof s;
-          try { now = this.state(a.cellId, env.vocabSize); } catch { outcome = 'paused'; break; }
-          if (!sameIds(now.promptIds, prompt)) { outcome = 'paused'; break; }
-          s = now.settings['branches'] === written ? { ...now, tree: s.tree, branch: s.branch } : now;
+          // (the tree as this play last wrote it, the usual case, is not decoded again: decoding
+          // every step made a long play quadratic in its length)
+          const r = this.access.read(a.cellId);
+          if (typeof r === 'string' || !sameIds(r.promptIds, prompt)) { outcome = 'paused'; break; }
+          if (r.settings['branches'] === written) s = { ...r, tree: s.tree, branch: s.branch };
+          else {
+            try { s = this.state(a.cellId, env.vocabSize); } catch { outcome = 'paused'; break; }
+          }
         }
         const o = await step(env, req());
         if (o !== 'token') { outcome = o; break; }

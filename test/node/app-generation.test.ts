@@ -240,6 +240,36 @@ test('the controller steps, plays to N, pauses, undoes, selects and deletes thro
   assert.equal((await c.handle({ cellId: 'g', action: 'delete', branch: 'main' })).outcome, 'error');
 });
 
+test('a play reads the notebook\'s tree again only when someone else changed it, not at every step', async () => {
+  const { env } = await engine();
+  const settings: Record<string, unknown> = { temperature: 0.8, seed: 5, max_tokens: 40 };
+  const c = new GenerationController({
+    env: () => env,
+    read: () => ({ promptIds: PROMPT, settings, sampler: settings }),
+    write: (_id, tree, branch) => { settings['branches'] = encodeTree(tree); settings['branch'] = branch; },
+  });
+  await c.handle({ cellId: 'g', action: 'step' });
+  // decodeTree is the only JSON.parse on this path: count them during a 39-step play
+  const parse = JSON.parse;
+  let decodes = 0;
+  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => { decodes++; return parse(text, reviver); }) as typeof JSON.parse;
+  let r;
+  try { r = await c.handle({ cellId: 'g', action: 'play' }); } finally { JSON.parse = parse; }
+  assert.deepEqual(r, { outcome: 'length', steps: 40 });
+  assert.equal(decodes, 1, 'the tree is decoded when the play starts, and not again');
+  // the same tokens as a play that could not skip the decoding: one step at a time
+  const stepwise: Record<string, unknown> = { temperature: 0.8, seed: 5, max_tokens: 40 };
+  const d = new GenerationController({
+    env: () => env,
+    read: () => ({ promptIds: PROMPT, settings: stepwise, sampler: stepwise }),
+    write: (_id, tree, branch) => { stepwise['branches'] = encodeTree(tree); stepwise['branch'] = branch; },
+  });
+  for (let i = 0; i < 41; i++) await d.handle({ cellId: 'g', action: 'step' });
+  const tokens = (text: unknown) => decodeTree(text, 512).toJSON().branches[0]!.tokens;
+  assert.deepEqual(tokens(settings['branches']), tokens(stepwise['branches']));
+  assert.equal(tokens(settings['branches']).length, 41);
+});
+
 test('a cell may name a generate cell as its prompt; a sampling cell, a missing sampler or itself are refused', async () => {
   const { NotebookDocument } = await import('../../src/notebook/document.ts');
   const { ReactiveGraph } = await import('../../src/notebook/graph.ts');
