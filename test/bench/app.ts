@@ -6,6 +6,11 @@
 //     prompt, its preview of the last positions; else the whole lens);
 //   keystroke → redrawn: from an input event in the prompt (one character appended) to every
 //     dependent cell's element updated and a frame painted.
+//   generate: the generate cell's Play to N tokens (temperature 0.8, seeded), from the click to
+//     the last token drawn, against the same worker running the same N single-position steps
+//     with nothing else (greedy on the logits row it sends back: no sampler, no cells): the page's
+//     per-token cost on top of the engine's (the sampler chain over the vocabulary, the tree, the
+//     redraws).
 // The peer, measured in the same page and run, is the engine's own time for the same work
 // (the worker's load and run times, from the trace handles): the ratio is what the app adds on
 // top of the model. Models: the random-weight GGUFs of `npm run bench` (.cache/bench), served from
@@ -14,7 +19,7 @@
 // Two prompts: a short one (13 tokens) and a paragraph (about 100 tokens), where the figures
 // hold a hundred times more cells.
 //
-//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--prompts short,long] [--runs N]
+//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--prompts short,long] [--runs N] [--gen-tokens N]
 
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -23,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
 import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, ALL_DRAWN } from '../support/built-app.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' }, 'gen-tokens': { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
 const PROMPTS: Record<string, string> = {
   short: 'Once upon a time there was a little girl who liked to',
@@ -34,6 +39,8 @@ const PROMPTS: Record<string, string> = {
 const prompts = (values.prompts ?? 'short,long').split(',');
 for (const p of prompts) if (!PROMPTS[p]) throw new Error(`--prompts: '${p}' is not one of ${Object.keys(PROMPTS).join(', ')}`);
 const RUNS = Number(values.runs ?? 3);
+/** Tokens a generate cell plays (0: no generation measurement). */
+const GEN_TOKENS = Number(values['gen-tokens'] ?? 64);
 const models = [
   ...(values.tiny ? [] : [{ name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const }]),
   ...(values.quick ? [] : [{ name: 'TinyLlama-1.1B Q4_0', shape: 'tinyllama-1.1b', type: 'Q4_0' as const }]),
@@ -60,8 +67,59 @@ layer: 1
 `;
 
 
+const GEN_NOTEBOOK = (file: string, backend: string) => `---
+title: app benchmark, generation
+model: /models/local/${file}
+backend: ${backend}
+---
+\`\`\`prompt
+${PROMPTS['short']}
+\`\`\`
+
+\`\`\`generate
+max_tokens: ${GEN_TOKENS}
+temperature: 0.8
+seed: 1
+\`\`\`
+`;
+
+/** In the page: Play the generate cell to its max_tokens (after a reset), then the same number of
+ *  single-position steps through the app's own worker client with nothing else; [play ms, tokens,
+ *  engine-alone ms]. Best of `runs`. */
+const GENERATE = (runs: number) => `(async () => {
+  const app = window.__gb.app(), gen = window.__gb.cell('generate');
+  const btn = (a) => gen.shadowRoot.querySelector('button[data-action="' + a + '"]');
+  const prompt = window.__gb.cell('prompt').state.output.ids;
+  let best = null;
+  for (let r = 0; r < ${runs}; r++) {
+    btn('reset').click();
+    while (gen.state.output.ids.length !== prompt.length || app.generation.busy(gen.cell.id)) await new Promise((res) => setTimeout(res, 5));
+    await (${ALL_DRAWN})();
+    const t0 = performance.now();
+    btn('play').click();
+    await new Promise((res) => setTimeout(res, 20));
+    while (app.generation.busy(gen.cell.id)) await new Promise((res) => setTimeout(res, 5));
+    const t1 = await (${ALL_DRAWN})();
+    const ids = gen.state.output.ids, n = ids.length - prompt.length;
+    // the peer: the same worker, the same sequence lengths, one position a step, no sampler
+    const c = app.client, seq = [...prompt];
+    const e0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const h = await c.run({ tokens: seq, slot: 'bench-engine' });
+      const row = (await c.logits(h, { position: seq.length - 1 })).data;
+      let arg = 0;
+      for (let j = 1; j < row.length; j++) if (row[j] > row[arg]) arg = j;
+      seq.push(ids[prompt.length + i]);   // the played tokens, so both see the same sequences
+    }
+    const e1 = performance.now();
+    if (!best || t1 - t0 < best[0]) best = [t1 - t0, n, e1 - e0];
+  }
+  return best;
+})()`;
+
 const dir = mkdtempSync(join(tmpdir(), 'glassbox-appbench-'));
 const rows: string[] = [];
+const genRows: string[] = [];
 const load0 = loadavg();
 process.env['GLASSBOX_MODELS'] = dir; // read when the /models/local/ middleware is loaded
 const server = await serveBuiltApp({ outDir: 'test/output/dist' });
@@ -116,6 +174,20 @@ try {
       if (backend === 'webgpu' && info.backend !== 'webgpu') console.log(`  (WebGPU refused: ${info.reason})`);
       await ctx.close();
     }
+    for (const backend of GEN_TOKENS > 0 ? backends : []) {
+      writeFileSync(join(dir, `gen-${backend}.md`), GEN_NOTEBOOK(file, backend));
+      const ctx = await browser.createBrowserContext();
+      const page = await ctx.newPage();
+      await page.setViewport({ width: 1200, height: 900 });
+      await page.evaluateOnNewDocument(PAGE_HELPERS);
+      await page.goto(`${server.origin}/?notebook=/models/local/gen-${backend}.md&model=/models/local/${file}&backend=${backend}`, { waitUntil: 'domcontentloaded' });
+      await waitFor(page, () => window.__gb.app()?.model && window.__gb.cell('generate')?.state?.status === 'done', 'the generate cell', 600_000);
+      const [playMs, n, engineMs] = await page.evaluate(GENERATE(RUNS)) as [number, number, number];
+      const info = await page.evaluate(() => { const m = window.__gb.app().model; return { backend: m.backend, cpu: m.cpu }; });
+      genRows.push(`| ${m.name} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${n} | ${(n / playMs * 1000).toFixed(1)} | ${(n / engineMs * 1000).toFixed(1)} | ${(engineMs / playMs).toFixed(2)} |`);
+      console.log(genRows.at(-1));
+      await ctx.close();
+    }
   }
 } finally {
   await browser.close();
@@ -126,3 +198,8 @@ console.log(`\nDate: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model}, 
 console.log('| model | prompt tokens | backend | open → drawn ms | open → lens first drawn ms | engine: load + runs ms | keystroke → redrawn ms | engine: run ms | keystroke / engine |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
+if (genRows.length) {
+  console.log('\n| model | backend | tokens played | play tok/s | engine alone tok/s | play / engine alone |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of genRows) console.log(r);
+}
