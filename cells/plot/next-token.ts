@@ -6,7 +6,7 @@
 // Everything here is a pure function of the page's output (the raw logits row) and the view
 // settings, so a slider move redraws from the same logits without rerunning the model. The
 // filtering is the engine's own (samplingStages in src/engine/sampler.ts); the sort of the logits
-// is the only O(vocab log vocab) step and the element computes it once per output.
+// is the costliest step (a radix sort: three passes over the row) and is computed once per output.
 
 import { scaleLinear } from 'd3';
 import { cutBy, samplingStages, type SamplerCut, type SamplingStages } from '../../src/engine/sampler.ts';

@@ -114,7 +114,8 @@ export function sortedCandidates(logits: Float32Array): Int32Array {
  * Top-p and min-p look at the temperature-1 distribution of what top-k kept; the temperature then
  * reshapes the survivors; temperature 0 keeps only the most likely. `sorted` may pass
  * sortedCandidates(logits) computed once (a notebook moving a slider); it is used only when the
- * penalty leaves the logits as they are. O(vocab) given `sorted`, O(vocab log vocab) without.
+ * penalty leaves the logits as they are. O(vocab) either way; `sorted` saves the sort (three
+ * passes over the row).
  */
 export function samplingStages(logits: Float32Array, previous: readonly number[], options: SamplerOptions = {}, sorted?: Int32Array): SamplingStages {
   const o = check(options);
