@@ -151,11 +151,18 @@ test('export rows and meta carry the drawn numbers', () => {
   assert.match(svg, /role="img" aria-label="Next-token probabilities with and without the ablation/);
 });
 
-test('a 128k vocabulary is compared', () => {
-  // its speed is a benchmark's business, not a test's; here: the whole vocabulary is read
+test('a 128k vocabulary: ranks and the KL divergence count every token', () => {
+  // (its speed is a benchmark's business, not a test's)
   const o = output({ vocab: 128_000 });
   const m = ablateModel(o, 12);
   assert.ok(m.rows.length >= 12);
+  const logSoft = (r: Float32Array) => { let mx = -Infinity; for (const v of r) mx = Math.max(mx, v); let s = 0; for (const v of r) s += Math.exp(v - mx); return Array.from(r, (v) => v - mx - Math.log(s)); };
+  const lc = logSoft(o.clean), la = logSoft(o.ablated);
+  for (const r of m.rows) {
+    assert.equal(r.rankClean, lc.filter((v) => v > lc[r.id]!).length + 1, `token ${r.id}, clean`);
+    assert.equal(r.rankAblated, la.filter((v) => v > la[r.id]!).length + 1, `token ${r.id}, ablated`);
+  }
+  assert.ok(Math.abs(m.kl - klDivergence(o.clean, o.ablated)) < 1e-12);
   assert.match(ablateSvg(m), /role="img"/);
 });
 
