@@ -155,7 +155,6 @@ export class GlassboxPatch extends LitElement implements CellProps {
       if (!ctx) continue;
       ctx.putImageData(new ImageData(new Uint8ClampedArray(f.canvas.pixels), f.canvas.cols, f.canvas.rows), 0, 0);
       this.painted.set(c, f);
-      c.dataset['painted'] = c.dataset['key'] ?? '';
     }
   }
 

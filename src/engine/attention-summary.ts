@@ -139,13 +139,6 @@ export function rowEntropyF32(data: Float32Array, bits: Int32Array, at: number, 
   return h;
 }
 
-/** Σ data[from .. to) in f64, in key order: the summary's one way of adding up a bin of a row. */
-function binSum(data: Float32Array, from: number, to: number): number {
-  let s = 0;
-  for (let k = from; k < to; k++) s += data[k]!;
-  return s;
-}
-
 /**
  * Accumulates the summary from attention rows as the forward pass produces them, in any order;
  * every (layer, head, query) row must arrive exactly once before result().
@@ -186,18 +179,7 @@ export class AttentionSummarizer {
   /** Every head's causal row of query position q in `layer`, packed: head h's q + 1 weights at
    *  data[at + h·(q + 1) ..], its entropy entropies[h] (rowEntropyF32 of that row). */
   rows(layer: number, q: number, data: Float32Array, at: number, entropies: ArrayLike<number>): void {
-    // rowAt for each head, its query bin found once
-    const B = this.size, H = this.nHeads, starts = this.starts, sums = this.sums, len = q + 1;
-    const qb = binOf(q, this.nPos, B), t = this.targets ? this.targets[q]! : -1;
-    for (let h = 0; h < H; h++) {
-      const lh = layer * H + h, cells = (lh * B + qb) * B, o = at + h * len;
-      for (let kb = 0; kb <= qb; kb++) sums[cells + kb] = sums[cells + kb]! + binSum(data, o + starts[kb]!, o + Math.min(starts[kb + 1]!, len));
-      this.entropySum[lh] = this.entropySum[lh]! + entropies[h]!;
-      this.firstSum[lh] = this.firstSum[lh]! + data[o]!;
-      if (q >= 1) this.prevSum[lh] = this.prevSum[lh]! + data[o + q - 1]!;
-      if (t >= 0) this.inductionSum[lh] = this.inductionSum[lh]! + data[o + t]!;
-    }
-    this.seen[layer] = this.seen[layer]! + H;
+    for (let h = 0; h < this.nHeads; h++) this.rowAt(layer, h, q, data, at + h * (q + 1), entropies[h]!);
   }
 
   /** The row at data[at .. at+q], whose entropy is h. */
@@ -206,7 +188,10 @@ export class AttentionSummarizer {
     const cells = (lh * B + binOf(q, this.nPos, B)) * B;       // this query bin's row of cells
     const last = binOf(q, this.nPos, B);                         // key bins beyond it hold no k ≤ q
     for (let kb = 0; kb <= last; kb++) {
-      this.sums[cells + kb] = this.sums[cells + kb]! + binSum(data, at + starts[kb]!, at + Math.min(starts[kb + 1]!, q + 1));
+      const end = Math.min(starts[kb + 1]!, q + 1);
+      let s = 0;
+      for (let k = at + starts[kb]!; k < at + end; k++) s += data[k]!;
+      this.sums[cells + kb] = this.sums[cells + kb]! + s;
     }
     this.entropySum[lh] = this.entropySum[lh]! + h;
     this.firstSum[lh] = this.firstSum[lh]! + data[at]!;

@@ -275,7 +275,6 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     resid: out.resid && new Uint8Array(out.resid.rows * out.resid.cols), heads: out.heads && new Uint8Array(out.heads.rows * out.heads.cols),
   };
   for (const j of jobs) pending[j.grid]![j.cell] = 1;
-  let waiting = jobs.length;
   const pendingCopy = (g: PatchGrid | null, name: PatchGridName): PatchGrid | null => {
     if (!g) return null;
     const marks = pending[name]!.slice();
@@ -309,10 +308,9 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     g.topProbs.set(tt.probs, j.cell * top);
     g.skipped[j.cell] = 0;
     pending[j.grid]![j.cell] = 0;
-    waiting--;
     ran++;
     o.onProgress?.(++done, total);
-    if (o.onPartial && waiting > 0 && performance.now() - lastPartial >= every) {
+    if (o.onPartial && ran < jobs.length && performance.now() - lastPartial >= every) {
       o.onPartial(result(true));
       lastPartial = performance.now();
     }
