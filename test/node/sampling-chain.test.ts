@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ChainSampler, type ChainOptions, DEFAULT_ORDER, finalDistribution, fromLogits, resolveOptions, runChain,
+  ChainSampler, type ChainOptions, DEFAULT_ORDER, finalDistribution, fromLogits, probAt, probsOf, resolveOptions, runChain,
 } from '../../src/engine/sampling/index.ts';
 import { draw, samplingDistribution, sortedCandidates } from '../../src/engine/sampler.ts';
 import { drawUniform } from '../../src/engine/branches.ts';
@@ -249,4 +249,36 @@ test('a 128k vocabulary: the one sort agrees with sampler.ts', () => {
   const r = runChain(logits, o, { history, random: { draw: 0.5 } });
   assert.equal(r.stages.find((s) => s.stage === 'top_k')!.ids.length, 40);
   assert.equal(r.stages.find((s) => s.stage === 'top_k')!.removed.length, 128255 - 40);
+});
+
+test('probAt and the draw use probsOf\'s numbers exactly, without the array', () => {
+  const rng = new Rng(7);
+  for (let trial = 0; trial < 20; trial++) {
+    const n = 1 + Math.floor(rng.next() * 3000);
+    const spread = trial % 4 === 0 ? 80 : 4;             // wide rows underflow most exponentials to 0
+    const logits = Float32Array.from({ length: n }, () => (rng.next() - 0.5) * spread);
+    if (trial % 5 === 1) logits[Math.floor(rng.next() * n)] = -Infinity;
+    const options = resolveOptions(trial % 3 === 0 ? { temperature: 0.7 } : trial % 3 === 1 ? { topK: 50, minP: 0.01 } : {});
+    // a fresh set per question, so that probAt never finds probsOf's array in its cache
+    for (let rank = 0; rank < n; rank += 1 + Math.floor(n / 17)) {
+      const fresh = fromLogits(logits);
+      if (rank < fresh.ids.length) assert.equal(probAt(fresh, rank), probsOf(fromLogits(logits))[rank], `trial ${trial}, rank ${rank}`);
+    }
+    for (const u of [0, rng.next(), rng.next(), 0.5, 1 - 1e-12]) {
+      const r = runChain(logits, options, { random: { draw: u } });
+      // the draw as it was written before probAt: a search over probsOf's array
+      const last = finalDistribution(r), probs = probsOf({ ids: last.ids, logits: r.stages.at(-1)!.logits });
+      let rank = -1, lower = 0, cum = 0;
+      for (let i = 0; i < probs.length; i++) {
+        if (probs[i]! === 0) continue;
+        lower = cum; cum += probs[i]!; rank = i;
+        if (u < cum) break;
+      }
+      assert.deepEqual(r.draw, { rank, lower, upper: cum }, `trial ${trial}, u ${u}`);
+      assert.equal(r.pAfter, probs[rank]);
+      assert.equal(r.token, last.ids[rank]);
+      const raw = fromLogits(logits);
+      assert.equal(r.pBefore, probsOf(raw)[raw.ids.indexOf(r.token)]);
+    }
+  }
 });

@@ -80,6 +80,22 @@ export function fromLogits(logits: Float32Array): Candidates {
 interface Softmax { probs: Float64Array; entropy: number }
 const cache = new WeakMap<Candidates, Softmax>();
 
+/** The softmax's normaliser: z = Σ exp(l − max), summed in rank order. */
+interface Norm { max: number; z: number }
+const norms = new WeakMap<Candidates, Norm>();
+
+function normOf(c: Candidates): Norm {
+  let s = norms.get(c);
+  if (s) return s;
+  const n = c.ids.length, l = c.logits;
+  const max = n > 0 ? l[0]! : 0;                 // sorted: the first is the largest
+  let z = 0;
+  for (let i = 0; i < n; i++) z += Math.exp(l[i]! - max);
+  s = { max, z };
+  norms.set(c, s);
+  return s;
+}
+
 function softmax(c: Candidates): Softmax {
   let s = cache.get(c);
   if (s) return s;
@@ -89,6 +105,7 @@ function softmax(c: Candidates): Softmax {
   const max = l[0]!;                              // sorted: the first is the largest
   let z = 0;
   for (let i = 0; i < n; i++) z += probs[i] = Math.exp(l[i]! - max);
+  if (!norms.has(c)) norms.set(c, { max, z });
   // entropy without n logarithms: −Σ p ln p = ln z − Σ p (l − max)
   let dot = 0;
   for (let i = 0; i < n; i++) {
@@ -99,6 +116,18 @@ function softmax(c: Candidates): Softmax {
   s = { probs, entropy: Math.max(0, Math.log(z) - dot) };
   cache.set(c, s);
   return s;
+}
+
+/**
+ * The probability of the candidate at `rank`: probsOf(c)[rank], the same number (the same
+ * exponentials summed in the same order), without an array of n probabilities. One pass over
+ * the set on the first call per set; O(1) after.
+ */
+export function probAt(c: Candidates, rank: number): number {
+  const full = cache.get(c);
+  if (full) return full.probs[rank]!;
+  const { max, z } = normOf(c);
+  return Math.exp(c.logits[rank]! - max) / z;
 }
 
 /** Softmax of the set's logits (subtracting the max), by rank; sums to 1. [n] */
@@ -131,8 +160,9 @@ export function suffix(c: Candidates, from: number, detail?: Candidates['detail'
 /** The same set with a detail attached. */
 export function withDetail(c: Candidates, detail: Candidates['detail']): Candidates {
   const out = { ids: c.ids, logits: c.logits, ...(detail && { detail }) };
-  const s = cache.get(c);
+  const s = cache.get(c), z = norms.get(c);
   if (s) cache.set(out, s);                       // same logits: same softmax
+  if (z) norms.set(out, z);
   return out;
 }
 

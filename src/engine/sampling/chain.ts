@@ -9,7 +9,7 @@
 
 import { drawUniform } from '../branches.ts';
 import { UsageError } from '../errors.ts';
-import { type Candidates, entropyOf, fromLogits, probsOf } from './candidates.ts';
+import { type Candidates, entropyOf, fromLogits, probAt, probsOf } from './candidates.ts';
 import { dry, logitBias, minP, penalties, temperature, topK, topNSigma, topP, typicalP, xtc } from './stages.ts';
 import { type MirostatState, mirostatStart, mirostatUpdate, mirostatV1Truncate, mirostatV2Truncate } from './mirostat.ts';
 import { type ChainOptions, isResolved, type ResolvedOptions, resolveOptions, type StageName } from './options.ts';
@@ -173,9 +173,9 @@ export function runChain(logits: Float32Array, options: ChainOptions | ResolvedO
   const stages: StageReport[] = [];
   const result = (token: number, pAfter: number, drawAt: ChainResult['draw'], fallback: ChainResult['fallback'], mirostat: MirostatState | null): ChainResult => ({
     token, input: inputReport, stages, random: { draw: u, xtc: usesXtc ? uXtc : null }, draw: drawAt,
-    get pBefore() {                                // the raw softmax is computed only if asked for
+    get pBefore() {                                // the raw softmax's normaliser is computed only if asked for
       const r = raw.ids.indexOf(token);
-      return r < 0 ? 0 : inputReport.probs[r]!;
+      return r < 0 ? 0 : probAt(raw, r);
     },
     pAfter, fallback, mirostat,
   });
@@ -197,17 +197,18 @@ export function runChain(logits: Float32Array, options: ChainOptions | ResolvedO
   }
 
   // the draw: one uniform number, a cumulative search in rank order; a candidate of probability
-  // 0 is never chosen, and u within rounding of 1 picks the last candidate that can be
-  const probs = probsOf(c);
-  let rank = -1, lower = 0, cum = 0;
-  for (let i = 0; i < probs.length; i++) {
-    if (probs[i]! === 0) continue;
+  // 0 is never chosen, and u within rounding of 1 picks the last candidate that can be. The
+  // probabilities are probAt's (probsOf's numbers, computed only as far as the search goes)
+  let rank = -1, lower = 0, cum = 0, p = 0;
+  for (let i = 0; i < c.ids.length; i++) {
+    const pi = probAt(c, i);
+    if (pi === 0) continue;
     lower = cum;
-    cum += probs[i]!;
+    cum += pi;
     rank = i;
+    p = pi;
     if (u < cum) break;
   }
-  const p = probs[rank]!;
   const mu1 = mu0 ? mirostatUpdate(mu0, p, { tau: o.mirostatTau, eta: o.mirostatEta }) : null;
   return result(c.ids[rank]!, p, { rank, lower, upper: cum }, null, mu1);
 }
@@ -221,11 +222,12 @@ export function randomFor(seed: number, position: number): { draw: number; xtc: 
   return { draw: drawUniform(seed, position), xtc: drawUniform((seed ^ XTC_SALT) >>> 0, position) };
 }
 
-/** The set the token is drawn from (the last stage's, or mirostat's truncation), as ids and probabilities. */
-export function finalDistribution(r: ChainResult): { ids: Int32Array; probs: Float64Array } {
+/** The set the token is drawn from (the last stage's, or mirostat's truncation), as ids and
+ *  probabilities; the probabilities are computed when first read (the set can be the vocabulary). */
+export function finalDistribution(r: ChainResult): { readonly ids: Int32Array; readonly probs: Float64Array } {
   if (r.fallback) return { ids: Int32Array.of(r.token), probs: Float64Array.of(1) };
   const last = r.stages.at(-1) ?? r.input;
-  return { ids: last.ids, probs: last.probs };
+  return { ids: last.ids, get probs() { return last.probs; } };
 }
 
 /**
