@@ -10,6 +10,7 @@ import { rope } from './rope/rope.cpu.ts';
 import { attention } from './attention/attention.cpu.ts';
 import { add } from './add/add.cpu.ts';
 import { siluMul } from './silu-mul/silu-mul.cpu.ts';
+import { lensRows } from './argmax/argmax.cpu.ts';
 
 /**
  * Where the run state's activation arrays and KV cache live (src/engine/state.ts): the JS heap, or
@@ -44,9 +45,11 @@ export interface CpuKernels {
   readonly attention: typeof attention;
   readonly add: typeof add;
   readonly siluMul: typeof siluMul;
+  /** What the logit lens keeps of rows of logits (argmax.cpu.ts): the top k, Σ e^(v − max), the target's rank. */
+  readonly lensRows: typeof lensRows;
 }
 
 /** The readable twins. */
 export const JS_KERNELS: CpuKernels = Object.freeze({
-  name: 'js', space: JS_SPACE, embedding, rmsnorm, matmul, rope, attention, add, siluMul,
+  name: 'js', space: JS_SPACE, embedding, rmsnorm, matmul, rope, attention, add, siluMul, lensRows,
 });

@@ -8,6 +8,9 @@
 /** The id reported when there is no k-th entry (fewer than k non-NaN values). */
 export const NONE = 0xffffffff;
 
+/** The largest k the fast top-k kernels take (the GPU's and the WebAssembly lensRows); the twins take any. */
+export const MAX_TOP_K = 64;
+
 /** out[r] = index of the largest entry of row r of x: [rows, cols] (from `offset`). */
 export function argmax(out: Uint32Array, x: Float32Array, rows: number, cols: number, offset = 0): void {
   for (let r = 0; r < rows; r++) {

@@ -7,12 +7,13 @@ import type { GpuContext, Step } from '../../src/engine/gpu/context.ts';
 import type { F32Ref } from '../../src/engine/gpu/tensor.ts';
 import { loadShader } from '../../src/engine/gpu/shader.ts';
 import { UsageError } from '../../src/engine/errors.ts';
+import { MAX_TOP_K } from './argmax.cpu.ts';
 import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVariant, type OperandSpec } from '../../src/engine/gpu/bindings.ts';
 
 const WG = 256;
 const CHUNK = 4096;
-/** The largest k of encodeTopK. */
-export const MAX_TOP_K = 64;
+/** The largest k of encodeTopK and encodeLensRows (defined with the twin). */
+export { MAX_TOP_K };
 
 const OPS: OperandSpec[] = [
   { name: 'x' }, { name: 'ids', write: true, type: 'u32' }, { name: 'vals', write: true, type: 'u32' /* f32 bits */ }, { name: 'scratch', write: true, type: 'u32' },

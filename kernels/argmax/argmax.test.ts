@@ -1,15 +1,32 @@
 // argmax and top-k on every backend. Tolerance: exact. Selection does no arithmetic: the GPU must
 // return the same ids as the CPU twin, and top-k values are the logits themselves (read by id).
-// Inputs: large magnitudes, −inf, NaN, planted ties (the lower index must win), −0 vs +0.
+// Inputs: large magnitudes, −inf, NaN, planted ties (the lower index must win), −0 vs +0. The lens
+// rows run on the WebAssembly kernels too (kernels/wasm/lens.as.ts), held to the GPU's tolerance.
 import { expect } from 'chai';
 import { argmax, lensRows, NONE, topK, type LensRowsResult } from './argmax.cpu.ts';
 import { encodeArgmax, encodeLensRows, encodeTopK, LENS_STATS_WORDS, prepareArgmax, prepareLensRows, prepareTopK } from './argmax.gpu.ts';
 import { gpuOrSkip, seededValues } from '../../test/support/gpu.ts';
 import { packF32, submitChecked } from '../../test/support/gpu-trial.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
+import { WeightArena } from '../../src/engine/arena.ts';
+import { WasmRuntime } from '../wasm/runtime.ts';
+import { wasmKernels, type WasmKernelSet } from '../wasm/kernels.ts';
 
 type Backend = 'cpu' | 'webgpu';
 const BACKENDS: Backend[] = ['cpu', 'webgpu'];
+const LENS_BACKENDS: (Backend | 'wasm')[] = [...BACKENDS, 'wasm'];
+
+/** A WebAssembly kernel set (threads when the page is cross-origin isolated), made once. */
+let wasmSet: Promise<WasmKernelSet> | null = null;
+function wasmKernelSet(): Promise<WasmKernelSet> {
+  return wasmSet ??= (async () => {
+    const arena = new WeightArena(1 << 16, { shared: globalThis.crossOriginIsolated === true });
+    if (!await WasmRuntime.preload(arena)) throw new Error(`the WebAssembly kernels did not load: ${WasmRuntime.failure(arena)}`);
+    const ks = wasmKernels(WasmRuntime.of(arena)!, { maxRows: 16, maxK: 64, maxOut: 1024, maxPositions: 16, threads: globalThis.crossOriginIsolated ? 3 : 1 });
+    await ks.ready();
+    return ks;
+  })();
+}
 
 async function runArgmax(backend: Backend, ctx: GpuContext | null, x: Float32Array, rows: number, cols: number): Promise<number[]> {
   if (backend === 'cpu') {
@@ -46,8 +63,19 @@ async function runTopK(backend: Backend, ctx: GpuContext | null, x: Float32Array
   return { ids: Array.from(new Uint32Array(ri!)), values: Array.from(new Float32Array(rv!)) };
 }
 
-async function runLensRows(backend: Backend, ctx: GpuContext | null, x: Float32Array, rows: number, cols: number, k: number, target: number | null): Promise<LensRowsResult> {
+async function runLensRows(backend: Backend | 'wasm', ctx: GpuContext | null, x: Float32Array, rows: number, cols: number, k: number, target: number | null): Promise<LensRowsResult> {
   if (backend === 'cpu') return lensRows(x, rows, cols, k, target);
+  if (backend === 'wasm') {
+    const ks = await wasmKernelSet();
+    const a = ks.space.alloc(x.length);                                // the kernel reads rows in its memory
+    try {
+      const inMemory = ks.space.current(a);
+      inMemory.set(x);
+      return ks.lensRows(inMemory, rows, cols, k, target);
+    } finally {
+      ks.space.free(a);
+    }
+  }
   const g = ctx!;
   await prepareLensRows(g);
   const { refs: [, rx] } = packF32(g, [new Float32Array(5), x]);
@@ -122,6 +150,17 @@ describe('argmax and top-k', () => {
       }
     });
 
+    it(`[${backend}] fixed small case`, async function () {
+      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
+      const x = new Float32Array([3, 9, -1, 9, Number.NaN, 4, -Infinity, 4]);
+      expect(await runArgmax(backend, ctx, x, 2, 4)).to.deep.equal([1, 1]);
+      expect(await runTopK(backend, ctx, x, 5)).to.deep.equal({ ids: [1, 3, 5, 7, 0], values: [9, 9, 4, 4, 3] });
+      expect(await runTopK(backend, ctx, x, 8)).to.deep.equal({ ids: [1, 3, 5, 7, 0, 2, 6, NONE], values: [9, 9, 4, 4, 3, -1, -Infinity, Number.NaN] });
+    });
+  }
+
+  // the lens rows also have a WebAssembly kernel (kernels/wasm/lens.as.ts): the same trials
+  for (const backend of LENS_BACKENDS) {
     it(`[${backend}] lens rows seeded trial: per row the top k, Σ exp(v − max) and the target's rank and value (ties, −inf, NaN, all −inf and all NaN rows)`, async function () {
       const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
       for (const [rows, cols, k, seed] of [[3, 32011, 64, 61], [70, 257, 5, 62], [5, 4099, 1, 63]] as const) {
@@ -156,14 +195,6 @@ describe('argmax and top-k', () => {
         }
         expect(Array.from((await runLensRows(backend, ctx, x, rows, cols, k, null)).sums.subarray(0, 2)), 'the all −inf and all NaN rows sum to 0').to.deep.equal([0, 0]);
       }
-    });
-
-    it(`[${backend}] fixed small case`, async function () {
-      const ctx = backend === 'webgpu' ? await gpuOrSkip(this) : null;
-      const x = new Float32Array([3, 9, -1, 9, Number.NaN, 4, -Infinity, 4]);
-      expect(await runArgmax(backend, ctx, x, 2, 4)).to.deep.equal([1, 1]);
-      expect(await runTopK(backend, ctx, x, 5)).to.deep.equal({ ids: [1, 3, 5, 7, 0], values: [9, 9, 4, 4, 3] });
-      expect(await runTopK(backend, ctx, x, 8)).to.deep.equal({ ids: [1, 3, 5, 7, 0, 2, 6, NONE], values: [9, 9, 4, 4, 3, -1, -Infinity, Number.NaN] });
     });
   }
 });

@@ -121,3 +121,27 @@ export function exp64(x: f64): f64 {
   }
   return p * reinterpret<f64>((e + 1023) << 52);
 }
+
+/** e^x in f32 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by its Taylor series to degree 7, 2^n into the exponent. */
+@inline export function exp4(x: v128): v128 {
+  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.0)), f32x4.splat(-87.0));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.4426950408889634)));
+  const r = f32x4.sub(f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
+  let p = f32x4.splat(1.0 / 5040.0);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 720.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 120.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 24.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 6.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
+  const e = f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
+  // beyond the clamp: +inf above, 0 below (NaN stays NaN through the comparisons' false)
+  const big = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, f32x4.splat(88.0)));
+  return v128.bitselect(f32x4.splat(0), big, f32x4.lt(x, f32x4.splat(-87.0)));
+}
+
+/** The f32 lanes 0, 1 (`hi` false) or 2, 3 of v as f64x2. */
+@inline export function widen(v: v128, hi: bool): v128 {
+  return f64x2.promote_low_f32x4(hi ? i32x4.shuffle(v, v, 2, 3, 0, 1) : v);
+}

@@ -8,24 +8,7 @@
 //   squares one value after another (each square is exact in f64), the products two lanes at a time
 //   in f64x2, each output rounded to f32 once.
 
-/** e^x in f32 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by its Taylor series to degree 7, 2^n into the exponent. */
-@inline function exp4(x: v128): v128 {
-  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.0)), f32x4.splat(-87.0));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.4426950408889634)));
-  const r = f32x4.sub(f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
-  let p = f32x4.splat(1.0 / 5040.0);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 720.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 120.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 24.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0 / 6.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  const e = f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
-  // beyond the clamp: +inf above, 0 below (NaN stays NaN through the comparisons' false)
-  const big = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, f32x4.splat(88.0)));
-  return v128.bitselect(f32x4.splat(0), big, f32x4.lt(x, f32x4.splat(-87.0)));
-}
+import { exp4, widen } from './common.as';
 
 @inline function silu4(g: v128, u: v128): v128 {
   return f32x4.mul(f32x4.div(g, f32x4.add(f32x4.splat(1.0), exp4(f32x4.neg(g)))), u);
@@ -43,11 +26,6 @@ export function siluMul(out: usize, gate: usize, up: usize, n: i32): void {
     const o = <usize>i << 2;
     store<f32>(out + o, f32x4.extract_lane(silu4(f32x4.splat(load<f32>(gate + o)), f32x4.splat(load<f32>(up + o))), 0));
   }
-}
-
-/** The f32 lanes 0, 1 (`hi` false) or 2, 3 of v as f64x2. */
-@inline function widen(v: v128, hi: bool): v128 {
-  return f64x2.promote_low_f32x4(hi ? i32x4.shuffle(v, v, 2, 3, 0, 1) : v);
 }
 
 /** out [n, d] = x [n, d] / rms(x) · weight [d] (rms over each row, eps inside the root); out may be x. */

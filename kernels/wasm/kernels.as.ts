@@ -3,14 +3,16 @@
 // (kinds.as.ts), and `run`, which executes one slice of the job described in the control block:
 // the main thread and each worker call it with their own slice index (kernels/wasm/pool.ts).
 
-import { CTL_ARGS, CTL_NEXT, CTL_OP, OP_ATTENTION, OP_MATMUL_F32, OP_MATMUL_K, OP_MATMUL_Q8 } from './kinds.as';
+import { CTL_ARGS, CTL_NEXT, CTL_OP, OP_ATTENTION, OP_LENS_ROWS, OP_MATMUL_F32, OP_MATMUL_K, OP_MATMUL_Q8 } from './kinds.as';
 import { matmulF32, matmulK, matmulQ8 } from './matmul.as';
 import { attention } from './attention.as';
+import { lensRows } from './lens.as';
 
 export * from './kinds.as';
 export { quantizeQ8_0, quantizeQ8_K, roundToF16, roundToBf16, permuteQ4, interleaveQ8, interleaveQ8K, narrowQ8K } from './quantize.as';
 export { matmulF32, matmulK, matmulQ8 } from './matmul.as';
 export { attention } from './attention.as';
+export { lensRows } from './lens.as';
 export { siluMul, rmsnorm } from './elementwise.as';
 export { f16Table } from './common.as';
 
@@ -39,7 +41,7 @@ function matmulRows(ctl: usize, op: i32, s: i32, r0: i32, r1: i32): void {
  * weight rows into chunks (about 8 per thread, whole groups of 8 rows) that the threads take one
  * after the other from a shared counter until none is left: a thread slowed down by other work on
  * its core takes fewer, instead of making every other thread wait for its fixed share. Attention
- * splits the heads evenly. Each thread decodes into its own row buffer (buffer base + s · stride).
+ * splits the heads evenly, the lens rows its rows. Each thread decodes into its own row buffer (buffer base + s · stride).
  * Rows are independent and each is computed the same way whoever takes it, so the results do not
  * depend on the split.
  */
@@ -67,5 +69,9 @@ export function run(ctl: usize, s: i32, n: i32): void {
     attention(<usize>arg(ctl, 0), <usize>arg(ctl, 1), <usize>arg(ctl, 2), <usize>arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6),
       arg(ctl, 7), arg(ctl, 8), reinterpret<f32>(arg(ctl, 9)), <usize>arg(ctl, 10), <usize>arg(ctl, 11), arg(ctl, 12), row,
       h0 + from(hn, s, n), h0 + from(hn, s + 1, n));
+  } else if (op == OP_LENS_ROWS) {
+    const rows = arg(ctl, 9);
+    lensRows(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), <usize>arg(ctl, 6),
+      <usize>arg(ctl, 7), <usize>arg(ctl, 8), from(rows, s, n), from(rows, s + 1, n));
   }
 }

@@ -1,6 +1,7 @@
 // The WebAssembly SIMD kernels behind the twins' signatures (kernels/cpu.ts CpuKernels): matmul for
 // every tensor type and attention run in WebAssembly, split over threads when the memory is shared,
-// and SwiGLU (an exp per value) and RMSNorm (the twin's bits); the light element-wise ops
+// and SwiGLU (an exp per value), RMSNorm (the twin's bits) and the logit lens's reduction of rows
+// of logits (lensRows: an exp and a comparison per value of a vocabulary row); the light element-wise ops
 // (embedding, RoPE, residual add) stay the twins, which run on the same arrays (they live in the
 // arena: `space`).
 //
@@ -19,6 +20,7 @@ import { matmul as twinMatmul } from '../matmul/matmul.cpu.ts';
 import { attention as twinAttention, type AttentionShape } from '../attention/attention.cpu.ts';
 import { siluMul as twinSiluMul } from '../silu-mul/silu-mul.cpu.ts';
 import { rmsnorm as twinRmsnorm } from '../rmsnorm/rmsnorm.cpu.ts';
+import { lensRows as twinLensRows, MAX_TOP_K, type LensRowsResult } from '../argmax/argmax.cpu.ts';
 import type { ActivationQuant } from '../matmul/activation-quant.cpu.ts';
 import { JS_KERNELS, type CpuKernels, type FloatSpace } from '../cpu.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
@@ -68,8 +70,9 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
   const stageFloats = Math.max(o.maxOut, R * K, 2 * R * Math.min(P, 4096), 1 << 16);
   const rowStride = 16 * K + 256;   // four decoded f32 rows (matmul.as.ts matmulF32), or one 8-bit row with its scales
   // the scratch: [x in: R·K f32][xq: R·K i16][xd, xs: R·K/32 f32 each][row buffers][attention rows][stage]
-  const sizes = { xin: 4 * R * K, xq: 2 * R * K, xd: 4 * R * Math.ceil(K / 32), xs: 4 * R * Math.ceil(K / 32), rows: T * rowStride, att: 4 * T * P, stage: 4 * stageFloats };
-  const at: Record<keyof typeof sizes, number> = { xin: 0, xq: 0, xd: 0, xs: 0, rows: 0, att: 0, stage: 0 };
+  // [lens rows' results: ids, values (R·MAX_TOP_K each), sums, ranks, target values (R each)]
+  const sizes = { xin: 4 * R * K, xq: 2 * R * K, xd: 4 * R * Math.ceil(K / 32), xs: 4 * R * Math.ceil(K / 32), rows: T * rowStride, att: 4 * T * P, stage: 4 * stageFloats, lens: 4 * R * (2 * MAX_TOP_K + 3) };
+  const at: Record<keyof typeof sizes, number> = { xin: 0, xq: 0, xd: 0, xs: 0, rows: 0, att: 0, stage: 0, lens: 0 };
   const blocks: [number, number][] = [];
   for (const key of Object.keys(sizes) as (keyof typeof sizes)[]) {
     at[key] = heap.alloc(sizes[key]);
@@ -235,6 +238,36 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     x.rmsnorm(out.byteOffset, xs.byteOffset, wp, n, d, eps);
   }
 
+  /**
+   * The twin's lensRows on rows of logits that lie in the arena (the output head writes them
+   * there), R rows at a time, split over the threads by rows; anything else (rows outside the
+   * arena, k over MAX_TOP_K) is the twin's. Ids, values, ranks and target values are the twin's
+   * exactly, the sums within about 1e-6 (lens.as.ts).
+   */
+  function lensRows(x: Float32Array, rows: number, cols: number, k: number, target: number | null, offset = 0): LensRowsResult {
+    if (!rt.holds(x) || !Number.isInteger(k) || k < 1 || k > MAX_TOP_K || (target !== null && !(target >= 0 && target < cols))) {
+      return twinLensRows(x, rows, cols, k, target, offset);
+    }
+    const out: LensRowsResult = {
+      ids: new Uint32Array(rows * k), values: new Float32Array(rows * k), sums: new Float32Array(rows),
+      ranks: new Uint32Array(rows), targetValues: new Float32Array(rows),
+    };
+    const ids = at.lens, vals = ids + 4 * R * MAX_TOP_K, sums = vals + 4 * R * MAX_TOP_K, ranks = sums + 4 * R, tvals = ranks + 4 * R;
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const b = Math.min(R, rows - r0);
+      const slices = slicesFor(b * cols * 8, b);
+      job(c.OP_LENS_ROWS, [x.byteOffset + 4 * (offset + r0 * cols), cols, k, target ?? -1, ids, vals, sums, ranks, tvals, b]);
+      if (rt.run(slices, pool) > 1) threadedJobs++;
+      const buf = rt.memory.buffer;
+      out.ids.set(new Uint32Array(buf, ids, b * k), r0 * k);
+      out.values.set(new Float32Array(buf, vals, b * k), r0 * k);
+      out.sums.set(new Float32Array(buf, sums, b), r0);
+      out.ranks.set(new Uint32Array(buf, ranks, b), r0);
+      out.targetValues.set(new Float32Array(buf, tvals, b), r0);
+    }
+    return out;
+  }
+
   const set: WasmKernelSet = {
     ...JS_KERNELS,
     name: 'wasm',
@@ -243,6 +276,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     attention,
     siluMul,
     rmsnorm,
+    lensRows,
     threads: T,
     get fallbacks() { return fallbacks; },
     get threadedJobs() { return threadedJobs; },

@@ -49,3 +49,4 @@ export const OP_MATMUL_Q8: i32 = 1;      // 32-block weights × Q8_0/Q8_1 activa
 export const OP_MATMUL_K: i32 = 2;       // 256-block weights × Q8_K activations
 export const OP_MATMUL_F32: i32 = 3;     // F32 / F16 / BF16 / Q8_G64 weights × f32 activations
 export const OP_ATTENTION: i32 = 4;
+export const OP_LENS_ROWS: i32 = 5;      // what the logit lens keeps of rows of logits (lens.as.ts)

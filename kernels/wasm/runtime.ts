@@ -31,7 +31,7 @@ export interface KernelExports {
 }
 
 export interface Constants extends KernelConstants {
-  OP_MATMUL_Q8: number; OP_MATMUL_K: number; OP_MATMUL_F32: number; OP_ATTENTION: number;
+  OP_MATMUL_Q8: number; OP_MATMUL_K: number; OP_MATMUL_F32: number; OP_ATTENTION: number; OP_LENS_ROWS: number;
   /** 1 when the module is a relaxed-SIMD build (kinds.as.ts RELAXED). */
   RELAXED: number;
   /** The module's number for each tensor type. */
@@ -67,7 +67,7 @@ export class WasmRuntime {
     this.c = {
       CTL_JOB: g('CTL_JOB'), CTL_PENDING: g('CTL_PENDING'), CTL_NEXT: g('CTL_NEXT'), CTL_OP: g('CTL_OP'), CTL_ARGS: g('CTL_ARGS'),
       CTL_READY: g('CTL_READY'), CTL_MAX_WORKERS: g('CTL_MAX_WORKERS'), CTL_WORDS: g('CTL_WORDS'),
-      OP_MATMUL_Q8: g('OP_MATMUL_Q8'), OP_MATMUL_K: g('OP_MATMUL_K'), OP_MATMUL_F32: g('OP_MATMUL_F32'), OP_ATTENTION: g('OP_ATTENTION'),
+      OP_MATMUL_Q8: g('OP_MATMUL_Q8'), OP_MATMUL_K: g('OP_MATMUL_K'), OP_MATMUL_F32: g('OP_MATMUL_F32'), OP_ATTENTION: g('OP_ATTENTION'), OP_LENS_ROWS: g('OP_LENS_ROWS'),
       RELAXED: g('RELAXED'),
       kind: Object.fromEntries(TYPE_NAMES.map((t) => [t, g(`K_${t}`)])) as Record<TensorTypeName, number>,
     };

@@ -32,8 +32,7 @@ import { GpuRunner } from './gpu/runner.ts';
 import { GpuStepError } from './gpu/failure.ts';
 import type { GpuForwardResult, LogitsRequest } from './gpu/forward.ts';
 import { topOf } from './top.ts';
-import { MAX_TOP_K } from '../../kernels/argmax/argmax.gpu.ts';
-import type { LensRowsResult } from '../../kernels/argmax/argmax.cpu.ts';
+import { MAX_TOP_K, type LensRowsResult } from '../../kernels/argmax/argmax.cpu.ts';
 import { resolveEdits, type Edit, type EditPlan, type EditSummary } from './edits.ts';
 
 export interface SessionOptions {
@@ -429,24 +428,24 @@ export class Session {
    * A GPU failure falls back to the CPU, as a run does.
    */
   outputHeadAsync(x: Float32Array, n: number): Promise<Float32Array> {
-    return this.queuedHead((gpu) => gpu.outputHead(x, n), x, n);
+    return this.queuedHead((gpu) => gpu.outputHead(x, n), () => this.outputHead(x, n));
   }
 
   /**
-   * The logit lens's head: on the GPU, each row's logits reduced there to what the lens keeps (the
-   * top k, the sum of exponentials, the target's rank and value: forward.ts lensHeadGpu), so a
-   * row costs 8·k + 12 bytes of readback instead of 4·vocab; on the CPU, and for k over 64, the
-   * logits themselves (outputHead).
+   * The logit lens's head: each row's logits reduced where they are to what the lens keeps (the
+   * top k, the sum of exponentials, the target's rank and value): on the GPU (forward.ts
+   * lensHeadGpu), so a row costs 8·k + 12 bytes of readback instead of 4·vocab, and on the CPU
+   * (lensHead); for k over 64, the logits themselves (outputHead).
    */
   lensHeadAsync(x: Float32Array, n: number, k: number, target: number | null): Promise<Float32Array | LensRowsResult> {
     if (k > MAX_TOP_K) return this.outputHeadAsync(x, n);
-    return this.queuedHead<Float32Array | LensRowsResult>((gpu) => gpu.lensHead(x, n, k, target), x, n);
+    return this.queuedHead<Float32Array | LensRowsResult>((gpu) => gpu.lensHead(x, n, k, target), () => this.lensHead(x, n, k, target));
   }
 
-  /** `gpuWork` queued after the runs before it, on the CPU head if there is no GPU or it fails. */
-  private queuedHead<T>(gpuWork: (gpu: GpuRunner) => Promise<T | Float32Array>, x: Float32Array, n: number): Promise<T | Float32Array> {
-    if (!this.gpu) return Promise.resolve(this.outputHead(x, n));
-    const next = this.queue.then(() => this.onGpuElseCpu<T | Float32Array>(gpuWork, () => this.outputHead(x, n)));
+  /** `gpuWork` queued after the runs before it; `cpuWork` if there is no GPU or it fails. */
+  private queuedHead<T>(gpuWork: (gpu: GpuRunner) => Promise<T>, cpuWork: () => T): Promise<T> {
+    if (!this.gpu) return Promise.resolve(cpuWork());
+    const next = this.queue.then(() => this.onGpuElseCpu<T>(gpuWork, cpuWork));
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -458,9 +457,33 @@ export class Session {
    * residuals. The logit lens reads earlier layers through it (src/engine/trace.ts).
    */
   outputHead(x: Float32Array, n: number): Float32Array {
+    const V = this.config.vocabSize;
+    const out = new Float32Array(n * V);                                   // [n, vocab]
+    this.headChunks(x, n, (logits, r, b) => out.set(logits.subarray(0, b * V), r * V));
+    return out;
+  }
+
+  /**
+   * The CPU half of lensHeadAsync: outputHead's logits, each chunk reduced where the kernels wrote
+   * it (their lensRows) to what the lens keeps, so no [n, vocab] array is made. k ≤ MAX_TOP_K.
+   */
+  lensHead(x: Float32Array, n: number, k: number, target: number | null): LensRowsResult {
+    const V = this.config.vocabSize;
+    const out: LensRowsResult = {
+      ids: new Uint32Array(n * k), values: new Float32Array(n * k), sums: new Float32Array(n), ranks: new Uint32Array(n), targetValues: new Float32Array(n),
+    };
+    this.headChunks(x, n, (logits, r, b) => {
+      const got = this.cpu.kernels.lensRows(logits, b, V, k, target);
+      out.ids.set(got.ids, r * k); out.values.set(got.values, r * k);
+      out.sums.set(got.sums, r); out.ranks.set(got.ranks, r); out.targetValues.set(got.targetValues, r);
+    });
+    return out;
+  }
+
+  /** The CPU output head, a chunk of rows at a time: `each(logits [b, vocab], first row, b)`, the logits in the kernels' space. */
+  private headChunks(x: Float32Array, n: number, each: (logits: Float32Array, r: number, b: number) => void): void {
     const c = this.config, d = c.dModel, V = c.vocabSize, k = this.cpu.kernels, sp = k.space;
     const B = Math.max(1, Math.min(n, this.chunkSize));                   // the kernels' scratch holds a chunk
-    const out = new Float32Array(n * V);                                   // [n, vocab]
     let xs = sp.alloc(B * d), xn = sp.alloc(B * d), logits = sp.alloc(B * V);
     try {
       for (let r = 0; r < n; r += B) {
@@ -469,12 +492,11 @@ export class Session {
         xs.set(x.subarray(r * d, (r + b) * d));
         k.rmsnorm(xn, xs, this.weights.finalNorm, b, d, c.rmsEps);        // final RMSNorm
         k.matmul(logits, xn, this.weights.unembed, b, this.activationQuant); // logits = x · W_Uᵀ
-        out.set(sp.current(logits).subarray(0, b * V), r * V);
+        each(sp.current(logits), r, b);
       }
     } finally {
       sp.free(xs); sp.free(xn); sp.free(logits);
     }
-    return out;
   }
 
   /**

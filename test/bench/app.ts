@@ -19,16 +19,18 @@
 // Two prompts: a short one (13 tokens) and a paragraph (about 100 tokens), where the figures
 // hold a hundred times more cells.
 //
-//   node --import tsx test/bench/app.ts [--quick | --tiny] [--backends cpu,webgpu] [--prompts short,long] [--runs N] [--gen-tokens N]
+//   node --import tsx test/bench/app.ts [--quick | --tiny | --models shape:TYPE,…] [--backends cpu,webgpu] [--prompts short,long] [--runs N] [--gen-tokens N]
+//   (--models names any shapes of test/bench/models.ts, e.g. llama-3.2-1b:Q4_0 for a 128,256-token vocabulary)
 
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchModelFile } from './models.ts';
+import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, ALL_DRAWN } from '../support/built-app.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' }, 'gen-tokens': { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, models: { type: 'string' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' }, 'gen-tokens': { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
 const PROMPTS: Record<string, string> = {
   short: 'Once upon a time there was a little girl who liked to',
@@ -41,7 +43,11 @@ for (const p of prompts) if (!PROMPTS[p]) throw new Error(`--prompts: '${p}' is 
 const RUNS = Number(values.runs ?? 3);
 /** Tokens a generate cell plays (0: no generation measurement). */
 const GEN_TOKENS = Number(values['gen-tokens'] ?? 64);
-const models = [
+const models = values.models ? values.models.split(',').map((spec) => {
+  const [shape, type] = spec.split(':');
+  if (!shape || !type) throw new Error(`--models: '${spec}' is not shape:TYPE (e.g. llama-3.2-1b:Q4_0)`);
+  return { name: `${shape} ${type}`, shape, type: type as TensorTypeName };
+}) : [
   ...(values.tiny ? [] : [{ name: 'stories15M Q8_0', shape: 'stories15M', type: 'Q8_0' as const }]),
   ...(values.quick ? [] : [{ name: 'TinyLlama-1.1B Q4_0', shape: 'tinyllama-1.1b', type: 'Q4_0' as const }]),
 ];

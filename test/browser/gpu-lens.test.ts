@@ -61,7 +61,7 @@ describe('logit lens on WebGPU [webgpu]', function () {
     expect((await gpu.stats()).pending).to.equal(0);
   });
 
-  it('[webgpu] Session.outputHeadAsync runs on the GPU (two dispatches a batch), lensHeadAsync reduces the rows there (three), and both run on the CPU once the device is gone', async function () {
+  it('[webgpu] Session.outputHeadAsync runs on the GPU (two dispatches a batch), lensHeadAsync reduces the rows there (three), and both run on the CPU once the device is gone (the lens head still reducing the rows)', async function () {
     await gpuOrSkip(this);
     const weights = await loadStories();
     const backend = await chooseBackend({ weights });           // a device of its own: this test destroys it
@@ -98,6 +98,14 @@ describe('logit lens on WebGPU [webgpu]', function () {
     expect(session.backend).to.equal('cpu');
     expect(changes.map((c) => c.to)).to.deep.equal(['cpu']);
     expect(after).to.deep.equal(session.outputHead(x, n));
-    expect(await session.lensHeadAsync(x, n, k, target), 'on the CPU: the logits').to.deep.equal(session.outputHead(x, n));
+    // on the CPU the rows are reduced too (the kernels' lensRows), the twin's answer on the CPU's logits
+    const onCpuReduced = await session.lensHeadAsync(x, n, k, target);
+    if (onCpuReduced instanceof Float32Array) throw new Error('the CPU lens head gave the logits');
+    expect(onCpuReduced).to.deep.equal(session.lensHead(x, n, k, target));
+    const cpuWant = lensRows(session.outputHead(x, n), n, V, k, target);
+    expect(onCpuReduced.ids).to.deep.equal(cpuWant.ids);
+    expect(onCpuReduced.values).to.deep.equal(cpuWant.values);
+    expect(onCpuReduced.ranks).to.deep.equal(cpuWant.ranks);
+    for (let r = 0; r < n; r++) expect(Math.abs(onCpuReduced.sums[r]! - cpuWant.sums[r]!), `CPU row ${r} sum`).to.be.at.most(1e-5 * cpuWant.sums[r]!);
   });
 });

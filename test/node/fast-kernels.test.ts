@@ -18,6 +18,7 @@ import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { attention } from '../../kernels/attention/attention.cpu.ts';
 import { siluMul } from '../../kernels/silu-mul/silu-mul.cpu.ts';
 import { rmsnorm } from '../../kernels/rmsnorm/rmsnorm.cpu.ts';
+import { lensRows } from '../../kernels/argmax/argmax.cpu.ts';
 import { ALL_TENSOR_TYPES, getTensorType } from '../../src/formats/quant/index.ts';
 import { byteSize, type Tensor, type TensorTypeName } from '../../src/formats/tensor.ts';
 import { Rng } from '../../src/engine/random.ts';
@@ -242,4 +243,48 @@ test('rmsnorm: the twin\'s bits (its f64 arithmetic in its order), odd widths, s
     ks.rmsnorm(x, x, w, n, d, 1e-5);                    // in place, as the forward pass may
     assert.deepEqual(x, want);
   }
+});
+
+test('lensRows: the twin\'s ids, values, ranks and target values exactly and its sums within 1e-6, threads (1, 2, 3) giving the same bits; rows outside the memory and k over 64 are the twin\'s', async () => {
+  const rng = new Rng(12);
+  const arena = new WeightArena(1 << 16, { shared: true });
+  // maxRows 16: 37 rows go through in three pieces
+  const sets = [kernels(arena, 1, 64, 32000), kernels(arena, 2, 64, 32000), kernels(arena, 3, 64, 32000)];
+  await Promise.all(sets.map((s) => s.ready()));
+  for (const [rows, cols, k, spread] of [[37, 4099, 5, 20], [3, 32000, 64, 3], [5, 3, 5, 1], [20, 257, 1, 200]] as const) {
+    const xa = sets[0]!.space.alloc(rows * cols);
+    const x = sets[0]!.space.current(xa);
+    for (let i = 0; i < x.length; i++) {
+      const u = rng.next();
+      x[i] = u < 0.02 ? -Infinity : u < 0.04 ? Number.NaN : u < 0.06 ? Math.round(rng.gaussian() * 2) : u < 0.07 ? -0 : rng.gaussian() * spread;
+    }
+    x.fill(-Infinity, 0, cols);                                          // row 0: all −inf
+    x.fill(Number.NaN, cols, 2 * cols);                                  // row 1: all NaN
+    if (rows > 3) {
+      x[3 * cols + 1] = Infinity;                                        // row 3: +inf (the sum is NaN, as the twin's)
+      x.fill(Number.NaN, 4 * cols, 5 * cols);
+      x[4 * cols + cols - 1] = 2;                                        // row 4: fewer values than k (padding)
+    }
+    const plain = Float32Array.from(x);
+    for (const target of [null, 0, cols - 1, Math.floor(cols / 2)]) {
+      const want = lensRows(plain, rows, cols, k, target);
+      const what = `${rows}x${cols} k=${k} target=${target}`;
+      const outs = sets.map((s) => s.lensRows(x, rows, cols, k, target));
+      assert.deepEqual(outs[0]!.ids, want.ids, `${what}: ids`);
+      assert.deepEqual(outs[0]!.values, want.values, `${what}: values`);
+      assert.deepEqual(outs[0]!.ranks, want.ranks, `${what}: ranks`);
+      assert.deepEqual(outs[0]!.targetValues, want.targetValues, `${what}: target values`);
+      for (let r = 0; r < rows; r++) {
+        const a = outs[0]!.sums[r]!, b = want.sums[r]!;
+        assert.ok(Object.is(a, b) || Math.abs(a - b) <= 1e-6 * b, `${what} row ${r}: sum ${a} vs ${b}`);
+      }
+      assert.deepEqual(outs[1], outs[0], `${what}: 2 threads`);
+      assert.deepEqual(outs[2], outs[0], `${what}: 3 threads`);
+    }
+    // the twin's own answer where the fast path does not apply
+    assert.deepEqual(sets[1]!.lensRows(plain, rows, cols, k, 1), lensRows(plain, rows, cols, k, 1), 'rows outside the memory');
+    sets[0]!.space.free(xa);
+  }
+  assert.deepEqual(sets[0]!.lensRows(sets[0]!.space.alloc(200), 2, 100, 65, null), lensRows(new Float32Array(200), 2, 100, 65, null), 'k = 65');
+  assert.ok(sets[1]!.threadedJobs > 0 && sets[2]!.threadedJobs > 0, 'the rows ran on several threads');
 });
