@@ -13,7 +13,7 @@
 // are the same code per token, and threads split whole rows. So results never depend on the
 // number of threads or tokens (prefix reuse and threading are bit-exact).
 
-import { f16, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
+import { f16, groupedTokens, hsum, hsumI32, levelOffset, narrowK, narrowKind } from './common.as';
 import { decodeFloat, decodeK, decodeLegacy, levelsK, q6Levels, q6Unsigned, scalesK } from './decode.as';
 import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, K_Q6_K, K_Q8_0 } from './kinds.as';
 
@@ -46,17 +46,18 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-/** Rows i (accA) and i + 1 (accB, when `two`) of four tokens (a lane each, `step` bytes apart) at po. */
-@inline function store2x4(po: usize, step: usize, accA: v128, accB: v128, two: bool): void {
+/** Rows i (accA) and i + 1 (accB, when `two`) of four tokens (a lane each, `step` bytes apart) at
+ *  po; only the first `lanes` tokens when the group was padded (groupedTokens). */
+@inline function store2x4(po: usize, step: usize, accA: v128, accB: v128, two: bool, lanes: i32 = 4): void {
   store<f32>(po, f32x4.extract_lane(accA, 0));
-  store<f32>(po + step, f32x4.extract_lane(accA, 1));
-  store<f32>(po + 2 * step, f32x4.extract_lane(accA, 2));
-  store<f32>(po + 3 * step, f32x4.extract_lane(accA, 3));
+  if (lanes > 1) store<f32>(po + step, f32x4.extract_lane(accA, 1));
+  if (lanes > 2) store<f32>(po + 2 * step, f32x4.extract_lane(accA, 2));
+  if (lanes > 3) store<f32>(po + 3 * step, f32x4.extract_lane(accA, 3));
   if (two) {
     store<f32>(po, f32x4.extract_lane(accB, 0), 4);
-    store<f32>(po + step, f32x4.extract_lane(accB, 1), 4);
-    store<f32>(po + 2 * step, f32x4.extract_lane(accB, 2), 4);
-    store<f32>(po + 3 * step, f32x4.extract_lane(accB, 3), 4);
+    if (lanes > 1) store<f32>(po + step, f32x4.extract_lane(accB, 1), 4);
+    if (lanes > 2) store<f32>(po + 2 * step, f32x4.extract_lane(accB, 2), 4);
+    if (lanes > 3) store<f32>(po + 3 * step, f32x4.extract_lane(accB, 3), 4);
   }
 }
 
@@ -75,7 +76,8 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   const step = <usize>m << 2;
   const zero = i32x4.splat(0);
   const shift = kind == K_Q4_0 ? 3 : 4;   // levelOffset: 8 or 16 (unused for Q4_1, Q5_1)
-  for (let t = 0; t + 4 <= n; t += 4) {
+  const grouped = groupedTokens(n);
+  for (let t = 0; t < grouped; t += 4) {
     let x = xi + <usize>(t >> 2) * group;
     const end = x + (<usize>nb << 7);
     let sq = end, dx = x + (<usize>nb << 8), sx = dx + (<usize>nb << 4);
@@ -112,7 +114,7 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
       w += 128; sq += 16; dx += 16; sx += 16; da += 4; ma += 4;
     }
     if (withMin) { accA = f32x4.add(accA, mA); accB = f32x4.add(accB, mB); }
-    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two);
+    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two, min(4, n - t));
   }
 }
 
@@ -137,10 +139,11 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (narrowKind(kind)) {
       rows2Narrow(kind, buf, nb, xi, n, out, m, i, two, withMin);
-      t = n & ~3;
+      t = groupedTokens(n);
     }
   }
-  for (; t + 4 <= n; t += 4) {
+  const grouped = groupedTokens(n);
+  for (; t < grouped; t += 4) {
     let x = xi + <usize>(t >> 2) * group;
     let dx = x + (<usize>nb << 8), sx = dx + (<usize>nb << 4);
     let w = buf, da = wd, ma = wm;
@@ -180,7 +183,7 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
       w += 128; dx += 16; sx += 16; da += 4; ma += 4;
     }
     if (withMin) { accA = f32x4.add(accA, mA); accB = f32x4.add(accB, mB); }
-    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two);
+    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), step, accA, accB, two, min(4, n - t));
   }
   const xStride = <usize>nb << 6, sStride = <usize>nb << 2;
   const ours = two ? 2 : 1;

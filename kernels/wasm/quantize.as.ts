@@ -8,7 +8,7 @@
 //   Q8_K (256 per block):       xq i16 [len], xd f32 [len/256] = 1/iscale,
 //                               xbs i16 [len/16] = Σq over each 16 (ggml's bsums)
 
-import { f16, f32ToF16, hmax, hsumI32, narrowKind, roundF16 } from './common.as';
+import { f16, f32ToF16, groupedTokens, hmax, hsumI32, narrowKind, roundF16 } from './common.as';
 
 /** x f32 [len] (len a multiple of 32) → Q8_0 blocks with Q8_1's sums (x86 ggml: q = round-half-even(x·127/max|x|)). */
 export function quantizeQ8_0(x: usize, len: i32, xq: usize, xd: usize, xs: usize): void {
@@ -122,8 +122,9 @@ export function permuteQ4(xq: usize, len: i32, xp: usize, xsum: usize): void {
 
 /**
  * For matrix products with several tokens (matmul.as.ts rows2Q8): the Q8 levels and scales of
- * each group of four tokens (rows 4g..4g+3 of xq, xd, xs; len = k, tokens n, the n % 4 left over
- * are not copied) interleaved block by block, at xi + g·288·nb (nb = k/32): levels [nb][4][32]
+ * each group of four tokens (rows 4g..4g+3 of xq, xd, xs; len = k, tokens n; of the n % 4 left
+ * over, two or three make a last group padded with copies of the last token, one is not copied:
+ * common.as.ts groupedTokens) interleaved block by block, at xi + g·288·nb (nb = k/32): levels [nb][4][32]
  * i16, then d [nb][4] f32, then s [nb][4] f32. For the weights of a narrow kind (the relaxed
  * build, common.as.ts narrowKind) the levels are i8 instead, [nb][4][32] in the first half of
  * their place, and the second half holds each block's integer sum Σq, [nb][4] i32 (the offset of
@@ -133,10 +134,12 @@ export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi
   const nb = k >> 5;
   const group = <usize>nb * 288;
   const narrow = narrowKind(kind);
-  for (let g = 0; g + 4 <= n; g += 4) {
+  const grouped = groupedTokens(n);
+  for (let g = 0; g < grouped; g += 4) {
     const base = xi + <usize>(g >> 2) * group;
     for (let t = 0; t < 4; t++) {
-      const src = xq + (<usize>(g + t) * <usize>k << 1);
+      const tok = min(g + t, n - 1);                    // a padded group repeats the last token
+      const src = xq + (<usize>tok * <usize>k << 1);
       if (narrow) {
         const dst = base + (<usize>t << 5), sums = base + (<usize>nb << 7) + (<usize>t << 2);
         for (let b = 0; b < nb; b++) {
@@ -155,7 +158,7 @@ export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi
           v128.store(dp, v128.load(sp, 32), 32); v128.store(dp, v128.load(sp, 48), 48);
         }
       }
-      const ds = (<usize>(g + t) * <usize>nb) << 2;
+      const ds = (<usize>tok * <usize>nb) << 2;
       const dd = base + (<usize>nb << 8) + (<usize>t << 2), sd = dd + (<usize>nb << 4);
       for (let b = 0; b < nb; b++) {
         store<f32>(dd + (<usize>b << 4), load<f32>(xd + ds + (<usize>b << 2)));

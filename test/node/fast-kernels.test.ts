@@ -129,6 +129,33 @@ test('matmul: one token at a time gives the same bits as many at once, and threa
   for (const ks of sets) assert.equal(ks.fallbacks, 0, 'no call fell back to the twin');
 });
 
+test('matmul: a last group of two or three tokens (padded to four) writes only its own rows, and gives the one-token bits', () => {
+  const rng = new Rng(13);
+  const arena = new WeightArena(1 << 20, { shared: false });
+  const ks = kernels(arena, 1, 1024);
+  for (const type of ['Q4_0', 'Q8_0', 'Q5_1'] as const) {
+    const m = 37, k = 256;
+    const w = weight(type, m, k, rng, 1, arena);
+    for (const n of [5, 6, 7, 10, 11]) {
+      const x = Float32Array.from({ length: n * k }, () => rng.gaussian() * 10);
+      // the output in the memory (written in place), one more row of sentinels after it
+      const oa = ks.space.alloc((n + 1) * m);
+      const out = ks.space.current(oa);
+      out.fill(Number.NaN);
+      out.fill(7.5, n * m);
+      ks.matmul(out.subarray(0, n * m), x, w, n, 'llamacpp');
+      const o = ks.space.current(oa);
+      assert.ok(o.subarray(n * m).every((v) => v === 7.5), `${type} n=${n}: the row after the output is untouched`);
+      for (let t = 0; t < n; t++) {
+        const one = new Float32Array(m);
+        ks.matmul(one, x.subarray(t * k, (t + 1) * k), w, 1, 'llamacpp');
+        assert.deepEqual(o.subarray(t * m, (t + 1) * m), one, `${type} n=${n}: token ${t}`);
+      }
+      ks.space.free(oa);
+    }
+  }
+});
+
 function attentionTrial(rng: Rng, s: { nq: number; start: number; nHeads: number; nKvHeads: number; dHead: number }, scale: number) {
   const kLen = s.start + s.nq;
   const q = Float32Array.from({ length: s.nq * s.nHeads * s.dHead }, () => rng.gaussian() * scale);
