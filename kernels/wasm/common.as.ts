@@ -82,13 +82,14 @@ export function f32ToF16(x: f32): u32 {
 
 /**
  * How many of n tokens the four-token passes of a product with several tokens take (matmul.as.ts
- * rows2Q8, quantize.as.ts interleaveQ8): the whole groups of four, and a last group padded with
- * copies of the last token when two or three are left over (a padded group costs less than two
- * or three lone tokens; one lone token costs less than a group). The rest go one at a time.
+ * rows2Q8, rows2K; quantize.as.ts interleaveQ8, interleaveQ8K): the whole groups of four, and a
+ * last group padded with copies of the last token when two or three are left over of at least
+ * four (a padded group costs less than two or three lone tokens; one lone token costs less than a
+ * group; fewer than four tokens are not interleaved: kernels.ts). The rest go one at a time.
  * Every lane is computed the same way in either pass, so the results do not depend on it.
  */
 @inline export function groupedTokens(n: i32): i32 {
-  return (n & 3) >= 2 ? (n + 3) & ~3 : n & ~3;
+  return n >= 4 && (n & 3) >= 2 ? (n + 3) & ~3 : n & ~3;
 }
 
 /** Sum of the four lanes, in one fixed order (every kernel's result must not depend on tiling). */

@@ -691,8 +691,11 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   const wdA = bufA + (<usize>k << 1), wdmA = wdA + (<usize>nsb << 2), wminA = wdmA + (<usize>nsb << 2);
   const wdB = bufB + (<usize>k << 1), wdmB = wdB + (<usize>nsb << 2), wminB = wdmB + (<usize>nsb << 2);
   const xStride = <usize>k << 1, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
+  // a padded last group (groupedTokens): its extra lanes read the last token's levels (interleaveQ8K)
+  // and whatever scales follow the real tokens' in xd, xbs; they are not stored
+  const grouped = groupedTokens(n);
   let t = 0;
-  for (; t + 4 <= n; t += 4) {
+  for (; t < grouped; t += 4) {
     const xg = xi + <usize>t * xStride;   // this group's four tokens, interleaved
     const d0 = xd + <usize>t * dStride;
     const b0 = xbs + <usize>t * bStride;
@@ -727,7 +730,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
       accA = superK4(accA, hsum4(i0, i1, i2, i3), dwA, DX, withMin, dmA, msA);
       accB = superK4(accB, hsum4(j0, j1, j2, j3), dwB, DX, withMin, dmB, msB);
     }
-    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, accA, accB, true);
+    store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, accA, accB, true, min(4, n - t));
   }
   rowK(bufA, nsb, xq, xd, xbs, n, out, m, i, withMin, false, t);
   rowK(bufB, nsb, xq, xd, xbs, n, out, m, i + 1, withMin, false, t);
@@ -747,7 +750,10 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
   const xStride = <usize>k, dStride = <usize>nsb << 2, bStride = <usize>nsb << 5;
   let t = 0;
   if (ASC_FEATURE_RELAXED_SIMD) {
-    for (; t + 4 <= n; t += 4) {
+    // a padded last group (groupedTokens) reads past the real tokens' activations; its extra
+    // lanes are not stored
+    const grouped = groupedTokens(n);
+    for (; t < grouped; t += 4) {
       const x0 = xn + <usize>t * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
       const d0 = xd + <usize>t * dStride;
       const b0 = xbs + <usize>t * bStride;
@@ -783,7 +789,7 @@ export function matmulQ8(kind: i32, w: usize, rowBytes: i32, xq: usize, xd: usiz
         accA = superK4(accA, hsum4(i0, i1, i2, i3), load<f32>(wdA + so), DX, withMin, withMin ? load<f32>(wdmA + so) : 0, msA);
         accB = superK4(accB, hsum4(j0, j1, j2, j3), load<f32>(wdB + so), DX, withMin, withMin ? load<f32>(wdmB + so) : 0, msB);
       }
-      store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, accA, accB, true);
+      store2x4(out + ((<usize>t * <usize>m + <usize>i) << 2), <usize>m << 2, accA, accB, true, min(4, n - t));
     }
   }
   rowK(bufA, nsb, xn, xd, xbs, n, out, m, i, withMin, true, t);

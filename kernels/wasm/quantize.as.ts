@@ -170,20 +170,24 @@ export function interleaveQ8(xq: usize, xd: usize, xs: usize, n: i32, k: i32, xi
 
 /**
  * For matrix products with several tokens and 256-block weights read as i16 levels (matmul.as.ts
- * rows2K): the Q8_K levels of each group of four tokens (rows 4g..4g+3 of xq, len k; the n % 4
- * left over are not copied) interleaved 8 at a time, so one pointer walks all four: at
+ * rows2K): the Q8_K levels of each group of four tokens (rows 4g..4g+3 of xq, len k; of the n % 4
+ * left over, two or three make a last group padded with the last token, one is not copied:
+ * common.as.ts groupedTokens) interleaved 8 at a time, so one pointer walks all four: at
  * xi + 8k·g, unit u (levels 8u..8u+7) of token t lies at 64u + 16t. Scales and sums stay in xd, xbs.
  */
 export function interleaveQ8K(xq: usize, n: i32, k: i32, xi: usize): void {
   const rowBytes = <usize>k << 1;
-  for (let g = 0; g + 4 <= n; g += 4) {
-    const src = xq + <usize>g * rowBytes, dst = xi + <usize>g * rowBytes;
+  const grouped = groupedTokens(n);
+  for (let g = 0; g < grouped; g += 4) {
+    // a padded last group repeats the last token
+    const s0 = xq + <usize>g * rowBytes, last = xq + <usize>(n - 1) * rowBytes, dst = xi + <usize>g * rowBytes;
+    const s1 = g + 1 < n ? s0 + rowBytes : last, s2 = g + 2 < n ? s0 + 2 * rowBytes : last, s3 = g + 3 < n ? s0 + 3 * rowBytes : last;
     for (let u: usize = 0; u < rowBytes; u += 16) {
       const d = dst + (u << 2);
-      v128.store(d, v128.load(src + u));
-      v128.store(d, v128.load(src + rowBytes + u), 16);
-      v128.store(d, v128.load(src + 2 * rowBytes + u), 32);
-      v128.store(d, v128.load(src + 3 * rowBytes + u), 48);
+      v128.store(d, v128.load(s0 + u));
+      v128.store(d, v128.load(s1 + u), 16);
+      v128.store(d, v128.load(s2 + u), 32);
+      v128.store(d, v128.load(s3 + u), 48);
     }
   }
 }

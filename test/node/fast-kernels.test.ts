@@ -133,7 +133,7 @@ test('matmul: a last group of two or three tokens (padded to four) writes only i
   const rng = new Rng(13);
   const arena = new WeightArena(1 << 20, { shared: false });
   const ks = kernels(arena, 1, 1024);
-  for (const type of ['Q4_0', 'Q8_0', 'Q5_1'] as const) {
+  for (const type of ['Q4_0', 'Q8_0', 'Q5_1', 'Q4_K', 'Q6_K', 'Q2_K'] as const) {
     const m = 37, k = 256;
     const w = weight(type, m, k, rng, 1, arena);
     for (const n of [5, 6, 7, 10, 11]) {
