@@ -1,9 +1,9 @@
 // The WebAssembly SIMD kernels behind the twins' signatures (kernels/cpu.ts CpuKernels): matmul for
-// every tensor type and attention run in WebAssembly, split over threads when the memory is shared,
-// and SwiGLU (an exp per value), RMSNorm (the twin's bits) and the logit lens's reduction of rows
-// of logits (lensRows: an exp and a comparison per value of a vocabulary row); the light element-wise ops
-// (embedding, RoPE, residual add) stay the twins, which run on the same arrays (they live in the
-// arena: `space`).
+// every tensor type, attention and the logit lens's reduction of rows of logits (lensRows: an exp
+// and a comparison per value of a vocabulary row) run in WebAssembly, split over threads when the
+// memory is shared, and SwiGLU (an exp per value) and RMSNorm (the twin's bits); the light
+// element-wise ops (embedding, RoPE, residual add) stay the twins, which run on the same arrays
+// (they live in the arena: `space`).
 //
 // Numerics. F32 weights: f32 lanes. F16, BF16 with activationQuant 'llamacpp': the activations are
 // rounded to f16 / bf16 first, as the twin does; Q8_G64: f32 activations. The quantized ggml
