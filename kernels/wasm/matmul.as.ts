@@ -190,23 +190,46 @@ import { K_F32, K_Q2_K, K_Q3_K, K_Q4_0, K_Q4_1, K_Q4_K, K_Q5_0, K_Q5_1, K_Q5_K, 
   for (; t < n; t++) {
     const x0 = xq + <usize>t * xStride, d0 = xd + <usize>t * sStride, s0 = xs + <usize>t * sStride;
     for (let r = 0; r < ours; r++) {
-      const rd = wd + (<usize>r * <usize>nb << 2), rm = wm + (<usize>r * <usize>nb << 2);
+      const rd = wd + (<usize>r * <usize>nb << 2), rm = wm + (<usize>r * <usize>nb << 2), wr = buf + (<usize>r << 6);
       let acc: f32 = 0, macc: f32 = 0;
-      for (let b = 0; b < nb; b++) {
-        const w = buf + (<usize>b << 7) + (<usize>r << 6), o = <usize>b << 6, so = <usize>b << 2;
-        let isum: i32;
-        if (narrowKind(kind)) {
-          // the unsigned byte levels widened, less their offset: the same integers as the i16 rows
-          const lo = v128.load(w), hi = v128.load(w, 16), off = i16x8.splat(<i16>levelOffset(kind));
-          isum = hsumI32(dot32(i16x8.sub(i16x8.extend_low_i8x16_u(lo), off), i16x8.sub(i16x8.extend_high_i8x16_u(lo), off),
-            i16x8.sub(i16x8.extend_low_i8x16_u(hi), off), i16x8.sub(i16x8.extend_high_i8x16_u(hi), off), x0 + o));
-        } else isum = hsumI32(dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x0 + o));
-        acc += <f32>isum * (load<f32>(rd + so) * load<f32>(d0 + so));
+      let b = 0;
+      // four blocks' exact integer sums from one transpose-add, then the float steps block by
+      // block in order (the same operations as one block at a time)
+      for (; b + 4 <= nb; b += 4) {
+        const S = hsum4(loneDot(kind, wr, x0, b), loneDot(kind, wr, x0, b + 1), loneDot(kind, wr, x0, b + 2), loneDot(kind, wr, x0, b + 3));
+        const so = <usize>b << 2;
+        acc += <f32>i32x4.extract_lane(S, 0) * (load<f32>(rd + so) * load<f32>(d0 + so));
+        acc += <f32>i32x4.extract_lane(S, 1) * (load<f32>(rd + so, 4) * load<f32>(d0 + so, 4));
+        acc += <f32>i32x4.extract_lane(S, 2) * (load<f32>(rd + so, 8) * load<f32>(d0 + so, 8));
+        acc += <f32>i32x4.extract_lane(S, 3) * (load<f32>(rd + so, 12) * load<f32>(d0 + so, 12));
+        if (withMin) {
+          macc += load<f32>(rm + so) * load<f32>(s0 + so);
+          macc += load<f32>(rm + so, 4) * load<f32>(s0 + so, 4);
+          macc += load<f32>(rm + so, 8) * load<f32>(s0 + so, 8);
+          macc += load<f32>(rm + so, 12) * load<f32>(s0 + so, 12);
+        }
+      }
+      for (; b < nb; b++) {
+        const so = <usize>b << 2;
+        acc += <f32>hsumI32(loneDot(kind, wr, x0, b)) * (load<f32>(rd + so) * load<f32>(d0 + so));
         if (withMin) macc += load<f32>(rm + so) * load<f32>(s0 + so);
       }
       store<f32>(out + ((<usize>t * <usize>m + <usize>(i + r)) << 2), withMin ? acc + macc : acc);
     }
   }
+}
+
+/** rows2Q8's lone tokens: block b of the decoded row at wr (stride 128) times the token's levels
+ *  at x0, as i32x4 partial sums (their total is the block's exact integer sum). */
+@inline function loneDot(kind: i32, wr: usize, x0: usize, b: i32): v128 {
+  const w = wr + (<usize>b << 7), x = x0 + (<usize>b << 6);
+  if (narrowKind(kind)) {
+    // the unsigned byte levels widened, less their offset: the same integers as the i16 rows
+    const lo = v128.load(w), hi = v128.load(w, 16), off = i16x8.splat(<i16>levelOffset(kind));
+    return dot32(i16x8.sub(i16x8.extend_low_i8x16_u(lo), off), i16x8.sub(i16x8.extend_high_i8x16_u(lo), off),
+      i16x8.sub(i16x8.extend_low_i8x16_u(hi), off), i16x8.sub(i16x8.extend_high_i8x16_u(hi), off), x);
+  }
+  return dot32(v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), x);
 }
 
 /** The fifth bit of 16 Q5 values (bit j of the qh bytes `sel` picks), as 0 or 0x10 per byte. */
