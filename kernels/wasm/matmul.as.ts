@@ -2,7 +2,8 @@
 //
 // Several tokens (prefill): each weight row is decoded once into the thread's row buffer
 // (decode.as.ts), then multiplied with every token row, two rows and four tokens per pass (each
-// activation load serves both rows). Fewer than four tokens (decode): the weights are read in place (the
+// activation load serves both rows; two or three tokens left over make a last pass padded with the
+// last token, one goes alone: common.as.ts groupedTokens). Fewer than four tokens (decode): the weights are read in place (the
 // 32-block types four rows at a time; Q4_K, Q5_K, Q6_K one row at a time; decoding first would
 // cost as much as the product). The quantized types multiply 8-bit activations (quantize.as.ts) with
 // integer levels, as llama.cpp does: per block an exact integer sum, then one float multiply-add
