@@ -12,9 +12,6 @@ import { checkRange, grid, layoutOf, pipelineFor, prepareVariant, type KernelVar
 
 const WG = 256;
 const CHUNK = 4096;
-/** The largest k of encodeTopK and encodeLensRows (defined with the twin). */
-export { MAX_TOP_K };
-
 const OPS: OperandSpec[] = [
   { name: 'x' }, { name: 'ids', write: true, type: 'u32' }, { name: 'vals', write: true, type: 'u32' /* f32 bits */ }, { name: 'scratch', write: true, type: 'u32' },
 ];

@@ -17,7 +17,7 @@
 import { BranchTree, type BranchTreeJson, type GeneratedToken } from '../engine/branches.ts';
 import { CancelledError, UsageError } from '../engine/errors.ts';
 import {
-  type ChainResult, finalDistribution, type MirostatState, mirostatStart, mirostatUpdate, probAt, type ResolvedOptions, resolveOptions, runChain,
+  type ChainResult, finalDistribution, type MirostatState, mirostatStart, mirostatUpdate, probReader, type ResolvedOptions, resolveOptions, runChain,
 } from '../engine/sampling/index.ts';
 import type { CallOptions, LogitsQuery, LogitsSlice, ModelInfo, RunRequest, TraceHandle, Tokenized } from '../engine/api.ts';
 import { drawsAt, rawOnce, samplerSettings } from '../../cells/plot/sampling.ts';
@@ -91,7 +91,8 @@ export function chooseNext(logits: Float32Array, history: readonly number[], opt
   const raw = rawOnce(logits);
   const result = runChain(logits, options, { history, random: drawsAt(seed, history.length), raw, ...(mirostat ? { mirostat } : {}) });
   const alternatives: { id: number; p: number }[] = [];
-  for (let i = 0; i < Math.min(ALTERNATIVES, raw.ids.length); i++) alternatives.push({ id: raw.ids[i]!, p: sig4(probAt(raw, i)) });
+  const rawProb = probReader(raw);
+  for (let i = 0; i < Math.min(ALTERNATIVES, raw.ids.length); i++) alternatives.push({ id: raw.ids[i]!, p: sig4(rawProb(i)) });
   // u is recorded only where it chose: not on a fallback, nor from a set of one (greedy)
   const greedy = result.fallback !== null || finalDistribution(result).ids.length === 1;
   return {

@@ -124,10 +124,15 @@ function softmax(c: Candidates): Softmax {
  * the set on the first call per set; O(1) after.
  */
 export function probAt(c: Candidates, rank: number): number {
+  return probReader(c)(rank);
+}
+
+/** probAt for many ranks of one set (the draw's search): the set's caches looked up once. */
+export function probReader(c: Candidates): (rank: number) => number {
   const full = cache.get(c);
-  if (full) return full.probs[rank]!;
-  const { max, z } = normOf(c);
-  return Math.exp(c.logits[rank]! - max) / z;
+  if (full) { const probs = full.probs; return (rank) => probs[rank]!; }
+  const { max, z } = normOf(c), l = c.logits;
+  return (rank) => Math.exp(l[rank]! - max) / z;
 }
 
 /** Softmax of the set's logits (subtracting the max), by rank; sums to 1. [n] */

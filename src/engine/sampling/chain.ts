@@ -9,7 +9,7 @@
 
 import { drawUniform } from '../branches.ts';
 import { UsageError } from '../errors.ts';
-import { type Candidates, entropyOf, fromLogits, probAt, probsOf } from './candidates.ts';
+import { type Candidates, entropyOf, fromLogits, probAt, probReader, probsOf } from './candidates.ts';
 import { dry, logitBias, minP, penalties, temperature, topK, topNSigma, topP, typicalP, xtc } from './stages.ts';
 import { type MirostatState, mirostatStart, mirostatUpdate, mirostatV1Truncate, mirostatV2Truncate } from './mirostat.ts';
 import { type ChainOptions, isResolved, type ResolvedOptions, resolveOptions, type StageName } from './options.ts';
@@ -199,9 +199,10 @@ export function runChain(logits: Float32Array, options: ChainOptions | ResolvedO
   // the draw: one uniform number, a cumulative search in rank order; a candidate of probability
   // 0 is never chosen, and u within rounding of 1 picks the last candidate that can be. The
   // probabilities are probAt's (probsOf's numbers, computed only as far as the search goes)
+  const probOf = probReader(c);
   let rank = -1, lower = 0, cum = 0, p = 0;
   for (let i = 0; i < c.ids.length; i++) {
-    const pi = probAt(c, i);
+    const pi = probOf(i);
     if (pi === 0) continue;
     lower = cum;
     cum += pi;

@@ -1,6 +1,6 @@
 // The sampler chain, stage by stage (see README.md). One import for callers.
 
-export { type Candidates, entropyOf, fromLogits, moveLogits, prefix, probAt, probsOf, suffix } from './candidates.ts';
+export { type Candidates, entropyOf, fromLogits, moveLogits, prefix, probAt, probReader, probsOf, suffix } from './candidates.ts';
 export {
   dry, dryRepeatLengths, type DryOptions, logitBias, minP, penalties, type PenaltyOptions, temperature, type TemperatureOptions,
   tokenCounts, topK, topNSigma, topP, typicalP, xtc, type XtcOptions,
