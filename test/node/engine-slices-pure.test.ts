@@ -172,6 +172,56 @@ test('summary bins: contiguous, sizes differing by at most one, clamped sizes', 
   assert.throws(() => summaryBins(NaN, 10), UsageError);
 });
 
+test('the summarizer gives the same bits whether rows come one by one, packed per position, or in chunks', () => {
+  // in each key bin (as far as the row reaches), keys 0, 4, 8, … from its start weigh 2^60 and keys
+  // 2, 6, … −2^60 (an unpaired one 0), the odd ones ordinary numbers: the big ones cancel, and which
+  // small ones they swallow on the way depends on the order of the additions, so a path that added
+  // in another order would show in the f32 means
+  const rng = new Rng(22);
+  const L = 2, H = 3, n = 70, B = 4;
+  const ids = Array.from({ length: n }, (_, i) => (i * 7) % 23);
+  const rows = Array.from({ length: n }, (_, q) => {
+    const d = new Float32Array(L * H * (q + 1));
+    for (let r = 0; r < L * H; r++) {
+      for (let kb = 0; kb < B && binStart(kb, n, B) <= q; kb++) {
+        const from = binStart(kb, n, B), len = Math.min(binStart(kb + 1, n, B), q + 1) - from;
+        for (let j = 0; j < len; j++) {
+          const big = j % 4 === 0 ? (j + 2 < len ? 2 ** 60 : 0) : -(2 ** 60);
+          d[r * (q + 1) + from + j] = j % 2 ? rng.gaussian() : big;
+        }
+      }
+    }
+    return d;
+  });
+  const ent = Float64Array.from({ length: L * H * n }, () => rng.next());
+  const one = new AttentionSummarizer(L, H, n, B, ids), packed = new AttentionSummarizer(L, H, n, B, ids), chunked = new AttentionSummarizer(L, H, n, B, ids);
+  for (let l = 0; l < L; l++) {
+    for (let q = 0; q < n; q++) {
+      const at = l * H * (q + 1), e = ent.subarray((l * n + q) * H, (l * n + q + 1) * H);
+      packed.rows(l, q, rows[q]!, at, e);
+      for (let h = 0; h < H; h++) one.row(l, h, q, rows[q]!.subarray(at + h * (q + 1), at + (h + 1) * (q + 1)), e[h]);
+    }
+    // chunks of 1..9 positions: data [H, m, start + m], each row padded to the chunk's key length
+    for (let start = 0, m = 1; start < n; start += m, m = m % 9 + 1) {
+      m = Math.min(m, n - start);
+      const kLen = start + m, data = new Float32Array(H * m * kLen);
+      for (let h = 0; h < H; h++) for (let t = 0; t < m; t++) {
+        const q = start + t;
+        data.set(rows[q]!.subarray(l * H * (q + 1) + h * (q + 1), l * H * (q + 1) + (h + 1) * (q + 1)), (h * m + t) * kLen);
+      }
+      chunked.chunk(l, start, data, m);
+    }
+  }
+  const a = one.result(), b = packed.result(), c = chunked.result();
+  for (const key of ['thumbs', 'first', 'prev', 'induction'] as const) {
+    for (let i = 0; i < a[key].length; i++) {
+      assert.ok(Object.is(b[key][i], a[key][i]), `${key}[${i}]: rows() ${b[key][i]} vs row() ${a[key][i]}`);
+      assert.ok(Object.is(c[key][i], a[key][i]), `${key}[${i}]: chunk() ${c[key][i]} vs row() ${a[key][i]}`);
+    }
+  }
+  assert.deepEqual(b.entropy, a.entropy);
+});
+
 test('the summarizer equals a direct computation over whole patterns, rows in any order', () => {
   const rng = new Rng(21);
   const L = 2, H = 3, n = 13, B = 5;
