@@ -16,7 +16,7 @@ import { linked, LinkedController } from './plot/linked.ts';
 import type { FigureExport } from './plot/figure.ts';
 import { SVG_CELL_LIMIT } from './plot/kit.ts';
 import {
-  attentionFigure, defaultCell, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg, linesPlan, linesOnCanvas, drawLines, linesGeom, type LinesPlan,
+  attentionFigure, defaultCell, everyLayer, fromTokenSvg, headStat, heatCellAt, heatmapGeom, heatmapHighlightSvg, heatmapSvg, kvHeadOf, linesSvg, linesPlan, linesOnCanvas, drawLines, linesGeom, type LinesPlan,
   linesHighlightSvg, multiplesAt, multiplesGeom, multiplesHighlightSvg, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom, overviewHighlightSvg, overviewPixels, overviewSvg,
   binReadout, headIndex, layerThumbs, patternPixels, poolNote, readout, shownHeads, sig4, smallMultiplesSvg, binStart, viewState, weightAt, SORTS, VIEWS,
   type AttentionOutput, type AttentionView, type AttentionViewState, type HeadSort,
@@ -327,7 +327,7 @@ export class GlassboxAttention extends LitElement implements CellProps {
       }
       case 'overview': {
         const s = out.summary;
-        if (!s) return html`<p class="note">The overview needs the per-head summary, which this output does not have.</p>`;
+        if (!everyLayer(s, out.nLayers)) return html`<p class="note">The overview needs the per-head summary of every layer, which this output does not have.</p>`;
         const g = cached(out, `ogeom|${v.sort}`, () => overviewGeom(s, v.sort));
         const frame = cached(out, `ov|${v.sort}`, () => overviewSvg(s, { sort: v.sort, mode: 'frame' }));
         const w = s.nHeads * g.step * g.scale, h = s.nLayers * g.step * g.scale;

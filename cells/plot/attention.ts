@@ -11,13 +11,17 @@
 
 import { colorScale, esc, FONT, fmt, legendSvg, LEGEND_H, r2, rgbBytes, SVG_CELL_LIMIT, type SchemeName } from './kit.ts';
 import type { FigureExport } from './figure.ts';
-import { AttentionSummarizer, binStart } from '../../src/engine/attention-summary.ts';
+import { AttentionSummarizer, binStart, SUMMARY_SIZE } from '../../src/engine/attention-summary.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The output
 
 export interface HeadSummary {          // computed in the worker for every layer × query head
   nLayers: number; nHeads: number; nPos: number; size: number;   // size = B, thumbnail bins per side
+  /** The first layer the arrays hold (default 0): a summary of one layer computed on the page
+   *  (summarizeOneLayer) holds layer firstLayer alone, nLayers = 1. "[nLayers, …]" below counts
+   *  from it; headStat and layerThumbs take model layers. */
+  firstLayer?: number;
   thumbs: Float32Array;   // [nLayers, nHeads, B, B] mean attention per (query bin, key bin); NaN where no causal entry
   entropy: Float32Array;  // [nLayers, nHeads] mean row entropy (nats)
   first: Float32Array;    // [nLayers, nHeads] mean attention to position 0
@@ -124,9 +128,22 @@ export function kvGroups(heads: readonly number[], nHeads: number, nKvHeads: num
 
 /** A head's statistic from the summary (NaN when absent). */
 export function headStat(s: HeadSummary | null, layer: number, head: number, stat: HeadStat): number {
-  if (!s || layer >= s.nLayers || head >= s.nHeads) return NaN;
+  const l = s ? layerIndex(s, layer) : -1;
+  if (!s || l < 0 || head >= s.nHeads) return NaN;
   const a = s[stat];
-  return a ? a[layer * s.nHeads + head]! : NaN;
+  return a ? a[l * s.nHeads + head]! : NaN;
+}
+
+/** Where the model's layer `layer` is in s's arrays (−1: s does not hold it). */
+export function layerIndex(s: HeadSummary, layer: number): number {
+  const l = layer - (s.firstLayer ?? 0);
+  return l >= 0 && l < s.nLayers ? l : -1;
+}
+
+/** Whether s is the summary of every one of the model's nLayers layers (what the overview draws),
+ *  not one layer's (summarizeOneLayer). */
+export function everyLayer(s: HeadSummary | null, nLayers: number): s is HeadSummary {
+  return !!s && (s.firstLayer ?? 0) === 0 && s.nLayers === nLayers;
 }
 
 /**
@@ -163,6 +180,16 @@ export { binStart };
 export function summarizeLayer(data: Float32Array, nHeads: number, nPos: number, size: number, tokens?: ArrayLike<number>):
   { thumbs: Float32Array; entropy: Float32Array; first: Float32Array; prev: Float32Array; induction?: Float32Array } {
   return summarize([data], nHeads, nPos, size, tokens);
+}
+
+/**
+ * Layer `layer`'s summary from its whole pattern (every head: [nHeads, nPos, nPos]) with the
+ * engine's default bins: for a short prompt the page has that pattern, so the heads view's
+ * statistics and order cost a pass over one layer here instead of a summary of every layer in the
+ * worker on every run (src/app/compute.ts). Same summarizer, same rows: the engine's bits.
+ */
+export function summarizeOneLayer(layer: number, data: Float32Array, nHeads: number, nPos: number, tokens?: ArrayLike<number>): HeadSummary {
+  return { ...summarize([data], nHeads, nPos, SUMMARY_SIZE.default, tokens), firstLayer: layer };
 }
 
 /** The whole summary from every layer's pattern ([nHeads, nPos, nPos] each); size = min(B, nPos).
@@ -393,9 +420,9 @@ export function layerThumbs(out: AttentionOutput, bins = 24): LayerThumbs {
   let r: LayerThumbs;
   if (p) {
     r = { B: p.bins, thumbs: p.data, heads: p.heads, reduce: p.reduce };
-  } else if (s && s.nPos === n && s.nHeads === out.nHeads && out.layer < s.nLayers && out.pattern.heads.length === s.nHeads) {
-    const per = s.nHeads * s.size * s.size;
-    r = { B: s.size, thumbs: s.thumbs.subarray(out.layer * per, (out.layer + 1) * per), heads: out.pattern.heads, reduce: 'mean' };
+  } else if (s && s.nPos === n && s.nHeads === out.nHeads && layerIndex(s, out.layer) >= 0 && out.pattern.heads.length === s.nHeads) {
+    const per = s.nHeads * s.size * s.size, l = layerIndex(s, out.layer);
+    r = { B: s.size, thumbs: s.thumbs.subarray(l * per, (l + 1) * per), heads: out.pattern.heads, reduce: 'mean' };
   } else {
     const B = Math.max(1, Math.min(bins, n));
     r = { B, thumbs: summarizeLayer(out.pattern.data, out.pattern.heads.length, n, B).thumbs, heads: out.pattern.heads, reduce: 'mean' };
@@ -1011,7 +1038,7 @@ export function viewState(settings: Record<string, unknown>, out: AttentionOutpu
 export function attentionFigure(out: AttentionOutput, v: AttentionViewState): FigureExport {
   const n = nPosOf(out);
   const meta: Record<string, unknown> = { kind: 'attention', layer: out.layer, view: v.view, nPos: n, nHeads: out.nHeads, nKvHeads: out.nKvHeads };
-  if (v.view === 'overview' && out.summary) {
+  if (v.view === 'overview' && everyLayer(out.summary, out.nLayers)) {
     meta['sort'] = v.sort;
     return { svg: overviewSvg(out.summary, { sort: v.sort, mode: 'auto' }), rows: headStatsRows(out.summary, v.sort), meta };
   }

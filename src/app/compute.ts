@@ -10,7 +10,7 @@ import type { LogitLensSlice, ModelInfo, Tokenized, TraceHandle } from '../engin
 import { UsageError } from '../engine/errors.ts';
 import { topOf } from '../engine/top.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
-import type { AttentionOutput } from '../../cells/plot/attention.ts';
+import { summarizeOneLayer, type AttentionOutput } from '../../cells/plot/attention.ts';
 import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
 import type { LogitLensOutput } from '../../cells/plot/logit-lens.ts';
 import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations.ts';
@@ -125,9 +125,13 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       const layer = Number(s['layer'] ?? 0);
       const all = L * model.config.nHeads * (nPos * (nPos + 1) / 2) * 4 <= ALL_PATTERNS_BYTES;
       const view = s['view'], sort = s['sort'];
-      // The summary is cheap to record but makes a run start from position 0 unless every
-      // pattern is captured; a long prompt asks for it only where it is drawn.
-      const summary = all || view === 'overview' || (typeof sort === 'string' && sort !== 'index');
+      // The every-layer summary only where it is drawn: the overview, and a long prompt's heads
+      // sorted by a statistic (its pooled tiles have no pattern to compute one from). A short
+      // prompt's heads view computes its one layer's statistics from the pattern it fetches
+      // (visuals.attention). The worker's summary of every layer took about 45 ms of each
+      // keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt it also makes the
+      // run start from position 0 unless every pattern is captured.
+      const summary = view === 'overview' || (attentionIsLong(model.config.nHeads, nPos) && typeof sort === 'string' && sort !== 'index');
       return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
     }
     case 'sampling':
@@ -171,7 +175,8 @@ const visuals: Record<string, Visual> = {
     const base = { prompt: p.id, labels: labels(p.tok, env.model), layer, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads };
     if (!attentionIsLong(c.nHeads, nPos)) {
       const [slice, summary] = await Promise.all([env.client.attention(trace, { layer }), summaryP]);
-      return { ...base, pattern: { heads: slice.heads, shape: slice.shape, data: slice.data }, summary };
+      return { ...base, pattern: { heads: slice.heads, shape: slice.shape, data: slice.data },
+        summary: summary ?? summarizeOneLayer(layer, slice.data, c.nHeads, nPos, p.tok.ids) };
     }
     // Long prompt: never the whole layer (32 heads × 1,000² × 4 bytes is 128 MB). The heads view
     // draws every head max-pooled into POOL_BINS² bins; the one-head views fetch that head; the

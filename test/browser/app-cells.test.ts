@@ -221,4 +221,40 @@ describe('visual cells in the app (stories260K)', function () {
     app.doc!.setSetting(id, 'view', 'heatmap');
     await app.idle();
   });
+
+  it('the heads view\'s statistics are the engine\'s summary of that layer, computed on the page; the overview fetches the summary of every layer', async () => {
+    const engine = new Engine({ resolveSource: resolveModelSource });
+    const info = await engine.load({ kind: 'local', paths: [MODEL] }, { backend: 'cpu' });
+    const trace = await engine.run({ tokens, capture: ['blocks.1.attn.hook_pattern'], summary: { attention: {} } });
+    const want = (await engine.attentionSummary(trace))!;
+    const L = info.config.nLayers, H = info.config.nHeads, B = want.size;
+    const el = cellEl(app, 'attention')!;
+    const id = (el as unknown as { cell: { id: string } }).cell.id;
+    const out = () => el.state!.output as { summary: { nLayers: number; firstLayer?: number; size: number; thumbs: Float32Array; entropy: Float32Array; first: Float32Array; prev: Float32Array; induction?: Float32Array } };
+    app.doc!.setSetting(id, 'view', undefined);   // heads
+    app.doc!.setSetting(id, 'sort', 'entropy');
+    await app.idle();
+    await el.updateComplete;
+    const one = out().summary;
+    expect([one.firstLayer, one.nLayers, one.size]).to.deep.equal([1, 1, B]);
+    const layer1 = (a: Float32Array, per: number) => a.subarray(per, 2 * per);
+    expect(one.thumbs, 'thumbnails').to.deep.equal(layer1(want.thumbs, H * B * B));
+    for (const k of ['entropy', 'first', 'prev', 'induction'] as const) expect(one[k], k).to.deep.equal(layer1(want[k], H));
+    // drawn under each tile
+    const root = el.shadowRoot!;
+    const drawn = [...root.querySelectorAll<SVGTextElement>('text.stat[data-stat=entropy]')];
+    expect(drawn.length).to.equal(H);
+    expect(drawn.map((t) => Number(t.dataset['v']))).to.deep.equal(drawn.map((t) => sig4(want.entropy[H + Number(t.dataset['h'])]!)));
+    // the overview: the every-layer summary, from the worker
+    app.doc!.setSetting(id, 'view', 'overview');
+    await app.idle();
+    await el.updateComplete;
+    const all = out().summary;
+    expect([all.firstLayer ?? 0, all.nLayers]).to.deep.equal([0, L]);
+    expect(all.thumbs).to.deep.equal(want.thumbs);
+    expect(root.querySelector('canvas[data-key^="opx|"]'), 'the overview draws').to.not.equal(null);
+    app.doc!.setSetting(id, 'view', 'heatmap');
+    app.doc!.setSetting(id, 'sort', undefined);
+    await app.idle();
+  });
 });

@@ -9,7 +9,8 @@ import { matchSnapshot } from '../support/snapshot.ts';
 import {
   attentionFigure, attentionRowsForExport, attentionRow, binStart, colorLut, encodePng, fromTokenSvg, headStatsRows, heatCellAt,
   heatmapGeom, heatmapSvg, kvGroups, kvHeadOf, layerThumbs, linesHighlightSvg, linesSvg, linesPlan, linesOnCanvas, drawLines, LINES_SVG_LIMIT, lutIndex, multiplesAt, multiplesGeom, multiplesPixels, multiplesUseBins, orderHeads, overviewAt, overviewGeom,
-  overviewPixels, overviewSvg, patternPixels, smallMultiplesSvg, summarize, summarizeLayer, thinLabels, viewState,
+  overviewPixels, overviewSvg, patternPixels, smallMultiplesSvg, summarize, summarizeLayer, summarizeOneLayer, thinLabels, viewState,
+  everyLayer, headStat,
   type AttentionOutput, type HeadSummary,
 } from '../../cells/plot/attention.ts';
 import { colorScale, rgbBytes } from '../../cells/plot/kit.ts';
@@ -321,6 +322,31 @@ test('summarizeLayer equals a direct computation of thumbnails, entropy, first a
   const t = layerThumbs(out);
   assert.equal(t.B, 6);
   assert.deepEqual(t.thumbs, out.summary!.thumbs.subarray(2 * 36, 4 * 36));
+});
+
+test('a summary of one layer (the page\'s, for the heads view) holds that layer\'s numbers of the every-layer summary, under model layer numbers', () => {
+  const nHeads = 4, n = 20, L = 3;
+  const layers = Array.from({ length: L }, (_, l) => patterns(nHeads, n, 300 + l));
+  const ids = Array.from({ length: n }, (_, i) => [5, 9, 2, 5, 9, 7][i % 6]!);   // repeats: induction targets
+  const every = summarize(layers, nHeads, n, 24, ids);
+  const one = summarizeOneLayer(2, layers[2]!, nHeads, n, ids);
+  assert.deepEqual([one.firstLayer, one.nLayers, one.size], [2, 1, every.size]);
+  for (const k of ['entropy', 'first', 'prev', 'induction'] as const) {
+    for (let h = 0; h < nHeads; h++) {
+      assert.ok(Number.isFinite(headStat(one, 2, h, k)), `${k} of head ${h}`);
+      assert.equal(headStat(one, 2, h, k), headStat(every, 2, h, k), `${k} of head ${h}`);
+    }
+    assert.ok(Number.isNaN(headStat(one, 1, 0, k)) && Number.isNaN(headStat(one, 3, 0, k)), 'layers it does not hold');
+  }
+  for (const sort of ['entropy', 'first', 'prev', 'induction'] as const) assert.deepEqual(orderHeads(one, 2, sort), orderHeads(every, 2, sort));
+  const out: AttentionOutput = { ...output({ nLayers: L, nHeads, nKvHeads: nHeads, n, layer: 2 }), pattern: { heads: [0, 1, 2, 3], shape: [nHeads, n, n], data: layers[2]! } };
+  assert.deepEqual(layerThumbs({ ...out, summary: one }).thumbs, layerThumbs({ ...out, summary: every }).thumbs);
+  assert.equal(everyLayer(every, L), true);
+  assert.equal(everyLayer(one, L), false);
+  // the overview and its export need every layer: a one-layer summary is not drawn as one
+  assert.equal(attentionFigure({ ...out, summary: one }, viewState({ view: 'overview' }, out)).meta['view'], 'overview');
+  assert.ok(!('sort' in attentionFigure({ ...out, summary: one }, viewState({ view: 'overview' }, out)).meta));
+  assert.ok('sort' in attentionFigure({ ...out, summary: every }, viewState({ view: 'overview' }, out)).meta);
 });
 
 // ---------------------------------------------------------------------------------------------
