@@ -197,11 +197,7 @@ export function summarizeOneLayer(layer: number, data: Float32Array, nHeads: num
 export function summarize(layers: readonly Float32Array[], nHeads: number, nPos: number, bins = 24, tokens?: ArrayLike<number>): HeadSummary {
   const size = Math.max(1, Math.min(bins, nPos));
   const acc = new AttentionSummarizer(layers.length, nHeads, nPos, size, tokens);
-  layers.forEach((d, l) => {
-    for (let h = 0; h < nHeads; h++) {
-      for (let q = 0; q < nPos; q++) { const at = (h * nPos + q) * nPos; acc.row(l, h, q, d.subarray(at, at + q + 1)); }
-    }
-  });
+  layers.forEach((d, l) => acc.chunk(l, 0, d, nPos));   // a chunk of every position has the [nHeads, nPos, nPos] layout
   return acc.result();
 }
 

@@ -54,12 +54,16 @@ export function rgbBytes(css: string): [number, number, number] {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
+// d3's format() parses its specifier on every call: made once here (the figures format thousands
+// of numbers per redraw)
+const EXP2 = format('.2e'), FIX3 = format('.3f'), SIG3 = format('.3~g');
+
 export const fmt = {
   /** Probabilities and weights: 0.1234 → "0.123", tiny values in exponent form. */
-  prob: (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? format('.2e')(v) : format('.3f')(v)),
+  prob: (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? EXP2(v) : FIX3(v)),
   pct: format('.1%'),
   /** Logits, norms: three significant digits. */
-  num: (v: number) => (Number.isFinite(v) ? format('.3~g')(v) : String(v)),
+  num: (v: number) => (Number.isFinite(v) ? SIG3(v) : String(v)),
   int: format(','),
 };
 
@@ -67,8 +71,11 @@ export const fmt = {
 // SVG helpers (strings: the fastest way to build thousands of rects, and what export inlines)
 
 /** Escapes text for SVG/HTML text and attribute values. */
+const ENTITY: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const SPECIAL = /[&<>"']/, SPECIALS = /[&<>"']/g;
+
 export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return SPECIAL.test(s) ? s.replace(SPECIALS, (c) => ENTITY[c]!) : s;   // most labels have none
 }
 
 /** Rounds to 2 decimals for coordinates in SVG text (smaller output, stable snapshots). */

@@ -244,7 +244,11 @@ export class AttentionSummarizer {
       const c = count[i % (B * B)]!;
       thumbs[i] = c > 0 ? this.sums[i]! / c : NaN;
     }
-    const mean = (s: Float64Array, n: number) => Float32Array.from(s, (v) => (n > 0 ? v / n : NaN));
+    const mean = (s: Float64Array, n: number) => {
+      const m = new Float32Array(s.length);
+      for (let i = 0; i < s.length; i++) m[i] = n > 0 ? s[i]! / n : NaN;
+      return m;
+    };
     return {
       nLayers, nHeads, nPos, size: B, thumbs,
       entropy: mean(this.entropySum, nPos), first: mean(this.firstSum, nPos), prev: mean(this.prevSum, nPos - 1),

@@ -13,7 +13,8 @@ const short = 145, long = 1000;
 
 test('a short prompt asks for the every-layer summary only for the overview', () => {
   assert.equal(attentionIsLong(32, short), false);
-  for (const s of [{}, { view: 'heads' }, { view: 'heads', sort: 'entropy' }, { view: 'heatmap', sort: 'prev' }, { view: 'lines' }, { view: 'from' }]) {
+  const settings: Record<string, string>[] = [{}, { view: 'heads' }, { view: 'heads', sort: 'entropy' }, { view: 'heatmap', sort: 'prev' }, { view: 'lines' }, { view: 'from' }];
+  for (const s of settings) {
     assert.equal(needOf('attention', s, tiny, short).summary, false, JSON.stringify(s));
   }
   assert.equal(needOf('attention', { view: 'overview' }, tiny, short).summary, true);

@@ -344,9 +344,10 @@ test('a summary of one layer (the page\'s, for the heads view) holds that layer\
   assert.equal(everyLayer(every, L), true);
   assert.equal(everyLayer(one, L), false);
   // the overview and its export need every layer: a one-layer summary is not drawn as one
-  assert.equal(attentionFigure({ ...out, summary: one }, viewState({ view: 'overview' }, out)).meta['view'], 'overview');
-  assert.ok(!('sort' in attentionFigure({ ...out, summary: one }, viewState({ view: 'overview' }, out)).meta));
-  assert.ok('sort' in attentionFigure({ ...out, summary: every }, viewState({ view: 'overview' }, out)).meta);
+  const figure = (summary: HeadSummary) => attentionFigure({ ...out, summary }, viewState({ view: 'overview' }, out)).meta!;
+  assert.equal(figure(one)['view'], 'overview');
+  assert.ok(!('sort' in figure(one)), 'a one-layer summary: the overview\'s export falls back to the heatmap');
+  assert.ok('sort' in figure(every));
 });
 
 // ---------------------------------------------------------------------------------------------
