@@ -124,14 +124,13 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
     case 'attention': {
       const layer = Number(s['layer'] ?? 0);
       const all = L * model.config.nHeads * (nPos * (nPos + 1) / 2) * 4 <= ALL_PATTERNS_BYTES;
-      const view = s['view'], sort = s['sort'];
-      // The every-layer summary only where it is drawn: the overview, and a long prompt's heads
-      // sorted by a statistic (its pooled tiles have no pattern to compute one from). A short
-      // prompt's heads view computes its one layer's statistics from the pattern it fetches
-      // (visuals.attention). The worker's summary of every layer took about 45 ms of each
-      // keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt it also makes the
-      // run start from position 0 unless every pattern is captured.
-      const summary = view === 'overview' || (attentionIsLong(model.config.nHeads, nPos) && typeof sort === 'string' && sort !== 'index');
+      // The every-layer summary only where it is drawn: the overview. The other views draw one
+      // layer's statistics (under the heads' tiles, and their order), from that layer's pattern:
+      // on the page for a short prompt, with the pooled tiles in the worker for a long one sorted
+      // by a statistic (visuals.attention). The worker's summary of every layer took about 45 ms of each
+      // keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt, where not every
+      // layer's pattern is captured, it also makes the run start from position 0.
+      const summary = s['view'] === 'overview';
       return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
     }
     case 'sampling':
@@ -186,8 +185,10 @@ const visuals: Record<string, Visual> = {
     const head = Number(ctx.settings['head'] ?? 0);
     const none = { heads: [] as number[], shape: [0, nPos, nPos] as [number, number, number], data: new Float32Array(0) };
     if (view === 'heads') {
-      const [pool, summary] = await Promise.all([env.client.attentionPooled(trace, { layer, bins: POOL_BINS, reduce: 'max' }), summaryP]);
-      return { ...base, pattern: none, summary, pooled: { heads: pool.heads, bins: pool.bins, reduce: pool.reduce, data: pool.data } };
+      // the layer's statistics only to sort by: at 1,000 tokens they cost more than the pooling
+      const sort = ctx.settings['sort'], stats = typeof sort === 'string' && sort !== 'index';
+      const pool = await env.client.attentionPooled(trace, { layer, bins: POOL_BINS, reduce: 'max', summary: stats });
+      return { ...base, pattern: none, summary: pool.summary ? { ...pool.summary, firstLayer: layer } : null, pooled: { heads: pool.heads, bins: pool.bins, reduce: pool.reduce, data: pool.data } };
     }
     if (view === 'overview') return { ...base, pattern: none, summary: await summaryP };
     const mean = view === 'from' && ctx.settings['mean'] === true;

@@ -6,7 +6,7 @@
 
 import type { ModelConfig } from './config.ts';
 import { UsageError } from './errors.ts';
-import { binOf, binStart } from './attention-summary.ts';
+import { AttentionSummarizer, binOf, binStart, summaryBins } from './attention-summary.ts';
 import { ATTENTION_HOOKS, canonicalHookName } from './hooks.ts';
 import { pca } from './pca.ts';
 import type { ModelWeights } from './weights.ts';
@@ -85,9 +85,17 @@ export function attentionPoolSlice(c: ModelConfig, t: StoredTrace, q: AttentionP
   }
   const n = t.handle.nPos;
   const B = Math.max(1, Math.min(n, ATTENTION_POOL_MAX_BINS, Math.round(q.bins ?? 96)));
+  if (q.summary !== undefined && typeof q.summary !== 'boolean') throw new UsageError('attention pool summary', `${String(q.summary)} is not true or false`);
   const e = traceEntry(t, `blocks.${layer}.attn.hook_pattern`, 'attention pool');   // [nHeads, n, n]
   const data = poolAttention(e.data, c.nHeads, n, B, reduce);
-  return { layer, heads: [...Array(c.nHeads).keys()], nPos: n, bins: B, reduce, shape: [c.nHeads, B, B], data };
+  const out: Body<AttentionPoolSlice> = { layer, heads: [...Array(c.nHeads).keys()], nPos: n, bins: B, reduce, shape: [c.nHeads, B, B], data };
+  if (q.summary) {
+    // the layer's rows through the run's summarizer: a chunk of every position has the [nHeads, n, n] layout
+    const acc = new AttentionSummarizer(1, c.nHeads, n, summaryBins(undefined, n), t.handle.tokens);
+    acc.chunk(0, 0, e.data, n);
+    out.summary = acc.result();
+  }
+  return out;
 }
 
 /**

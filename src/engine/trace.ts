@@ -158,6 +158,9 @@ export interface AttentionPoolQuery {
   bins?: number;
   /** How a (query bin, key bin) cell combines its causal entries: 'max' (default) or 'mean'. */
   reduce?: 'max' | 'mean';
+  /** Also the layer's attention summary (`summary`): what the every-layer summary of a run holds
+   *  for this layer, from the stored pattern, so that a view of one layer needs no such run. */
+  summary?: boolean;
 }
 
 export interface AttentionPoolSlice extends SliceMeta {
@@ -172,6 +175,9 @@ export interface AttentionPoolSlice extends SliceMeta {
    *  in the key bin; NaN where there is none (key bin after the query bin). */
   shape: [number, number, number];
   data: Float32Array;
+  /** With `summary: true`: this layer's summary (nLayers 1; default bins, the trace's tokens for
+   *  the induction score), the bits of a run's every-layer summary at this layer. */
+  summary?: AttentionSummaryData;
 }
 
 export interface LogitsQuery {

@@ -232,7 +232,8 @@ export function registerBuiltins(r: CellRegistry): CellRegistry {
       layer: layerOf({ default: 0 }),
       heads: either(oneOf(['all'], { default: 'all' }), list(int({ min: 0, below: ['heads', (c) => c.nHeads] }))),
       head: int({ min: 0, below: ['heads', (c) => c.nHeads] }),
-      // view and sort decide whether the every-layer summary is fetched (long prompts): recomputed.
+      // view decides whether the every-layer summary is fetched (the overview), sort whether a long
+      // prompt's pooled heads come with their layer's statistics: both recompute.
       view: oneOf(['heads', 'heatmap', 'lines', 'from', 'overview'], { default: 'heads' }),
       sort: oneOf(['index', 'entropy', 'first', 'prev', 'induction'], { default: 'index' }),
       mean: bool({ default: false }),

@@ -54,7 +54,7 @@ describe('attention cell on a 1,000-token, 22-layer × 32-head run', function ()
   this.timeout(600000);
   let output: AttentionOutput;
   /** What the page computes (src/app/compute.ts) for the heads view and for head 5's heatmap. */
-  let headsOut: AttentionOutput, headOut: AttentionOutput;
+  let headsOut: AttentionOutput, headOut: AttentionOutput, sortedOut: AttentionOutput;
 
   before(async () => {
     const config = { ...shapeConfig('tinyllama-1.1b'), dModel: 256, dHead: 8, dFfn: 512, vocabSize: 512, nCtx: 1024 };
@@ -82,6 +82,7 @@ describe('attention cell on a 1,000-token, 22-layer × 32-head run', function ()
         return await computeCell(ctx, client, runs, model) as AttentionOutput;
       };
       headsOut = await compute({ layer: LAYER, view: 'heads' });
+      sortedOut = await compute({ layer: LAYER, view: 'heads', sort: 'entropy' });
       headOut = await compute({ layer: LAYER, view: 'heatmap', head: 5 });
     } finally {
       client.dispose();
@@ -103,6 +104,12 @@ describe('attention cell on a 1,000-token, 22-layer × 32-head run', function ()
       for (let q = start(qb); q < start(qb + 1); q++) for (let k = start(kb); k < Math.min(start(kb + 1), q + 1); k++) m = Math.max(m, output.pattern.data[(h * N + q) * N + k]!);
       expect(pooled.data[(h * B + qb) * B + kb], `head ${h}, bin (${qb}, ${kb})`).to.be.closeTo(m, 1e-7);
     }
+    // sorted by a statistic, the pooled heads come with their layer's statistics: the run's
+    // every-layer summary at this layer, bit for bit, without a run that computes it
+    expect(headsOut.summary, 'in index order: no statistics').to.equal(null);
+    const s = sortedOut.summary!, all = output.summary!;
+    expect([s.firstLayer, s.nLayers, s.size]).to.deep.equal([LAYER, 1, all.size]);
+    for (const k of ['entropy', 'first', 'prev'] as const) expect(s[k], k).to.deep.equal(all[k].subarray(LAYER * 32, (LAYER + 1) * 32));
     expect(headOut.pattern.shape).to.deep.equal([1, N, N]);
     expect(headOut.pooled ?? null).to.equal(null);
     for (const [q, k] of [[0, 0], [1, 0], [500, 3], [999, 998], [999, 0], [640, 640]] as const) {

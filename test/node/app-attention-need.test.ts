@@ -1,7 +1,8 @@
 // What an attention cell asks the engine to record (src/app/compute.ts needOf): the summary of
-// every layer only where it is drawn (the overview, and a long prompt's pooled heads sorted by a
-// statistic); a short prompt's heads view computes its layer's statistics on the page from the
-// pattern it fetches, so a keystroke does not pay for a summary of every layer.
+// every layer only where it is drawn (the overview). The heads view's statistics come from the
+// shown layer's pattern (on the page for a short prompt, with the pooled tiles for a long one
+// sorted by a statistic), so a keystroke does not pay for a summary of every layer, nor a long
+// prompt for a run from position 0.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,11 +23,12 @@ test('a short prompt asks for the every-layer summary only for the overview', ()
   assert.deepEqual(needOf('attention', { layer: 3 }, tiny, short).capture, ['blocks.*.attn.hook_pattern']);
 });
 
-test('a long prompt asks for it for the overview and for heads sorted by a statistic', () => {
+test('a long prompt asks for it only for the overview too (pooled heads sorted by a statistic bring their layer\'s)', () => {
   assert.equal(attentionIsLong(32, long), true);
   assert.equal(needOf('attention', {}, tiny, long).summary, false);
   assert.equal(needOf('attention', { sort: 'index' }, tiny, long).summary, false);
-  assert.equal(needOf('attention', { sort: 'entropy' }, tiny, long).summary, true);
+  assert.equal(needOf('attention', { sort: 'entropy' }, tiny, long).summary, false);
+  assert.equal(needOf('attention', { view: 'heatmap', sort: 'prev' }, tiny, long).summary, false);
   assert.equal(needOf('attention', { view: 'overview' }, tiny, long).summary, true);
   assert.deepEqual(needOf('attention', { layer: 3 }, tiny, long).capture, ['blocks.3.attn.hook_pattern']);
 });

@@ -156,6 +156,25 @@ test('attention summary of stories260K (8 heads, 4 KV heads) equals its captured
   checkSummary(s, await patternsOf(engine, h.id, 5), 8, ids.length, 8);
 });
 
+test('attentionPooled with summary: the layer\'s numbers of a run\'s every-layer summary, bit for bit, from a run that reused its prefix', async () => {
+  const engine = new Engine();
+  await engine.load(tinyModel());
+  const ids = [...prompt(40, 3), 5, 6, 7, 5, 6, 7];                       // repeats: an induction score
+  const want = await engine.attentionSummary(await engine.run({ tokens: ids, summary: { attention: {} }, slot: 'every' }));
+  // the cell's long-prompt run: one layer's pattern captured, no summary, the prefix reused
+  await engine.run({ tokens: ids.slice(0, 30), capture: 'blocks.2.attn.hook_pattern', slot: 'one' });
+  const h = await engine.run({ tokens: ids, capture: 'blocks.2.attn.hook_pattern', slot: 'one' });
+  assert.ok(h.reused > 0, 'the prefix was reused');
+  const pool = await engine.attentionPooled(h, { layer: 2, bins: 16, summary: true });
+  const s = pool.summary!, H = tiny.nHeads, B = want.size;
+  assert.deepEqual([s.nLayers, s.nHeads, s.nPos, s.size], [1, H, ids.length, B]);
+  assert.deepEqual(s.thumbs, want.thumbs.subarray(2 * H * B * B, 3 * H * B * B));
+  for (const k of ['entropy', 'first', 'prev', 'induction'] as const) assert.deepEqual(s[k], want[k].subarray(2 * H, 3 * H), k);
+  assert.ok(s.induction.every((v) => Number.isFinite(v)));
+  assert.equal((await engine.attentionPooled(h, { layer: 2 })).summary, undefined, 'only when asked');
+  await assert.rejects(engine.attentionPooled(h, { layer: 2, summary: 'yes' as unknown as boolean }), (e: unknown) => e instanceof UsageError && /attention pool summary/.test(e.message));
+});
+
 test('logits(position) equals the rows of a run with logits: all — stored, captured, or from the last residual', async () => {
   const engine = new Engine();
   await engine.load(stories());
