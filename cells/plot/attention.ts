@@ -16,7 +16,7 @@ import { AttentionSummarizer, binStart, SUMMARY_SIZE } from '../../src/engine/at
 // ---------------------------------------------------------------------------------------------
 // The output
 
-export interface HeadSummary {          // computed in the worker for every layer × query head
+export interface HeadSummary {          // every layer × query head (the worker's), or one layer's
   nLayers: number; nHeads: number; nPos: number; size: number;   // size = B, thumbnail bins per side
   /** The first layer the arrays hold (default 0): a summary of one layer computed on the page
    *  (summarizeOneLayer) holds layer firstLayer alone, nLayers = 1. "[nLayers, …]" below counts

@@ -70,10 +70,10 @@ export const fmt = {
 // ---------------------------------------------------------------------------------------------
 // SVG helpers (strings: the fastest way to build thousands of rects, and what export inlines)
 
-/** Escapes text for SVG/HTML text and attribute values. */
 const ENTITY: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const SPECIAL = /[&<>"']/, SPECIALS = /[&<>"']/g;
 
+/** Escapes text for SVG/HTML text and attribute values. */
 export function esc(s: string): string {
   return SPECIAL.test(s) ? s.replace(SPECIALS, (c) => ENTITY[c]!) : s;   // most labels have none
 }

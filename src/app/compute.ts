@@ -127,9 +127,9 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       // The every-layer summary only where it is drawn: the overview. The other views draw one
       // layer's statistics (under the heads' tiles, and their order), from that layer's pattern:
       // on the page for a short prompt, with the pooled tiles in the worker for a long one sorted
-      // by a statistic (visuals.attention). The worker's summary of every layer took about 45 ms of each
-      // keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt, where not every
-      // layer's pattern is captured, it also makes the run start from position 0.
+      // by a statistic (visuals.attention). The worker's summary of every layer took about 45 ms
+      // of each keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt, where not
+      // every layer's pattern is captured, it also made every run start from position 0.
       const summary = s['view'] === 'overview';
       return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
     }
