@@ -302,9 +302,9 @@ export function meanStart(ids: readonly number[], bosId: number | null | undefin
 export function meanOverPositions(entry: { shape: readonly number[]; data: Float32Array }, from = 0): Float32Array {
   const nPos = entry.shape[0]!;
   if (!(nPos > from)) throw new UsageError('meanOverPositions', nPos > 0 ? `the activation has ${nPos} positions, none from ${from} on` : 'the activation has no positions');
-  const w = entry.data.length / nPos;
+  const data = entry.data, w = data.length / nPos;   // once: a trace entry's data is a getter
   const sum = new Float64Array(w);
-  for (let p = from; p < nPos; p++) for (let i = 0; i < w; i++) sum[i]! += entry.data[p * w + i]!;
+  for (let p = from; p < nPos; p++) for (let i = 0; i < w; i++) sum[i]! += data[p * w + i]!;
   return Float32Array.from(sum, (s) => s / (nPos - from));
 }
 

@@ -645,6 +645,7 @@ export function hookNormsSlice(t: StoredTrace, names: readonly string[], positio
   const out = new Float32Array(ours.length * (p1 - p0));              // [names, positions]
   ours.forEach((name, i) => {
     const e = traceEntry(t, name, 'norms');
+    const d = e.data;   // once: a stored entry's data is a getter (it gathers the rows on first use)
     const leaf = name.slice(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
     for (let p = p0; p < p1; p++) {
       let ss = 0;
@@ -652,11 +653,11 @@ export function hookNormsSlice(t: StoredTrace, names: readonly string[], positio
         const nHeads = e.shape[0]!;
         for (let h = 0; h < nHeads; h++) {
           const o = (h * n + p) * n;
-          for (let j = 0; j <= p; j++) ss += e.data[o + j]! * e.data[o + j]!;   // keys ≤ p: the causal part
+          for (let j = 0; j <= p; j++) ss += d[o + j]! * d[o + j]!;   // keys ≤ p: the causal part
         }
       } else {
-        const row = e.data.length / n;
-        for (let j = p * row; j < (p + 1) * row; j++) ss += e.data[j]! * e.data[j]!;
+        const row = d.length / n;
+        for (let j = p * row; j < (p + 1) * row; j++) ss += d[j]! * d[j]!;
       }
       out[i * (p1 - p0) + p - p0] = Math.sqrt(ss);
     }
