@@ -11,6 +11,8 @@ import { resolveModelSource } from '../../src/worker/loading/index.ts';
 import { svgToPng, toCsv, toJson, type FigureExport } from '../../cells/plot/figure.ts';
 import { linked } from '../../cells/plot/linked.ts';
 import { colorLut, lutIndex } from '../../cells/plot/attention.ts';
+import { topNeurons, type ActivationsOutput } from '../../cells/plot/activations.ts';
+import type { EmbeddingsOutput } from '../../cells/plot/embeddings.ts';
 import { exportHtml } from '../../src/app/export.ts';
 import { until } from '../support/until.ts';
 
@@ -219,6 +221,32 @@ describe('visual cells in the app (stories260K)', function () {
     }
     expect(checked).to.equal(4);
     app.doc!.setSetting(id, 'view', 'heatmap');
+    await app.idle();
+  });
+
+  it('a layer change in the activations and embeddings cells runs no model (every layer\'s hooks are captured) and draws that layer as the engine computes it', async () => {
+    const engine = new Engine({ resolveSource: resolveModelSource });
+    await engine.load({ kind: 'local', paths: [MODEL] }, { backend: 'cpu' });
+    const trace = await engine.run({ tokens, capture: ['blocks.3.ffn.hook_act', 'blocks.3.hook_resid_post', 'blocks.2.hook_resid_post'] });
+    const act = cellEl(app, 'activations')!, emb = cellEl(app, 'embeddings')!;
+    const idOf = (el: CellEl) => (el as unknown as { cell: { id: string } }).cell.id;
+    const runs = app.runs.runs;
+    app.doc!.setSetting(idOf(act), 'layer', 3);
+    app.doc!.setSetting(idOf(emb), 'layer', 2);
+    await app.idle();
+    await Promise.all([act.updateComplete, emb.updateComplete]);
+    expect(app.runs.runs, 'no model run').to.equal(runs);
+    const a = act.state!.output as ActivationsOutput, e = emb.state!.output as EmbeddingsOutput;
+    const h = await engine.activation(trace, 'blocks.3.ffn.hook_act'), r = await engine.activation(trace, 'blocks.3.hook_resid_post');
+    const d = h.shape[1]!, pos = a.neurons!.position;
+    expect(a.neurons!.layer).to.equal(3);
+    expect(a.neurons!.top).to.deep.equal(topNeurons(h.data.subarray(pos * d, (pos + 1) * d), 20));
+    expect([a.hist!.name, a.hist!.values]).to.deep.equal(['blocks.3.hook_resid_post', r.data]);
+    const pca = await engine.pca(trace, { hooks: ['blocks.2.hook_resid_post'], components: 2 });
+    expect(e.layers).to.deep.equal([2]);
+    expect(e.points).to.deep.equal(pca.points);
+    app.doc!.setSetting(idOf(act), 'layer', 1);
+    app.doc!.setSetting(idOf(emb), 'layer', 'all');
     await app.idle();
   });
 

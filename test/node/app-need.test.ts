@@ -1,0 +1,52 @@
+// What the cells ask the engine to record (src/app/compute.ts needOf). The attention cell asks for
+// the summary of every layer only where it is drawn (the overview). The heads view's statistics
+// come from the shown layer's pattern (on the page for a short prompt, with the pooled tiles for a
+// long one sorted by a statistic), so a keystroke does not pay for a summary of every layer, nor a
+// long prompt for a run from position 0. The activations and embeddings cells capture their
+// per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ALL_LAYERS_BYTES, attentionIsLong, needOf } from '../../src/app/compute.ts';
+import type { ModelInfo } from '../../src/engine/api.ts';
+
+const tiny = { config: { nLayers: 22, nHeads: 32, dModel: 2048, dFfn: 5632 } } as unknown as ModelInfo;   // TinyLlama's shape
+const short = 145, long = 1000;
+
+test('a short prompt asks for the every-layer summary only for the overview', () => {
+  assert.equal(attentionIsLong(32, short), false);
+  const settings: Record<string, string>[] = [{}, { view: 'heads' }, { view: 'heads', sort: 'entropy' }, { view: 'heatmap', sort: 'prev' }, { view: 'lines' }, { view: 'from' }];
+  for (const s of settings) {
+    assert.equal(needOf('attention', s, tiny, short).summary, false, JSON.stringify(s));
+  }
+  assert.equal(needOf('attention', { view: 'overview' }, tiny, short).summary, true);
+  // every layer's pattern is captured (a layer change costs no run)
+  assert.deepEqual(needOf('attention', { layer: 3 }, tiny, short).capture, ['blocks.*.attn.hook_pattern']);
+});
+
+test('a long prompt asks for it only for the overview too (pooled heads sorted by a statistic bring their layer\'s)', () => {
+  assert.equal(attentionIsLong(32, long), true);
+  assert.equal(needOf('attention', {}, tiny, long).summary, false);
+  assert.equal(needOf('attention', { sort: 'index' }, tiny, long).summary, false);
+  assert.equal(needOf('attention', { sort: 'entropy' }, tiny, long).summary, false);
+  assert.equal(needOf('attention', { view: 'heatmap', sort: 'prev' }, tiny, long).summary, false);
+  assert.equal(needOf('attention', { view: 'overview' }, tiny, long).summary, true);
+  assert.deepEqual(needOf('attention', { layer: 3 }, tiny, long).capture, ['blocks.3.attn.hook_pattern']);
+});
+
+test('the activations cell captures its layer\'s FFN activations and residual for every layer while they fit', () => {
+  const fits = (width: number, n: number) => 22 * n * width * 4 <= ALL_LAYERS_BYTES;
+  assert.ok(fits(5632, short) && !fits(5632, 400) && fits(2048, 400) && !fits(2048, long));
+  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, short).capture,
+    ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', 'blocks.*.hook_resid_post', 'blocks.*.ffn.hook_act']);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, 400).capture.slice(3), ['blocks.*.hook_resid_post', 'blocks.3.ffn.hook_act']);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, long).capture.slice(3), ['blocks.3.hook_resid_post', 'blocks.3.ffn.hook_act']);
+  // a histogram of another hook is captured as named
+  assert.deepEqual(needOf('activations', { layer: 3, hook: 'blocks.5.attn.hook_z' }, tiny, short).capture.slice(3), ['blocks.5.attn.hook_z', 'blocks.*.ffn.hook_act']);
+});
+
+test('the embeddings cell captures the residual of every layer while it fits', () => {
+  assert.deepEqual(needOf('embeddings', { layer: 4 }, tiny, short).capture, ['blocks.*.hook_resid_post']);
+  assert.deepEqual(needOf('embeddings', {}, tiny, long).capture, ['blocks.21.hook_resid_post']);
+  assert.equal(needOf('embeddings', { layer: 'all' }, tiny, long).capture.length, 22);
+});
