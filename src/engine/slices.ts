@@ -155,6 +155,38 @@ export function pcaSlice(t: StoredTrace, q: PcaQuery): Body<PcaSlice> {
 /** What direct logit attribution reads of the weights. */
 export type AttributionWeights = Pick<ModelWeights, 'finalNorm' | 'unembed' | 'blocks'>;
 
+/** Most tokens whose head directions (headDirection) are kept per model. */
+const HEAD_DIRECTION_TOKENS = 8;
+const headDirections = new WeakMap<AttributionWeights, Map<number, (Float64Array | undefined)[]>>();
+
+/**
+ * Layer l's Wᵀ_O a, a = γ ⊙ W_U[token] ([n_heads · d_head], f64): the hook_z path's direction, whose
+ * dot with a head's z (over its d_head) is that head's term times the scale. Every row of W_O is
+ * dequantized for it, which took most of an attribution's time (TinyLlama: about 0.3–0.6 s a
+ * redraw); it depends only on the model and the token, so the last HEAD_DIRECTION_TOKENS tokens'
+ * are kept and every position and run of the same token reuses them (the same bits either way).
+ */
+function headDirection(c: ModelConfig, w: AttributionWeights, token: number, l: number, a: Float64Array): Float64Array {
+  let byToken = headDirections.get(w);
+  if (!byToken) headDirections.set(w, byToken = new Map());
+  let layers = byToken.get(token);
+  if (layers) byToken.delete(token);                                  // most recently used last
+  else layers = [];
+  byToken.set(token, layers);
+  while (byToken.size > HEAD_DIRECTION_TOKENS) byToken.delete(byToken.keys().next().value!);
+  const kept = layers[l];
+  if (kept) return kept;
+  const d = c.dModel, inner = c.nHeads * c.dHead;
+  const wo = w.blocks[l]!.wo, wt = getTensorType(wo.type), rowBytes = byteSize(wt, inner);   // W_O: [d_model, n_heads · d_head]
+  const back = new Float64Array(inner), r = new Float32Array(inner);
+  for (let i = 0; i < d; i++) {
+    wt.dequantize(wo.data, i * rowBytes, r, 0, inner);
+    const ai = a[i]!;
+    for (let j = 0; j < inner; j++) back[j] += ai * r[j]!;
+  }
+  return layers[l] = back;
+}
+
 /**
  * Direct logit attribution at one position (AttributionSlice in trace.ts). With the final RMSNorm's
  * scale of the run frozen (final_norm.hook_scale: the divisor √(mean x² + ε), as TransformerLens's),
@@ -182,8 +214,8 @@ export function attributionSlice(c: ModelConfig, w: AttributionWeights, head: Ou
   const type = getTensorType(w.unembed.type);
   const wu = new Float32Array(d);
   type.dequantize(w.unembed.data, token * byteSize(type, d), wu, 0, d);
-  const u = new Float64Array(d);
-  for (let i = 0; i < d; i++) u[i] = w.finalNorm[i]! * wu[i]! / scale;
+  const a = new Float64Array(d), u = new Float64Array(d);
+  for (let i = 0; i < d; i++) { a[i] = w.finalNorm[i]! * wu[i]!; u[i] = a[i]! / scale; }
   const dot = (x: Float32Array, off: number) => { let r = 0; for (let i = 0; i < d; i++) r += u[i]! * x[off + i]!; return r; };
 
   const heads = new Float32Array(L * H), ffn = new Float32Array(L);
@@ -196,17 +228,11 @@ export function attributionSlice(c: ModelConfig, w: AttributionWeights, head: Ou
       for (let h = 0; h < H; h++) { const v = dot(result.data, (p * H + h) * d); heads[l * H + h] = v; sum += v; }
     } else {
       const z = traceEntry(t, `blocks.${l}.attn.hook_z`, 'the heads\' outputs (or capture attn.hook_result)').data;   // [nPos, n_heads, d_head]
-      // Wᵀ_O u: [n_heads · d_head], from each row of W_O [d_model, n_heads · d_head] dequantized whole
-      const wo = w.blocks[l]!.wo, inner = H * dh, wt = getTensorType(wo.type), rowBytes = byteSize(wt, inner);
-      const back = new Float64Array(inner), r = new Float32Array(inner);
-      for (let i = 0; i < d; i++) {
-        wt.dequantize(wo.data, i * rowBytes, r, 0, inner);
-        const ui = u[i]!;
-        for (let j = 0; j < inner; j++) back[j] += ui * r[j]!;
-      }
+      const back = headDirection(c, w, token, l, a);                      // Wᵀ_O a: the term is (back · z) / scale
       for (let h = 0; h < H; h++) {
         let v = 0;
         for (let j = 0; j < dh; j++) v += back[h * dh + j]! * z[(p * H + h) * dh + j]!;
+        v /= scale;
         heads[l * H + h] = v; sum += v;
       }
     }

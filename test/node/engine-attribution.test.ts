@@ -101,3 +101,20 @@ test('attribution: the hook_z path (W_O per head) equals the hook_result path; d
   const bare = await engine.run({ tokens, slot: 'bare' });
   await assert.rejects(engine.attribution(bare), (e: unknown) => e instanceof UsageError && /final_norm\.hook_scale/.test(e.message));
 });
+
+test('attribution: the hook_z path gives the same bits whether the head directions were kept from an earlier call or not', async () => {
+  const zOnly = capture.filter((c) => !c.endsWith('hook_result'));
+  const fresh = async () => { const e = new Engine(); await e.load(stories()); return e; };   // new weights: nothing kept
+  const engine = await fresh();
+  const h = await engine.run({ tokens, capture: zOnly, slot: 'z', logits: 'all' });
+  const last = tokens.length - 1;
+  // many tokens, so that the first ones' directions are dropped and computed again
+  const asks = [{ token: 300 }, { token: 301 }, ...Array.from({ length: 9 }, (_, i) => ({ token: 310 + i })), { token: 300 }, { token: 300, position: 5 }, { token: 301, position: last }];
+  for (const q of asks) {
+    const got = await engine.attribution(h, q);
+    const other = await fresh();
+    const want = await other.attribution(await other.run({ tokens, capture: zOnly, slot: 'z', logits: 'all' }), q);
+    assert.deepEqual(got.heads, want.heads, `token ${q.token} at ${q.position ?? last}`);
+    assert.equal(got.residual, want.residual);
+  }
+});
