@@ -11,7 +11,7 @@
 
 import { colorScale, esc, FONT, fmt, legendSvg, LEGEND_H, r2, rgbBytes, SVG_CELL_LIMIT, type SchemeName } from './kit.ts';
 import type { FigureExport } from './figure.ts';
-import { AttentionSummarizer, binStart, SUMMARY_SIZE } from '../../src/engine/attention-summary.ts';
+import { binStart, summarizeSquares, SUMMARY_SIZE } from '../../src/engine/attention-summary.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The output
@@ -195,10 +195,7 @@ export function summarizeOneLayer(layer: number, data: Float32Array, nHeads: num
 /** The whole summary from every layer's pattern ([nHeads, nPos, nPos] each); size = min(B, nPos).
  *  `tokens` (the prompt's ids) add the induction score. */
 export function summarize(layers: readonly Float32Array[], nHeads: number, nPos: number, bins = 24, tokens?: ArrayLike<number>): HeadSummary {
-  const size = Math.max(1, Math.min(bins, nPos));
-  const acc = new AttentionSummarizer(layers.length, nHeads, nPos, size, tokens);
-  layers.forEach((d, l) => acc.chunk(l, 0, d, nPos));   // a chunk of every position has the [nHeads, nPos, nPos] layout
-  return acc.result();
+  return summarizeSquares(layers, nHeads, nPos, Math.max(1, Math.min(bins, nPos)), tokens);
 }
 
 // ---------------------------------------------------------------------------------------------

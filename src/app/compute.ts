@@ -154,8 +154,8 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
     case 'logit-lens':
       return { capture: ['blocks.0.hook_resid_pre', 'blocks.*.hook_resid_post'] };
     case 'activations': {
-      const layer = Number(s['layer'] ?? 0), c = model.config;
-      const hist = histogramHook(s, layer) === `blocks.${layer}.hook_resid_post` ? layersOf('hook_resid_post', layer, c.dModel, L, nPos) : histogramHook(s, layer);
+      const layer = Number(s['layer'] ?? 0), c = model.config, named = histogramHook(s, layer);
+      const hist = named === `blocks.${layer}.hook_resid_post` ? layersOf('hook_resid_post', layer, c.dModel, L, nPos) : named;
       return { capture: ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', hist, layersOf('ffn.hook_act', layer, c.dFfn, L, nPos)] };
     }
     case 'embeddings': {

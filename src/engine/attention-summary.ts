@@ -257,6 +257,15 @@ export class AttentionSummarizer {
   }
 }
 
+/** The summary of whole patterns, [nHeads, nPos, nPos] per layer (query q's causal row first in
+ *  its row; a chunk of every position has that layout): the worker's for one stored layer, the
+ *  page's for the layers it holds. */
+export function summarizeSquares(layers: readonly Float32Array[], nHeads: number, nPos: number, size: number, tokens?: ArrayLike<number>): AttentionSummaryData {
+  const acc = new AttentionSummarizer(layers.length, nHeads, nPos, size, tokens);
+  layers.forEach((d, l) => acc.chunk(l, 0, d, nPos));
+  return acc.result();
+}
+
 /** The bytes a summary takes (for the engine's trace accounting). */
 export function summaryBytes(s: AttentionSummaryData): number {
   return s.thumbs.byteLength + s.entropy.byteLength + s.first.byteLength + s.prev.byteLength + s.induction.byteLength;

@@ -6,7 +6,7 @@
 
 import type { ModelConfig } from './config.ts';
 import { UsageError } from './errors.ts';
-import { AttentionSummarizer, binOf, binStart, summaryBins } from './attention-summary.ts';
+import { binOf, binStart, summarizeSquares, summaryBins } from './attention-summary.ts';
 import { ATTENTION_HOOKS, canonicalHookName } from './hooks.ts';
 import { pca } from './pca.ts';
 import type { ModelWeights } from './weights.ts';
@@ -89,12 +89,7 @@ export function attentionPoolSlice(c: ModelConfig, t: StoredTrace, q: AttentionP
   const e = traceEntry(t, `blocks.${layer}.attn.hook_pattern`, 'attention pool');   // [nHeads, n, n]
   const data = poolAttention(e.data, c.nHeads, n, B, reduce);
   const out: Body<AttentionPoolSlice> = { layer, heads: [...Array(c.nHeads).keys()], nPos: n, bins: B, reduce, shape: [c.nHeads, B, B], data };
-  if (q.summary) {
-    // the layer's rows through the run's summarizer: a chunk of every position has the [nHeads, n, n] layout
-    const acc = new AttentionSummarizer(1, c.nHeads, n, summaryBins(undefined, n), t.handle.tokens);
-    acc.chunk(0, 0, e.data, n);
-    out.summary = acc.result();
-  }
+  if (q.summary) out.summary = summarizeSquares([e.data], c.nHeads, n, summaryBins(undefined, n), t.handle.tokens);   // the run's summarizer
   return out;
 }
 
