@@ -7,8 +7,8 @@
 // shared trace would have to capture every layer's resid_pre and z for all the cells reading that
 // prompt (memory held as long as the prompt lives), and its run may come at any time; in its own
 // slot the driver controls the order (clean, corrupted, then the patched runs by decreasing first
-// edited position) that lets the one KV cache serve every patched run. One extra run of the clean
-// prompt is small beside the grid's L × P + L × H.
+// edited position) that lets the slot's KV cache (its lane of the engine's session) serve every
+// patched run. One extra run of the clean prompt is small beside the grid's L × P + L × H.
 
 import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';

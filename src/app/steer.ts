@@ -4,9 +4,9 @@
 // it — with the same sampler chain and seed, step by step (run + the last logits row + chooseNext
 // of generation.ts), and the plain run's prefixes scored by the steered model (KL per step).
 //
-// KV cache: the engine keeps one cache and reuses a prefix only under equal edits, so the plain
-// generation runs to the end before the steered one starts (alternating would recompute every
-// step). Each run has its own slot: steer:<cell>:plain, :steered, :cross, :vector.
+// KV cache: each run has its own slot (steer:<cell>:plain, :steered, :cross, :vector), and each
+// slot is a lane of the engine's session with its own cache (src/engine/session.ts), so the two
+// generations each reuse their own prefix step by step and leave the prompt's cache alone.
 
 import type { ModelInfo, Tokenized, TokenizeOptions } from '../engine/api.ts';
 import type { Edit } from '../engine/edits.ts';
@@ -181,8 +181,9 @@ export async function steerOutput(client: SteerClient, model: ModelInfo, p: { id
   // the two generations' tokens, counted as the cell's progress (n each at most: an end token stops one early)
   const plain = await generateRun(client, { ...base, slot: `steer:${cellId}:plain`, onToken: (k) => progress?.(k, 2 * n, 'tokens') });
   const steered = await generateRun(client, { ...base, edits, slot: `steer:${cellId}:steered`, onToken: (k) => progress?.(n + k, 2 * n, 'tokens') });
-  // The plain run's prefixes under both models: the steered run of the same tokens reuses the
-  // steered cache's common prefix; the logits of earlier positions come from the last residual.
+  // The plain run's prefixes under both models, each logits row from the last residual. Each run
+  // is in a slot (an engine lane) of its own; neither can reuse a generation's cache, since the
+  // generations did not record that residual.
   const cross = { kl: [] as number[], logp: [] as number[] };
   if (plain.ids.length) {
     const seq = [...p.tok.ids, ...plain.ids.slice(0, -1)];

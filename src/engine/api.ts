@@ -131,7 +131,8 @@ export interface RunRequest {
   logits?: 'last' | 'all';
   /** Names the request (default a fresh id); results carry it. */
   requestId?: string;
-  /** The cell or view the trace belongs to (default 'default'). */
+  /** The cell or view the trace belongs to (default 'default'). Each slot also runs in its own
+   *  lane of the session (session.ts): it reuses its own cached prefix, and leaves the others'. */
   slot?: string;
   /**
    * Statistics recorded along the run without keeping the tensors they come from.
@@ -185,8 +186,10 @@ export interface EngineStats {
   traceBytes: number;
   /** Runs and loads not finished yet. */
   pending: number;
-  /** Positions in the KV cache. */
+  /** Positions in the KV cache of the last run's lane. */
   cachedPositions: number;
+  /** The session's lanes (one per slot that ran, session.ts), the last run's first. */
+  lanes: string[];
   runs: number;
   cancelled: number;
   /** Bytes of the slice buffers handed out (what crosses to the page from a worker). */
@@ -539,7 +542,8 @@ export class Engine implements EngineApi {
     const t0 = performance.now();
     try {
       const tokens = [...request.tokens];
-      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, edits: request.edits, signal: controller.signal });
+      // each slot runs in its own lane of the session: its own KV cache and recorded activations
+      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, edits: request.edits, signal: controller.signal, lane: slot });
       controller.signal.throwIfAborted();   // cancelled after its last chunk: still not wanted
       const handle: TraceHandle = {
         id: this.nextId('trace'), requestId, slot, tokens, nPos: r.nPos, hooks: [...r.trace.keys()],
@@ -664,7 +668,7 @@ export class Engine implements EngineApi {
     const heapBytes = mem ? mem.heapUsed + mem.arrayBuffers : g.performance?.memory?.usedJSHeapSize ?? null;
     return {
       traces: this.traces.count, traceBytes: this.traces.bytes, pending: this.pending.size,
-      cachedPositions: this.model?.session.tokens.length ?? 0, runs: this.runs, cancelled: this.cancelled,
+      cachedPositions: this.model?.session.tokens.length ?? 0, lanes: this.model?.session.lanes ?? [], runs: this.runs, cancelled: this.cancelled,
       bytesOut: this.bytesOut, heapBytes,
     };
   }

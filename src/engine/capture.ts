@@ -136,6 +136,28 @@ export class CaptureStore implements Recorder {
     this.entries.clear();
   }
 
+  /**
+   * Takes positions 0 .. nPos−1 of `names` from another store (each must cover them), sharing its
+   * blocks: both stores then treat them as lent (a write replaces a block first), so neither sees
+   * the other's later runs. The rows get a new write generation of this store (generations are
+   * a store's own, so their content hashes are computed afresh here).
+   */
+  adopt(from: CaptureStore, names: Iterable<string>, nPos: number): void {
+    const nb = Math.ceil(nPos / BLOCK);
+    for (const name of names) {
+      const src = from.entries.get(name);
+      if (!src || src.nPos < nPos) throw new Error(`capture: ${name} holds ${src?.nPos ?? 0} of ${nPos} positions`);
+      for (let b = 0; b < nb; b++) src.lent[b] = true;
+      const e: Stored = {
+        attention: src.attention, rowSize: src.rowSize, nPos, blocks: src.blocks.slice(0, nb), lent: new Array<boolean>(nb).fill(true),
+        ...(src.attention ? {} : { gen: new Uint32Array(nPos).fill(++this.writes) }),
+      };
+      const kept = Math.min(src.entropyPos ?? 0, nPos);
+      if (src.entropy && kept > 0) { e.entropy = src.entropy.slice(0, kept * src.rowSize); e.entropyPos = kept; }
+      this.entries.set(name, e);
+    }
+  }
+
   private entry(name: string, attention: boolean, rowSize: number, start: number): Stored {
     let e = this.entries.get(name);
     if (!e || e.rowSize !== rowSize || e.attention !== attention) {

@@ -7,6 +7,14 @@
 // lets a notebook rerun only from the first edited token, and what makes generation one position
 // per step.
 //
+// Lanes: a session keeps a few of these (KV cache, tokens, edits, recorded activations), one per
+// `RunOptions.lane` (the engine gives each slot, that is each notebook cell, its own). Runs that
+// take turns — a prompt's clean run and an ablate cell's edited twin, a steer cell's plain and
+// steered generations — then each reuse their own prefix instead of undoing each other's. Parked
+// lanes are bounded (MAX_PARKED_LANES, PARKED_LANE_BYTES), the least recently used dropped first.
+// A run may start from a longer prefix another lane holds, as far as that lane recorded what the
+// run records: its KV rows are copied and its recorded blocks shared (capture.ts adopt).
+//
 // CPU kernels: chosen when the session is made (kernels/wasm/choose.ts): the WebAssembly SIMD
 // kernels on the machine's cores when they load, else the readable twins; `cpuKernels` says which.
 //
@@ -18,7 +26,7 @@
 
 import type { ModelConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
-import { RunState } from './state.ts';
+import { RunState, type KvBuffers } from './state.ts';
 import { forward } from './forward.ts';
 import { selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
 import { CaptureStore, type Recorder } from './capture.ts';
@@ -53,6 +61,8 @@ export interface SessionOptions {
   backend?: Backend;
   /** Told when the session leaves WebGPU for the CPU (the UI shows the reason). */
   onBackendChange?: (change: BackendChange) => void;
+  /** The most bytes the parked lanes' KV caches may hold together (RunOptions.lane). Default PARKED_LANE_BYTES. */
+  parkedLaneBytes?: number;
   /**
    * WebGPU: the most bytes of attention rows one step reads back for an attention summary (every
    * layer's rows of the chunk at once); runs asking for one take smaller chunks to stay within
@@ -116,6 +126,11 @@ export interface RunOptions {
    * edit set touches are reused.
    */
   edits?: readonly Edit[];
+  /**
+   * The lane (default 'default'): runs in a lane reuse that lane's prefix only, and leave the
+   * other lanes' caches and recorded activations as they were (see the top of this file).
+   */
+  lane?: string;
 }
 
 export interface RunResult {
@@ -151,12 +166,31 @@ interface Ahead {
 /** The most look-ahead steps a session keeps submitted. */
 const MAX_AHEAD = 4;
 
+/**
+ * Lanes kept besides the one in use (RunOptions.lane), and the most bytes their KV caches may hold
+ * together; past either the least recently used are dropped. (A parked lane's recorded activations
+ * are not counted: they are the blocks its slot's latest trace holds too, copy-on-write.)
+ */
+export const MAX_PARKED_LANES = 7;
+export const PARKED_LANE_BYTES = 256 << 20;
+
+/** A lane not in use: what the session's own fields hold for the active one. */
+interface ParkedLane {
+  cached: number[];
+  edits: { key: string; from: number };
+  store: CaptureStore;
+  /** Its KV cache, on the backend it was computed on. */
+  kv: { gpu: false; buffers: KvBuffers<Float32Array> } | { gpu: true; buffers: KvBuffers<GPUBuffer> };
+}
+
 /** What one run does, worked out before any chunk is computed (shared by both backends). */
 interface Plan {
   tokens: readonly number[];
   mode: 'last' | 'new' | 'all' | 'top';
   topK: number;
   asked: HookSelection;
+  /** Another lane's KV rows 0 .. n−1 that the run starts from (copied before its first chunk). */
+  copy: { from: ParkedLane['kv']; n: number } | null;
   /** What the forward pass computes and hands to `recorder`: the stored hooks, and every layer's
    *  pattern when a summary is built from the chunks. */
   hooks: HookSelection;
@@ -190,20 +224,25 @@ export class Session {
   readonly config: ModelConfig;
   readonly weights: ModelWeights;
   readonly state: RunState;
-  private readonly store = new CaptureStore();
+  /** What the active lane recorded. */
+  private store = new CaptureStore();
   private readonly chunkSize: number;
   private readonly activationQuant: ActivationQuant;
   private readonly cpu: CpuChoice;
   private gpu: GpuRunner | null = null;
   private readonly onBackendChange: ((change: BackendChange) => void) | undefined;
   private readonly summaryReadbackBytes: number;
+  private readonly parkedLaneBytes: number;
   private why: string | null;
   /** runAsync calls, one after another (they share the cache). */
   private queue: Promise<unknown> = Promise.resolve();
-  /** The tokens whose keys and values are in the cache. */
+  /** The tokens whose keys and values are in the active lane's cache. */
   private cached: number[] = [];
   /** The edits the cached positions were computed under: their key ('' none) and earliest position. */
   private cachedEdits = { key: '', from: Infinity };
+  /** The active lane, whose KV cache is installed in the run state; the others, least recently used first. */
+  private laneName = 'default';
+  private readonly parked = new Map<string, ParkedLane>();
   /** WebGPU greedy look-ahead (RunOptions.ahead): steps submitted past `cached`, oldest first. */
   private ahead: Ahead[] = [];
   private readonly noHooks: HookSelection;
@@ -224,6 +263,7 @@ export class Session {
     this.state = new RunState(weights.config, this.cpu.kernels.space);
     this.onBackendChange = options.onBackendChange;
     this.summaryReadbackBytes = options.summaryReadbackBytes ?? 64 << 20;
+    this.parkedLaneBytes = options.parkedLaneBytes ?? PARKED_LANE_BYTES;
     const b = options.backend;
     this.why = b?.kind === 'cpu' ? b.reason : null;
     if (b?.kind === 'webgpu') {
@@ -254,16 +294,72 @@ export class Session {
     return this.why;
   }
 
-  /** The token sequence the session holds. */
+  /** The token sequence the session holds (in the lane of the last run). */
   get tokens(): readonly number[] {
     return this.cached;
   }
 
-  /** Forgets the sequence (the cache memory is kept for reuse). */
+  /** The lanes the session keeps: the active one first, then the parked ones, most recently used first. */
+  get lanes(): string[] {
+    return [this.laneName, ...[...this.parked.keys()].reverse()];
+  }
+
+  /** Forgets the sequence of every lane (the active cache's memory is kept for reuse). */
   reset(): void {
+    this.dropLanes();
     this.cached = [];
     this.ahead = [];
     this.store.clear();
+  }
+
+  /**
+   * Makes `name` the active lane: parks the active one with its KV cache swapped out of the run
+   * state, and installs `name`'s (an empty cache for a new lane). Then trims the parked lanes.
+   */
+  private useLane(name: string): void {
+    if (name === this.laneName) return;
+    const next = this.parked.get(name);
+    this.parked.delete(name);
+    const empty = this.cached.length === 0;
+    if (!empty || next) {
+      const gpu = this.gpu;
+      const kv: ParkedLane['kv'] = gpu
+        ? { gpu: true, buffers: gpu.swapKv(next?.kv.gpu ? next.kv.buffers : null) }
+        : { gpu: false, buffers: this.state.swapKv(next && !next.kv.gpu ? next.kv.buffers : null) };
+      // a lane that holds nothing is not kept (a new lane takes over its buffers instead)
+      if (empty) this.freeKv(kv);
+      else this.parked.set(this.laneName, { cached: this.cached, edits: this.cachedEdits, store: this.store, kv });
+    }
+    this.cached = next?.cached ?? [];
+    this.cachedEdits = next?.edits ?? { key: '', from: Infinity };
+    this.store = next?.store ?? new CaptureStore();
+    this.laneName = name;
+    this.ahead = [];    // steps sent in the other lane (they write only its rows past its sequence)
+    let bytes = 0;
+    for (const l of this.parked.values()) bytes += this.laneBytes(l);
+    for (const [n, l] of this.parked) {
+      if (this.parked.size <= MAX_PARKED_LANES && bytes <= this.parkedLaneBytes) break;
+      bytes -= this.laneBytes(l);
+      this.freeKv(l.kv);
+      this.parked.delete(n);
+    }
+  }
+
+  /** A parked lane's KV cache in bytes. */
+  private laneBytes(l: ParkedLane): number {
+    const c = this.config;
+    return 8 * c.nLayers * l.kv.buffers.capacity * c.nKvHeads * c.dHead;
+  }
+
+  private freeKv(kv: ParkedLane['kv']): void {
+    if (kv.gpu) for (const b of [...kv.buffers.keys, ...kv.buffers.values]) b.destroy();
+    else this.state.freeKv(kv.buffers);
+  }
+
+  /** Frees every parked lane. */
+  private dropLanes(): void {
+    for (const l of this.parked.values()) this.freeKv(l.kv);
+    this.parked.clear();
   }
 
   /** Runs on the CPU, synchronously. A WebGPU session needs runAsync. */
@@ -373,6 +469,7 @@ export class Session {
     // Not this run's: dropped. They run out on the GPU before anything submitted now (one queue),
     // writing only cache rows past `cached`, which this run rewrites before it reads them.
     this.ahead = [];
+    if (p.copy?.from.gpu) await gpu.copyKvPrefix(p.copy.from.buffers, p.copy.n);
     let top: RunResult['top'];
     // a summary reads back every layer's attention rows of a chunk at once: bound that
     const chunkSize = p.summary && !p.summaryFromStore
@@ -504,6 +601,7 @@ export class Session {
    * kernels' scratch and worker threads. Drop the session afterwards: its CPU scratch is gone.
    */
   dispose(): void {
+    this.dropLanes();
     this.cpu.dispose();
     this.ahead = [];
     if (!this.gpu) return;
@@ -520,6 +618,7 @@ export class Session {
     this.gpu = null;
     try { gpu.destroy(); } catch { /* a lost device may refuse; its memory is gone anyway */ }
     this.why = `WebGPU failed, continuing on the CPU: ${reason}`;
+    this.dropLanes();
     this.cached = [];
     this.ahead = [];
     this.store.clear();
@@ -538,6 +637,9 @@ export class Session {
         throw new UsageError('tokens', `token ${i} is ${id}; ids must be integers from 0 to ${c.vocabSize - 1}`);
       }
     }
+    const lane = options.lane ?? 'default';
+    if (typeof lane !== 'string' || !lane) throw new UsageError('run lane', `is ${JSON.stringify(lane)}; give a non-empty string`);
+    this.useLane(lane);    // before anything below reads the lane's store
     const mode = options.logits ?? 'last';
     const topK = options.topK ?? 1;
     if (mode === 'top' && !(Number.isInteger(topK) && topK >= 1 && topK <= 64)) {
@@ -564,30 +666,43 @@ export class Session {
     const hooks = fromChunks ? selectHooks(c, [...stored.names, ...patterns]) : stored;
     const recorder = fromChunks ? summaryRecorder(this.store, storedNames, summary, patterns) : hooks.any ? this.store : null;
 
-    // Reuse the longest cached prefix whose recorded activations are all available; always
-    // recompute at least the last position (its logits are not kept). A summary built from the
-    // chunks needs every row: nothing is reused.
-    // Edits: positions before the earliest one either the cached or the new edit set touches were
-    // computed the same way under both (the model is causal); from there on they differ.
+    // Reuse the longest prefix the lane's cache shares with this run (sharedPrefix) whose recorded
+    // activations are all available. A summary built from the chunks needs every row: nothing is
+    // reused.
     const edits = resolveEdits(c, options.edits, nPos);
-    const editKey = edits?.key ?? '', editFrom = edits?.from ?? Infinity;
-    const sameEdits = editKey === this.cachedEdits.key;
-    let reused = 0;
-    let limit = fromChunks ? 0 : Math.min(this.cached.length, nPos - 1);
-    if (!sameEdits) limit = Math.min(limit, this.cachedEdits.from, editFrom);
-    while (reused < limit && this.cached[reused] === tokens[reused]) reused++;
+    const runEdits = { key: edits?.key ?? '', from: edits?.from ?? Infinity };
+    let reused = fromChunks ? 0 : sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     this.store.keepOnly(storedNames);
     this.store.truncate(reused);
     this.cached = this.cached.slice(0, reused);
-    this.cachedEdits = { key: editKey, from: editFrom };
+    this.cachedEdits = runEdits;
+    // The run may start from a longer prefix another lane holds (on the same backend: a fallback
+    // drops the parked lanes), as far as that lane recorded what this run records: its KV rows are
+    // copied and its recorded blocks shared, not recomputed.
+    let copy: Plan['copy'] = null, donor: ParkedLane | null = null;
+    if (!fromChunks) {
+      for (const l of this.parked.values()) {
+        if (l.kv.gpu !== (this.gpu !== null)) continue;
+        let n = sharedPrefix(l.cached, l.edits, tokens, runEdits);
+        for (const name of stored.names) n = Math.min(n, l.store.coverage(name));
+        if (n > (copy?.n ?? reused)) { copy = { from: l.kv, n }; donor = l; }
+      }
+      if (copy) {
+        if (!copy.from.gpu) this.state.copyKvPrefix(copy.from.buffers, copy.n);
+        this.store.adopt(donor!.store, stored.names, copy.n);
+        reused = copy.n;
+        this.cached = tokens.slice(0, reused);
+        this.ahead = [];  // look-ahead steps were computed on this lane's rows, not the copied ones
+      }
+    }
 
     const vocab = c.vocabSize;
     const logitsStart = mode === 'new' ? reused : mode === 'all' ? 0 : nPos - 1;
     // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
     const logits = mode === 'top' ? (this.gpu ? new Float32Array(0) : (this.topRow ??= new Float32Array(vocab)))
       : new Float32Array(mode === 'new' ? (nPos - reused) * vocab : vocab);
-    return { tokens, mode, topK, asked, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
+    return { tokens, mode, topK, asked, copy, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
   }
 
   private finish(p: Plan, top: RunResult['top']): RunResult {
@@ -613,6 +728,20 @@ export class Session {
     }
     return r;
   }
+}
+
+/**
+ * How many leading positions of `tokens`, run under `edits`, a cache of `cached` computed under
+ * `cachedEdits` can give: their common prefix, less the last position (its logits are not kept),
+ * and when the edits differ (numbers included) only positions before the earliest one either edit
+ * set touches (the model is causal: before it, both computed the same).
+ */
+function sharedPrefix(cached: readonly number[], cachedEdits: ParkedLane['edits'], tokens: readonly number[], edits: ParkedLane['edits']): number {
+  let limit = Math.min(cached.length, tokens.length - 1);
+  if (edits.key !== cachedEdits.key) limit = Math.min(limit, cachedEdits.from, edits.from);
+  let n = 0;
+  while (n < limit && cached[n] === tokens[n]) n++;
+  return n;
 }
 
 /**

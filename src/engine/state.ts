@@ -18,6 +18,16 @@ import { JS_SPACE, type FloatSpace } from '../../kernels/cpu.ts';
 /** Positions the KV cache holds at least, once anything is run. */
 const MIN_CACHE_POSITIONS = 64;
 
+/**
+ * A KV cache taken out of a run state: its per-layer key and value buffers and the positions they
+ * have room for. A session keeps one per lane (session.ts) and swaps the one a run needs in.
+ */
+export interface KvBuffers<B> {
+  keys: B[];
+  values: B[];
+  capacity: number;
+}
+
 export class RunState {
   readonly config: ModelConfig;
   readonly rope: RopeTable;
@@ -93,6 +103,34 @@ export class RunState {
     const need = rows * this.config.vocabSize;
     if (this.logits.length < need) this.logits = new Float32Array(need);
     return this.logits;
+  }
+
+  /** Installs `next` as the KV cache (null: an empty one) and returns the one it replaces. */
+  swapKv(next: KvBuffers<Float32Array> | null): KvBuffers<Float32Array> {
+    const old = { keys: this.keyCache, values: this.valueCache, capacity: this.cacheCapacity };
+    const empty = () => Array.from({ length: this.config.nLayers }, () => new Float32Array(0));
+    this.keyCache = next ? next.keys : empty();
+    this.valueCache = next ? next.values : empty();
+    this.cacheCapacity = next ? next.capacity : 0;
+    if (next) this.rope.ensure(next.capacity);
+    this.refresh();
+    return old;
+  }
+
+  /** Gives back the memory of a KV cache swapKv returned. */
+  freeKv(kv: KvBuffers<Float32Array>): void {
+    for (const a of [...kv.keys, ...kv.values]) this.space.free(a);
+    kv.keys = []; kv.values = []; kv.capacity = 0;
+  }
+
+  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one. */
+  copyKvPrefix(from: KvBuffers<Float32Array>, n: number): void {
+    this.ensurePositions(n);
+    const kvd = this.config.nKvHeads * this.config.dHead;
+    for (let l = 0; l < this.config.nLayers; l++) {
+      this.space.current(this.keyCache[l]!).set(this.space.current(from.keys[l]!).subarray(0, n * kvd));
+      this.space.current(this.valueCache[l]!).set(this.space.current(from.values[l]!).subarray(0, n * kvd));
+    }
   }
 
   /** Makes the KV cache hold positions 0 .. nPos−1, keeping what it holds. */

@@ -17,9 +17,12 @@
 // a temporary /models/local/ folder; the notebook: a prompt, attention, next-token and logit-lens.
 //
 // Two prompts: a short one (13 tokens) and a paragraph (about 100 tokens), where the figures
-// hold a hundred times more cells.
+// hold a hundred times more cells. `--cells` picks the notebook's cells after the prompt (default
+// attention,next-token,logit-lens; also sampling, model, activations, embeddings, attribution,
+// ablate (heads 1.2 and 3.4 knocked out: a second run per keystroke beside the prompt's own) and
+// steer (4 tokens with and without a vector from one word each).
 //
-//   node --import tsx test/bench/app.ts [--quick | --tiny | --models shape:TYPE,…] [--backends cpu,webgpu] [--prompts short,long] [--runs N] [--gen-tokens N]
+//   node --import tsx test/bench/app.ts [--quick | --tiny | --models shape:TYPE,…] [--backends cpu,webgpu] [--prompts short,long] [--cells kind,…] [--runs N] [--gen-tokens N]
 //   (--models names any shapes of test/bench/models.ts, e.g. llama-3.2-1b:Q4_0 for a 128,256-token vocabulary)
 
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -30,7 +33,7 @@ import { benchModelFile } from './models.ts';
 import type { TensorTypeName } from '../../src/formats/tensor.ts';
 import { serveBuiltApp, launchBrowser, PAGE_HELPERS, waitFor, ALL_DRAWN } from '../support/built-app.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, models: { type: 'string' }, backends: { type: 'string' }, prompts: { type: 'string' }, runs: { type: 'string' }, 'gen-tokens': { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, models: { type: 'string' }, backends: { type: 'string' }, prompts: { type: 'string' }, cells: { type: 'string' }, runs: { type: 'string' }, 'gen-tokens': { type: 'string' } } });
 const backends = (values.backends ?? 'cpu,webgpu').split(',');
 const PROMPTS: Record<string, string> = {
   short: 'Once upon a time there was a little girl who liked to',
@@ -40,6 +43,13 @@ const PROMPTS: Record<string, string> = {
 };
 const prompts = (values.prompts ?? 'short,long').split(',');
 for (const p of prompts) if (!PROMPTS[p]) throw new Error(`--prompts: '${p}' is not one of ${Object.keys(PROMPTS).join(', ')}`);
+/** The bodies of the cells --cells may name. */
+const CELLS: Record<string, string> = {
+  attention: 'layer: 1\n', 'next-token': '', 'logit-lens': '', sampling: '', model: '', activations: 'layer: 1\n', embeddings: '',
+  attribution: '', ablate: 'heads: [1.2, 3.4]\n', steer: 'positive: [happy]\nnegative: [sad]\nlayers: 2\ntokens: 4\n',
+};
+const cells = (values.cells ?? 'attention,next-token,logit-lens').split(',');
+for (const c of cells) if (CELLS[c] === undefined) throw new Error(`--cells: '${c}' is not one of ${Object.keys(CELLS).join(', ')}`);
 const RUNS = Number(values.runs ?? 3);
 /** Tokens a generate cell plays (0: no generation measurement). */
 const GEN_TOKENS = Number(values['gen-tokens'] ?? 64);
@@ -60,17 +70,7 @@ backend: ${backend}
 \`\`\`prompt
 ${prompt}
 \`\`\`
-
-\`\`\`attention
-layer: 1
-\`\`\`
-
-\`\`\`next-token
-\`\`\`
-
-\`\`\`logit-lens
-\`\`\`
-`;
+${cells.map((c) => `\n\`\`\`${c}\n${CELLS[c]}\`\`\`\n`).join('')}`;
 
 
 const GEN_NOTEBOOK = (file: string, backend: string) => `---
@@ -147,7 +147,7 @@ try {
         // The first open fills the HTTP cache and is not counted.
         await page.goto(url, { waitUntil: 'domcontentloaded' });
         // when the logit lens first draws a figure (its preview, on a long prompt), polled every 10 ms
-        const lensDrawn = page.evaluate(`new Promise((res) => {
+        const lensDrawn = !cells.includes('logit-lens') ? Promise.resolve(Number.NaN) : page.evaluate(`new Promise((res) => {
           const poll = () => (window.__gb?.cell?.('logit-lens')?.shadowRoot?.querySelector('canvas') ? res(performance.now()) : setTimeout(poll, 10));
           poll();
         })`) as Promise<number>;
@@ -175,7 +175,7 @@ try {
       const best = (xs: number[]) => Math.min(...xs);
       const bi = (xs: number[]) => xs.indexOf(best(xs));
       const ko = bi(keys);
-      rows.push(`| ${m.name} | ${nTokens} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${best(open).toFixed(0)} | ${lensFirst[bi(open)]!.toFixed(0)} | ${openEngine[bi(open)]!.toFixed(0)} | ${keys[ko]!.toFixed(0)} | ${keysEngine[ko]!.toFixed(0)} | ${(keys[ko]! / Math.max(1, keysEngine[ko]!)).toFixed(2)} |`);
+      rows.push(`| ${m.name} | ${nTokens} | ${info.backend}${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ' (SwiftShader)'} | ${best(open).toFixed(0)} | ${Number.isNaN(lensFirst[bi(open)]!) ? '–' : lensFirst[bi(open)]!.toFixed(0)} | ${openEngine[bi(open)]!.toFixed(0)} | ${keys[ko]!.toFixed(0)} | ${keysEngine[ko]!.toFixed(0)} | ${(keys[ko]! / Math.max(1, keysEngine[ko]!)).toFixed(2)} |`);
       console.log(rows.at(-1));
       if (backend === 'webgpu' && info.backend !== 'webgpu') console.log(`  (WebGPU refused: ${info.reason})`);
       await ctx.close();
@@ -200,7 +200,7 @@ try {
   await server.close();
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`\nDate: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}. Best of ${RUNS}.`);
+console.log(`\nDate: ${new Date().toISOString()}. Machine: ${cpus()[0]?.model}, ${cpus().length} cores; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}. Best of ${RUNS}. Cells after the prompt: ${cells.join(', ')}.`);
 console.log('| model | prompt tokens | backend | open → drawn ms | open → lens first drawn ms | engine: load + runs ms | keystroke → redrawn ms | engine: run ms | keystroke / engine |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);

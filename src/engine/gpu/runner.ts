@@ -8,6 +8,7 @@ import type { GpuContext } from './context.ts';
 import { GpuStepError } from './failure.ts';
 import { gpuWeightsPreflight, uploadWeights, destroyWeights, type GpuWeights } from './weights.ts';
 import { GpuRunState } from './state.ts';
+import type { KvBuffers } from '../state.ts';
 import type { LensRowsResult } from '../../../kernels/argmax/argmax.cpu.ts';
 import { forwardGpu, sendForwardGpu, prepareForward, outputHeadGpu, lensHeadGpu, type GpuForwardOptions, type GpuForwardResult } from './forward.ts';
 
@@ -71,6 +72,24 @@ export class GpuRunner {
   /** The logit lens's head: each row's logits reduced on the GPU (forward.ts lensHeadGpu). */
   lensHead(x: Float32Array, n: number, k: number, target: number | null): Promise<LensRowsResult> {
     return lensHeadGpu(this.ctx, this.weights!, this.state!, x, n, k, target);
+  }
+
+  /** Installs another KV cache (null: an empty one) and returns the one it replaces (state.ts swapKv); ready() must have resolved. */
+  swapKv(next: KvBuffers<GPUBuffer> | null): KvBuffers<GPUBuffer> {
+    return this.state!.swapKv(next);
+  }
+
+  /** Copies positions 0 .. n−1 of a KV cache swapKv returned into the installed one, queued before the next step. */
+  async copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number): Promise<void> {
+    const step = this.ctx.begin('kv copy');
+    try {
+      this.state!.copyKvPrefix(from, n, step);
+      await step.submit();
+    } catch (e) {
+      throw e instanceof GpuStepError ? e : new GpuStepError(`copying the KV cache failed: ${(e as Error).message}`, e);
+    } finally {
+      this.state!.afterSubmit();
+    }
   }
 
   /** Frees the weights and the run state (the device stays: it belongs to the caller). */

@@ -9,6 +9,7 @@ import type { ModelConfig } from '../config.ts';
 import { ContextLengthError } from '../errors.ts';
 import { GpuStepError } from './failure.ts';
 import type { GpuContext, Step } from './context.ts';
+import type { KvBuffers } from '../state.ts';
 import { RopeTable } from '../../../kernels/rope/rope.cpu.ts';
 import { ropeTableData } from '../../../kernels/rope/rope.gpu.ts';
 
@@ -146,6 +147,25 @@ export class GpuRunState {
       this.ropeTable = this.replace(this.ropeTable, table.byteLength, 'rope table');
       this.ctx.write(this.ropeTable, 0, table);
       this.ropeRows = this.cacheCapacity;
+    }
+  }
+
+  /** Installs `next` as the KV cache (null: none yet) and returns the one it replaces (state.ts swapKv). */
+  swapKv(next: KvBuffers<GPUBuffer> | null): KvBuffers<GPUBuffer> {
+    const old = { keys: this.keyCache, values: this.valueCache, capacity: this.cacheCapacity };
+    this.keyCache = next ? next.keys : [];
+    this.valueCache = next ? next.values : [];
+    this.cacheCapacity = next ? next.capacity : 0;
+    return old;
+  }
+
+  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one, inside `step`. */
+  copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number, step: Step): void {
+    this.ensurePositions(n, step);
+    const bytes = 4 * n * this.config.nKvHeads * this.config.dHead;
+    for (let l = 0; l < this.config.nLayers; l++) {
+      step.copy(from.keys[l]!, 0, this.keyCache[l]!, 0, bytes);
+      step.copy(from.values[l]!, 0, this.valueCache[l]!, 0, bytes);
     }
   }
 
