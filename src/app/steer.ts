@@ -4,9 +4,10 @@
 // it — with the same sampler chain and seed, step by step (run + the last logits row + chooseNext
 // of generation.ts), and the plain run's prefixes scored by the steered model (KL per step).
 //
-// KV cache: each run has its own slot (steer:<cell>:plain, :steered, :cross, :vector), and each
-// slot is a lane of the engine's session with its own cache (src/engine/session.ts), so the two
-// generations each reuse their own prefix step by step and leave the prompt's cache alone.
+// KV cache: each run has its own slot (steer:<cell>:plain, :steered, :cross, :cross-plain,
+// :vector), and each slot is a lane of the engine's session with its own cache
+// (src/engine/session.ts), so the two generations each reuse their own prefix step by step and
+// leave the prompt's cache alone, and a prompt edit reruns each from the first changed token.
 
 import type { ModelInfo, Tokenized, TokenizeOptions } from '../engine/api.ts';
 import type { Edit } from '../engine/edits.ts';
@@ -182,15 +183,16 @@ export async function steerOutput(client: SteerClient, model: ModelInfo, p: { id
   const plain = await generateRun(client, { ...base, slot: `steer:${cellId}:plain`, onToken: (k) => progress?.(k, 2 * n, 'tokens') });
   const steered = await generateRun(client, { ...base, edits, slot: `steer:${cellId}:steered`, onToken: (k) => progress?.(n + k, 2 * n, 'tokens') });
   // The plain run's prefixes under both models, each logits row from the last residual. Each run
-  // is in a slot (an engine lane) of its own; neither can reuse a generation's cache, since the
-  // generations did not record that residual.
+  // is in a slot (an engine lane) of its own, not a generation's: the generations do not record
+  // that residual, so sharing their lanes would recompute from position 0 every time, where a
+  // lane of its own recomputes from the first token a prompt edit changed.
   const cross = { kl: [] as number[], logp: [] as number[] };
   if (plain.ids.length) {
     const seq = [...p.tok.ids, ...plain.ids.slice(0, -1)];
     const last = `blocks.${c.nLayers - 1}.hook_resid_post`;
     const opts = signal ? { signal } : {};
     const hq = await client.run({ tokens: seq, edits, capture: [last], slot: `steer:${cellId}:cross` }, opts);
-    const hp = await client.run({ tokens: seq, capture: [last], slot: `steer:${cellId}:plain` }, opts);
+    const hp = await client.run({ tokens: seq, capture: [last], slot: `steer:${cellId}:cross-plain` }, opts);
     try {
       for (let i = 0; i < plain.ids.length; i++) {
         signal?.throwIfAborted();

@@ -151,7 +151,13 @@ try {
           const poll = () => (window.__gb?.cell?.('logit-lens')?.shadowRoot?.querySelector('canvas') ? res(performance.now()) : setTimeout(poll, 10));
           poll();
         })`) as Promise<number>;
-        await waitFor(page, () => window.__gb.app()?.model && window.__gb.app().runs.runs > 0, 'the model and a first run', 600_000);
+        // every cell done (a notebook of cells that make their own runs has no prompt run)
+        await waitFor(page, () => {
+          const app = window.__gb.app();
+          if (!app?.model) return false;
+          const cells = [...app.shadowRoot.querySelectorAll('section[data-cell] > *:last-child')] as { state?: { status: string } }[];
+          return cells.length > 0 && cells.every((c) => c.state?.status === 'done' || c.state?.status === 'error');
+        }, 'the model and every cell done', 600_000);
         const drawn = await page.evaluate(`(${ALL_DRAWN})()`) as number;
         const engine = await page.evaluate(() => window.__gb.app().engineMs?.() ?? 0) as number;
         const lens = await lensDrawn;

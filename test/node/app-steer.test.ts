@@ -209,6 +209,26 @@ test('the signal stops the generation between steps', async () => {
   assert.ok(runs <= 6, `${runs} runs after the abort at the 5th`);
 });
 
+test('a prompt edit reruns every run of the cell from the first changed token only (each run keeps its own lane)', async () => {
+  const { engine, info } = await setup();
+  const [a, b] = await Promise.all([engine.tokenize(PROMPT_TEXT), engine.tokenize(`${PROMPT_TEXT} she`)]);
+  let common = 0;
+  while (common < a.ids.length && a.ids[common] === b.ids[common]) common++;
+  assert.ok(common > 5, `the edited prompt keeps ${common} tokens`);
+  const runs: { slot: string; reused: number }[] = [];
+  const client = Object.create(engine) as Engine;
+  client.run = async (req, opts) => {
+    const h = await engine.run(req, opts);
+    runs.push({ slot: req.slot ?? 'default', reused: h.reused });
+    return h;
+  };
+  await steerOutput(client, info, { id: 'p', tok: a }, BASE, 'lanes');
+  runs.length = 0;
+  await steerOutput(client, info, { id: 'p', tok: b }, BASE, 'lanes');
+  assert.ok(runs.length >= 4, `${runs.length} runs`);
+  for (const r of runs) assert.ok(r.reused >= common, `${r.slot} reused ${r.reused} of the ${common} unchanged positions`);
+});
+
 test('steeringVector: the mean skips BOS, `last` takes the last row, the signal cancels', async () => {
   const { engine, info } = await setup();
   const a = (await engine.tokenize(HAPPY)).ids, b = (await engine.tokenize(SAD)).ids;
