@@ -469,7 +469,7 @@ export class Session {
     // Not this run's: dropped. They run out on the GPU before anything submitted now (one queue),
     // writing only cache rows past `cached`, which this run rewrites before it reads them.
     this.ahead = [];
-    if (p.copy?.from.gpu) await gpu.copyKvPrefix(p.copy.from.buffers, p.copy.n);
+    if (p.copy?.from.gpu) await gpu.copyKvPrefix(p.copy.from.buffers, p.copy.n, tokens.length);
     let top: RunResult['top'];
     // a summary reads back every layer's attention rows of a chunk at once: bound that
     const chunkSize = p.summary && !p.summaryFromStore
@@ -689,7 +689,7 @@ export class Session {
         if (n > (copy?.n ?? reused)) { copy = { from: l.kv, n }; donor = l; }
       }
       if (copy) {
-        if (!copy.from.gpu) this.state.copyKvPrefix(copy.from.buffers, copy.n);
+        if (!copy.from.gpu) this.state.copyKvPrefix(copy.from.buffers, copy.n, nPos);
         this.store.adopt(donor!.store, stored.names, copy.n);
         reused = copy.n;
         this.cached = tokens.slice(0, reused);

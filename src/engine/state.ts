@@ -123,9 +123,10 @@ export class RunState {
     kv.keys = []; kv.values = []; kv.capacity = 0;
   }
 
-  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one. */
-  copyKvPrefix(from: KvBuffers<Float32Array>, n: number): void {
-    this.ensurePositions(n);
+  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one, which is
+   *  made to hold `room` ≥ n positions (the run's, so that it does not grow again right after). */
+  copyKvPrefix(from: KvBuffers<Float32Array>, n: number, room = n): void {
+    this.ensurePositions(Math.max(n, room));
     const kvd = this.config.nKvHeads * this.config.dHead;
     for (let l = 0; l < this.config.nLayers; l++) {
       this.space.current(this.keyCache[l]!).set(this.space.current(from.keys[l]!).subarray(0, n * kvd));

@@ -79,11 +79,12 @@ export class GpuRunner {
     return this.state!.swapKv(next);
   }
 
-  /** Copies positions 0 .. n−1 of a KV cache swapKv returned into the installed one, queued before the next step. */
-  async copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number): Promise<void> {
+  /** Copies positions 0 .. n−1 of a KV cache swapKv returned into the installed one, which is made
+   *  to hold `room` positions; queued before the next step. */
+  async copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number, room: number): Promise<void> {
     const step = this.ctx.begin('kv copy');
     try {
-      this.state!.copyKvPrefix(from, n, step);
+      this.state!.copyKvPrefix(from, n, room, step);
       await step.submit();
     } catch (e) {
       throw e instanceof GpuStepError ? e : new GpuStepError(`copying the KV cache failed: ${(e as Error).message}`, e);

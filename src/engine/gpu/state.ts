@@ -159,9 +159,10 @@ export class GpuRunState {
     return old;
   }
 
-  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one, inside `step`. */
-  copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number, step: Step): void {
-    this.ensurePositions(n, step);
+  /** Copies positions 0 .. n−1 of another KV cache (one swapKv returned) into this one, inside
+   *  `step`, making it hold `room` ≥ n positions (state.ts copyKvPrefix). */
+  copyKvPrefix(from: KvBuffers<GPUBuffer>, n: number, room: number, step: Step): void {
+    this.ensurePositions(Math.max(n, room), step);
     const bytes = 4 * n * this.config.nKvHeads * this.config.dHead;
     for (let l = 0; l < this.config.nLayers; l++) {
       step.copy(from.keys[l]!, 0, this.keyCache[l]!, 0, bytes);
