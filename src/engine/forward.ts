@@ -108,7 +108,7 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
     attention(s.z, s.q, keys, values, heads, scores, pattern);           // causal GQA: z = softmax(q·kᵀ/√d_head) · v
     if (patternEdits) editPattern(patternEdits, s.z, pattern!, values, start, n, c.nHeads, c.nKvHeads, c.dHead);
     if (scores) recorder!.attention(`blocks.${l}.attn.hook_scores`, start, scores, c.nHeads, n);
-    if (pattern) recorder!.attention(`blocks.${l}.attn.hook_pattern`, start, pattern, c.nHeads, n);
+    if (on['attn.hook_pattern']) recorder!.attention(`blocks.${l}.attn.hook_pattern`, start, pattern!, c.nHeads, n);   // (computed unasked for its edits: not recorded)
     if (eb) edit(eb.get('attn.hook_z'), s.z);
     if (on['attn.hook_z']) at('attn.hook_z', s.z, qd);
     const resultEdits = eb?.get('attn.hook_result');

@@ -148,6 +148,18 @@ test('the KV cache: reuse only before the earliest edited position; a clean run 
   same(p2.logits, base.logits.subarray((N - 1) * c.vocabSize), 'patching its own values after a patch from another run');
 });
 
+test('a pattern edit in a run that records other hooks: the prefix is reused, and the edited pattern is not recorded unasked', () => {
+  // (the forward pass recorded the pattern it computes for the edit, unasked, and the next run's
+  // store then met rows starting past position 0: "capture: … jumps from position 0 to 11")
+  const edits: Edit[] = [{ hook: 'blocks.2.attn.hook_pattern', op: 'zero', heads: [1], positions: [4] }];
+  const s = session();
+  const first = s.run(clean.slice(0, N - 1), { capture: ['hook_embed'], edits });
+  assert.deepEqual([...first.trace.keys()], ['hook_embed']);
+  const r = s.run(clean, { capture: ['hook_embed'], edits });
+  assert.equal(r.reused, N - 1);
+  same(r.logits, run(clean, edits, ['hook_embed']).logits.subarray((N - 1) * c.vocabSize), 'the last logits row');
+});
+
 test('edits are validated, each error naming its field', () => {
   const s = session();
   const bad = (edits: unknown, field: RegExp) => assert.throws(() => s.run(clean, { edits: edits as Edit[] }), (e: unknown) => e instanceof UsageError && field.test(e.message), String(field));
