@@ -207,6 +207,17 @@ export class CaptureStore implements Recorder {
     e.nPos = kLen;
   }
 
+  /** Copies the stored rows of positions start .. start+n−1 of rows hook `name` into `out` ([n, rowSize]). */
+  readRows(name: string, start: number, n: number, out: Float32Array): void {
+    const e = this.entries.get(name);
+    if (!e || e.attention || start + n > e.nPos) throw new Error(`capture: ${name} holds no rows ${start}..${start + n - 1}`);
+    const size = e.rowSize;
+    for (let p = start; p < start + n; p++) {
+      const o = (p % BLOCK) * size;
+      out.set(e.blocks[Math.floor(p / BLOCK)]!.subarray(o, o + size), (p - start) * size);
+    }
+  }
+
   /** The stored causal rows of attention hook `name` for query position p: head h's p + 1 weights
    *  are data[at + h·(p + 1) ..] (data is the store's: read it before the next run writes). */
   causalRows(name: string, p: number): { data: Float32Array; at: number } {

@@ -672,6 +672,7 @@ export class Session {
     const edits = resolveEdits(c, options.edits, nPos);
     const runEdits = { key: edits?.key ?? '', from: edits?.from ?? Infinity };
     let reused = fromChunks ? 0 : sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
+    if (reused > 0 && !this.gpu) this.backfillAttention(stored.names, Math.min(reused, this.cachedEdits.from));
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     this.store.keepOnly(storedNames);
     this.store.truncate(reused);
@@ -703,6 +704,42 @@ export class Session {
     const logits = mode === 'top' ? (this.gpu ? new Float32Array(0) : (this.topRow ??= new Float32Array(vocab)))
       : new Float32Array(mode === 'new' ? (nPos - reused) * vocab : vocab);
     return { tokens, mode, topK, asked, copy, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
+  }
+
+  /**
+   * Attention rows (hook_pattern, hook_scores) that a run records and the active lane's store
+   * lacks, for positions before `upto` that the run reuses: recomputed from the lane's recorded
+   * attn.hook_rot_q and its KV cache with the forward pass's own attention kernel, so bit for bit
+   * the rows a run records. An attention cell's layer change then costs that layer's rows, not a
+   * run from position 0. CPU only (on WebGPU the cache is on the GPU); `upto` stops at the lane's
+   * first edited position (a pattern edit applies after the kernel).
+   */
+  private backfillAttention(names: readonly string[], upto: number): void {
+    const c = this.config, st = this.store;
+    const want = new Map<number, { pattern?: string; scores?: string; from: number }>();
+    for (const name of names) {
+      const m = /^blocks\.(\d+)\.attn\.hook_(pattern|scores)$/.exec(name);
+      if (!m || st.coverage(name) >= upto) continue;
+      const l = Number(m[1]);
+      if (st.coverage(`blocks.${l}.attn.hook_rot_q`) < upto) continue;
+      const w = want.get(l) ?? { from: upto };
+      w[m[2] as 'pattern' | 'scores'] = name;
+      w.from = Math.min(w.from, st.coverage(name));
+      want.set(l, w);
+    }
+    for (const [l, w] of want) {
+      for (let start = w.from; start < upto; start += this.chunkSize) {
+        const n = Math.min(this.chunkSize, upto - start), kLen = start + n;
+        this.state.ensureChunk(n);                                       // (re-takes every view)
+        st.readRows(`blocks.${l}.attn.hook_rot_q`, start, n, this.state.q);
+        const scores = w.scores ? new Float32Array(c.nHeads * n * kLen) : null;
+        const pattern = w.pattern ? new Float32Array(c.nHeads * n * kLen) : null;
+        this.cpu.kernels.attention(this.state.z, this.state.q, this.state.keyCache[l]!, this.state.valueCache[l]!,
+          { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead }, scores, pattern);
+        if (scores) st.attention(w.scores!, start, scores, c.nHeads, n);
+        if (pattern) st.attention(w.pattern!, start, pattern, c.nHeads, n);
+      }
+    }
   }
 
   private finish(p: Plan, top: RunResult['top']): RunResult {

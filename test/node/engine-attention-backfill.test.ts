@@ -1,0 +1,67 @@
+// A run that records a layer's attention rows the session's store lacks, over a prefix it reuses:
+// when the lane recorded that layer's attn.hook_rot_q, the rows are recomputed from it and the KV
+// cache with the forward pass's attention kernel (session.ts backfillAttention) instead of
+// rerunning the prompt from position 0 — and they equal a fresh run's bit for bit. Checked with the
+// readable twins and with the WebAssembly kernels on 2 threads.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Session, type RunOptions, type RunResult } from '../../src/engine/session.ts';
+import type { Edit } from '../../src/engine/edits.ts';
+import type { CpuKernelsName } from '../../kernels/wasm/choose.ts';
+import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
+
+const c = tinyConfig();                      // 3 layers, 6 heads (GQA 6:2), d_head 4, d_model 24, d_ffn 40
+const w = randomWeights(c, 'F32', 11);
+const prompt = randomTokens(30, c.vocabSize, 4);
+const next = [...prompt, 17];
+const Q = 'blocks.*.attn.hook_rot_q';
+const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+const KERNELS: { kernels: CpuKernelsName; threads?: number }[] = [{ kernels: 'js' }, { kernels: 'wasm', threads: 2 }];
+
+function sameRun(got: RunResult, want: RunResult, what: string): void {
+  assert.deepEqual(bits(got.logits), bits(want.logits), `${what}: logits`);
+  for (const [name, e] of want.trace) assert.deepEqual(bits(got.trace.get(name)!.data), bits(e.data), `${what}: ${name}`);
+}
+
+for (const k of KERNELS) {
+  const label = `${k.kernels}${k.threads ? `, ${k.threads} threads` : ''}`;
+  const make = () => new Session(w, { ...k, chunkSize: 8 });
+  const fresh = (tokens: number[], o: RunOptions) => { const s = make(); try { return s.run(tokens, o); } finally { s.dispose(); } };
+
+  test(`${label}: another layer's pattern and scores come from the recorded q and the KV cache, bit for bit`, () => {
+    const s = make();
+    try {
+      s.run(prompt, { capture: [Q, 'blocks.0.attn.hook_pattern'], logits: 'all' });
+      const o: RunOptions = { capture: [Q, 'blocks.2.attn.hook_pattern', 'blocks.1.attn.hook_scores'], logits: 'all' };
+      const r = s.run(next, o);
+      assert.equal(r.reused, prompt.length, 'the prefix is reused: its rows were recomputed, not rerun');
+      sameRun(r, fresh(next, o), 'layer 2 pattern, layer 1 scores');
+      // and back to layer 0 over the same tokens: only the last position is run
+      const back: RunOptions = { capture: [Q, 'blocks.0.attn.hook_pattern'], logits: 'all' };
+      const b = s.run(next, back);
+      assert.equal(b.reused, next.length - 1);
+      sameRun(b, fresh(next, back), 'layer 0 again');
+    } finally {
+      s.dispose();
+    }
+  });
+
+  test(`${label}: without the recorded q, or past the lane's first edited position, the rows are rerun`, () => {
+    const s = make();
+    try {
+      s.run(prompt, { capture: ['blocks.0.attn.hook_pattern'] });
+      assert.equal(s.run(next, { capture: ['blocks.2.attn.hook_pattern'] }).reused, 0, 'no q recorded');
+      // a pattern edit applies after the kernel: rows from its position on are not recomputed from q
+      const edits: Edit[] = [{ hook: 'blocks.2.attn.hook_pattern', op: 'zero', heads: [1], positions: [12] }];
+      s.run(prompt, { capture: [Q, 'blocks.0.attn.hook_pattern'], edits, logits: 'all', lane: 'edited' });
+      const o: RunOptions = { capture: [Q, 'blocks.2.attn.hook_pattern'], edits, logits: 'all', lane: 'edited' };
+      const r = s.run(next, o);
+      assert.equal(r.reused, 12, 'reused up to the edited position');
+      sameRun(r, fresh(next, { ...o, lane: undefined }), 'with a pattern edit');
+    } finally {
+      s.dispose();
+    }
+  });
+}
