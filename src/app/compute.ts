@@ -145,7 +145,14 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       // of each keystroke on TinyLlama at 145 tokens (BENCHMARKS.md); on a long prompt, where not
       // every layer's pattern is captured, it also made every run start from position 0.
       const summary = s['view'] === 'overview';
-      return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`], summary };
+      // Past ALL_PATTERNS_BYTES only the shown layer's pattern is kept. Every layer's rotated
+      // queries then are, while they fit ALL_LAYERS_BYTES on the CPU: a layer change recomputes the
+      // new layer's rows from them and the KV cache (session.ts backfillAttention), and so does the
+      // overview's summary of every layer on a keystroke, instead of rerunning the prompt from
+      // position 0 (about 10 s for TinyLlama at 435 tokens).
+      const c = model.config;
+      const queries = !all && model.backend === 'cpu' && L * nPos * c.nHeads * c.dHead * 4 <= ALL_LAYERS_BYTES ? ['blocks.*.attn.hook_rot_q'] : [];
+      return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`, ...queries], summary };
     }
     case 'sampling':
       return { capture: [] };             // the last position's logits: every run keeps them

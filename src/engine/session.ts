@@ -667,13 +667,21 @@ export class Session {
     const recorder = fromChunks ? summaryRecorder(this.store, storedNames, summary, patterns) : hooks.any ? this.store : null;
 
     // Reuse the longest prefix the lane's cache shares with this run (sharedPrefix) whose recorded
-    // activations are all available. A summary built from the chunks needs every row: nothing is
-    // reused.
+    // activations are all available (attention rows recomputed where they can be). A summary built
+    // from the chunks needs every row: the prefix's are recomputed the same way when the lane
+    // recorded every layer's queries, else nothing is reused.
     const edits = resolveEdits(c, options.edits, nPos);
     const runEdits = { key: edits?.key ?? '', from: edits?.from ?? Infinity };
-    let reused = fromChunks ? 0 : sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
-    if (reused > 0 && !this.gpu) this.backfillAttention(stored.names, Math.min(reused, this.cachedEdits.from));
+    let reused = sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
+    const clean = Math.min(reused, this.cachedEdits.from);             // before the lane's first edit
+    if (clean > 0 && !this.gpu) this.backfillAttention(stored.names, clean);
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
+    if (fromChunks) {
+      const rowsFromQueries = !this.gpu && reused <= clean
+        && Array.from({ length: c.nLayers }, (_, l) => this.store.coverage(`blocks.${l}.attn.hook_rot_q`)).every((n) => n >= reused);
+      if (rowsFromQueries) this.attentionRows(reused, (l, start, pattern, n) => summary!.chunk(l, start, pattern, n));
+      else reused = 0;
+    }
     this.store.keepOnly(storedNames);
     this.store.truncate(reused);
     this.cached = this.cached.slice(0, reused);
@@ -715,7 +723,7 @@ export class Session {
    * first edited position (a pattern edit applies after the kernel).
    */
   private backfillAttention(names: readonly string[], upto: number): void {
-    const c = this.config, st = this.store;
+    const st = this.store;
     const want = new Map<number, { pattern?: string; scores?: string; from: number }>();
     for (const name of names) {
       const m = /^blocks\.(\d+)\.attn\.hook_(pattern|scores)$/.exec(name);
@@ -728,16 +736,31 @@ export class Session {
       want.set(l, w);
     }
     for (const [l, w] of want) {
-      for (let start = w.from; start < upto; start += this.chunkSize) {
+      this.attentionRows(upto, (_, start, pattern, n, scores) => {
+        if (w.scores) st.attention(w.scores, start, scores!, this.config.nHeads, n);
+        if (w.pattern) st.attention(w.pattern, start, pattern, this.config.nHeads, n);
+      }, { layers: [l], from: w.from, scores: w.scores !== undefined });
+    }
+  }
+
+  /**
+   * The attention rows of query positions from .. upto−1 (default every layer, from 0), recomputed
+   * from the active lane's recorded attn.hook_rot_q and KV cache with the forward pass's kernel,
+   * a chunk at a time: each(layer, start, pattern [n_heads, n, start + n], n, scores or null). CPU.
+   */
+  private attentionRows(upto: number, each: (l: number, start: number, pattern: Float32Array, n: number, scores: Float32Array | null) => void,
+    o: { layers?: readonly number[]; from?: number; scores?: boolean } = {}): void {
+    const c = this.config;
+    for (const l of o.layers ?? Array.from({ length: c.nLayers }, (_, i) => i)) {
+      for (let start = o.from ?? 0; start < upto; start += this.chunkSize) {
         const n = Math.min(this.chunkSize, upto - start), kLen = start + n;
         this.state.ensureChunk(n);                                       // (re-takes every view)
-        st.readRows(`blocks.${l}.attn.hook_rot_q`, start, n, this.state.q);
-        const scores = w.scores ? new Float32Array(c.nHeads * n * kLen) : null;
-        const pattern = w.pattern ? new Float32Array(c.nHeads * n * kLen) : null;
+        this.store.readRows(`blocks.${l}.attn.hook_rot_q`, start, n, this.state.q);
+        const scores = o.scores ? new Float32Array(c.nHeads * n * kLen) : null;
+        const pattern = new Float32Array(c.nHeads * n * kLen);
         this.cpu.kernels.attention(this.state.z, this.state.q, this.state.keyCache[l]!, this.state.valueCache[l]!,
           { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead }, scores, pattern);
-        if (scores) st.attention(w.scores!, start, scores, c.nHeads, n);
-        if (pattern) st.attention(w.pattern!, start, pattern, c.nHeads, n);
+        each(l, start, pattern, n, scores);
       }
     }
   }

@@ -3,7 +3,8 @@
 // come from the shown layer's pattern (on the page for a short prompt, with the pooled tiles for a
 // long one sorted by a statistic), so a keystroke does not pay for a summary of every layer, nor a
 // long prompt for a run from position 0. The activations and embeddings cells capture their
-// per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run.
+// per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run;
+// the attention cell, past every layer's pattern, the queries its rows are recomputed from.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +33,17 @@ test('a long prompt asks for it only for the overview too (pooled heads sorted b
   assert.equal(needOf('attention', { view: 'heatmap', sort: 'prev' }, tiny, long).summary, false);
   assert.equal(needOf('attention', { view: 'overview' }, tiny, long).summary, true);
   assert.deepEqual(needOf('attention', { layer: 3 }, tiny, long).capture, ['blocks.3.attn.hook_pattern']);
+});
+
+test("past every layer's pattern, a CPU session records every layer's queries while they fit: a layer change then runs no prompt from position 0", () => {
+  const cpu = { ...tiny, backend: 'cpu', config: { ...tiny.config, dHead: 64 } } as ModelInfo;
+  const gpu = { ...cpu, backend: 'webgpu' } as ModelInfo;
+  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, short).capture, ['blocks.*.attn.hook_pattern']);
+  assert.ok(22 * 400 * 2048 * 4 <= ALL_LAYERS_BYTES && 22 * long * 2048 * 4 > ALL_LAYERS_BYTES);
+  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, 400).capture, ['blocks.3.attn.hook_pattern', 'blocks.*.attn.hook_rot_q']);
+  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, long).capture, ['blocks.3.attn.hook_pattern']);
+  // on WebGPU the KV cache is on the GPU: the session cannot recompute rows from it
+  assert.deepEqual(needOf('attention', { layer: 3 }, gpu, 400).capture, ['blocks.3.attn.hook_pattern']);
 });
 
 test('the activations cell captures its layer\'s FFN activations and residual for every layer while they fit', () => {

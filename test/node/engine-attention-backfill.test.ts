@@ -1,8 +1,9 @@
 // A run that records a layer's attention rows the session's store lacks, over a prefix it reuses:
 // when the lane recorded that layer's attn.hook_rot_q, the rows are recomputed from it and the KV
 // cache with the forward pass's attention kernel (session.ts backfillAttention) instead of
-// rerunning the prompt from position 0 — and they equal a fresh run's bit for bit. Checked with the
-// readable twins and with the WebAssembly kernels on 2 threads.
+// rerunning the prompt from position 0 — and they equal a fresh run's bit for bit. So do an
+// every-layer attention summary's rows. Checked with the readable twins and with the WebAssembly
+// kernels on 2 threads.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +44,25 @@ for (const k of KERNELS) {
       const b = s.run(next, back);
       assert.equal(b.reused, next.length - 1);
       sameRun(b, fresh(next, back), 'layer 0 again');
+    } finally {
+      s.dispose();
+    }
+  });
+
+  test(`${label}: an attention summary of every layer reuses the prefix, its rows recomputed from the recorded q, bit for bit`, () => {
+    const s = make();
+    try {
+      const o: RunOptions = { capture: [Q, 'blocks.1.attn.hook_pattern'], summary: { attention: { size: 8 } }, logits: 'all' };
+      assert.equal(s.run(prompt, o).reused, 0);
+      const r = s.run(next, o);
+      assert.equal(r.reused, prompt.length);
+      const want = fresh(next, o);
+      sameRun(r, want, 'summary run');
+      assert.deepEqual(r.attentionSummary, want.attentionSummary);
+      // without every layer's queries, every row is recomputed by a run from position 0
+      const partial: RunOptions = { ...o, capture: ['blocks.0.attn.hook_rot_q', 'blocks.1.attn.hook_pattern'], lane: 'partial' };
+      s.run(prompt, partial);
+      assert.equal(s.run(next, partial).reused, 0);
     } finally {
       s.dispose();
     }
