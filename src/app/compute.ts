@@ -32,9 +32,12 @@ export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
 /**
  * A hook that a cell draws one layer of (the activations cell's FFN activations and residual
  * histogram, the embeddings cell's residual) is captured for every layer up to this size, so
- * that picking another layer costs no run; past it, only the shown layer's, and a layer change
+ * that picking another layer costs no run; past it, only the shown layer's. A layer change then
  * reruns the prompt from position 0 (about 3 s for TinyLlama at 145 tokens on this project's CPU
- * machine). TinyLlama's FFN activations at 145 tokens take 72 MB.
+ * machine), except where a CPU session recomputes the new layer's rows from what the lane recorded
+ * (session.ts backfillBlockRows: the activations cell's FFN activations and residual, from every
+ * layer's hook_resid_pre, hook_attn_out and hook_ffn_out, which it records). TinyLlama's FFN
+ * activations at 145 tokens take 72 MB.
  */
 export const ALL_LAYERS_BYTES = 96 * 2 ** 20;
 

@@ -674,7 +674,7 @@ export class Session {
     const runEdits = { key: edits?.key ?? '', from: edits?.from ?? Infinity };
     let reused = sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
     const clean = Math.min(reused, this.cachedEdits.from);             // before the lane's first edit
-    if (clean > 0 && !this.gpu) this.backfillAttention(stored.names, clean);
+    if (clean > 0 && !this.gpu) { this.backfillAttention(stored.names, clean); this.backfillBlockRows(stored.names, clean); }
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     if (fromChunks) {
       const rowsFromQueries = !this.gpu && reused <= clean
@@ -740,6 +740,55 @@ export class Session {
         if (w.scores) st.attention(w.scores, start, scores!, this.config.nHeads, n);
         if (w.pattern) st.attention(w.pattern, start, pattern, this.config.nHeads, n);
       }, { layers: [l], from: w.from, scores: w.scores !== undefined });
+    }
+  }
+
+  /**
+   * backfillAttention's twin for a layer's FFN activations (ffn.hook_gate, hook_up, hook_act) and
+   * residuals (hook_resid_mid, hook_resid_post): recomputed from the lane's recorded hook_resid_pre
+   * and hook_attn_out (and hook_ffn_out for resid_post) with the forward pass's kernels and
+   * activation rounding, row by row as a run computes them (bit for bit). An activations cell's
+   * layer change then costs that layer's FFN, not a run from position 0. CPU only.
+   */
+  private backfillBlockRows(names: readonly string[], upto: number): void {
+    const st = this.store, c = this.config, d = c.dModel, f = c.dFfn, k = this.cpu.kernels;
+    const want = new Map<number, { hooks: Set<string>; from: number }>();
+    for (const name of names) {
+      const m = /^blocks\.(\d+)\.(ffn\.hook_gate|ffn\.hook_up|ffn\.hook_act|hook_resid_mid|hook_resid_post)$/.exec(name);
+      if (!m || st.coverage(name) >= upto) continue;
+      const l = Number(m[1]), needs = ['hook_resid_pre', 'hook_attn_out', ...(m[2] === 'hook_resid_post' ? ['hook_ffn_out'] : [])];
+      if (needs.some((h) => st.coverage(`blocks.${l}.${h}`) < upto)) continue;
+      const w = want.get(l) ?? { hooks: new Set<string>(), from: upto };
+      w.hooks.add(m[2]!);
+      w.from = Math.min(w.from, st.coverage(name));
+      want.set(l, w);
+    }
+    for (const [l, w] of want) {
+      const b = this.weights.blocks[l]!, at = (h: string) => `blocks.${l}.${h}`;
+      const ffn = ['ffn.hook_gate', 'ffn.hook_up', 'ffn.hook_act'].some((h) => w.hooks.has(h));
+      for (let start = w.from; start < upto; start += this.chunkSize) {
+        const n = Math.min(this.chunkSize, upto - start);
+        const s = this.state;
+        s.ensureChunk(n);                                                  // (re-takes every view)
+        st.readRows(at('hook_resid_pre'), start, n, s.x);
+        st.readRows(at('hook_attn_out'), start, n, s.out);
+        k.add(s.x, s.x, s.out, n * d);                                     // resid_mid, as the forward pass adds it
+        if (w.hooks.has('hook_resid_mid')) st.rows(at('hook_resid_mid'), start, s.x, n, d);
+        if (ffn) {
+          k.rmsnorm(s.xb, s.x, b.ffnNorm, n, d, c.rmsEps, null, null);
+          k.matmul(s.gate, s.xb, b.wGate, n, this.activationQuant);
+          k.matmul(s.up, s.xb, b.wUp, n, this.activationQuant);
+          if (w.hooks.has('ffn.hook_gate')) st.rows(at('ffn.hook_gate'), start, s.gate, n, f);
+          if (w.hooks.has('ffn.hook_up')) st.rows(at('ffn.hook_up'), start, s.up, n, f);
+          k.siluMul(s.up, s.gate, s.up, n * f);
+          if (w.hooks.has('ffn.hook_act')) st.rows(at('ffn.hook_act'), start, s.up, n, f);
+        }
+        if (w.hooks.has('hook_resid_post')) {
+          st.readRows(at('hook_ffn_out'), start, n, s.out);
+          k.add(s.x, s.x, s.out, n * d);
+          st.rows(at('hook_resid_post'), start, s.x, n, d);
+        }
+      }
     }
   }
 

@@ -1,9 +1,9 @@
-// A run that records a layer's attention rows the session's store lacks, over a prefix it reuses:
-// when the lane recorded that layer's attn.hook_rot_q, the rows are recomputed from it and the KV
-// cache with the forward pass's attention kernel (session.ts backfillAttention) instead of
-// rerunning the prompt from position 0 — and they equal a fresh run's bit for bit. So do an
-// every-layer attention summary's rows. Checked with the readable twins and with the WebAssembly
-// kernels on 2 threads.
+// A run that records a layer's hooks the session's store lacks, over a prefix it reuses: attention
+// rows are recomputed from the lane's recorded attn.hook_rot_q and KV cache (session.ts
+// backfillAttention), FFN activations and residuals from its recorded residual and sublayer
+// outputs (backfillBlockRows), with the forward pass's kernels, instead of rerunning the prompt
+// from position 0 — and they equal a fresh run's bit for bit. So do an every-layer attention
+// summary's rows. Checked with the readable twins and with the WebAssembly kernels on 2 threads.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +63,28 @@ for (const k of KERNELS) {
       const partial: RunOptions = { ...o, capture: ['blocks.0.attn.hook_rot_q', 'blocks.1.attn.hook_pattern'], lane: 'partial' };
       s.run(prompt, partial);
       assert.equal(s.run(next, partial).reused, 0);
+    } finally {
+      s.dispose();
+    }
+  });
+
+  test(`${label}: another layer's FFN activations and residuals come from the recorded residual and sublayer outputs, bit for bit`, () => {
+    // Q8_0 weights (rows of 32): the FFN products round their activations to 8 bits ('llamacpp') on the wasm kernels
+    const cq = tinyConfig({ dModel: 32, nHeads: 8, nKvHeads: 2, dHead: 4, dFfn: 64 }), wq = randomWeights(cq, 'Q8_0', 3);
+    const tokens = randomTokens(30, cq.vocabSize, 6), more = [...tokens, 9];
+    const mk = () => new Session(wq, { ...k, chunkSize: 8 });
+    const s = mk();
+    try {
+      const base = ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out'];
+      s.run(tokens, { capture: [...base, 'blocks.0.ffn.hook_act'], logits: 'all' });
+      const o: RunOptions = { capture: [...base, 'blocks.2.ffn.hook_act', 'blocks.1.ffn.hook_gate', 'blocks.1.ffn.hook_up', 'blocks.2.hook_resid_post', 'blocks.0.hook_resid_mid'], logits: 'all' };
+      const r = s.run(more, o);
+      assert.equal(r.reused, tokens.length);
+      const f = mk();
+      try { sameRun(r, f.run(more, o), 'FFN hooks and residuals'); } finally { f.dispose(); }
+      // without the sublayer outputs there is nothing to recompute from
+      s.run(tokens, { capture: ['blocks.*.hook_resid_pre', 'blocks.0.ffn.hook_act'], lane: 'bare' });
+      assert.equal(s.run(more, { capture: ['blocks.*.hook_resid_pre', 'blocks.1.ffn.hook_act'], lane: 'bare' }).reused, 0);
     } finally {
       s.dispose();
     }
