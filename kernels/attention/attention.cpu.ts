@@ -24,9 +24,10 @@ export interface AttentionShape {
  * kCache, vCache: [≥ start + nq, nKvHeads, dHead].
  * scores, pattern (optional, the named activations): [nHeads, nq, kLen] with kLen = start + nq;
  * scores are −inf above the diagonal, pattern is 0 there.
+ * z null: the rows only (scores, pattern), no weighted sum of the values (recomputed rows).
  */
 export function attention(
-  z: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, s: AttentionShape,
+  z: Float32Array | null, q: Float32Array, kCache: Float32Array, vCache: Float32Array, s: AttentionShape,
   scores: Float32Array | null = null, pattern: Float32Array | null = null,
 ): void {
   const { nq, start, nHeads, nKvHeads, dHead } = s;
@@ -57,6 +58,7 @@ export function attention(
       softmax(att, 1, seen);
       att.fill(0, seen, kLen);
       // z = Σ_j pattern_j · v_j
+      if (!z) continue;
       const zo = qo;
       z.fill(0, zo, zo + dHead);
       for (let j = 0; j < seen; j++) {

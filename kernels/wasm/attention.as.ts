@@ -18,7 +18,7 @@ import { exp64, hsum } from './common.as';
 /**
  * z, q: [nq, nHeads, dHead]; kc, vc: [≥ start+nq, nKvHeads, dHead]. scores, pattern: 0 or the
  * rows of heads hBase.. : [heads, nq, start+nq]. `row`: scratch of start+nq floats, used when
- * pattern is 0. Computes heads h0..h1.
+ * pattern is 0. z = 0: the rows only (no weighted sum of the values). Computes heads h0..h1.
  */
 export function attention(z: usize, q: usize, kc: usize, vc: usize, nq: i32, start: i32, nHeads: i32, nKvHeads: i32, dHead: i32,
   scale: f32, scores: usize, pattern: usize, hBase: i32, row: usize, h0: i32, h1: i32): void {
@@ -59,6 +59,7 @@ export function attention(z: usize, q: usize, kc: usize, vc: usize, nq: i32, sta
       }
       if (pattern) for (let j = seen; j < kLen; j++) store<f32>(att + (<usize>j << 2), 0);
       // z = Σ_j pattern_j · v_j: 32 lanes of z at a time in registers, then 4, then 1
+      if (!z) continue;
       const zo = z + (<usize>((t * nHeads + h) * dHead) << 2);
       let i = 0;
       for (; i + 32 <= dHead; i += 32) {

@@ -172,7 +172,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
     }
   }
 
-  function attention(z: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, s: AttentionShape,
+  function attention(z: Float32Array | null, q: Float32Array, kCache: Float32Array, vCache: Float32Array, s: AttentionShape,
     scores: Float32Array | null = null, pattern: Float32Array | null = null): void {
     const { nq, start, nHeads, nKvHeads, dHead } = s;
     const kLen = start + nq;
@@ -188,7 +188,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
       if (copyIn) f32(p, n).set(a.subarray(0, n));
       return p;
     };
-    const qp = stage(q, qLen, true), zp = stage(z, qLen, false);
+    const qp = stage(q, qLen, true), zp = z ? stage(z, qLen, false) : 0;
     const kp = stage(kCache, kvLen, true), vp = stage(vCache, kvLen, true);
     const perHead = nq * kLen;
     // captured rows: used in place when every requested array is in the arena, else all staged,
@@ -214,7 +214,7 @@ export function wasmKernels(rt: WasmRuntime, o: WasmKernelOptions): WasmKernelSe
         if (pattern) pattern.set(f32(pp, hn * perHead), h0 * perHead);
       }
     }
-    if (!rt.holds(z)) z.set(f32(zp, qLen));
+    if (z && !rt.holds(z)) z.set(f32(zp, qLen));
   }
 
   function siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number = out.length): void {

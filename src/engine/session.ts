@@ -807,7 +807,7 @@ export class Session {
         this.store.readRows(`blocks.${l}.attn.hook_rot_q`, start, n, this.state.q);
         const scores = o.scores ? new Float32Array(c.nHeads * n * kLen) : null;
         const pattern = new Float32Array(c.nHeads * n * kLen);
-        this.cpu.kernels.attention(this.state.z, this.state.q, this.state.keyCache[l]!, this.state.valueCache[l]!,
+        this.cpu.kernels.attention(null, this.state.q, this.state.keyCache[l]!, this.state.valueCache[l]!,   // rows only: no z
           { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead }, scores, pattern);
         each(l, start, pattern, n, scores);
       }

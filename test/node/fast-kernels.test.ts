@@ -182,6 +182,9 @@ test('attention: against the twin, with and without captured scores and pattern,
       const n = s.nHeads * s.nq * kLen;
       const want = new Float32Array(q.length), ws = new Float32Array(n), wp = new Float32Array(n);
       attention(want, q, kc, vc, s, ws, wp);
+      const ws0 = new Float32Array(n), wp0 = new Float32Array(n);
+      attention(null, q, kc, vc, s, ws0, wp0);
+      assert.deepEqual([ws0, wp0], [ws, wp], `${JSON.stringify(s)}: the twin's rows without z`);
       // The twin's q·k is an f64 sum, the kernel's an f32 one: a score may differ by E (below),
       // a pattern entry by about 2E, an output by 2E·max|v|.
       let qk = 0, vmax = 0;
@@ -204,6 +207,10 @@ test('attention: against the twin, with and without captured scores and pattern,
             assert.ok(Math.abs(z[i]! - want[i]!) <= 1e-5 * Math.max(1, Math.abs(want[i]!)) + 2 * E * vmax, `${what}: z[${i}] ${z[i]} vs ${want[i]}`);
           }
           if (sc && pa) {
+            // the rows alone (z null, as a recomputation of recorded rows asks): the same bits
+            const sc0 = new Float32Array(n).fill(NaN), pa0 = new Float32Array(n).fill(NaN);
+            ks.attention(null, q, kc, vc, s, sc0, pa0);
+            assert.deepEqual([sc0, pa0], [sc, pa], `${what}: rows without z`);
             for (let i = 0; i < n; i++) {
               if (ws[i] === -Infinity) assert.equal(sc[i], -Infinity, `${what}: masked score ${i}`);
               else assert.ok(Math.abs(sc[i]! - ws[i]!) <= 1e-6 * Math.abs(ws[i]!) + E, `${what}: score ${i}: ${sc[i]} vs ${ws[i]}`);
