@@ -157,8 +157,32 @@ function rangeSum(data: Float32Array, from: number, to: number): number {
 }
 
 /**
+ * What a summary keeps for a later one over the same prefix of tokens:
+ * - every row's entropy, which a later summary takes for its unchanged rows whatever its length
+ *   (AttentionSummarizer.reuseEntropies);
+ * - when its rows came in order, its cell sums, final for every query bin, and the four
+ *   statistics' running sums at the first position of each bin: a later summary of as many
+ *   positions and bins (a keystroke that changes a token but not the length) starts at the bin
+ *   that holds the first changed position (AttentionSummarizer.resume).
+ */
+export interface SummaryPrefix {
+  nLayers: number;
+  nHeads: number;
+  nPos: number;
+  size: number;
+  induction: boolean;
+  /** [nLayers·nHeads, nPos] each row's entropy (rowEntropyF32) */
+  entropies: Float64Array;
+  /** [nLayers, nHeads, B, B]; null when rows came out of order */
+  sums: Float64Array | null;
+  /** [4 (entropy, first, prev, induction), nLayers·nHeads, B]: the sums over the rows before each bin */
+  atBins: Float64Array;
+}
+
+/**
  * Accumulates the summary from attention rows as the forward pass produces them, in any order;
- * every (layer, head, query) row must arrive exactly once before result().
+ * every (layer, head, query) row must arrive exactly once before result(). Rows that arrive in
+ * order of position for each head (as every producer sends them) also leave a SummaryPrefix.
  */
 export class AttentionSummarizer {
   readonly size: number;
@@ -171,6 +195,11 @@ export class AttentionSummarizer {
   private readonly targets: Int32Array | null;         // [nPos] induction target per query, −1 none
   private readonly withTarget: number;                 // queries that have one
   private readonly seen: Int32Array;                   // [nLayers] rows received (over heads)
+  private readonly atBins: Float64Array;               // SummaryPrefix.atBins
+  private readonly nextRow: Int32Array;                // [nLayers, nHeads] the position expected next
+  private ordered = true;                              // every head's rows so far came in order
+  private readonly entropies: Float64Array;            // SummaryPrefix.entropies
+  private knownEntropies = 0;                          // rows before this one have theirs (reuseEntropies)
 
   /** `tokens` (the run's ids, nPos of them) enable the induction statistic; without them it is NaN. */
   constructor(readonly nLayers: number, readonly nHeads: number, readonly nPos: number, size: number, tokens?: ArrayLike<number>) {
@@ -185,6 +214,61 @@ export class AttentionSummarizer {
     this.targets = tokens && tokens.length === nPos ? inductionTargets(tokens) : null;
     this.withTarget = this.targets ? this.targets.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0) : 0;
     this.seen = new Int32Array(nLayers);
+    this.atBins = new Float64Array(4 * nLayers * nHeads * B);
+    this.nextRow = new Int32Array(nLayers * nHeads);
+    this.entropies = new Float64Array(nLayers * nHeads * nPos);
+  }
+
+  /** Takes the entropies of the rows before `upto` from an earlier summary whose rows before it
+   *  are this one's (the same tokens and edits), of any length; they are not computed again. */
+  reuseEntropies(prefix: SummaryPrefix, upto: number): void {
+    if (prefix.nLayers !== this.nLayers || prefix.nHeads !== this.nHeads) return;
+    const n = Math.max(0, Math.min(upto, prefix.nPos, this.nPos));
+    for (let lh = 0; lh < this.nLayers * this.nHeads; lh++) {
+      this.entropies.set(prefix.entropies.subarray(lh * prefix.nPos, lh * prefix.nPos + n), lh * this.nPos);
+    }
+    this.knownEntropies = n;
+  }
+
+  /**
+   * Starts from an earlier summary's state for the rows before position `upto` (rows that have
+   * not changed since: the same tokens and edits before it): from the first position of the bin
+   * holding `upto`, which it returns; the rows from there on must then arrive. The same sums, to
+   * the bit, as receiving every row, since each sum adds its rows in order of position. Returns 0
+   * (nothing taken) when `prefix` is of other positions, bins or layers, or tokens were given to
+   * one and not the other.
+   */
+  resume(prefix: SummaryPrefix, upto: number): number {
+    const { nLayers, nHeads, nPos, size: B } = this;
+    const sums = prefix.sums;
+    if (!sums || prefix.nLayers !== nLayers || prefix.nHeads !== nHeads || prefix.nPos !== nPos || prefix.size !== B
+      || prefix.induction !== (this.targets !== null) || this.seen.some((n) => n > 0)) return 0;
+    const bin = Math.min(binOf(Math.max(0, Math.min(upto, nPos)), nPos, B), B - 1);
+    const from = this.starts[bin]!;
+    if (from === 0) return 0;
+    const lhs = nLayers * nHeads;
+    for (let lh = 0; lh < lhs; lh++) {
+      const cells = lh * B * B;
+      this.sums.set(sums.subarray(cells, cells + bin * B), cells);         // query bins before `bin`: final
+      this.entropies.set(prefix.entropies.subarray(lh * nPos, lh * nPos + from), lh * nPos);
+      for (let k = 0; k < 4; k++) {
+        const at = (k * lhs + lh) * B;
+        this.atBins.set(prefix.atBins.subarray(at, at + bin + 1), at);
+      }
+      this.entropySum[lh] = prefix.atBins[lh * B + bin]!;
+      this.firstSum[lh] = prefix.atBins[(lhs + lh) * B + bin]!;
+      this.prevSum[lh] = prefix.atBins[(2 * lhs + lh) * B + bin]!;
+      this.inductionSum[lh] = prefix.atBins[(3 * lhs + lh) * B + bin]!;
+    }
+    this.seen.fill(from * nHeads);
+    this.nextRow.fill(from);
+    return from;
+  }
+
+  /** What a later summary may start from (reuseEntropies, resume). Call after result(). */
+  prefix(): SummaryPrefix {
+    const { nLayers, nHeads, nPos, size } = this;
+    return { nLayers, nHeads, nPos, size, induction: this.targets !== null, entropies: this.entropies, sums: this.ordered ? this.sums : null, atBins: this.atBins };
   }
 
   /** One causal row: query position q of `head` in `layer`, row[k] for keys k = 0..q; its
@@ -204,10 +288,20 @@ export class AttentionSummarizer {
     const B = this.size, starts = this.starts, lh = layer * this.nHeads + head;
     const last = binOf(q, this.nPos, B);                         // the query bin; key bins beyond it hold no k ≤ q
     const cells = (lh * B + last) * B;                           // this query bin's row of cells
+    if (q !== this.nextRow[lh]) this.ordered = false;
+    this.nextRow[lh] = q + 1;
+    if (q === starts[last]) {                                    // a bin's first row: the sums before it
+      const lhs = this.nLayers * this.nHeads;
+      this.atBins[lh * B + last] = this.entropySum[lh]!;
+      this.atBins[(lhs + lh) * B + last] = this.firstSum[lh]!;
+      this.atBins[(2 * lhs + lh) * B + last] = this.prevSum[lh]!;
+      this.atBins[(3 * lhs + lh) * B + last] = this.inductionSum[lh]!;
+    }
     for (let kb = 0; kb <= last; kb++) {
       this.sums[cells + kb] = this.sums[cells + kb]! + rangeSum(data, at + starts[kb]!, at + Math.min(starts[kb + 1]!, q + 1));
     }
     this.entropySum[lh] = this.entropySum[lh]! + h;
+    this.entropies[lh * this.nPos + q] = h;
     this.firstSum[lh] = this.firstSum[lh]! + data[at]!;
     if (q >= 1) this.prevSum[lh] = this.prevSum[lh]! + data[at + q - 1]!;
     const t = this.targets ? this.targets[q]! : -1;
@@ -221,8 +315,9 @@ export class AttentionSummarizer {
     const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
     for (let h = 0; h < this.nHeads; h++) {
       for (let t = 0; t < n; t++) {
-        const at = (h * n + t) * kLen;
-        this.rowAt(layer, h, start + t, data, at, rowEntropyF32(data, bits, at, start + t + 1));
+        const at = (h * n + t) * kLen, q = start + t;
+        const entropy = q < this.knownEntropies ? this.entropies[(layer * this.nHeads + h) * this.nPos + q]! : rowEntropyF32(data, bits, at, q + 1);
+        this.rowAt(layer, h, q, data, at, entropy);
       }
     }
   }

@@ -21,7 +21,7 @@
 import type { ModelConfig } from './config.ts';
 import { hookShape, type RowHash, type Trace } from './hooks.ts';
 import { numElements } from '../formats/tensor.ts';
-import { rowEntropyF32 } from './attention-summary.ts';
+import { rowEntropyF32, type SummaryPrefix } from './attention-summary.ts';
 
 /** Receives the selected activations of a chunk of positions [start, start + n). */
 export interface Recorder {
@@ -113,6 +113,9 @@ export class CaptureStore implements Recorder {
   private readonly entries = new Map<string, Stored>();
   /** The last write generation given out (rows). */
   private writes = 0;
+  /** The last attention summary's state (a later one over the same positions starts from it),
+   *  true for positions before `valid`: truncated and cleared with the rows. */
+  summaryPrefix: { prefix: SummaryPrefix; valid: number } | null = null;
 
   /** How many leading positions of `name` are stored (0 when none). */
   coverage(name: string): number {
@@ -130,10 +133,12 @@ export class CaptureStore implements Recorder {
       e.nPos = Math.min(e.nPos, nPos);
       if (e.entropyPos !== undefined) e.entropyPos = Math.min(e.entropyPos, nPos);
     }
+    if (this.summaryPrefix) this.summaryPrefix.valid = Math.min(this.summaryPrefix.valid, nPos);
   }
 
   clear(): void {
     this.entries.clear();
+    this.summaryPrefix = null;
   }
 
   /**

@@ -677,10 +677,20 @@ export class Session {
     if (clean > 0 && !this.gpu) { this.backfillAttention(stored.names, clean); this.backfillBlockRows(stored.names, clean); }
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     if (fromChunks) {
+      // The lane's last summary holds its rows' entropies, and when it was of as many positions (a
+      // keystroke that changes a token but not the length) its sums: rows before the first changed
+      // position take their entropies from it, and it is resumed from the bin holding that
+      // position (CPU only: the lane's rows, as below, are then the forward pass's bits).
+      const last = this.store.summaryPrefix;
+      let from = 0;
+      if (last && !this.gpu) {
+        summary!.reuseEntropies(last.prefix, Math.min(reused, last.valid));
+        from = summary!.resume(last.prefix, Math.min(reused, last.valid));
+      }
       const rowsFromQueries = !this.gpu && reused <= clean
         && Array.from({ length: c.nLayers }, (_, l) => this.store.coverage(`blocks.${l}.attn.hook_rot_q`)).every((n) => n >= reused);
-      if (rowsFromQueries) this.attentionRows(reused, (l, start, pattern, n) => summary!.chunk(l, start, pattern, n));
-      else reused = 0;
+      if (rowsFromQueries) this.attentionRows(reused, (l, start, pattern, n) => summary!.chunk(l, start, pattern, n), { from });
+      else reused = from;
     }
     this.store.keepOnly(storedNames);
     this.store.truncate(reused);
@@ -800,13 +810,15 @@ export class Session {
   private attentionRows(upto: number, each: (l: number, start: number, pattern: Float32Array, n: number, scores: Float32Array | null) => void,
     o: { layers?: readonly number[]; from?: number; scores?: boolean } = {}): void {
     const c = this.config;
+    // one buffer for every chunk's pattern, which the kernel writes whole (zeros above the diagonal)
+    const room = new Float32Array(c.nHeads * Math.min(this.chunkSize, upto) * upto);
     for (const l of o.layers ?? Array.from({ length: c.nLayers }, (_, i) => i)) {
       for (let start = o.from ?? 0; start < upto; start += this.chunkSize) {
         const n = Math.min(this.chunkSize, upto - start), kLen = start + n;
         this.state.ensureChunk(n);                                       // (re-takes every view)
         this.store.readRows(`blocks.${l}.attn.hook_rot_q`, start, n, this.state.q);
         const scores = o.scores ? new Float32Array(c.nHeads * n * kLen) : null;
-        const pattern = new Float32Array(c.nHeads * n * kLen);
+        const pattern = room.subarray(0, c.nHeads * n * kLen);
         this.cpu.kernels.attention(null, this.state.q, this.state.keyCache[l]!, this.state.valueCache[l]!,   // rows only: no z
           { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead }, scores, pattern);
         each(l, start, pattern, n, scores);
@@ -834,6 +846,7 @@ export class Session {
         }
       }
       r.attentionSummary = p.summary.result();
+      this.store.summaryPrefix = p.summaryFromStore || this.gpu ? null : { prefix: p.summary.prefix(), valid: nPos };
     }
     return r;
   }

@@ -68,6 +68,44 @@ for (const k of KERNELS) {
     }
   });
 
+  test(`${label}: a summary over as many positions as the lane's last one resumes it, bit for bit, with and without the queries`, () => {
+    const s = make();
+    try {
+      const size = 6, B = { attention: { size } };
+      const binStart = (p: number) => Math.ceil((Math.floor((p * size) / prompt.length) * prompt.length) / size);
+      const withQ: RunOptions = { capture: [Q], summary: B, logits: 'all' };
+      const noQ: RunOptions = { capture: ['blocks.1.attn.hook_z'], summary: B, lane: 'noq' };
+      for (const o of [withQ, noQ]) {
+        assert.equal(s.run(prompt, o).reused, 0);
+        let tokens = prompt;
+        // the last token changed, then one in the middle, then the same tokens again
+        for (const at of [prompt.length - 1, 13, -1]) {
+          if (at >= 0) tokens = tokens.map((t, i) => (i === at ? (t + 5) % c.vocabSize : t));
+          const r = s.run(tokens, o);
+          const changed = at >= 0 ? at : tokens.length - 1;
+          // with the queries the prefix's KV rows are reused (the rows of the resumed bin come from
+          // them); without, the forward pass reruns from the start of that bin
+          assert.equal(r.reused, o === withQ ? changed : binStart(changed), `change at ${at}: reused`);
+          const want = fresh(tokens, o);
+          sameRun(r, want, `change at ${at}`);
+          assert.deepEqual(r.attentionSummary, want.attentionSummary, `change at ${at}: the summary`);
+        }
+      }
+      // a run of the lane in between (recording the same, but no summary) that changes a token: resumed only before it
+      const other = prompt.map((t, i) => (i === 8 ? (t + 1) % c.vocabSize : t));
+      s.run(other, { lane: 'noq', capture: noQ.capture });
+      const back = other.map((t, i) => (i === prompt.length - 1 ? (t + 2) % c.vocabSize : t));
+      const r = s.run(back, noQ);
+      assert.equal(r.reused, binStart(8));
+      assert.deepEqual(r.attentionSummary, fresh(back, noQ).attentionSummary);
+      // other bins, or another length: nothing is resumed without the queries
+      assert.equal(s.run(back, { ...noQ, summary: { attention: { size: 5 } } }).reused, 0);
+      assert.equal(s.run([...back, 3], noQ).reused, 0);
+    } finally {
+      s.dispose();
+    }
+  });
+
   test(`${label}: another layer's FFN activations and residuals come from the recorded residual and sublayer outputs, bit for bit`, () => {
     // Q8_0 weights (rows of 32): the FFN products round their activations to 8 bits ('llamacpp') on the wasm kernels
     const cq = tinyConfig({ dModel: 32, nHeads: 8, nKvHeads: 2, dHead: 4, dFfn: 64 }), wq = randomWeights(cq, 'Q8_0', 3);

@@ -172,15 +172,15 @@ test('summary bins: contiguous, sizes differing by at most one, clamped sizes', 
   assert.throws(() => summaryBins(NaN, 10), UsageError);
 });
 
-test('the summarizer gives the same bits whether rows come one by one, packed per position, or in chunks', () => {
-  // in each key bin (as far as the row reaches), keys 0, 4, 8, … from its start weigh 2^60 and keys
-  // 2, 6, … −2^60 (an unpaired one 0), the odd ones ordinary numbers: the big ones cancel, and which
-  // small ones they swallow on the way depends on the order of the additions, so a path that added
-  // in another order would show in the f32 means
-  const rng = new Rng(22);
-  const L = 2, H = 3, n = 70, B = 4;
-  const ids = Array.from({ length: n }, (_, i) => (i * 7) % 23);
-  const rows = Array.from({ length: n }, (_, q) => {
+/**
+ * Rows [L·H·(q + 1)] per position q, packed per layer and head, whose sums depend on the order of
+ * the additions: in each key bin (as far as the row reaches), keys 0, 4, 8, … from its start weigh
+ * 2^60 and keys 2, 6, … −2^60 (an unpaired one 0), the odd ones ordinary numbers. The big ones
+ * cancel, and which small ones they swallow on the way depends on the order, so a path that added
+ * in another order would show in the f32 means.
+ */
+function orderSensitiveRows(rng: Rng, L: number, H: number, n: number, B: number): Float32Array[] {
+  return Array.from({ length: n }, (_, q) => {
     const d = new Float32Array(L * H * (q + 1));
     for (let r = 0; r < L * H; r++) {
       for (let kb = 0; kb < B && binStart(kb, n, B) <= q; kb++) {
@@ -193,6 +193,27 @@ test('the summarizer gives the same bits whether rows come one by one, packed pe
     }
     return d;
   });
+}
+
+/** Feeds layer l's rows from..n−1 to `acc` in chunks of 1..9 positions, as the forward pass does. */
+function feedChunks(acc: AttentionSummarizer, rows: Float32Array[], l: number, H: number, n: number, from = 0): void {
+  for (let start = from, m = 1; start < n; start += m, m = m % 9 + 1) {
+    m = Math.min(m, n - start);
+    const kLen = start + m, data = new Float32Array(H * m * kLen);
+    for (let h = 0; h < H; h++) for (let t = 0; t < m; t++) {
+      const q = start + t, L = rows[q]!.length / (H * (q + 1));
+      if (l >= L) throw new Error('layer out of range');
+      data.set(rows[q]!.subarray(l * H * (q + 1) + h * (q + 1), l * H * (q + 1) + (h + 1) * (q + 1)), (h * m + t) * kLen);
+    }
+    acc.chunk(l, start, data, m);
+  }
+}
+
+test('the summarizer gives the same bits whether rows come one by one, packed per position, or in chunks', () => {
+  const rng = new Rng(22);
+  const L = 2, H = 3, n = 70, B = 4;
+  const ids = Array.from({ length: n }, (_, i) => (i * 7) % 23);
+  const rows = orderSensitiveRows(rng, L, H, n, B);
   const ent = Float64Array.from({ length: L * H * n }, () => rng.next());
   const one = new AttentionSummarizer(L, H, n, B, ids), packed = new AttentionSummarizer(L, H, n, B, ids), chunked = new AttentionSummarizer(L, H, n, B, ids);
   for (let l = 0; l < L; l++) {
@@ -201,16 +222,7 @@ test('the summarizer gives the same bits whether rows come one by one, packed pe
       packed.rows(l, q, rows[q]!, at, e);
       for (let h = 0; h < H; h++) one.row(l, h, q, rows[q]!.subarray(at + h * (q + 1), at + (h + 1) * (q + 1)), e[h]);
     }
-    // chunks of 1..9 positions: data [H, m, start + m], each row padded to the chunk's key length
-    for (let start = 0, m = 1; start < n; start += m, m = m % 9 + 1) {
-      m = Math.min(m, n - start);
-      const kLen = start + m, data = new Float32Array(H * m * kLen);
-      for (let h = 0; h < H; h++) for (let t = 0; t < m; t++) {
-        const q = start + t;
-        data.set(rows[q]!.subarray(l * H * (q + 1) + h * (q + 1), l * H * (q + 1) + (h + 1) * (q + 1)), (h * m + t) * kLen);
-      }
-      chunked.chunk(l, start, data, m);
-    }
+    feedChunks(chunked, rows, l, H, n);    // data [H, m, start + m], each row padded to the chunk's key length
   }
   const a = one.result(), b = packed.result(), c = chunked.result();
   for (const key of ['thumbs', 'first', 'prev', 'induction'] as const) {
@@ -220,6 +232,82 @@ test('the summarizer gives the same bits whether rows come one by one, packed pe
     }
   }
   assert.deepEqual(b.entropy, a.entropy);
+});
+
+test('a summary resumed from an earlier one over the same positions has the bits of one that received every row', () => {
+  const rng = new Rng(23);
+  const L = 2, H = 3, n = 70, B = 6;
+  const ids = Array.from({ length: n }, (_, i) => (i * 7) % 23);
+  const rows = orderSensitiveRows(rng, L, H, n, B);
+  const whole = (r: Float32Array[], t: number[] | undefined) => {
+    const acc = new AttentionSummarizer(L, H, n, B, t);
+    for (let l = 0; l < L; l++) feedChunks(acc, r, l, H, n);
+    return acc;
+  };
+  const first = whole(rows, ids);
+  first.result();
+  const prefix = first.prefix();
+  assert.ok(prefix.sums, 'rows in order leave their sums');
+  // a later run whose rows from position e on changed (its token at e too): resumed from the bin holding e
+  for (const e of [0, 1, 11, 12, 35, 69]) {
+    const changed = rows.map((r, q) => (q < e ? r : r.map((x, i) => (i % 3 === 1 ? x * 0.5 : x))));
+    const ids2 = ids.map((t, q) => (q === e ? t + 1 : t));
+    const want = whole(changed, ids2).result();
+    const acc = new AttentionSummarizer(L, H, n, B, ids2);
+    const from = acc.resume(prefix, e);
+    assert.equal(from, e === 0 ? 0 : binStart(binOf(e, n, B), n, B), `e ${e}: resumed from its bin's start`);
+    for (let l = 0; l < L; l++) feedChunks(acc, changed, l, H, n, from);
+    const got = acc.result();
+    for (const key of ['thumbs', 'entropy', 'first', 'prev', 'induction'] as const) {
+      for (let i = 0; i < want[key].length; i++) assert.ok(Object.is(got[key][i], want[key][i]), `e ${e}: ${key}[${i}] ${got[key][i]} vs ${want[key][i]}`);
+    }
+    // and the resumed summary leaves a prefix of its own, equal to the whole one's
+    const again = whole(changed, ids2);
+    again.result();
+    assert.deepEqual(acc.prefix(), again.prefix(), `e ${e}: the resumed summary's prefix`);
+  }
+  // nothing is taken from a summary of other positions, bins or statistics, or after rows arrived
+  assert.equal(new AttentionSummarizer(L, H, n + 1, B, [...ids, 1]).resume(prefix, 40), 0);
+  assert.equal(new AttentionSummarizer(L, H, n, B + 1, ids).resume(prefix, 40), 0);
+  assert.equal(new AttentionSummarizer(L, H, n, B).resume(prefix, 40), 0, 'no tokens: no induction statistic');
+  const started = new AttentionSummarizer(L, H, n, B, ids);
+  feedChunks(started, rows, 0, H, n);
+  assert.equal(started.resume(prefix, 40), 0);
+  // rows out of order leave no sums to resume from
+  const shuffled = new AttentionSummarizer(1, 1, 3, 2);
+  for (const q of [0, 2, 1]) shuffled.row(0, 0, q, new Float32Array(q + 1).fill(1 / (q + 1)));
+  shuffled.result();
+  assert.equal(shuffled.prefix().sums, null);
+  assert.equal(new AttentionSummarizer(1, 1, 3, 2).resume(shuffled.prefix(), 2), 0);
+});
+
+test('a summary of another length takes the entropies of the rows before the first change from an earlier one', () => {
+  const rng = new Rng(24);
+  const L = 2, H = 3, n = 40, B = 5;
+  const rows = orderSensitiveRows(rng, L, H, n + 3, B).map((r) => r.map((x) => Math.abs(x) % 1));   // weights in [0, 1)
+  const summarize = (m: number, before?: { prefix: ReturnType<AttentionSummarizer['prefix']>; upto: number }) => {
+    const acc = new AttentionSummarizer(L, H, m, B);
+    if (before) acc.reuseEntropies(before.prefix, before.upto);
+    for (let l = 0; l < L; l++) feedChunks(acc, rows, l, H, m);
+    return acc;
+  };
+  const first = summarize(n);
+  first.result();
+  // three positions more, the rows before 30 unchanged: the same bits as computing every entropy
+  const longer = summarize(n + 3, { prefix: first.prefix(), upto: 30 }).result();
+  assert.deepEqual(longer.entropy, summarize(n + 3).result().entropy);
+  // and they are taken, not computed: an earlier summary whose entropies read 1 shows in the mean
+  const ones = { ...first.prefix(), entropies: new Float64Array(L * H * n).fill(1) };
+  const taken = summarize(n + 3, { prefix: ones, upto: 30 }).result();
+  const computed = summarize(n + 3).result();
+  const own = summarize(n + 3);
+  own.result();
+  for (let lh = 0; lh < L * H; lh++) {
+    let later = 0;
+    for (let q = 30; q < n + 3; q++) later += own.prefix().entropies[lh * (n + 3) + q]!;
+    assert.ok(Math.abs(taken.entropy[lh]! - (30 + later) / (n + 3)) < 1e-6, `head ${lh}: ${taken.entropy[lh]} vs ${(30 + later) / (n + 3)}`);
+    assert.notEqual(taken.entropy[lh], computed.entropy[lh]);
+  }
 });
 
 test('the summarizer equals a direct computation over whole patterns, rows in any order', () => {
