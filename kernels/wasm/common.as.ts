@@ -114,24 +114,39 @@ export function exp64(x: f64): f64 {
   if (x < -745.0) return 0;                               // also −inf: e^−inf = 0
   if (x != x) return x;
   const n = Math.floor(x * 1.4426950408889634 + 0.5);
-  const r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;   // ln2 split in two for exactness
-  let p = 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const p = f64x2.extract_lane(expPoly(f64x2.splat(x), f64x2.splat(n)), 0);
   const e = <i64>n;
   if (e < -1022) {
     // subnormal result: scale in two steps
     return p * reinterpret<f64>(<i64>(e + 1022 + 1023) << 52) * reinterpret<f64>(<i64>1 << 52);   // × 2^(e+1022) × 2^−1022
   }
   return p * reinterpret<f64>((e + 1023) << 52);
+}
+
+/** e^r for r = x − n·ln2 (n = ⌊x·log2 e + 0.5⌉, so |r| ≤ ln2/2), per f64 lane: exp64's polynomial. */
+@inline function expPoly(x: v128, n: v128): v128 {
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(n, f64x2.splat(0.6931471803691238))), f64x2.mul(n, f64x2.splat(1.9082149292705877e-10)));   // ln2 split in two for exactness
+  let p = f64x2.splat(1.0 / 3628800.0);
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 362880.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 40320.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 5040.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 720.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 120.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 24.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 6.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(0.5));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+  return f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+}
+
+/**
+ * exp64 of two f64 lanes (the same bits), for x in [−708, 709] (no subnormal or infinite result;
+ * the caller checks, and takes exp64 for the rest).
+ */
+@inline export function exp64x2(x: v128): v128 {
+  const n = f64x2.floor(f64x2.add(f64x2.mul(x, f64x2.splat(1.4426950408889634)), f64x2.splat(0.5)));
+  const e = i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(n));
+  return f64x2.mul(expPoly(x, n), i64x2.shl(i64x2.add(e, i64x2.splat(1023)), 52));
 }
 
 /** e^x in f32 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by its Taylor series to degree 7, 2^n into the exponent. */
