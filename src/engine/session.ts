@@ -680,10 +680,10 @@ export class Session {
       // The lane's last summary holds its rows' entropies, and when it was of as many positions (a
       // keystroke that changes a token but not the length) its sums: rows before the first changed
       // position take their entropies from it, and it is resumed from the bin holding that
-      // position (CPU only: the lane's rows, as below, are then the forward pass's bits).
+      // position. (Its rows came from this backend: a fallback to the CPU clears the store.)
       const last = this.store.summaryPrefix;
       let from = 0;
-      if (last && !this.gpu) {
+      if (last) {
         summary!.reuseEntropies(last.prefix, Math.min(reused, last.valid));
         from = summary!.resume(last.prefix, Math.min(reused, last.valid));
       }
@@ -846,7 +846,7 @@ export class Session {
         }
       }
       r.attentionSummary = p.summary.result();
-      this.store.summaryPrefix = p.summaryFromStore || this.gpu ? null : { prefix: p.summary.prefix(), valid: nPos };
+      this.store.summaryPrefix = p.summaryFromStore ? null : { prefix: p.summary.prefix(), valid: nPos };
     }
     return r;
   }

@@ -2,7 +2,8 @@
 // lanes not in use are swapped out of the run state and back, a run that records nothing copies
 // another lane's KV rows on the GPU, and a lane change drops the greedy look-ahead. Each result is
 // checked against the CPU (exact f32 activations, the readable twins) within the tolerance of
-// gpu-forward.test.ts, and the reuse counts show that each lane kept its own prefix.
+// gpu-forward.test.ts, and the reuse counts show that each lane kept its own prefix. An attention
+// summary resumes the lane's last one, as on the CPU.
 import { expect } from 'chai';
 import { gpuOrSkip } from '../support/gpu.ts';
 import { loadStories, storiesRef, maxAbs } from '../support/gpu-models.ts';
@@ -45,6 +46,33 @@ describe('lanes on WebGPU [webgpu]', function () {
     expect(g.reused).to.equal(long.length);
     expect(maxAbs(g.logits, cpu.run(next).logits), 'copied lane logits').to.be.at.most(1e-4);
     expect(gpu.lanes).to.deep.equal(['generate', 'ablate', 'prompt']);
+    gpu.dispose();
+  });
+
+  it('[webgpu] an attention summary over as many positions resumes the lane\'s last one from the changed bin', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const prompt = ref.token_ids.slice(0, 40), size = 6;
+    const o = { summary: { attention: { size } }, lane: 'overview' };
+    const gpu = new Session(weights, { backend: { kind: 'webgpu', ctx }, chunkSize: 7 });
+    const fresh = async (t: number[]) => {
+      const s = new Session(weights, { backend: { kind: 'webgpu', ctx }, chunkSize: 7 });
+      try { return await s.runAsync(t, o); } finally { s.dispose(); }
+    };
+    const cpu = new Session(weights, { activationQuant: 'none', kernels: 'js' });
+    expect((await gpu.runAsync(prompt, o)).reused).to.equal(0);
+    let tokens = prompt;
+    for (const at of [39, 17]) {
+      tokens = tokens.map((t, i) => (i === at ? (t + 3) % weights.config.vocabSize : t));
+      const r = await gpu.runAsync(tokens, o);
+      expect(gpu.backend).to.equal('webgpu');
+      // the forward pass reruns from the first position of the changed position's bin, not from 0
+      expect(r.reused, `change at ${at}`).to.equal(Math.ceil((Math.floor((at * size) / 40) * 40) / size));
+      expect(r.attentionSummary, `change at ${at}: a fresh session's summary, bit for bit`).to.deep.equal((await fresh(tokens)).attentionSummary);
+      const want = cpu.run(tokens, o).attentionSummary!;
+      expect(maxAbs(r.attentionSummary!.thumbs, want.thumbs), `change at ${at}: the CPU's thumbnails`).to.be.at.most(1e-5);
+      expect(maxAbs(r.attentionSummary!.entropy, want.entropy), `change at ${at}: the CPU's entropies`).to.be.at.most(1e-4);
+    }
     gpu.dispose();
   });
 
