@@ -8,11 +8,12 @@ import type { ModelConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { getTensorType } from '../formats/quant/index.ts';
 import { expectedShape, tensorName, type Role } from '../formats/names.ts';
-import { byteSize, numElements, type Tensor } from '../formats/tensor.ts';
+import { byteSize, numElements, type Tensor, type TensorTypeName } from '../formats/tensor.ts';
 import { loadWeights, weightBytes, type LoadOptions } from '../formats/load.ts';
 import type { ModelFile } from '../formats/model.ts';
 import { WeightArena, type ArenaOptions } from './arena.ts';
 import { WasmRuntime } from '../../kernels/wasm/runtime.ts';
+import { chooseBuild } from '../../kernels/wasm/calibrate.ts';
 
 export interface BlockWeights {
   attnNorm: Float32Array;   // [d_model]
@@ -83,11 +84,23 @@ export function modelWeights(config: ModelConfig, tensors: ReadonlyMap<string, T
   };
 }
 
+/** The tensor type that holds most of the model's bytes. */
+export function mainWeightType(model: ModelFile): TensorTypeName {
+  const bytes = new Map<TensorTypeName, number>();
+  for (const t of model.tensors) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.byteLength);
+  let main: TensorTypeName = 'F32', most = -1;
+  for (const [type, n] of bytes) if (n > most) { main = type; most = n; }
+  return main;
+}
+
 /**
  * Loads a model's weights into a new weight arena (sized up front so that it never grows) and
  * types them: the usual way from an opened ModelFile (src/formats/open.ts) to a Session.
  */
 export async function loadModelWeights(model: ModelFile, options: LoadOptions & ArenaOptions = {}): Promise<ModelWeights> {
+  // The build of the WebAssembly kernels that multiplies the model's main weight type faster here
+  // (relaxed SIMD or plain: the same bits), timed once per type and page where there is a choice.
+  await chooseBuild(mainWeightType(model));
   const arena = new WeightArena(weightBytes(model), options);
   // Compile the WebAssembly kernels meanwhile (browsers compile asynchronously only), so that a
   // Session made from these weights has them; when they cannot load, Sessions use the twins.

@@ -8,7 +8,8 @@
 import { expect } from 'chai';
 import { WeightArena } from '../../src/engine/arena.ts';
 import { WasmRuntime } from '../../kernels/wasm/runtime.ts';
-import { preferRelaxedSimd, relaxedSimdSupported } from '../../kernels/wasm/load.ts';
+import { preferRelaxedSimd, relaxedSimdSupported, usesRelaxedSimd } from '../../kernels/wasm/load.ts';
+import { buildChoice, buildFailure, chooseBuild, pickRelaxed } from '../../kernels/wasm/calibrate.ts';
 import { wasmKernels } from '../../kernels/wasm/kernels.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { getTensorType } from '../../src/formats/quant/index.ts';
@@ -110,6 +111,30 @@ describe('WebAssembly kernels in the browser', function () {
       }
     }
     console.log(`relaxed SIMD checked against the plain build on ${relaxed.ks.length} thread count(s)${shared ? '' : ' (not cross-origin isolated: 1 thread only)'}`);
+  });
+
+  it('times the two builds on a weight type they multiply differently, takes the faster, and keeps the answer', async function () {
+    if (!relaxedSimdSupported()) {
+      console.log('SKIPPED: this browser has no relaxed SIMD, so there is no build to choose');
+      this.skip();
+    }
+    try {
+      const choice = (await chooseBuild('Q4_0'))!;
+      expect(choice, String(buildFailure())).to.not.equal(null);
+      expect(choice.type).to.equal('Q4_0');
+      expect(choice.relaxedMs).to.be.above(0);
+      expect(choice.plainMs).to.be.above(0);
+      expect(choice.relaxed).to.equal(pickRelaxed(choice.relaxedMs, choice.plainMs));
+      expect(usesRelaxedSimd(), 'modules load from the chosen build').to.equal(choice.relaxed);
+      console.log(`Q4_0 here: relaxed build ${choice.relaxedMs.toFixed(2)} ms, plain ${choice.plainMs.toFixed(2)} ms: ${choice.relaxed ? 'relaxed' : 'plain'}`);
+      preferRelaxedSimd(!choice.relaxed);
+      expect(await chooseBuild('Q4_0'), 'timed once per page').to.equal(choice);
+      expect(usesRelaxedSimd()).to.equal(choice.relaxed);
+      expect(buildChoice('Q4_0')).to.equal(choice);
+      expect(await chooseBuild('Q8_0'), 'both builds multiply Q8_0 alike').to.equal(null);
+    } finally {
+      preferRelaxedSimd(true);
+    }
   });
 
   it('a Session on the fast path decodes stories260K exactly as the golden file', async () => {
