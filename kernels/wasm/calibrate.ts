@@ -37,6 +37,7 @@ export interface BuildChoice {
 
 const chosen = new Map<TensorTypeName, BuildChoice>();
 let failure: string | null = null;
+let last: BuildChoice | null = null;
 
 /** Why the last timing gave no choice (the build that was preferred stays), or null. */
 export function buildFailure(): string | null {
@@ -53,6 +54,11 @@ export function buildChoice(type: TensorTypeName): BuildChoice | null {
   return chosen.get(type) ?? null;
 }
 
+/** The last choice made on this page (the build a model loaded since was given), if any. */
+export function lastBuildChoice(): BuildChoice | null {
+  return last;
+}
+
 /**
  * Sets the build the next kernel modules are loaded from (preferRelaxedSimd) to the faster one
  * for weights of `type`, timing both the first time; null when there is nothing to choose (no
@@ -65,7 +71,7 @@ export async function chooseBuild(type: TensorTypeName): Promise<BuildChoice | n
   const known = chosen.get(type);
   if (known) {
     preferRelaxedSimd(known.relaxed);
-    return known;
+    return (last = known);
   }
   const wanted = usesRelaxedSimd();
   const setups: { ks: WasmKernelSet; run: () => number }[] = [];
@@ -85,7 +91,7 @@ export async function chooseBuild(type: TensorTypeName): Promise<BuildChoice | n
     const choice = { type, relaxed: pickRelaxed(best[0]!, best[1]!), relaxedMs: best[0]!, plainMs: best[1]! };
     chosen.set(type, choice);
     preferRelaxedSimd(choice.relaxed);
-    return choice;
+    return (last = choice);
   } catch (e) {
     failure = `timing the two builds failed: ${e instanceof Error ? e.message : String(e)}`;
     preferRelaxedSimd(wanted);

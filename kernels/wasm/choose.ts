@@ -8,6 +8,7 @@ import type { ModelWeights } from '../../src/engine/weights.ts';
 import { JS_KERNELS, type CpuKernels } from '../cpu.ts';
 import { WasmRuntime } from './runtime.ts';
 import { wasmKernels, type WasmKernelSet } from './kernels.ts';
+import { lastBuildChoice } from './calibrate.ts';
 
 export type CpuKernelsName = 'wasm' | 'js';
 
@@ -69,6 +70,10 @@ export function chooseCpuKernels(weights: ModelWeights, req: CpuKernelRequest): 
     maxPositions: c.nCtx,
     threads,
   });
-  const detail = `WebAssembly SIMD kernels${rt.c.RELAXED ? ' (relaxed SIMD)' : ''}, ${threads} thread${threads > 1 ? 's' : ''}`;
+  // the build, and why not the relaxed one where it was timed slower (calibrate.ts)
+  const timed = lastBuildChoice();
+  const build = rt.c.RELAXED ? ' (relaxed SIMD)'
+    : timed && !timed.relaxed ? ` (without relaxed SIMD: timed faster here on ${timed.type}, ${timed.plainMs.toFixed(2)} against ${timed.relaxedMs.toFixed(2)} ms)` : '';
+  const detail = `WebAssembly SIMD kernels${build}, ${threads} thread${threads > 1 ? 's' : ''}`;
   return { kernels: set, name: 'wasm', threads, reason, detail, ready: () => set.ready(), dispose: () => { set.dispose(); rt.closeThreads(); } };
 }

@@ -126,7 +126,7 @@ async function glassbox(req: BenchRequest): Promise<BenchResult> {
       const pieces = (await client.pieces(ids)).map((p) => p.replaceAll('\u2581', ' '));
       runs.push({ prefill_tok_s: prompt.length / (prefillMs / 1000), decode_tok_s: req.gen / (decodeMs / 1000), wall_ms: wall, text: pieces.join(''), ids, pieces });
     }
-    const detail = adapter ? `WebGPU, adapter ${adapter}` : `${info.cpu.kernels} kernels, ${info.cpu.threads} thread(s), crossOriginIsolated ${crossOriginIsolated}`;
+    const detail = adapter ? `WebGPU, adapter ${adapter}` : `${info.cpu.detail}, crossOriginIsolated ${crossOriginIsolated}`;
     return { engine: 'glassbox', backend, ...(adapter ? { adapter } : {}), threads: backend === 'cpu' ? info.cpu.threads : 0, detail, load_s: loadS, prefill_cold_tok_s: cold, runs };
   } finally {
     client.dispose();
