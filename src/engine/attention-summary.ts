@@ -161,9 +161,9 @@ function rangeSum(data: Float32Array, from: number, to: number): number {
  * - every row's entropy, which a later summary takes for its unchanged rows whatever its length
  *   (AttentionSummarizer.reuseEntropies);
  * - when its rows came in order, its cell sums, final for every query bin, and the four
- *   statistics' running sums at the first position of each bin: a later summary of as many
- *   positions and bins (a keystroke that changes a token but not the length) starts at the bin
- *   that holds the first changed position (AttentionSummarizer.resume).
+ *   statistics' running sums at the first position of each bin: a later summary with as many bins
+ *   starts at the bin that holds the first changed position, or earlier where its other length
+ *   moved a bin's start (AttentionSummarizer.resume).
  */
 export interface SummaryPrefix {
   nLayers: number;
@@ -233,24 +233,27 @@ export class AttentionSummarizer {
   /**
    * Starts from an earlier summary's state for the rows before position `upto` (rows that have
    * not changed since: the same tokens and edits before it): from the first position of the bin
-   * holding `upto`, which it returns; the rows from there on must then arrive. The same sums, to
-   * the bit, as receiving every row, since each sum adds its rows in order of position. Returns 0
-   * (nothing taken) when `prefix` is of other positions, bins or layers, or tokens were given to
-   * one and not the other.
+   * holding `upto`, or of an earlier bin where the earlier summary, of another length, split the
+   * positions otherwise (bins move with the length: the bins taken must start where they started
+   * then). Returns that position; the rows from there on must then arrive. The same sums, to the
+   * bit, as receiving every row, since each sum adds its rows in order of position. Returns 0
+   * (nothing taken) when `prefix` is of other bins or layers, or tokens were given to one and not
+   * the other.
    */
   resume(prefix: SummaryPrefix, upto: number): number {
     const { nLayers, nHeads, nPos, size: B } = this;
     const sums = prefix.sums;
-    if (!sums || prefix.nLayers !== nLayers || prefix.nHeads !== nHeads || prefix.nPos !== nPos || prefix.size !== B
+    if (!sums || prefix.nLayers !== nLayers || prefix.nHeads !== nHeads || prefix.size !== B
       || prefix.induction !== (this.targets !== null) || this.seen.some((n) => n > 0)) return 0;
-    const bin = Math.min(binOf(Math.max(0, Math.min(upto, nPos)), nPos, B), B - 1);
+    let bin = Math.min(binOf(Math.max(0, Math.min(upto, nPos, prefix.nPos)), nPos, B), B - 1);
+    for (let b = 1; b <= bin; b++) if (binStart(b, prefix.nPos, B) !== this.starts[b]) bin = b - 1;
     const from = this.starts[bin]!;
     if (from === 0) return 0;
     const lhs = nLayers * nHeads;
     for (let lh = 0; lh < lhs; lh++) {
       const cells = lh * B * B;
       this.sums.set(sums.subarray(cells, cells + bin * B), cells);         // query bins before `bin`: final
-      this.entropies.set(prefix.entropies.subarray(lh * nPos, lh * nPos + from), lh * nPos);
+      this.entropies.set(prefix.entropies.subarray(lh * prefix.nPos, lh * prefix.nPos + from), lh * nPos);
       for (let k = 0; k < 4; k++) {
         const at = (k * lhs + lh) * B;
         this.atBins.set(prefix.atBins.subarray(at, at + bin + 1), at);

@@ -677,10 +677,10 @@ export class Session {
     if (clean > 0 && !this.gpu) { this.backfillAttention(stored.names, clean); this.backfillBlockRows(stored.names, clean); }
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     if (fromChunks) {
-      // The lane's last summary holds its rows' entropies, and when it was of as many positions (a
-      // keystroke that changes a token but not the length) its sums: rows before the first changed
-      // position take their entropies from it, and it is resumed from the bin holding that
-      // position. (Its rows came from this backend: a fallback to the CPU clears the store.)
+      // The lane's last summary holds its rows' entropies and its sums: rows before the first
+      // changed position take their entropies from it, and it is resumed from the bin holding
+      // that position, or an earlier one where this run's length moves a bin's start. (Its rows
+      // came from this backend: a fallback to the CPU clears the store.)
       const last = this.store.summaryPrefix;
       let from = 0;
       if (last) {

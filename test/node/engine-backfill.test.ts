@@ -59,16 +59,20 @@ for (const k of KERNELS) {
       const want = fresh(next, o);
       sameRun(r, want, 'summary run');
       assert.deepEqual(r.attentionSummary, want.attentionSummary);
-      // without every layer's queries, every row is recomputed by a run from position 0
+      // without every layer's queries, the rows are recomputed by a run from the start of the
+      // summary's first bin whose start moved with the length (30 positions in 8 bins start at
+      // 0 4 8 12 15 …, 31 at 0 4 8 12 16 …)
       const partial: RunOptions = { ...o, capture: ['blocks.0.attn.hook_rot_q', 'blocks.1.attn.hook_pattern'], lane: 'partial' };
       s.run(prompt, partial);
-      assert.equal(s.run(next, partial).reused, 0);
+      const p = s.run(next, partial);
+      assert.equal(p.reused, 12);
+      assert.deepEqual(p.attentionSummary, fresh(next, partial).attentionSummary);
     } finally {
       s.dispose();
     }
   });
 
-  test(`${label}: a summary over as many positions as the lane's last one resumes it, bit for bit, with and without the queries`, () => {
+  test(`${label}: a summary resumes the lane's last one from the changed bin, bit for bit, with and without the queries`, () => {
     const s = make();
     try {
       const size = 6, B = { attention: { size } };
@@ -98,9 +102,17 @@ for (const k of KERNELS) {
       const r = s.run(back, noQ);
       assert.equal(r.reused, binStart(8));
       assert.deepEqual(r.attentionSummary, fresh(back, noQ).attentionSummary);
-      // other bins, or another length: nothing is resumed without the queries
+      // other bins, or a length whose first bin starts elsewhere (31 positions in 6 bins start at
+      // 0 6 11 16 21 26, 30 at 0 5 10 15 20 25): nothing is resumed without the queries
       assert.equal(s.run(back, { ...noQ, summary: { attention: { size: 5 } } }).reused, 0);
       assert.equal(s.run([...back, 3], noQ).reused, 0);
+      // 29 positions start their bins where 30 do: a shorter prompt whose last token changed
+      // resumes from its last bin (25)
+      s.run(prompt, { ...noQ, lane: 'len' });
+      const shorter = prompt.slice(0, 29).map((t, i) => (i === 28 ? (t + 4) % c.vocabSize : t));
+      const r29 = s.run(shorter, { ...noQ, lane: 'len' });
+      assert.equal(r29.reused, 25);
+      assert.deepEqual(r29.attentionSummary, fresh(shorter, noQ).attentionSummary);
     } finally {
       s.dispose();
     }

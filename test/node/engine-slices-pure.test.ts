@@ -234,43 +234,50 @@ test('the summarizer gives the same bits whether rows come one by one, packed pe
   assert.deepEqual(b.entropy, a.entropy);
 });
 
-test('a summary resumed from an earlier one over the same positions has the bits of one that received every row', () => {
+test('a summary resumed from an earlier one, of the same length or another, has the bits of one that received every row', () => {
   const rng = new Rng(23);
   const L = 2, H = 3, n = 70, B = 6;
-  const ids = Array.from({ length: n }, (_, i) => (i * 7) % 23);
-  const rows = orderSensitiveRows(rng, L, H, n, B);
-  const whole = (r: Float32Array[], t: number[] | undefined) => {
-    const acc = new AttentionSummarizer(L, H, n, B, t);
-    for (let l = 0; l < L; l++) feedChunks(acc, r, l, H, n);
+  const ids = Array.from({ length: n + 3 }, (_, i) => (i * 7) % 23);
+  const rows = orderSensitiveRows(rng, L, H, n + 3, B);
+  const whole = (r: Float32Array[], t: number[] | undefined, m = n) => {
+    const acc = new AttentionSummarizer(L, H, m, B, t);
+    for (let l = 0; l < L; l++) feedChunks(acc, r, l, H, m);
     return acc;
   };
-  const first = whole(rows, ids);
+  const first = whole(rows, ids.slice(0, n));
   first.result();
   const prefix = first.prefix();
   assert.ok(prefix.sums, 'rows in order leave their sums');
-  // a later run whose rows from position e on changed (its token at e too): resumed from the bin holding e
-  for (const e of [0, 1, 11, 12, 35, 69]) {
-    const changed = rows.map((r, q) => (q < e ? r : r.map((x, i) => (i % 3 === 1 ? x * 0.5 : x))));
-    const ids2 = ids.map((t, q) => (q === e ? t + 1 : t));
-    const want = whole(changed, ids2).result();
-    const acc = new AttentionSummarizer(L, H, n, B, ids2);
-    const from = acc.resume(prefix, e);
-    assert.equal(from, e === 0 ? 0 : binStart(binOf(e, n, B), n, B), `e ${e}: resumed from its bin's start`);
-    for (let l = 0; l < L; l++) feedChunks(acc, changed, l, H, n, from);
-    const got = acc.result();
-    for (const key of ['thumbs', 'entropy', 'first', 'prev', 'induction'] as const) {
-      for (let i = 0; i < want[key].length; i++) assert.ok(Object.is(got[key][i], want[key][i]), `e ${e}: ${key}[${i}] ${got[key][i]} vs ${want[key][i]}`);
+  // A later run of m positions whose rows from position e on changed (its token at e too): resumed
+  // from the bin holding e, or from the last bin before the first whose start moved with the length.
+  // 70 positions in 6 bins start at 0 12 24 35 47 59; 71 at 0 12 24 36 48 60; 69 at 0 12 23 35 46 58;
+  // 73 at 0 13 25 37 49 61.
+  const fromAt60: Record<number, number> = { 70: 59, 71: 24, 69: 12, 73: 0 };
+  for (const m of [70, 71, 69, 73]) {
+    for (const e of [0, 1, 11, 12, 35, 60]) {
+      const changed = rows.map((r, q) => (q < e ? r : r.map((x, i) => (i % 3 === 1 ? x * 0.5 : x))));
+      const ids2 = ids.slice(0, m).map((t, q) => (q === e ? t + 1 : t));
+      const want = whole(changed, ids2, m).result();
+      const acc = new AttentionSummarizer(L, H, m, B, ids2);
+      const from = acc.resume(prefix, e);
+      if (m === n) assert.equal(from, e === 0 ? 0 : binStart(binOf(e, n, B), n, B), `e ${e}: resumed from its bin's start`);
+      if (e === 60) assert.equal(from, fromAt60[m], `${m} positions, e 60: resumed from ${fromAt60[m]}`);
+      assert.ok(from <= e);
+      for (let l = 0; l < L; l++) feedChunks(acc, changed, l, H, m, from);
+      const got = acc.result();
+      for (const key of ['thumbs', 'entropy', 'first', 'prev', 'induction'] as const) {
+        for (let i = 0; i < want[key].length; i++) assert.ok(Object.is(got[key][i], want[key][i]), `${m} positions, e ${e}: ${key}[${i}] ${got[key][i]} vs ${want[key][i]}`);
+      }
+      // and the resumed summary leaves a prefix of its own, equal to the whole one's
+      const again = whole(changed, ids2, m);
+      again.result();
+      assert.deepEqual(acc.prefix(), again.prefix(), `${m} positions, e ${e}: the resumed summary's prefix`);
     }
-    // and the resumed summary leaves a prefix of its own, equal to the whole one's
-    const again = whole(changed, ids2);
-    again.result();
-    assert.deepEqual(acc.prefix(), again.prefix(), `e ${e}: the resumed summary's prefix`);
   }
-  // nothing is taken from a summary of other positions, bins or statistics, or after rows arrived
-  assert.equal(new AttentionSummarizer(L, H, n + 1, B, [...ids, 1]).resume(prefix, 40), 0);
-  assert.equal(new AttentionSummarizer(L, H, n, B + 1, ids).resume(prefix, 40), 0);
+  // nothing is taken from a summary of other bins or statistics, or after rows arrived
+  assert.equal(new AttentionSummarizer(L, H, n, B + 1, ids.slice(0, n)).resume(prefix, 40), 0);
   assert.equal(new AttentionSummarizer(L, H, n, B).resume(prefix, 40), 0, 'no tokens: no induction statistic');
-  const started = new AttentionSummarizer(L, H, n, B, ids);
+  const started = new AttentionSummarizer(L, H, n, B, ids.slice(0, n));
   feedChunks(started, rows, 0, H, n);
   assert.equal(started.resume(prefix, 40), 0);
   // rows out of order leave no sums to resume from
