@@ -7,8 +7,8 @@
 // (test/browser/fast-kernels.test.ts), so the faster one may be taken. Before a model's weights
 // are loaded (src/engine/weights.ts), this times the two builds on a small matrix of the model's
 // weight type: a four-token product and four one-token products (prefill and decode), four times
-// a round, on one thread, alternated, best of several rounds after a warm-up long enough for the engine to have
-// optimized both. It runs only where relaxed SIMD is on offer and for the types the two builds
+// a round, on one thread, alternated, best of several rounds after a warm-up long enough for the
+// engine to have optimized both. It runs only where relaxed SIMD is on offer and for the types the two builds
 // multiply differently; the answer is kept per type for the page (or worker).
 
 import { WeightArena } from '../../src/engine/arena.ts';
@@ -78,7 +78,11 @@ export async function chooseBuild(type: TensorTypeName): Promise<BuildChoice | n
   try {
     for (const relaxed of [true, false]) {
       preferRelaxedSimd(relaxed);
-      if (!(await loadWasmModule('plain'))) return null;
+      if (!(await loadWasmModule('plain'))) {
+        failure = `the ${relaxed ? 'relaxed' : 'plain'} build does not load`;
+        preferRelaxedSimd(wanted);
+        return null;
+      }
       setups.push(await setup(type, scales));
     }
     const best = [Infinity, Infinity];
@@ -90,6 +94,7 @@ export async function chooseBuild(type: TensorTypeName): Promise<BuildChoice | n
     for (let r = 0; r < ROUNDS; r++) setups.forEach((s, i) => { best[i] = Math.min(best[i]!, s.run()); });
     const choice = { type, relaxed: pickRelaxed(best[0]!, best[1]!), relaxedMs: best[0]!, plainMs: best[1]! };
     chosen.set(type, choice);
+    failure = null;
     preferRelaxedSimd(choice.relaxed);
     return (last = choice);
   } catch (e) {
