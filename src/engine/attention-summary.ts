@@ -253,7 +253,6 @@ export class AttentionSummarizer {
     for (let lh = 0; lh < lhs; lh++) {
       const cells = lh * B * B;
       this.sums.set(sums.subarray(cells, cells + bin * B), cells);         // query bins before `bin`: final
-      this.entropies.set(prefix.entropies.subarray(lh * prefix.nPos, lh * prefix.nPos + from), lh * nPos);
       for (let k = 0; k < 4; k++) {
         const at = (k * lhs + lh) * B;
         this.atBins.set(prefix.atBins.subarray(at, at + bin + 1), at);
@@ -263,6 +262,7 @@ export class AttentionSummarizer {
       this.prevSum[lh] = prefix.atBins[(2 * lhs + lh) * B + bin]!;
       this.inductionSum[lh] = prefix.atBins[(3 * lhs + lh) * B + bin]!;
     }
+    if (this.knownEntropies < from) this.reuseEntropies(prefix, from);   // the rows that do not arrive
     this.seen.fill(from * nHeads);
     this.nextRow.fill(from);
     return from;

@@ -684,8 +684,9 @@ export class Session {
       const last = this.store.summaryPrefix;
       let from = 0;
       if (last) {
-        summary!.reuseEntropies(last.prefix, Math.min(reused, last.valid));
-        from = summary!.resume(last.prefix, Math.min(reused, last.valid));
+        const unchanged = Math.min(reused, last.valid);
+        summary!.reuseEntropies(last.prefix, unchanged);
+        from = summary!.resume(last.prefix, unchanged);
       }
       const rowsFromQueries = !this.gpu && reused <= clean
         && Array.from({ length: c.nLayers }, (_, l) => this.store.coverage(`blocks.${l}.attn.hook_rot_q`)).every((n) => n >= reused);
