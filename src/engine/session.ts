@@ -61,7 +61,7 @@ export interface SessionOptions {
   backend?: Backend;
   /** Told when the session leaves WebGPU for the CPU (the UI shows the reason). */
   onBackendChange?: (change: BackendChange) => void;
-  /** The most bytes the parked lanes' KV caches may hold together (RunOptions.lane). Default PARKED_LANE_BYTES. */
+  /** The most bytes the parked lanes' KV caches and summary states may hold together (RunOptions.lane). Default PARKED_LANE_BYTES. */
   parkedLaneBytes?: number;
   /**
    * WebGPU: the most bytes of attention rows one step reads back for an attention summary (every
@@ -167,9 +167,10 @@ interface Ahead {
 const MAX_AHEAD = 4;
 
 /**
- * Lanes kept besides the one in use (RunOptions.lane), and the most bytes their KV caches may hold
- * together; past either the least recently used are dropped. (A parked lane's recorded activations
- * are not counted: they are the blocks its slot's latest trace holds too, copy-on-write.)
+ * Lanes kept besides the one in use (RunOptions.lane), and the most bytes their KV caches and
+ * attention summaries' states (SummaryPrefix) may hold together; past either the least recently
+ * used are dropped. (A parked lane's recorded activations are not counted: they are the blocks its
+ * slot's latest trace holds too, copy-on-write.)
  */
 export const MAX_PARKED_LANES = 7;
 export const PARKED_LANE_BYTES = 256 << 20;
@@ -345,10 +346,12 @@ export class Session {
     }
   }
 
-  /** A parked lane's KV cache in bytes. */
+  /** A parked lane's own memory in bytes: its KV cache and its last attention summary's state. */
   private laneBytes(l: ParkedLane): number {
     const c = this.config;
-    return 8 * c.nLayers * l.kv.buffers.capacity * c.nKvHeads * c.dHead;
+    const p = l.store.summaryPrefix?.prefix;
+    const summary = p ? p.entropies.byteLength + (p.sums?.byteLength ?? 0) + p.atBins.byteLength : 0;
+    return 8 * c.nLayers * l.kv.buffers.capacity * c.nKvHeads * c.dHead + summary;
   }
 
   private freeKv(kv: ParkedLane['kv']): void {

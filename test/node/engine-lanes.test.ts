@@ -143,6 +143,29 @@ for (const k of KERNELS) {
     } finally {
       small.dispose();
     }
+    // A lane's last attention summary counts too: with 8 bins over 20 positions its state is
+    // 3 × 6 × 20 entropies + 3 × 6 × 8 × 8 sums + 4 × 18 × 8 sums at the bins, in f64: 16.5 KiB.
+    // Beside its 9 KiB of KV cache, that is past a 12 KiB budget (the lane is dropped when parked)
+    // and within 32 KiB (it is kept, and a run back in it reuses its prefix and its summary's).
+    const summary = { attention: { size: 8 } };
+    for (const [budget, kept] of [[12 << 10, false], [32 << 10, true]] as const) {
+      const s = make(k, { parkedLaneBytes: budget });
+      try {
+        s.run(prompt, { lane: 'b', summary });
+        s.run(randomTokens(20, c.vocabSize, 300), { lane: 'c' });
+        assert.deepEqual(s.lanes, kept ? ['c', 'b'] : ['c'], `${budget} bytes`);
+        // the last token edited: the same bins, so the run starts at the start of the bin that
+        // holds position 19 (⌈7 · 20 / 8⌉ = 18)
+        const edited = [...prompt.slice(0, -1), (prompt.at(-1)! + 1) % c.vocabSize];
+        const r = s.run(edited, { lane: 'b', summary });
+        assert.equal(r.reused, kept ? 18 : 0, `${budget} bytes`);
+        const want = fresh(k, edited, { summary }).attentionSummary;
+        assert.ok(want && r.attentionSummary, 'both runs give a summary');
+        assert.deepEqual(r.attentionSummary, want, `${budget} bytes: the summary`);
+      } finally {
+        s.dispose();
+      }
+    }
   });
 }
 
