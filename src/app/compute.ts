@@ -46,6 +46,23 @@ function layersOf(hook: string, layer: number, width: number, nLayers: number, n
   return nLayers * nPos * width * 4 <= ALL_LAYERS_BYTES ? `blocks.*.${hook}` : `blocks.${layer}.${hook}`;
 }
 
+/**
+ * The rotated queries an attention cell records on the CPU past every layer's pattern, for the
+ * shown layer's rows to be recomputed on a layer change: every layer's while they fit
+ * ALL_LAYERS_BYTES, else those of a fixed group of as many consecutive layers as fit (groups start
+ * at multiples of that count, the last one moved back to end at the last layer). The group depends
+ * only on the layer, so a change within it records the same hooks and reruns nothing; a change to
+ * another group reruns the prompt from position 0, as every layer change would without them.
+ */
+export function queryLayers(layer: number, c: { nLayers: number; nHeads: number; dHead: number }, nPos: number): string[] {
+  const perLayer = nPos * c.nHeads * c.dHead * 4;
+  const fit = Math.floor(ALL_LAYERS_BYTES / perLayer);
+  if (fit >= c.nLayers) return ['blocks.*.attn.hook_rot_q'];
+  if (fit < 2) return [];       // one layer's queries would serve only the layer already shown
+  const first = Math.min(Math.floor(layer / fit) * fit, c.nLayers - fit);
+  return Array.from({ length: fit }, (_, i) => `blocks.${first + i}.attn.hook_rot_q`);
+}
+
 /** Past this size a layer's whole pattern (nHeads × nPos² × 4 bytes) is not fetched: the heads
  *  view draws max-pooled bins of every head, a one-head view fetches that head alone. */
 export const LAYER_PATTERN_BYTES = 16 * 2 ** 20;
@@ -152,9 +169,9 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
       // queries then are, while they fit ALL_LAYERS_BYTES on the CPU: a layer change recomputes the
       // new layer's rows from them and the KV cache (session.ts backfillAttention), and so does the
       // overview's summary of every layer on a keystroke, instead of rerunning the prompt from
-      // position 0 (about 10 s for TinyLlama at 435 tokens).
-      const c = model.config;
-      const queries = !all && model.backend === 'cpu' && L * nPos * c.nHeads * c.dHead * 4 <= ALL_LAYERS_BYTES ? ['blocks.*.attn.hook_rot_q'] : [];
+      // position 0 (about 10 s for TinyLlama at 435 tokens). Past that, a group of as many
+      // consecutive layers as fit, the shown one among them (queryLayers).
+      const queries = !all && model.backend === 'cpu' ? queryLayers(layer, model.config, nPos) : [];
       return { capture: [all ? 'blocks.*.attn.hook_pattern' : `blocks.${layer}.attn.hook_pattern`, ...queries], summary };
     }
     case 'sampling':

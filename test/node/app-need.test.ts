@@ -4,7 +4,8 @@
 // long one sorted by a statistic), so a keystroke does not pay for a summary of every layer, nor a
 // long prompt for a run from position 0. The activations and embeddings cells capture their
 // per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run;
-// the attention cell, past every layer's pattern, the queries its rows are recomputed from.
+// the attention cell, past every layer's pattern, the queries its rows are recomputed from (every
+// layer's, or a group of layers' on a longer prompt).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,13 +36,22 @@ test('a long prompt asks for it only for the overview too (pooled heads sorted b
   assert.deepEqual(needOf('attention', { layer: 3 }, tiny, long).capture, ['blocks.3.attn.hook_pattern']);
 });
 
-test("past every layer's pattern, a CPU session records every layer's queries while they fit: a layer change then runs no prompt from position 0", () => {
+test("past every layer's pattern, a CPU session records every layer's queries while they fit, else a group of layers': a layer change within them runs no prompt from position 0", () => {
   const cpu = { ...tiny, backend: 'cpu', config: { ...tiny.config, dHead: 64 } } as ModelInfo;
   const gpu = { ...cpu, backend: 'webgpu' } as ModelInfo;
   assert.deepEqual(needOf('attention', { layer: 3 }, cpu, short).capture, ['blocks.*.attn.hook_pattern']);
   assert.ok(22 * 400 * 2048 * 4 <= ALL_LAYERS_BYTES && 22 * long * 2048 * 4 > ALL_LAYERS_BYTES);
   assert.deepEqual(needOf('attention', { layer: 3 }, cpu, 400).capture, ['blocks.3.attn.hook_pattern', 'blocks.*.attn.hook_rot_q']);
-  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, long).capture, ['blocks.3.attn.hook_pattern']);
+  // past that, a group of as many consecutive layers as fit, fixed by the layer: 1,000 TinyLlama
+  // positions take 8 MB of queries a layer, so 12 of the 22 (layers 0–11, then 10–21)
+  const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => `blocks.${from + i}.attn.hook_rot_q`);
+  assert.equal(Math.floor(ALL_LAYERS_BYTES / (long * 2048 * 4)), 12);
+  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, long).capture, ['blocks.3.attn.hook_pattern', ...group(0, 12)]);
+  assert.deepEqual(needOf('attention', { layer: 11 }, cpu, long).capture.slice(1), group(0, 12));
+  assert.deepEqual(needOf('attention', { layer: 12 }, cpu, long).capture, ['blocks.12.attn.hook_pattern', ...group(10, 12)]);
+  assert.deepEqual(needOf('attention', { layer: 21 }, cpu, long).capture.slice(1), group(10, 12));
+  // too long for two layers' queries: none (the shown layer's pattern is recorded itself)
+  assert.deepEqual(needOf('attention', { layer: 3 }, cpu, 8000).capture, ['blocks.3.attn.hook_pattern']);
   // on WebGPU the KV cache is on the GPU: the session cannot recompute rows from it
   assert.deepEqual(needOf('attention', { layer: 3 }, gpu, 400).capture, ['blocks.3.attn.hook_pattern']);
 });

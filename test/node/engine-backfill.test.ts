@@ -49,6 +49,23 @@ for (const k of KERNELS) {
     }
   });
 
+  test(`${label}: with some layers' queries recorded (the app's group past its budget), a layer change within them reruns nothing`, () => {
+    const s = make();
+    try {
+      const group = ['blocks.1.attn.hook_rot_q', 'blocks.2.attn.hook_rot_q'];
+      s.run(prompt, { capture: ['blocks.1.attn.hook_pattern', ...group] });
+      const o: RunOptions = { capture: ['blocks.2.attn.hook_pattern', ...group] };
+      const r = s.run(prompt, o);
+      assert.equal(r.reused, prompt.length - 1, 'layer 2 from the recorded queries: only the last position runs');
+      sameRun(r, fresh(prompt, o), 'layer 2 in the group');
+      // a layer outside the group has no queries: the prompt is run from position 0
+      const out: RunOptions = { capture: ['blocks.0.attn.hook_pattern', ...group] };
+      assert.equal(s.run(prompt, out).reused, 0);
+    } finally {
+      s.dispose();
+    }
+  });
+
   test(`${label}: an attention summary of every layer reuses the prefix, its rows recomputed from the recorded q, bit for bit`, () => {
     const s = make();
     try {
