@@ -35,9 +35,10 @@ export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
  * that picking another layer costs no run; past it, only the shown layer's. A layer change then
  * reruns the prompt from position 0 (about 3 s for TinyLlama at 145 tokens on this project's CPU
  * machine), except where a CPU session recomputes the new layer's rows from what the lane recorded
- * (session.ts backfillBlockRows: the activations cell's FFN activations and residual, from every
- * layer's hook_resid_pre, hook_attn_out and hook_ffn_out, which it records). TinyLlama's FFN
- * activations at 145 tokens take 72 MB.
+ * (session.ts backfillBlockRows: the activations cell's FFN activations and residual, from the
+ * hook_resid_pre, hook_attn_out and hook_ffn_out rows it records: blockRowHooks). TinyLlama's FFN
+ * activations at 145 tokens take 72 MB. The same size bounds each hook a cell records for every
+ * layer so that a layer change reruns nothing (layerGroup).
  */
 export const ALL_LAYERS_BYTES = 96 * 2 ** 20;
 
@@ -47,20 +48,50 @@ function layersOf(hook: string, layer: number, width: number, nLayers: number, n
 }
 
 /**
- * The rotated queries an attention cell records on the CPU past every layer's pattern, for the
- * shown layer's rows to be recomputed on a layer change: every layer's while they fit
- * ALL_LAYERS_BYTES, else those of a fixed group of as many consecutive layers as fit (groups start
- * at multiples of that count, the last one moved back to end at the last layer). The group depends
- * only on the layer, so a change within it records the same hooks and reruns nothing; a change to
- * another group reruns the prompt from position 0, as every layer change would without them.
+ * The layers whose [nPos, width] rows of one hook a cell records so that another layer's can be
+ * recomputed from them on a layer change: every layer while they fit `budget` ('all'),
+ * else a fixed group of as many consecutive layers as fit (groups start at multiples of that
+ * count, the last one moved back to end at the last layer), none when fewer than two fit. The
+ * group depends only on the layer, so a change within it records the same hooks and reruns
+ * nothing; a change to another group reruns the prompt from position 0, as every layer change
+ * would without them.
  */
+export function layerGroup(layer: number, nLayers: number, layerBytes: number, budget = ALL_LAYERS_BYTES): 'all' | number[] {
+  const fit = Math.floor(budget / layerBytes);
+  if (fit >= nLayers) return 'all';
+  if (fit < 2) return [];
+  const first = Math.min(Math.floor(layer / fit) * fit, nLayers - fit);
+  return Array.from({ length: fit }, (_, i) => first + i);
+}
+
+/** The rotated queries an attention cell records on the CPU past every layer's pattern (the
+ *  shown layer's rows are recomputed from them on a layer change): layerGroup's layers. */
 export function queryLayers(layer: number, c: { nLayers: number; nHeads: number; dHead: number }, nPos: number): string[] {
-  const perLayer = nPos * c.nHeads * c.dHead * 4;
-  const fit = Math.floor(ALL_LAYERS_BYTES / perLayer);
-  if (fit >= c.nLayers) return ['blocks.*.attn.hook_rot_q'];
-  if (fit < 2) return [];       // one layer's queries would serve only the layer already shown
-  const first = Math.min(Math.floor(layer / fit) * fit, c.nLayers - fit);
-  return Array.from({ length: fit }, (_, i) => `blocks.${first + i}.attn.hook_rot_q`);
+  const group = layerGroup(layer, c.nLayers, nPos * c.nHeads * c.dHead * 4);
+  return group === 'all' ? ['blocks.*.attn.hook_rot_q'] : group.map((l) => `blocks.${l}.attn.hook_rot_q`);
+}
+
+/**
+ * The most bytes the activations cell's rows of the residual stream and the sublayer outputs take
+ * (blockRowHooks): every layer's to about 1,000 TinyLlama positions (390 MB at 717). Past it a
+ * 2,048-token TinyLlama prompt would hold 1.1 GB of them.
+ */
+export const BLOCK_ROWS_BYTES = 512 * 2 ** 20;
+
+/**
+ * What the activations cell records of the residual stream and the sublayer outputs
+ * (hook_resid_pre, hook_attn_out, hook_ffn_out): their rows for layerGroup's layers within
+ * BLOCK_ROWS_BYTES, from which a layer change recomputes the new layer's FFN activations and
+ * residual (session.ts backfillBlockRows), and, past every layer's, every layer's norms alone
+ * (`:norm`, all its norms chart draws: 264 KB for TinyLlama at 2,048 tokens). On WebGPU, where
+ * the session recomputes nothing from them, the norms alone at every length.
+ */
+export function blockRowHooks(layer: number, model: ModelInfo, nPos: number): string[] {
+  const hooks = ['hook_resid_pre', 'hook_attn_out', 'hook_ffn_out'], c = model.config;
+  // on WebGPU nothing is recomputed from them (the cache is on the GPU): the norms alone
+  const group = model.backend === 'cpu' ? layerGroup(layer, c.nLayers, hooks.length * nPos * c.dModel * 4, BLOCK_ROWS_BYTES) : [];
+  if (group === 'all') return hooks.map((h) => `blocks.*.${h}`);
+  return [...hooks.map((h) => `blocks.*.${h}:norm`), ...group.flatMap((l) => hooks.map((h) => `blocks.${l}.${h}`))];
 }
 
 /** Past this size a layer's whole pattern (nHeads × nPos² × 4 bytes) is not fetched: the heads
@@ -183,7 +214,7 @@ export function needOf(kind: string, s: ComputeContext['settings'], model: Model
     case 'activations': {
       const layer = Number(s['layer'] ?? 0), c = model.config, named = histogramHook(s, layer);
       const hist = named === `blocks.${layer}.hook_resid_post` ? layersOf('hook_resid_post', layer, c.dModel, L, nPos) : named;
-      return { capture: ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', hist, layersOf('ffn.hook_act', layer, c.dFfn, L, nPos)] };
+      return { capture: [...blockRowHooks(layer, model, nPos), hist, layersOf('ffn.hook_act', layer, c.dFfn, L, nPos)] };
     }
     case 'embeddings': {
       const layers = embeddingLayers(s['layer'], L);

@@ -19,7 +19,7 @@
 // gathered from its blocks when first read; `row(p)` reads one position without it.
 
 import type { ModelConfig } from './config.ts';
-import { hookShape, type RowHash, type Trace } from './hooks.ts';
+import { hookShape, NORM_SUFFIX, rowNorm, type RowHash, type Trace } from './hooks.ts';
 import { numElements } from '../formats/tensor.ts';
 import { rowEntropyF32, type SummaryPrefix } from './attention-summary.ts';
 
@@ -210,6 +210,25 @@ export class CaptureStore implements Recorder {
       }
     }
     e.nPos = kLen;
+  }
+
+  /**
+   * Fills the `<hook>:norm` entries among `names` up to position `upto` from the hooks' stored rows
+   * where they cover it (a run that now asks for norms where the last one recorded rows: on a
+   * longer prompt, the app's activations cell), so the prefix is not run again for them.
+   */
+  backfillNorms(names: readonly string[], upto: number): void {
+    for (const name of names) {
+      if (!name.endsWith(NORM_SUFFIX)) continue;
+      const from = this.coverage(name), rows = this.entries.get(name.slice(0, -NORM_SUFFIX.length));
+      if (from >= upto || !rows || rows.attention || rows.nPos < upto) continue;
+      const out = new Float32Array(upto - from), size = rows.rowSize;
+      for (let p = from; p < upto; p++) {
+        const o = (p % BLOCK) * size;
+        out[p - from] = rowNorm(rows.blocks[Math.floor(p / BLOCK)]!, o, o + size);
+      }
+      this.rows(name, from, out, upto - from, 1);
+    }
   }
 
   /** Copies the stored rows of positions start .. start+n−1 of rows hook `name` into `out` ([n, rowSize]). */

@@ -28,7 +28,7 @@ import type { ModelConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import { RunState, type KvBuffers } from './state.ts';
 import { forward } from './forward.ts';
-import { selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
+import { NORM_SUFFIX, rowNorm, selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
 import { CaptureStore, type Recorder } from './capture.ts';
 import { AttentionSummarizer, summaryBins, type AttentionSummaryData } from './attention-summary.ts';
 import { ContextLengthError, UsageError } from './errors.ts';
@@ -667,7 +667,8 @@ export class Session {
     const summaryFromStore = summary !== null && patterns.every((n) => storedNames.has(n));
     const fromChunks = summary !== null && !summaryFromStore;
     const hooks = fromChunks ? selectHooks(c, [...stored.names, ...patterns]) : stored;
-    const recorder = fromChunks ? summaryRecorder(this.store, storedNames, summary, patterns) : hooks.any ? this.store : null;
+    const store: Recorder = stored.normed.size > 0 ? normRecorder(this.store, storedNames) : this.store;
+    const recorder = fromChunks ? summaryRecorder(store, storedNames, summary, patterns) : hooks.any ? store : null;
 
     // Reuse the longest prefix the lane's cache shares with this run (sharedPrefix) whose recorded
     // activations are all available (attention rows recomputed where they can be). A summary built
@@ -678,6 +679,7 @@ export class Session {
     let reused = sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
     const clean = Math.min(reused, this.cachedEdits.from);             // before the lane's first edit
     if (clean > 0 && !this.gpu) { this.backfillAttention(stored.names, clean); this.backfillBlockRows(stored.names, clean); }
+    if (clean > 0) this.store.backfillNorms(stored.names, clean);
     for (const name of stored.names) reused = Math.min(reused, this.store.coverage(name));
     if (fromChunks) {
       // The lane's last summary holds its rows' entropies and its sums: rows before the first
@@ -874,7 +876,7 @@ function sharedPrefix(cached: readonly number[], cachedEdits: ParkedLane['edits'
  * The recorder of a run that builds an attention summary from the chunks: every layer's pattern
  * rows go to the summary, and only the hooks the run stores go to the store.
  */
-function summaryRecorder(store: CaptureStore, stored: ReadonlySet<string>, summary: AttentionSummarizer, patterns: readonly string[]): Recorder {
+function summaryRecorder(store: Recorder, stored: ReadonlySet<string>, summary: AttentionSummarizer, patterns: readonly string[]): Recorder {
   const layerOf = new Map(patterns.map((name, l) => [name, l]));
   return {
     rows(name, start, data, n, rowSize) {
@@ -886,6 +888,29 @@ function summaryRecorder(store: CaptureStore, stored: ReadonlySet<string>, summa
       if (l !== undefined) summary.chunk(l, start, data, n);
     },
   };
+}
+
+/**
+ * The recorder of a run that records some hooks' norms (`<hook>:norm`): their rows go to the store
+ * only where the run records the rows too, their norms (rowNorm) under the `:norm` name.
+ */
+function normRecorder(store: CaptureStore, stored: ReadonlySet<string>): Recorder {
+  return {
+    rows(name, start, data, n, rowSize) {
+      if (stored.has(name)) store.rows(name, start, data, n, rowSize);
+      if (stored.has(name + NORM_SUFFIX)) store.rows(name + NORM_SUFFIX, start, rowNorms(data, n, rowSize), n, 1);
+    },
+    attention(name, start, data, nHeads, n) {
+      store.attention(name, start, data, nHeads, n);
+    },
+  };
+}
+
+/** The norms (rowNorm) of data's n rows of rowSize floats. */
+function rowNorms(data: Float32Array, n: number, rowSize: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let t = 0; t < n; t++) out[t] = rowNorm(data, t * rowSize, (t + 1) * rowSize);
+  return out;
 }
 
 /**

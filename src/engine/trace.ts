@@ -13,7 +13,7 @@
 // number of edits.
 
 import type { ModelConfig } from './config.ts';
-import { ATTENTION_HOOKS, canonicalHookName, type RowHash, type Trace, type TraceEntry } from './hooks.ts';
+import { ATTENTION_HOOKS, canonicalHookName, NORM_SUFFIX, rowNorm, type RowHash, type Trace, type TraceEntry } from './hooks.ts';
 import { rowHash } from './capture.ts';
 import { topOf } from './top.ts';
 import { UsageError } from './errors.ts';
@@ -644,22 +644,25 @@ export function hookNormsSlice(t: StoredTrace, names: readonly string[], positio
   const ours = names.map(canonicalHookName);
   const out = new Float32Array(ours.length * (p1 - p0));              // [names, positions]
   ours.forEach((name, i) => {
+    // the norms a run recorded (`<hook>:norm`) where it did not record the rows: the same bits
+    const recorded = t.data.has(name) ? undefined : t.data.get(name + NORM_SUFFIX);
+    if (recorded) { out.set(recorded.data.subarray(p0, p1), i * (p1 - p0)); return; }
     const e = traceEntry(t, name, 'norms');
     const d = e.data;   // once: a stored entry's data is a getter (it gathers the rows on first use)
     const leaf = name.slice(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
     for (let p = p0; p < p1; p++) {
-      let ss = 0;
       if (ATTENTION_HOOKS.has(leaf)) {
+        let ss = 0;
         const nHeads = e.shape[0]!;
         for (let h = 0; h < nHeads; h++) {
           const o = (h * n + p) * n;
           for (let j = 0; j <= p; j++) ss += d[o + j]! * d[o + j]!;   // keys ≤ p: the causal part
         }
+        out[i * (p1 - p0) + p - p0] = Math.sqrt(ss);
       } else {
         const row = d.length / n;
-        for (let j = p * row; j < (p + 1) * row; j++) ss += d[j]! * d[j]!;
+        out[i * (p1 - p0) + p - p0] = rowNorm(d, p * row, (p + 1) * row);
       }
-      out[i * (p1 - p0) + p - p0] = Math.sqrt(ss);
     }
   });
   return { names: ours, positionStart: p0, data: out };

@@ -140,9 +140,9 @@ describe('sampling and generate cells in the app (stories260K)', function () {
     await app.idle();
     const start = generated();
     button('play').click();
-    await until(() => generated() >= start + 2, 'two more tokens');
-    await gen().updateComplete;
-    gen().shadowRoot!.querySelector<HTMLButtonElement>('button[data-action="pause"]')!.click();
+    // the Pause button appears with the play's next render: wait for it with the tokens
+    const pause = await until(() => generated() >= start + 2 && gen().shadowRoot!.querySelector<HTMLButtonElement>('button[data-action="pause"]'), 'two more tokens and the Pause button');
+    pause.click();
     await until(() => !app.generation.busy(gen().cell.id), 'play stopped');
     await settled();
     const n = generated();

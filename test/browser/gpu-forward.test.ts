@@ -1,5 +1,5 @@
 // The forward pass on WebGPU against the CPU engine (its oracle) and the golden files: stories260K
-// greedy decoding and logits, every hook of a run, the capture store's prefix reuse, split
+// greedy decoding and logits, every hook of a run, the capture store's prefix reuse, recorded norms, split
 // bindings, and the readback budget. Random-weight models of every tensor type are in
 // gpu-types.test.ts; device loss in gpu-fallback.test.ts.
 import { expect } from 'chai';
@@ -8,7 +8,7 @@ import { loadStories, storiesRef, firstDivergence, maxAbs } from '../support/gpu
 import { Session } from '../../src/engine/session.ts';
 import { generate, generateAsync } from '../../src/engine/generate.ts';
 import { chooseBackend } from '../../src/engine/backend.ts';
-import { hookNames } from '../../src/engine/hooks.ts';
+import { hookNames, rowNorm } from '../../src/engine/hooks.ts';
 import type { GpuContext } from '../../src/engine/gpu/context.ts';
 import { setFusion } from '../../src/engine/gpu/fusion.ts';
 
@@ -104,6 +104,25 @@ describe('forward pass on WebGPU [webgpu]', function () {
     expect(nw.reused).to.equal(24);
     const cpuNew = new Session(weights).run(longer, { logits: 'all' }).logits.subarray(24 * weights.config.vocabSize);
     expect(maxAbs(nw.logits, cpuNew)).to.be.at.most(1e-4);
+  });
+
+  it('[webgpu] recorded norms (`:norm`) are the norms of the rows the GPU reads back, bit for bit, with prefix reuse', async function () {
+    const ctx = await gpuOrSkip(this);
+    const [weights, ref] = await Promise.all([loadStories(), storiesRef()]);
+    const tokens = ref.token_ids.slice(0, 20);
+    const hooks = ['blocks.*.hook_resid_pre', 'blocks.3.ffn.hook_act'];
+    const rows = await new Session(weights, webgpu(ctx)).runAsync(tokens, { capture: hooks });
+    const s = new Session(weights, webgpu(ctx));
+    await s.runAsync(tokens.slice(0, 12), { capture: hooks.map((h) => `${h}:norm`) });
+    const normed = await s.runAsync(tokens, { capture: hooks.map((h) => `${h}:norm`) });
+    expect(normed.reused).to.equal(12);
+    expect([...normed.trace.keys()].every((n) => n.endsWith(':norm'))).to.equal(true);
+    for (const name of rows.trace.keys()) {
+      const d = rows.trace.get(name)!.data, size = d.length / tokens.length;
+      const want = Float32Array.from(tokens, (_, p) => rowNorm(d, p * size, (p + 1) * size));
+      const got = normed.trace.get(`${name}:norm`)!.data;
+      expect(Array.from(new Uint32Array(got.buffer, got.byteOffset, got.length)), name).to.deep.equal(Array.from(new Uint32Array(want.buffer)));
+    }
   });
 
   it('[webgpu] split bindings: a binding limit below the output matrix gives the same logits', async function () {

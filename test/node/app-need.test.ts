@@ -3,16 +3,18 @@
 // come from the shown layer's pattern (on the page for a short prompt, with the pooled tiles for a
 // long one sorted by a statistic), so a keystroke does not pay for a summary of every layer, nor a
 // long prompt for a run from position 0. The activations and embeddings cells capture their
-// per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run;
+// per-layer hooks for every layer while that fits ALL_LAYERS_BYTES, so a layer change costs no run
+// (past it, the activations cell records every layer's norms and a group of layers' rows);
 // the attention cell, past every layer's pattern, the queries its rows are recomputed from (every
 // layer's, or a group of layers' on a longer prompt).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALL_LAYERS_BYTES, attentionIsLong, needOf } from '../../src/app/compute.ts';
+import { ALL_LAYERS_BYTES, BLOCK_ROWS_BYTES, attentionIsLong, needOf } from '../../src/app/compute.ts';
 import type { ModelInfo } from '../../src/engine/api.ts';
 
 const tiny = { config: { nLayers: 22, nHeads: 32, dModel: 2048, dFfn: 5632 } } as unknown as ModelInfo;   // TinyLlama's shape
+const tinyCpu = { ...tiny, backend: 'cpu' } as ModelInfo;
 const short = 145, long = 1000;
 
 test('a short prompt asks for the every-layer summary only for the overview', () => {
@@ -59,12 +61,28 @@ test("past every layer's pattern, a CPU session records every layer's queries wh
 test('the activations cell captures its layer\'s FFN activations and residual for every layer while they fit', () => {
   const fits = (width: number, n: number) => 22 * n * width * 4 <= ALL_LAYERS_BYTES;
   assert.ok(fits(5632, short) && !fits(5632, 400) && fits(2048, 400) && !fits(2048, long));
-  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, short).capture,
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, short).capture,
     ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', 'blocks.*.hook_resid_post', 'blocks.*.ffn.hook_act']);
-  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, 400).capture.slice(3), ['blocks.*.hook_resid_post', 'blocks.3.ffn.hook_act']);
-  assert.deepEqual(needOf('activations', { layer: 3 }, tiny, long).capture.slice(3), ['blocks.3.hook_resid_post', 'blocks.3.ffn.hook_act']);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 400).capture.slice(3), ['blocks.*.hook_resid_post', 'blocks.3.ffn.hook_act']);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, long).capture.slice(-2), ['blocks.3.hook_resid_post', 'blocks.3.ffn.hook_act']);
+  // the residual and sublayer outputs: every layer's rows while the three fit BLOCK_ROWS_BYTES
+  // (992 positions), then every layer's norms and the rows of a group of layers (1,000 positions:
+  // 21 layers a group; 2,048: 10)
+  const hooks = ['hook_resid_pre', 'hook_attn_out', 'hook_ffn_out'];
+  const rowsOf = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i).flatMap((l) => hooks.map((h) => `blocks.${l}.${h}`));
+  const norms = hooks.map((h) => `blocks.*.${h}:norm`);
+  assert.ok(22 * 3 * 992 * 2048 * 4 <= BLOCK_ROWS_BYTES && 22 * 3 * 993 * 2048 * 4 > BLOCK_ROWS_BYTES);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 992).capture.slice(0, 3), hooks.map((h) => `blocks.*.${h}`));
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, long).capture.slice(0, 3 + 3 * 21), [...norms, ...rowsOf(0, 21)]);
+  assert.deepEqual(needOf('activations', { layer: 21 }, tinyCpu, long).capture.slice(0, 3 + 3 * 21), [...norms, ...rowsOf(1, 21)]);
+  assert.deepEqual(needOf('activations', { layer: 15 }, tinyCpu, 2048).capture.slice(0, 3 + 30), [...norms, ...rowsOf(10, 10)]);
+  assert.deepEqual(needOf('activations', { layer: 21 }, tinyCpu, 2048).capture.slice(0, 3 + 30), [...norms, ...rowsOf(12, 10)]);
+  assert.deepEqual(needOf('activations', { layer: 15 }, tinyCpu, 12000).capture.slice(0, 4), [...norms, 'blocks.15.hook_resid_post']);
+  // on WebGPU the session recomputes no layer from the rows: the norms alone, at any length
+  const tinyGpu = { ...tinyCpu, backend: 'webgpu' } as ModelInfo;
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyGpu, short).capture, [...norms, 'blocks.*.hook_resid_post', 'blocks.*.ffn.hook_act']);
   // a histogram of another hook is captured as named
-  assert.deepEqual(needOf('activations', { layer: 3, hook: 'blocks.5.attn.hook_z' }, tiny, short).capture.slice(3), ['blocks.5.attn.hook_z', 'blocks.*.ffn.hook_act']);
+  assert.deepEqual(needOf('activations', { layer: 3, hook: 'blocks.5.attn.hook_z' }, tinyCpu, short).capture.slice(3), ['blocks.5.attn.hook_z', 'blocks.*.ffn.hook_act']);
 });
 
 test('the embeddings cell captures the residual of every layer while it fits', () => {
