@@ -140,8 +140,9 @@ describe('sampling and generate cells in the app (stories260K)', function () {
     await app.idle();
     const start = generated();
     button('play').click();
-    // the Pause button appears with the play's next render: wait for it with the tokens
-    const pause = await until(() => generated() >= start + 2 && gen().shadowRoot!.querySelector<HTMLButtonElement>('button[data-action="pause"]'), 'two more tokens and the Pause button');
+    // Pause replaces Play with the play's next render; a play of 200 tokens can end before a busy
+    // page draws its second token, so Pause is pressed as soon as it shows
+    const pause = await until(() => gen().shadowRoot!.querySelector<HTMLButtonElement>('button[data-action="pause"]'), 'the Pause button');
     pause.click();
     await until(() => !app.generation.busy(gen().cell.id), 'play stopped');
     await settled();

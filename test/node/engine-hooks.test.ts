@@ -6,13 +6,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session } from '../../src/engine/session.ts';
+import { CAPTURE_LIMIT_BYTES, Session } from '../../src/engine/session.ts';
 import { canonicalHookName, hookNames, hookShape, selectHooks, type Trace } from '../../src/engine/hooks.ts';
 import { ContextLengthError, UsageError } from '../../src/engine/errors.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { rope, RopeTable } from '../../kernels/rope/rope.cpu.ts';
 import { numElements } from '../../src/formats/tensor.ts';
-import { BLOCK } from '../../src/engine/capture.ts';
+import { BLOCK, captureBytes } from '../../src/engine/capture.ts';
 import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
 
 const config = tinyConfig({ ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } });
@@ -276,4 +276,27 @@ test('traces share the store\'s blocks: runs that rewrite, extend or shorten the
     }
   }
   assert.deepEqual(get(runs[0]!.trace, 'blocks.2.hook_resid_post'), early);
+});
+
+test('a run whose recording would pass the capture limit is refused before it starts, naming the largest hooks; the session loses nothing', () => {
+  // this model's pattern over 13 positions: 6 heads × 91 causal weights × 4 bytes = 2,184 bytes a layer
+  assert.equal(captureBytes(config, 'blocks.0.attn.hook_pattern', P), 2184);
+  assert.equal(captureBytes(config, 'blocks.0.hook_resid_pre', P), 13 * 24 * 4);
+  assert.equal(captureBytes(config, 'blocks.0.hook_resid_pre:norm', P), 13 * 4);
+  const s = new Session(weights, { captureLimitBytes: 3 * 2184 + 100 });
+  try {
+    const first = s.run(tokens, { capture: ['blocks.*.attn.hook_pattern'] });
+    assert.throws(() => s.run(tokens, { capture: ['blocks.*.attn.hook_pattern', 'blocks.*.attn.hook_scores'] }), (e: unknown) => e instanceof UsageError
+      && /^capture: recording 6 hooks over 13 positions would take 12\.8 KiB, more than the 6\.5 KiB a run may record \(the largest: blocks\.0\.attn\.hook_scores 2\.1 KiB, /.test((e as Error).message)
+      && /only their norms \(<hook>:norm\), or a shorter prompt/.test((e as Error).message));
+    // the refused run changed nothing: the next one reuses the whole prefix and its recorded rows
+    const again = s.run(tokens, { capture: ['blocks.*.attn.hook_pattern'] });
+    assert.equal(again.reused, P - 1);
+    assert.deepEqual(get(again.trace, 'blocks.2.attn.hook_pattern'), get(first.trace, 'blocks.2.attn.hook_pattern'));
+  } finally {
+    s.dispose();
+  }
+  // the default: every layer's pattern of TinyLlama at 2,048 tokens (5.5 GiB) is past it, one layer's is not
+  const tiny = { ...config, nLayers: 22, nHeads: 32, dModel: 2048 };
+  assert.ok(22 * captureBytes(tiny, 'blocks.0.attn.hook_pattern', 2048) > CAPTURE_LIMIT_BYTES && captureBytes(tiny, 'blocks.0.attn.hook_pattern', 2048) < CAPTURE_LIMIT_BYTES);
 });
