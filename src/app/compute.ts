@@ -9,6 +9,7 @@ import type { EngineClient } from '../worker/client.ts';
 import type { LogitLensSlice, ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
 import { topOf } from '../engine/top.ts';
+import { CAPTURE_LIMIT_BYTES, checkCaptureBytes, selectHooks } from '../engine/hooks.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import { summarizeOneLayer, type AttentionOutput } from '../../cells/plot/attention.ts';
 import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
@@ -441,7 +442,10 @@ export async function computeCell(ctx: ComputeContext, client: EngineClient | nu
     ctx.signal.throwIfAborted();
     return out;
   }
-  const trace = await runs.trace(p.id, p.tok.ids, needOf(kind, ctx.settings, model, p.tok.ids.length), ctx.signal);
+  const need = needOf(kind, ctx.settings, model, p.tok.ids.length);
+  // a cell whose own capture is past the engine's limit fails alone, before joining the prompt's run
+  checkCaptureBytes(model.config, selectHooks(model.config, need.capture).names, p.tok.ids.length, CAPTURE_LIMIT_BYTES);
+  const trace = await runs.trace(p.id, p.tok.ids, need, ctx.signal);
   ctx.signal.throwIfAborted();
   const out = await visual!(env, ctx, p, trace);
   ctx.signal.throwIfAborted();

@@ -19,7 +19,7 @@
 // gathered from its blocks when first read; `row(p)` reads one position without it.
 
 import type { ModelConfig } from './config.ts';
-import { ATTENTION_HOOKS, hookShape, NORM_SUFFIX, rowNorm, type RowHash, type Trace } from './hooks.ts';
+import { hookShape, NORM_SUFFIX, rowNorm, type RowHash, type Trace } from './hooks.ts';
 import { numElements } from '../formats/tensor.ts';
 import { rowEntropyF32, type SummaryPrefix } from './attention-summary.ts';
 
@@ -50,13 +50,6 @@ interface Stored {
   hashGen?: Uint32Array;
   hashA?: Uint32Array;
   hashB?: Uint32Array;
-}
-
-/** The bytes recorded activation `name` (ours, or `<hook>:norm`) takes over nPos positions in a
- *  store: attention rows as their causal part, other hooks as [nPos, ...] f32. */
-export function captureBytes(c: ModelConfig, name: string, nPos: number): number {
-  const shape = hookShape(c, name, nPos);
-  return ATTENTION_HOOKS.has(name.slice(name.indexOf('.', 7) + 1)) ? 4 * shape[0]! * (nPos * (nPos + 1)) / 2 : 4 * numElements(shape);
 }
 
 /** Positions per storage block (see the top of this file). */

@@ -107,6 +107,32 @@ export function hookShape(c: ModelConfig, name: string, nPos: number): number[] 
   return [nPos, c.dModel];
 }
 
+/**
+ * The most bytes the activations one run records may take by default: every layer's attention
+ * pattern of TinyLlama at 2,048 tokens would take 5.5 GiB (causal rows), which a browser tab does not survive. A
+ * run past it fails with a UsageError naming the largest hooks, before anything is computed.
+ */
+export const CAPTURE_LIMIT_BYTES = 2 * 2 ** 30;
+
+/** The bytes recorded activation `name` (ours, or `<hook>:norm`) takes over nPos positions in a
+ *  session's store: attention rows as their causal part, other hooks as [nPos, ...] f32. */
+export function captureBytes(c: ModelConfig, name: string, nPos: number): number {
+  const shape = hookShape(c, name, nPos);
+  if (ATTENTION_HOOKS.has(name.slice(name.indexOf('.', 7) + 1))) return 4 * shape[0]! * (nPos * (nPos + 1)) / 2;
+  return 4 * shape.reduce((a, d) => a * d, 1);
+}
+
+/** Refuses a run (or a cell, before asking for one) whose recorded activations (`names` over nPos positions) would pass `limit` bytes. */
+export function checkCaptureBytes(c: ModelConfig, names: readonly string[], nPos: number, limit: number): void {
+  const sizes = names.map((name) => ({ name, bytes: captureBytes(c, name, nPos) }));
+  const total = sizes.reduce((a, x) => a + x.bytes, 0);
+  if (total <= limit) return;
+  const gib = (b: number) => b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
+  const largest = sizes.sort((a, b) => b.bytes - a.bytes).slice(0, 3).map((x) => `${x.name} ${gib(x.bytes)}`).join(', ');
+  throw new UsageError('capture', `recording ${names.length} hook${names.length === 1 ? '' : 's'} over ${nPos} positions would take ${gib(total)}, more than the ${gib(limit)} a run may record (the largest: ${largest}${names.length > 3 ? ', …' : ''})`,
+    'Capture fewer hooks (one layer\'s rather than blocks.*), only their norms (<hook>:norm), or a shorter prompt');
+}
+
 /** What to record: a name, a list, a glob (`*` within a segment, `**` across segments), or a predicate over our names. */
 export type CaptureSpec = string | readonly string[] | ((name: string) => boolean);
 

@@ -28,8 +28,8 @@ import type { ModelConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import { RunState, type KvBuffers } from './state.ts';
 import { forward } from './forward.ts';
-import { NORM_SUFFIX, rowNorm, selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
-import { CaptureStore, captureBytes, type Recorder } from './capture.ts';
+import { CAPTURE_LIMIT_BYTES, checkCaptureBytes, NORM_SUFFIX, rowNorm, selectHooks, type CaptureSpec, type HookSelection, type Trace } from './hooks.ts';
+import { CaptureStore, type Recorder } from './capture.ts';
 import { AttentionSummarizer, summaryBins, type AttentionSummaryData } from './attention-summary.ts';
 import { ContextLengthError, UsageError } from './errors.ts';
 import type { ActivationQuant } from '../../kernels/matmul/activation-quant.cpu.ts';
@@ -70,16 +70,9 @@ export interface SessionOptions {
    */
   summaryReadbackBytes?: number;
   /** The most bytes one run's recorded activations may take (captureBytes); a run asking for more
-   *  is refused before it starts. Default CAPTURE_LIMIT_BYTES. */
+   *  is refused before it starts. Default CAPTURE_LIMIT_BYTES (hooks.ts). */
   captureLimitBytes?: number;
 }
-
-/**
- * The most bytes the activations one run records may take by default: every layer's attention
- * pattern of TinyLlama at 2,048 tokens would take 5.5 GiB (causal rows), which a browser tab does not survive. A
- * run past it fails with a UsageError naming the largest hooks, before anything is computed.
- */
-export const CAPTURE_LIMIT_BYTES = 2 * 2 ** 30;
 
 export interface BackendChange {
   from: 'webgpu';
@@ -901,17 +894,6 @@ function summaryRecorder(store: Recorder, stored: ReadonlySet<string>, summary: 
       if (l !== undefined) summary.chunk(l, start, data, n);
     },
   };
-}
-
-/** Refuses a run whose recorded activations (`names` over nPos positions) would pass `limit` bytes. */
-function checkCaptureBytes(c: ModelConfig, names: readonly string[], nPos: number, limit: number): void {
-  const sizes = names.map((name) => ({ name, bytes: captureBytes(c, name, nPos) }));
-  const total = sizes.reduce((a, x) => a + x.bytes, 0);
-  if (total <= limit) return;
-  const gib = (b: number) => b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
-  const largest = sizes.sort((a, b) => b.bytes - a.bytes).slice(0, 3).map((x) => `${x.name} ${gib(x.bytes)}`).join(', ');
-  throw new UsageError('capture', `recording ${names.length} hook${names.length === 1 ? '' : 's'} over ${nPos} positions would take ${gib(total)}, more than the ${gib(limit)} a run may record (the largest: ${largest}${names.length > 3 ? ', …' : ''})`,
-    'Capture fewer hooks (one layer\'s rather than blocks.*), only their norms (<hook>:norm), or a shorter prompt');
 }
 
 /**

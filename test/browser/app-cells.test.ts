@@ -285,4 +285,21 @@ describe('visual cells in the app (stories260K)', function () {
     app.doc!.setSetting(id, 'sort', undefined);
     await app.idle();
   });
+  it('a cell whose own capture the engine would refuse (a hook that does not exist) fails alone: the other cells of the prompt still compute', async () => {
+    const act = cellEl(app, 'activations')!;
+    const id = (act as unknown as { cell: { id: string } }).cell.id;
+    app.doc!.setSetting(id, 'hook', 'blocks.99.hook_resid_post');
+    // and a prompt edit, so that every cell of the prompt asks for a new run
+    const promptEl = app.shadowRoot!.querySelector<HTMLElement & { cell: { id: string; text?: string } }>('glassbox-prompt')!;
+    const ta = promptEl.shadowRoot!.querySelector('textarea')!;
+    ta.value += ' and';
+    ta.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+    await until(() => act.state?.status === 'error' && KINDS.every((k) => k === 'activations' || cellEl(app, k)?.state?.status === 'done' || cellEl(app, k)?.state?.status === 'error'), 'the cells settled');
+    await app.idle();
+    expect(String(act.state!.error)).to.match(/capture: there is no hook named "blocks\.99\.hook_resid_post"/);
+    for (const k of KINDS.filter((x) => x !== 'activations')) expect(cellEl(app, k)!.state!.status, `${k}: ${String(cellEl(app, k)!.state!.error)}`).to.equal('done');
+    app.doc!.setSetting(id, 'hook', undefined);
+    await app.idle();
+    await until(() => act.state?.status === 'done', 'the activations cell again');
+  });
 });

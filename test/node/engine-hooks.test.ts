@@ -6,13 +6,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CAPTURE_LIMIT_BYTES, Session } from '../../src/engine/session.ts';
-import { canonicalHookName, hookNames, hookShape, selectHooks, type Trace } from '../../src/engine/hooks.ts';
+import { Session } from '../../src/engine/session.ts';
+import { CAPTURE_LIMIT_BYTES, canonicalHookName, captureBytes, hookNames, hookShape, selectHooks, type Trace } from '../../src/engine/hooks.ts';
 import { ContextLengthError, UsageError } from '../../src/engine/errors.ts';
 import { matmul } from '../../kernels/matmul/matmul.cpu.ts';
 import { rope, RopeTable } from '../../kernels/rope/rope.cpu.ts';
 import { numElements } from '../../src/formats/tensor.ts';
-import { BLOCK, captureBytes } from '../../src/engine/capture.ts';
+import { BLOCK } from '../../src/engine/capture.ts';
 import { randomTokens, randomWeights, tinyConfig } from './engine-fixtures.ts';
 
 const config = tinyConfig({ ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } });
