@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
+import { rowNorm } from '../../src/engine/hooks.ts';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const models = resolve(root, '../shared/models');
@@ -144,6 +145,14 @@ test('trace writes an .npz with the requested hooks (numpy opens it) and a .json
     const j = JSON.parse(readFileSync(json, 'utf8'));
     assert.deepEqual(j.activations['blocks.0.hook_resid_post'].shape, [3, 64]);
     assert.equal(j.activations['blocks.0.hook_resid_post'].data.length, 3 * 64);
+    // a hook's norms alone: one float a position, the norms of the rows above
+    const normed = join(dir, 'n.json');
+    const rn = await glassbox('trace', GGUF, '--tokens', '1,403,407', '--hooks', 'blocks.0.hook_resid_post:norm', '--out', normed);
+    assert.equal(rn.code, 0, rn.stderr);
+    const jn = JSON.parse(readFileSync(normed, 'utf8'));
+    assert.deepEqual(jn.activations['blocks.0.hook_resid_post:norm'].shape, [3]);
+    const rows: number[] = j.activations['blocks.0.hook_resid_post'].data;
+    for (let p = 0; p < 3; p++) assert.equal(jn.activations['blocks.0.hook_resid_post:norm'].data[p], rowNorm(rows, p * 64, (p + 1) * 64), `position ${p}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
