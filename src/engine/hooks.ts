@@ -109,8 +109,9 @@ export function hookShape(c: ModelConfig, name: string, nPos: number): number[] 
 
 /**
  * The most bytes the activations one run records may take by default: every layer's attention
- * pattern of TinyLlama at 2,048 tokens would take 5.5 GiB (causal rows), which a browser tab does not survive. A
- * run past it fails with a UsageError naming the largest hooks, before anything is computed.
+ * pattern of TinyLlama at 2,048 tokens would take 5.5 GiB (as causal rows), which a browser tab
+ * does not survive. A run past it fails with a UsageError naming the largest hooks, before
+ * anything is computed (checkCaptureBytes).
  */
 export const CAPTURE_LIMIT_BYTES = 2 * 2 ** 30;
 
@@ -122,7 +123,8 @@ export function captureBytes(c: ModelConfig, name: string, nPos: number): number
   return 4 * shape.reduce((a, d) => a * d, 1);
 }
 
-/** Refuses a run (or a cell, before asking for one) whose recorded activations (`names` over nPos positions) would pass `limit` bytes. */
+/** Refuses a run (or a cell, before it asks for one) whose recorded activations, `names` over
+ *  nPos positions, would pass `limit` bytes. */
 export function checkCaptureBytes(c: ModelConfig, names: readonly string[], nPos: number, limit: number): void {
   const sizes = names.map((name) => ({ name, bytes: captureBytes(c, name, nPos) }));
   const total = sizes.reduce((a, x) => a + x.bytes, 0);
