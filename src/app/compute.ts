@@ -37,7 +37,8 @@ export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
  * reruns the prompt from position 0 (about 3 s for TinyLlama at 145 tokens on this project's CPU
  * machine), except where a CPU session recomputes the new layer's rows from what the lane recorded
  * (session.ts backfillBlockRows: the activations cell's FFN activations and residual, from the
- * hook_resid_pre, hook_attn_out and hook_ffn_out rows it records: blockRowHooks). TinyLlama's FFN
+ * hook_resid_pre rows, and the hook_attn_out and hook_ffn_out rows where it records them:
+ * blockRowHooks). TinyLlama's FFN
  * activations at 145 tokens take 72 MB. The same size bounds each hook a cell records for every
  * layer so that a layer change reruns nothing (layerGroup).
  */
@@ -74,25 +75,29 @@ export function queryLayers(layer: number, c: { nLayers: number; nHeads: number;
 
 /**
  * The most bytes the activations cell's rows of the residual stream and the sublayer outputs take
- * (blockRowHooks): every layer's to about 1,000 TinyLlama positions (390 MB at 717). Past it a
- * 2,048-token TinyLlama prompt would hold 1.1 GB of them.
+ * (blockRowHooks): all three hooks of every layer to 992 TinyLlama positions, the residual of
+ * every layer to 2,978. Without the bound, a 2,048-token TinyLlama prompt held 1.1 GB of them.
  */
 export const BLOCK_ROWS_BYTES = 512 * 2 ** 20;
 
 /**
- * What the activations cell records of the residual stream and the sublayer outputs
- * (hook_resid_pre, hook_attn_out, hook_ffn_out): their rows for layerGroup's layers within
- * BLOCK_ROWS_BYTES, from which a layer change recomputes the new layer's FFN activations and
- * residual (session.ts backfillBlockRows), and, past every layer's, every layer's norms alone
- * (`:norm`, all its norms chart draws: 264 KB for TinyLlama at 2,048 tokens). On WebGPU, where
- * the session recomputes nothing from them, the norms alone at every length.
+ * What the activations cell records of the residual stream (hook_resid_pre) and the sublayer
+ * outputs (hook_attn_out, hook_ffn_out), from which a layer change recomputes the new layer's FFN
+ * activations and residual (session.ts backfillBlockRows) and whose norms it draws:
+ * - every layer's rows of all three, within BLOCK_ROWS_BYTES (a layer change costs the layer's FFN);
+ * - else every layer's residual rows (layerGroup's layers past the bound) and the norms alone
+ *   (`:norm`) of the rest: a layer change then also recomputes the layer's attention output from
+ *   the KV cache, and one outside the group reruns the prompt;
+ * - on WebGPU, where nothing is recomputed, the norms alone at every length.
  */
 export function blockRowHooks(layer: number, model: ModelInfo, nPos: number): string[] {
   const hooks = ['hook_resid_pre', 'hook_attn_out', 'hook_ffn_out'], c = model.config;
-  // on WebGPU nothing is recomputed from them (the cache is on the GPU): the norms alone
-  const group = model.backend === 'cpu' ? layerGroup(layer, c.nLayers, hooks.length * nPos * c.dModel * 4, BLOCK_ROWS_BYTES) : [];
-  if (group === 'all') return hooks.map((h) => `blocks.*.${h}`);
-  return [...hooks.map((h) => `blocks.*.${h}:norm`), ...group.flatMap((l) => hooks.map((h) => `blocks.${l}.${h}`))];
+  const norms = hooks.map((h) => `blocks.*.${h}:norm`);
+  if (model.backend !== 'cpu') return norms;
+  if (hooks.length * c.nLayers * nPos * c.dModel * 4 <= BLOCK_ROWS_BYTES) return hooks.map((h) => `blocks.*.${h}`);
+  const group = layerGroup(layer, c.nLayers, nPos * c.dModel * 4, BLOCK_ROWS_BYTES);
+  if (group === 'all') return ['blocks.*.hook_resid_pre', ...norms.slice(1)];
+  return [...norms, ...group.map((l) => `blocks.${l}.hook_resid_pre`)];
 }
 
 /** Past this size a layer's whole pattern (nHeads × nPos² × 4 bytes) is not fetched: the heads

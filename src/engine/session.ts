@@ -766,48 +766,73 @@ export class Session {
   }
 
   /**
-   * backfillAttention's twin for a layer's FFN activations (ffn.hook_gate, hook_up, hook_act) and
-   * residuals (hook_resid_mid, hook_resid_post): recomputed from the lane's recorded hook_resid_pre
-   * and hook_attn_out (and hook_ffn_out for resid_post) with the forward pass's kernels and
-   * activation rounding, row by row as a run computes them (bit for bit). An activations cell's
-   * layer change then costs that layer's FFN, not a run from position 0. CPU only.
+   * backfillAttention's twin for a layer's sublayer outputs (hook_attn_out, hook_ffn_out), FFN
+   * activations (ffn.hook_gate, hook_up, hook_act) and residuals (hook_resid_mid, hook_resid_post):
+   * recomputed from the lane's recorded hook_resid_pre of the layer with the forward pass's kernels
+   * and activation rounding, row by row as a run computes them (bit for bit). The attention output
+   * is read where the lane recorded it, else recomputed from the KV cache (the queries from the
+   * residual); the FFN output likewise; the residual after the layer is the next layer's recorded
+   * input where there is one. An activations cell's layer change then costs that layer, not a run
+   * from position 0. CPU only.
    */
   private backfillBlockRows(names: readonly string[], upto: number): void {
-    const st = this.store, c = this.config, d = c.dModel, f = c.dFfn, k = this.cpu.kernels;
+    const st = this.store, s = this.state, c = this.config, d = c.dModel, f = c.dFfn, k = this.cpu.kernels, aq = this.activationQuant;
+    const covers = (name: string) => st.coverage(name) >= upto;
     const want = new Map<number, { hooks: Set<string>; from: number }>();
     for (const name of names) {
-      const m = /^blocks\.(\d+)\.(ffn\.hook_gate|ffn\.hook_up|ffn\.hook_act|hook_resid_mid|hook_resid_post)$/.exec(name);
-      if (!m || st.coverage(name) >= upto) continue;
-      const l = Number(m[1]), needs = ['hook_resid_pre', 'hook_attn_out', ...(m[2] === 'hook_resid_post' ? ['hook_ffn_out'] : [])];
-      if (needs.some((h) => st.coverage(`blocks.${l}.${h}`) < upto)) continue;
+      const m = /^blocks\.(\d+)\.(hook_attn_out|hook_resid_mid|ffn\.hook_gate|ffn\.hook_up|ffn\.hook_act|hook_ffn_out|hook_resid_post)$/.exec(name);
+      if (!m || covers(name)) continue;
+      const l = Number(m[1]);
+      if (!covers(`blocks.${l}.hook_resid_pre`)) continue;             // everything starts from the layer's input
       const w = want.get(l) ?? { hooks: new Set<string>(), from: upto };
       w.hooks.add(m[2]!);
       w.from = Math.min(w.from, st.coverage(name));
       want.set(l, w);
     }
     for (const [l, w] of want) {
-      const b = this.weights.blocks[l]!, at = (h: string) => `blocks.${l}.${h}`;
-      const ffn = ['ffn.hook_gate', 'ffn.hook_up', 'ffn.hook_act'].some((h) => w.hooks.has(h));
+      const b = this.weights.blocks[l]!, at = (h: string) => `blocks.${l}.${h}`, wants = (h: string) => w.hooks.has(h);
+      const attnIn = covers(at('hook_attn_out')), ffnIn = covers(at('hook_ffn_out'));
+      const next = l + 1 < c.nLayers && covers(`blocks.${l + 1}.hook_resid_pre`);   // resid_post(l) = resid_pre(l + 1)
+      const post = wants('hook_resid_post') && !next;                    // resid_post from resid_mid + ffn_out
+      const ffnOut = wants('hook_ffn_out') || (post && !ffnIn);          // the FFN output computed
+      const ffn = ffnOut || ['ffn.hook_gate', 'ffn.hook_up', 'ffn.hook_act'].some(wants);
+      const mid = ffn || post || wants('hook_resid_mid') || wants('hook_attn_out');
       for (let start = w.from; start < upto; start += this.chunkSize) {
         const n = Math.min(this.chunkSize, upto - start);
-        const s = this.state;
         s.ensureChunk(n);                                                  // (re-takes every view)
         st.readRows(at('hook_resid_pre'), start, n, s.x);
-        st.readRows(at('hook_attn_out'), start, n, s.out);
-        k.add(s.x, s.x, s.out, n * d);                                     // resid_mid, as the forward pass adds it
-        if (w.hooks.has('hook_resid_mid')) st.rows(at('hook_resid_mid'), start, s.x, n, d);
+        if (mid) {
+          if (attnIn) st.readRows(at('hook_attn_out'), start, n, s.out);
+          else {                                                           // as the forward pass: q from the residual, k and v from the cache
+            k.rmsnorm(s.xb, s.x, b.attnNorm, n, d, c.rmsEps, null, null);
+            k.matmul(s.q, s.xb, b.wq, n, aq);
+            k.rope(s.q, n, c.nHeads, c.dHead, start, s.rope);
+            k.attention(s.z, s.q, s.keyCache[l]!, s.valueCache[l]!, { nq: n, start, nHeads: c.nHeads, nKvHeads: c.nKvHeads, dHead: c.dHead }, null, null);
+            k.matmul(s.out, s.z, b.wo, n, aq);
+          }
+          if (wants('hook_attn_out')) st.rows(at('hook_attn_out'), start, s.out, n, d);
+          k.add(s.x, s.x, s.out, n * d);                                   // resid_mid, as the forward pass adds it
+          if (wants('hook_resid_mid')) st.rows(at('hook_resid_mid'), start, s.x, n, d);
+        }
         if (ffn) {
           k.rmsnorm(s.xb, s.x, b.ffnNorm, n, d, c.rmsEps, null, null);
-          k.matmul(s.gate, s.xb, b.wGate, n, this.activationQuant);
-          k.matmul(s.up, s.xb, b.wUp, n, this.activationQuant);
-          if (w.hooks.has('ffn.hook_gate')) st.rows(at('ffn.hook_gate'), start, s.gate, n, f);
-          if (w.hooks.has('ffn.hook_up')) st.rows(at('ffn.hook_up'), start, s.up, n, f);
+          k.matmul(s.gate, s.xb, b.wGate, n, aq);
+          k.matmul(s.up, s.xb, b.wUp, n, aq);
+          if (wants('ffn.hook_gate')) st.rows(at('ffn.hook_gate'), start, s.gate, n, f);
+          if (wants('ffn.hook_up')) st.rows(at('ffn.hook_up'), start, s.up, n, f);
           k.siluMul(s.up, s.gate, s.up, n * f);
-          if (w.hooks.has('ffn.hook_act')) st.rows(at('ffn.hook_act'), start, s.up, n, f);
+          if (wants('ffn.hook_act')) st.rows(at('ffn.hook_act'), start, s.up, n, f);
+          if (ffnOut) {
+            k.matmul(s.out, s.up, b.wDown, n, aq);
+            if (wants('hook_ffn_out')) st.rows(at('hook_ffn_out'), start, s.out, n, d);
+          }
         }
-        if (w.hooks.has('hook_resid_post')) {
-          st.readRows(at('hook_ffn_out'), start, n, s.out);
-          k.add(s.x, s.x, s.out, n * d);
+        if (wants('hook_resid_post')) {
+          if (next) st.readRows(`blocks.${l + 1}.hook_resid_pre`, start, n, s.x);
+          else {
+            if (!ffnOut) st.readRows(at('hook_ffn_out'), start, n, s.out);
+            k.add(s.x, s.x, s.out, n * d);
+          }
           st.rows(at('hook_resid_post'), start, s.x, n, d);
         }
       }

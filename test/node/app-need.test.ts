@@ -65,19 +65,21 @@ test('the activations cell captures its layer\'s FFN activations and residual fo
     ['blocks.*.hook_resid_pre', 'blocks.*.hook_attn_out', 'blocks.*.hook_ffn_out', 'blocks.*.hook_resid_post', 'blocks.*.ffn.hook_act']);
   assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 400).capture.slice(3), ['blocks.*.hook_resid_post', 'blocks.3.ffn.hook_act']);
   assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, long).capture.slice(-2), ['blocks.3.hook_resid_post', 'blocks.3.ffn.hook_act']);
-  // the residual and sublayer outputs: every layer's rows while the three fit BLOCK_ROWS_BYTES
-  // (992 positions), then every layer's norms and the rows of a group of layers (1,000 positions:
-  // 21 layers a group; 2,048: 10)
+  // the residual and sublayer outputs: every layer's rows of the three while they fit
+  // BLOCK_ROWS_BYTES (992 positions); then every layer's residual rows (to 2,978 positions) and
+  // the sublayer outputs' norms; then the residual rows of a group of layers (4,000 positions: 16)
+  // and every norm
   const hooks = ['hook_resid_pre', 'hook_attn_out', 'hook_ffn_out'];
-  const rowsOf = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i).flatMap((l) => hooks.map((h) => `blocks.${l}.${h}`));
   const norms = hooks.map((h) => `blocks.*.${h}:norm`);
+  const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => `blocks.${from + i}.hook_resid_pre`);
   assert.ok(22 * 3 * 992 * 2048 * 4 <= BLOCK_ROWS_BYTES && 22 * 3 * 993 * 2048 * 4 > BLOCK_ROWS_BYTES);
+  assert.ok(22 * 2978 * 2048 * 4 <= BLOCK_ROWS_BYTES && 22 * 2979 * 2048 * 4 > BLOCK_ROWS_BYTES);
   assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 992).capture.slice(0, 3), hooks.map((h) => `blocks.*.${h}`));
-  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, long).capture.slice(0, 3 + 3 * 21), [...norms, ...rowsOf(0, 21)]);
-  assert.deepEqual(needOf('activations', { layer: 21 }, tinyCpu, long).capture.slice(0, 3 + 3 * 21), [...norms, ...rowsOf(1, 21)]);
-  assert.deepEqual(needOf('activations', { layer: 15 }, tinyCpu, 2048).capture.slice(0, 3 + 30), [...norms, ...rowsOf(10, 10)]);
-  assert.deepEqual(needOf('activations', { layer: 21 }, tinyCpu, 2048).capture.slice(0, 3 + 30), [...norms, ...rowsOf(12, 10)]);
-  assert.deepEqual(needOf('activations', { layer: 15 }, tinyCpu, 12000).capture.slice(0, 4), [...norms, 'blocks.15.hook_resid_post']);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 993).capture.slice(0, 3), ['blocks.*.hook_resid_pre', ...norms.slice(1)]);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 2978).capture.slice(0, 3), ['blocks.*.hook_resid_pre', ...norms.slice(1)]);
+  assert.deepEqual(needOf('activations', { layer: 3 }, tinyCpu, 4000).capture.slice(0, 3 + 16), [...norms, ...group(0, 16)]);
+  assert.deepEqual(needOf('activations', { layer: 20 }, tinyCpu, 4000).capture.slice(0, 3 + 16), [...norms, ...group(6, 16)]);
+  assert.deepEqual(needOf('activations', { layer: 15 }, tinyCpu, 12000).capture.slice(0, 3 + 5), [...norms, ...group(15, 5)]);
   // on WebGPU the session recomputes no layer from the rows: the norms alone, at any length
   const tinyGpu = { ...tinyCpu, backend: 'webgpu' } as ModelInfo;
   assert.deepEqual(needOf('activations', { layer: 3 }, tinyGpu, short).capture, [...norms, 'blocks.*.hook_resid_post', 'blocks.*.ffn.hook_act']);

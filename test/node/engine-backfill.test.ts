@@ -135,7 +135,7 @@ for (const k of KERNELS) {
     }
   });
 
-  test(`${label}: another layer's FFN activations and residuals come from the recorded residual and sublayer outputs, bit for bit`, () => {
+  test(`${label}: another layer's FFN activations, sublayer outputs and residuals come from the recorded residual (and sublayer outputs), bit for bit`, () => {
     // Q8_0 weights (rows of 32): the FFN products round their activations to 8 bits ('llamacpp') on the wasm kernels
     const cq = tinyConfig({ dModel: 32, nHeads: 8, nKvHeads: 2, dHead: 4, dFfn: 64 }), wq = randomWeights(cq, 'Q8_0', 3);
     const tokens = randomTokens(30, cq.vocabSize, 6), more = [...tokens, 9];
@@ -149,9 +149,23 @@ for (const k of KERNELS) {
       assert.equal(r.reused, tokens.length);
       const f = mk();
       try { sameRun(r, f.run(more, o), 'FFN hooks and residuals'); } finally { f.dispose(); }
-      // without the sublayer outputs there is nothing to recompute from
-      s.run(tokens, { capture: ['blocks.*.hook_resid_pre', 'blocks.0.ffn.hook_act'], lane: 'bare' });
-      assert.equal(s.run(more, { capture: ['blocks.*.hook_resid_pre', 'blocks.1.ffn.hook_act'], lane: 'bare' }).reused, 0);
+      // with the residual alone: the attention output from the KV cache (queries from the residual),
+      // the FFN's from the activations, the residual after a layer from the next layer's input
+      s.run(tokens, { capture: ['blocks.*.hook_resid_pre', 'blocks.0.ffn.hook_act'], lane: 'bare', logits: 'all' });
+      const bare: RunOptions = { capture: ['blocks.*.hook_resid_pre', 'blocks.1.ffn.hook_act', 'blocks.1.hook_attn_out', 'blocks.2.hook_ffn_out',
+        'blocks.0.hook_resid_post', 'blocks.2.hook_resid_post', 'blocks.2.hook_resid_mid'], lane: 'bare', logits: 'all' };
+      const rb = s.run(more, bare);
+      assert.equal(rb.reused, tokens.length, 'from the residual alone');
+      const g = mk();
+      try { sameRun(rb, g.run(more, { ...bare, lane: undefined }), 'from the residual alone'); } finally { g.dispose(); }
+      // without the layer's input there is nothing to recompute from (a session of its own: no other lane to start from)
+      const none = mk();
+      try {
+        none.run(tokens, { capture: ['blocks.0.hook_resid_pre'] });
+        assert.equal(none.run(more, { capture: ['blocks.0.hook_resid_pre', 'blocks.1.ffn.hook_act'] }).reused, 0);
+      } finally {
+        none.dispose();
+      }
     } finally {
       s.dispose();
     }
