@@ -84,20 +84,21 @@ export const BLOCK_ROWS_BYTES = 512 * 2 ** 20;
  * What the activations cell records of the residual stream (hook_resid_pre) and the sublayer
  * outputs (hook_attn_out, hook_ffn_out), from which a layer change recomputes the new layer's FFN
  * activations and residual (session.ts backfillBlockRows) and whose norms it draws:
+ * - every layer's norms of all three (`:norm`), which the norms chart draws;
  * - every layer's rows of all three, within BLOCK_ROWS_BYTES (a layer change costs the layer's FFN);
- * - else every layer's residual rows (layerGroup's layers past the bound) and the norms alone
- *   (`:norm`) of the rest: a layer change then also recomputes the layer's attention output from
- *   the KV cache, and one outside the group reruns the prompt;
- * - on WebGPU, where nothing is recomputed, the norms alone at every length.
+ * - else every layer's residual rows (layerGroup's layers past the bound): a layer change then
+ *   also recomputes the layer's attention output from the KV cache, and one outside the group
+ *   reruns the prompt;
+ * - on WebGPU, where nothing is recomputed, the norms alone.
  */
 export function blockRowHooks(layer: number, model: ModelInfo, nPos: number): string[] {
   const hooks = ['hook_resid_pre', 'hook_attn_out', 'hook_ffn_out'], c = model.config;
+  // the norms always: recorded position by position, a keystroke computes only its new ones
   const norms = hooks.map((h) => `blocks.*.${h}:norm`);
   if (model.backend !== 'cpu') return norms;
-  if (hooks.length * c.nLayers * nPos * c.dModel * 4 <= BLOCK_ROWS_BYTES) return hooks.map((h) => `blocks.*.${h}`);
+  if (hooks.length * c.nLayers * nPos * c.dModel * 4 <= BLOCK_ROWS_BYTES) return [...norms, ...hooks.map((h) => `blocks.*.${h}`)];
   const group = layerGroup(layer, c.nLayers, nPos * c.dModel * 4, BLOCK_ROWS_BYTES);
-  if (group === 'all') return ['blocks.*.hook_resid_pre', ...norms.slice(1)];
-  return [...norms, ...group.map((l) => `blocks.${l}.hook_resid_pre`)];
+  return [...norms, ...(group === 'all' ? ['blocks.*.hook_resid_pre'] : group.map((l) => `blocks.${l}.hook_resid_pre`))];
 }
 
 /** Past this size a layer's whole pattern (nHeads × nPos² × 4 bytes) is not fetched: the heads

@@ -644,8 +644,9 @@ export function hookNormsSlice(t: StoredTrace, names: readonly string[], positio
   const ours = names.map(canonicalHookName);
   const out = new Float32Array(ours.length * (p1 - p0));              // [names, positions]
   ours.forEach((name, i) => {
-    // the norms a run recorded (`<hook>:norm`) where it did not record the rows: the same bits
-    const recorded = t.data.has(name) ? undefined : t.data.get(name + NORM_SUFFIX);
+    // the norms a run recorded (`<hook>:norm`), kept position by position across runs: the bits
+    // of the norms of the rows, which then need not be read
+    const recorded = t.data.get(name + NORM_SUFFIX);
     if (recorded) { out.set(recorded.data.subarray(p0, p1), i * (p1 - p0)); return; }
     const e = traceEntry(t, name, 'norms');
     const d = e.data;   // once: a stored entry's data is a getter (it gathers the rows on first use)
