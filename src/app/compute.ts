@@ -38,9 +38,9 @@ export const ALL_PATTERNS_BYTES = 64 * 2 ** 20;
  * machine), except where a CPU session recomputes the new layer's rows from what the lane recorded
  * (session.ts backfillBlockRows: the activations cell's FFN activations and residual, from the
  * hook_resid_pre rows, and the hook_attn_out and hook_ffn_out rows where it records them:
- * blockRowHooks). TinyLlama's FFN
- * activations at 145 tokens take 72 MB. The same size bounds each hook a cell records for every
- * layer so that a layer change reruns nothing (layerGroup).
+ * blockRowHooks). TinyLlama's FFN activations at 145 tokens take 72 MB. The same size bounds the
+ * attention queries a cell records for every layer so that a layer change reruns nothing
+ * (layerGroup).
  */
 export const ALL_LAYERS_BYTES = 96 * 2 ** 20;
 
