@@ -23,7 +23,7 @@
 
 import type { ModelConfig } from './config.ts';
 import { UsageError } from './errors.ts';
-import { canonicalHookName, selectHooks, type TraceEntry } from './hooks.ts';
+import { canonicalHookName, hookLeaf, selectHooks, type TraceEntry } from './hooks.ts';
 import { EDIT_ADD, EDIT_SET, EDIT_ZERO, type EditRegion } from '../../kernels/edit/edit.cpu.ts';
 
 export type EditOp = 'zero' | 'mean' | 'patch' | 'steer';
@@ -70,7 +70,7 @@ interface Layout { kind: Kind; width: number; groupSize: number; groups: number;
  *  and logits cannot (they are internal to a kernel, or the end of the model). */
 function layoutOf(c: ModelConfig, name: string): Layout | null {
   const d = c.dModel, dh = c.dHead;
-  const leaf = name.startsWith('blocks.') ? name.slice(name.indexOf('.', 7) + 1) : name;
+  const leaf = hookLeaf(name);
   switch (leaf) {
     case 'hook_embed': case 'final_norm.hook_out':
     case 'hook_resid_pre': case 'attn_norm.hook_out': case 'hook_attn_out': case 'hook_resid_mid':

@@ -90,10 +90,15 @@ export function rowNorm(data: ArrayLike<number>, from: number, to: number): numb
   return Math.fround(Math.sqrt(ss));
 }
 
+/** A hook's name within its block (`attn.hook_pattern` of `blocks.3.attn.hook_pattern`); a global hook's whole name. */
+export function hookLeaf(name: string): string {
+  return name.startsWith('blocks.') ? name.slice(name.indexOf('.', 7) + 1) : name;
+}
+
 /** The shape of a hook's tensor over a sequence of `nPos` positions (DESIGN.md's table). */
 export function hookShape(c: ModelConfig, name: string, nPos: number): number[] {
   if (name.endsWith(NORM_SUFFIX)) return [nPos];
-  const leaf = name.startsWith('blocks.') ? name.slice(name.indexOf('.', 7) + 1) : name;
+  const leaf = hookLeaf(name);
   switch (leaf) {
     case 'hook_tokens': return [nPos];
     case 'hook_logits': return [nPos, c.vocabSize];
@@ -119,7 +124,7 @@ export const CAPTURE_LIMIT_BYTES = 2 * 2 ** 30;
  *  session's store: attention rows as their causal part, other hooks as [nPos, ...] f32. */
 export function captureBytes(c: ModelConfig, name: string, nPos: number): number {
   const shape = hookShape(c, name, nPos);
-  if (ATTENTION_HOOKS.has(name.slice(name.indexOf('.', 7) + 1))) return 4 * shape[0]! * (nPos * (nPos + 1)) / 2;
+  if (ATTENTION_HOOKS.has(hookLeaf(name))) return 4 * shape[0]! * (nPos * (nPos + 1)) / 2;
   return 4 * shape.reduce((a, d) => a * d, 1);
 }
 
@@ -193,7 +198,7 @@ export function selectHooks(c: Pick<ModelConfig, 'nLayers'>, spec: CaptureSpec |
     }
   }
   for (const n of normed) {
-    if (ATTENTION_HOOKS.has(n.slice(n.indexOf('.', 7) + 1)) || n === 'hook_tokens') {
+    if (ATTENTION_HOOKS.has(hookLeaf(n)) || n === 'hook_tokens') {
       throw new UsageError('capture', `"${n}${NORM_SUFFIX}": norms are recorded for activation rows only, not ${n === 'hook_tokens' ? 'token ids' : 'attention patterns or scores'}`,
         `Capture "${n}" itself, or the norm of a row hook such as blocks.0.hook_resid_pre${NORM_SUFFIX}`);
     }
