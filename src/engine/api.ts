@@ -154,6 +154,13 @@ export interface RunRequest {
    * rerun it after a worker restart).
    */
   edits?: readonly Edit[];
+  /**
+   * Skip the layers below `layer`, starting from `residual`, the blocks.{layer}.hook_resid_pre of
+   * these tokens at every position as a run without edits below the layer records it (Session
+   * RunOptions.startLayer): the same numbers in less time. Such a run records nothing and edits
+   * nothing below the layer; the slot's cache is reused afterwards only before its `reused`.
+   */
+  startLayer?: { layer: number; residual: Float32Array };
 }
 
 export interface CallOptions {
@@ -543,7 +550,7 @@ export class Engine implements EngineApi {
     try {
       const tokens = [...request.tokens];
       // each slot runs in its own lane of the session: its own KV cache and recorded activations
-      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, edits: request.edits, signal: controller.signal, lane: slot });
+      const r = await m.session.runAsync(tokens, { capture: request.capture, logits: mode, summary: request.summary, edits: request.edits, startLayer: request.startLayer, signal: controller.signal, lane: slot });
       controller.signal.throwIfAborted();   // cancelled after its last chunk: still not wanted
       const handle: TraceHandle = {
         id: this.nextId('trace'), requestId, slot, tokens, nPos: r.nPos, hooks: [...r.trace.keys()],

@@ -36,6 +36,13 @@ export interface ForwardOptions {
   kernels?: CpuKernels;
   /** Interventions (src/engine/edits.ts), applied at each hook before it is recorded or read on. */
   edits?: EditPlan | null;
+  /**
+   * Start at this layer (default 0): `residual` holds the chunk's rows entering it ([n, d_model],
+   * blocks.{layer}.hook_resid_pre as the layers below compute it), so the embedding and the layers
+   * below are skipped. Their KV cache rows of the chunk are left as they were (Session RunOptions
+   * startLayer says what that means for the cache). Nothing below the layer is recorded or edited.
+   */
+  startLayer?: { layer: number; residual: Float32Array };
 }
 
 /**
@@ -64,12 +71,17 @@ export function forward(w: ModelWeights, s: RunState, tokens: ArrayLike<number>,
     if (list) for (const { region, src } of chunkEdits(list, start, n, kLen, c.nHeads)) editRows(data, 0, src, region);
   };
 
-  if (g.hook_tokens) rec('hook_tokens', Float32Array.from(tokens), 1);
-  embedding(x, w.embed, tokens, n);                                      // token embedding
-  if (E) edit(E.hooks.get('hook_embed'), x);
-  if (g.hook_embed) rec('hook_embed', x, d);
+  const first = opts.startLayer?.layer ?? 0;
+  if (opts.startLayer) {
+    x.set(opts.startLayer.residual.subarray(0, n * d));                 // the residual entering layer `first`
+  } else {
+    if (g.hook_tokens) rec('hook_tokens', Float32Array.from(tokens), 1);
+    embedding(x, w.embed, tokens, n);                                    // token embedding
+    if (E) edit(E.hooks.get('hook_embed'), x);
+    if (g.hook_embed) rec('hook_embed', x, d);
+  }
 
-  for (let l = 0; l < c.nLayers; l++) {
+  for (let l = first; l < c.nLayers; l++) {
     const b = w.blocks[l]!, on = hooks.blocks[l]!;
     const keys = s.keyCache[l]!, values = s.valueCache[l]!;              // [positions, n_kv_heads, d_head]
     const at = (hook: BlockHook, data: Float32Array, rowSize: number) => rec(`blocks.${l}.${hook}`, data, rowSize);

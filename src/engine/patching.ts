@@ -17,7 +17,10 @@
 // released once read). It speaks only run/logits/activation/release, so the in-thread Engine and
 // the worker client both drive it.
 //
-// Cost: the engine reuses its KV cache before the earliest position where a run's edits differ
+// Cost: a patch at layer l leaves every layer below l as in the corrupted run, so each patched run
+// starts at its layer (RunRequest.startLayer) from the corrupted run's recorded hook_resid_pre of
+// that layer: about half the layer work of the grid is skipped, with the same numbers. The engine
+// reuses its KV cache before the earliest position where a run's edits differ
 // from the previous run's, and a patch at position p leaves positions < p as in the corrupted
 // run. So runs go in DEcreasing order of their first edited position: each then reuses exactly
 // that many positions (min(previous first, this first) = this first), the most any order can.
@@ -105,6 +108,9 @@ export interface PatchingResult {
   runs: number;
   reusedPositions: number;
   computedPositions: number;
+  /** Σ over the patched runs of the positions computed × the layers below the patched one: the
+   *  blocks the runs skipped by starting at their layer (RunRequest.startLayer). */
+  skippedBlocks: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,14 +186,16 @@ export function checkPatchingOptions(o: PatchingOptions, shape: { nLayers: numbe
 // ---------------------------------------------------------------------------------------------
 // The driver
 
-interface Job { grid: PatchGridName; cell: number; from: number; edit: Edit }
+interface Job { grid: PatchGridName; cell: number; layer: number; from: number; edit: Edit }
 
 /** The patching grids of a clean and a corrupted prompt (see the top of this file). */
 export async function patchingGrid(client: PatchClient, o: PatchingOptions, shape: { nLayers: number; nHeads: number }): Promise<PatchingResult> {
   const { grids, top } = checkPatchingOptions(o, shape);
   const L = shape.nLayers, H = shape.nHeads, nPos = o.clean.length, last = nPos - 1;
   const slot = o.slot ?? 'patching', signal = o.signal;
-  const hooks = [...(grids.includes('resid') ? ['blocks.*.hook_resid_pre'] : []), ...(grids.includes('heads') ? ['blocks.*.attn.hook_z'] : [])];
+  // every layer's input: what a patched run starts from (and what the resid grid patches in)
+  const hooks = ['blocks.*.hook_resid_pre', ...(grids.includes('heads') ? ['blocks.*.attn.hook_z'] : [])];
+  const inputs = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
   const names = (g: PatchGridName) => Array.from({ length: L }, (_, l) => (g === 'resid' ? `blocks.${l}.hook_resid_pre` : `blocks.${l}.attn.hook_z`));
 
   // The two reference runs, clean first: the corrupted one then leaves the KV cache on the prompt
@@ -198,7 +206,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     try {
       const row = (await client.logits(t, { position: last })).data;
       const acts = new Map<string, Float32Array>();
-      for (const g of grids) for (const n of names(g)) acts.set(n, (await client.activation(t, n)).data);
+      for (const n of new Set([...inputs, ...grids.flatMap(names)])) acts.set(n, (await client.activation(t, n)).data);
       return { row, acts };
     } finally {
       await client.release(t);
@@ -246,7 +254,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
       const w = c.length / nPos, cb = bits(c), kb = bits(k);
       for (let p = 0; p < nPos; p++) {
         if (sameBits(cb, kb, p * w, w)) continue;
-        jobs.push({ grid: 'resid', cell: l * nPos + p, from: p, edit: { hook, op: 'patch', positions: [p], values: c } });
+        jobs.push({ grid: 'resid', cell: l * nPos + p, layer: l, from: p, edit: { hook, op: 'patch', positions: [p], values: c } });
       }
     });
   }
@@ -260,7 +268,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
         while (from < nPos && sameBits(cb, kb, (from * H + h) * dh, dh)) from++;
         if (from === nPos) continue;
         const positions = Array.from({ length: nPos - from }, (_, i) => from + i);
-        jobs.push({ grid: 'heads', cell: l * H + h, from, edit: { hook, op: 'patch', heads: [h], positions, values: c } });
+        jobs.push({ grid: 'heads', cell: l * H + h, layer: l, from, edit: { hook, op: 'patch', heads: [h], positions, values: c } });
       }
     });
   }
@@ -268,7 +276,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
 
   total += jobs.length;
   o.onProgress?.(done, total);
-  let reusedPositions = 0, computedPositions = 0;
+  let reusedPositions = 0, computedPositions = 0, skippedBlocks = 0;
   // the cells whose run has not come back, per grid; a partial grid is a copy with them marked
   // pending and their numbers NaN
   const pending: Record<PatchGridName, Uint8Array | null> = {
@@ -288,11 +296,12 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     nLayers: L, nHeads: H, nPos, target, foil, top,
     clean: { ...cleanTop, diff: cleanDiff }, corrupted: { ...corruptedTop, diff: corruptedDiff },
     cleanDiff, corruptedDiff, resid: partial ? pendingCopy(out.resid, 'resid') : out.resid, heads: partial ? pendingCopy(out.heads, 'heads') : out.heads,
-    runs: partial ? ran : jobs.length, reusedPositions, computedPositions,
+    runs: partial ? ran : jobs.length, reusedPositions, computedPositions, skippedBlocks,
   });
   for (const j of jobs) {
     signal?.throwIfAborted();
-    const t = await client.run({ tokens: o.corrupted, edits: [j.edit], slot }, { signal });
+    const startLayer = { layer: j.layer, residual: corrupted.acts.get(inputs[j.layer]!)! };
+    const t = await client.run({ tokens: o.corrupted, edits: [j.edit], startLayer, slot }, { signal });
     let row: Float32Array;
     try {
       row = (await client.logits(t, { position: last })).data;
@@ -301,6 +310,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     }
     reusedPositions += t.reused;
     computedPositions += nPos - t.reused;
+    skippedBlocks += (nPos - t.reused) * j.layer;
     const g = out[j.grid]!, d = logitDiff(row, target, foil), tt = topTokens(row, top);
     g.diff[j.cell] = d;
     g.fraction[j.cell] = restoredFraction(d, corruptedDiff, cleanDiff);

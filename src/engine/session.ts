@@ -134,6 +134,16 @@ export interface RunOptions {
    * other lanes' caches and recorded activations as they were (see the top of this file).
    */
   lane?: string;
+  /**
+   * Skip the layers below `layer`: `residual` ([nPos, d_model]) is what enters it at every
+   * position, blocks.{layer}.hook_resid_pre as a run of these tokens without edits below the layer
+   * computes it (e.g. the data an earlier run of them recorded). The run computes layers ≥ layer
+   * only, with the same numbers; activation patching (patching.ts) saves about half its time so.
+   * Such a run edits nothing below the layer and records nothing (hooks, 'all' logits, summary).
+   * It leaves the layers below with stale KV rows at the positions it computed, so the lane's
+   * cache is reused afterwards only before the first of them (the run's `reused`).
+   */
+  startLayer?: { layer: number; residual: Float32Array };
 }
 
 export interface RunResult {
@@ -206,6 +216,7 @@ interface Plan {
   logitsStart: number;
   logits: Float32Array;
   edits: EditPlan | null;
+  startLayer: RunOptions['startLayer'] | null;
 }
 
 /**
@@ -405,7 +416,7 @@ export class Session {
     const logitsFrom = mode === 'new' ? 0 : (mode === 'last' || mode === 'top') && end === tokens.length ? chunk.length - 1 : chunk.length;
     const out = forward(this.weights, this.state, chunk, pos, {
       hooks: p.hooks, recorder: p.recorder, logitsFrom, activationQuant: this.activationQuant,
-      kernels: this.cpu.kernels, edits: p.edits,
+      kernels: this.cpu.kernels, edits: p.edits, startLayer: startRows(p, pos, end, this.config.dModel),
     });
     if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
     else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
@@ -464,7 +475,7 @@ export class Session {
     options.signal?.throwIfAborted();
     const p = this.plan(tokens, options);
     const vocab = this.config.vocabSize, c = this.config;
-    const greedy = p.mode === 'top' && p.topK === 1 && !p.hooks.any && !p.edits && !p.summary;
+    const greedy = p.mode === 'top' && p.topK === 1 && !p.hooks.any && !p.edits && !p.summary && !p.startLayer;
     // the look-ahead step for this run: the cached sequence plus the id that step was fed
     const next = this.ahead[0];
     if (greedy && next && next.pos === p.reused && tokens.length === p.reused + 1 && (await next.input) === tokens[p.reused]) {
@@ -492,7 +503,7 @@ export class Session {
       const logits: LogitsRequest = p.mode === 'new' ? { rows: chunk.length }
         : p.mode === 'top' && last ? { top: p.topK }
         : p.mode === 'last' && last ? { rows: 1 } : { rows: 0 };
-      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.recorder, logits, edits: p.edits });
+      const out = await gpu.forward(chunk, pos, { hooks: p.hooks, recorder: p.recorder, logits, edits: p.edits, startLayer: startRows(p, pos, end, c.dModel) });
       if (p.mode === 'new') p.logits.set(out.logits, (pos - p.reused) * vocab);
       else if (p.mode === 'last' && last) p.logits.set(out.logits.subarray(out.logits.length - vocab));
       if (out.top) top = out.top;
@@ -681,6 +692,7 @@ export class Session {
     // from the chunks needs every row: the prefix's are recomputed the same way when the lane
     // recorded every layer's queries, else nothing is reused.
     const edits = resolveEdits(c, options.edits, nPos);
+    const startLayer = checkStartLayer(c, options, nPos, stored, edits);
     const runEdits = { key: edits?.key ?? '', from: edits?.from ?? Infinity };
     let reused = sharedPrefix(this.cached, this.cachedEdits, tokens, runEdits);
     const clean = Math.min(reused, this.cachedEdits.from);             // before the lane's first edit
@@ -733,7 +745,7 @@ export class Session {
     // 'top' computes its row on the CPU (then picks the top-k) and none on the GPU
     const logits = mode === 'top' ? (this.gpu ? new Float32Array(0) : (this.topRow ??= new Float32Array(vocab)))
       : new Float32Array(mode === 'new' ? (nPos - reused) * vocab : vocab);
-    return { tokens, mode, topK, asked, copy, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits };
+    return { tokens, mode, topK, asked, copy, hooks, recorder, summary, summaryFromStore, reused, logitsStart, logits, edits, startLayer };
   }
 
   /**
@@ -865,6 +877,8 @@ export class Session {
 
   private finish(p: Plan, top: RunResult['top']): RunResult {
     const c = this.config, nPos = p.tokens.length;
+    // the layers below a start layer hold stale rows from `reused` on: only the prefix before is reusable
+    if (p.startLayer && p.startLayer.layer > 0) this.cached = this.cached.slice(0, p.reused);
     const trace = this.store.trace(c, p.asked.names, nPos);
     let logits = p.logits;
     if (p.mode === 'all') logits = this.store.trace(c, ['hook_logits'], nPos).get('hook_logits')!.data;
@@ -901,6 +915,38 @@ function sharedPrefix(cached: readonly number[], cachedEdits: ParkedLane['edits'
   let n = 0;
   while (n < limit && cached[n] === tokens[n]) n++;
   return n;
+}
+
+/**
+ * RunOptions.startLayer checked against the run: a layer of the model, a residual row per
+ * position, and nothing recorded or edited below the layer (those hooks are never computed).
+ */
+function checkStartLayer(c: ModelConfig, o: RunOptions, nPos: number, stored: HookSelection, edits: EditPlan | null): Plan['startLayer'] {
+  const s = o.startLayer;
+  if (s === undefined) return null;
+  const field = 'run startLayer';
+  if (s === null || typeof s !== 'object') throw new UsageError(field, `is ${String(s)}`, 'Give { layer, residual }: the layer to start at and the residual entering it');
+  if (!Number.isInteger(s.layer) || s.layer < 0 || s.layer >= c.nLayers) {
+    throw new UsageError(`${field}.layer`, `is ${String(s.layer)}; the model's layers are 0 to ${c.nLayers - 1}`);
+  }
+  if (!(s.residual instanceof Float32Array) || s.residual.length !== nPos * c.dModel) {
+    const got = s.residual instanceof Float32Array ? `${s.residual.length} floats` : String(s.residual);
+    throw new UsageError(`${field}.residual`, `is ${got}; it must be a Float32Array of ${nPos} × ${c.dModel} (positions × d_model)`,
+      `Give blocks.${String(s.layer)}.hook_resid_pre of the same tokens, as a run that records it returns`);
+  }
+  if (stored.any || o.summary !== undefined) {
+    throw new UsageError(field, 'runs record nothing (no capture, \'all\' logits or summary): the layers below it are not computed',
+      'Record from a run without startLayer');
+  }
+  const below = [...(edits?.hooks.keys() ?? [])].find((h) => h === 'hook_embed' || Number(/^blocks\.(\d+)\./.exec(h)?.[1] ?? Infinity) < s.layer);
+  if (below) throw new UsageError(field, `is layer ${s.layer}, but the run edits ${below}, below it`, 'Start at the lowest edited layer, or lower');
+  return s;
+}
+
+/** The rows of a start layer's residual (Plan.startLayer) for positions from .. end−1. */
+function startRows(p: Plan, from: number, end: number, d: number): RunOptions['startLayer'] {
+  const s = p.startLayer;
+  return s ? { layer: s.layer, residual: s.residual.subarray(from * d, end * d) } : undefined;
 }
 
 /**

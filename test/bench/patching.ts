@@ -7,6 +7,9 @@
 // of one P-token run from position 0 (median of 6, alternating two prompts whose first tokens
 // differ, so that no run reuses the other's cache).
 //
+// Each patched run starts at its patched layer (RunRequest.startLayer): the blocks below it are
+// counted as skipped.
+//
 // The corrupted prompt is the clean one with the tokens at P/4 and P/2 replaced, as in a typical
 // patching experiment (a name swapped); cells before the first changed position patch in values
 // equal to the corrupted run's own, which patchingGrid skips exactly (they are counted apart).
@@ -45,8 +48,8 @@ const info = await engine.load({ kind: 'files', files: [new File([readFileSync(f
 const c = info.config;
 console.log(`patching grid, ${shape} ${type} (random weights, ${c.nLayers} layers × ${c.nHeads} heads), ${info.backend}`
   + `${info.backend === 'cpu' ? ` (${info.cpu.kernels}, ${info.cpu.threads} threads)` : ''}; ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-console.log('| P | resid cells (run / skipped) | heads cells (run / skipped) | positions computed / reused | grid s | one P-token run ms | naive grid s (peer) | grid / naive |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| P | resid cells (run / skipped) | heads cells (run / skipped) | positions computed / reused | blocks computed / skipped below the patch | grid s | one P-token run ms | naive grid s (peer) | grid / naive |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 
 const rng = new Rng(7);
 const ids = (n: number) => Array.from({ length: n }, () => 1 + Math.floor(rng.next() * (c.vocabSize - 1)));
@@ -79,5 +82,6 @@ for (const P of lengths) {
   const count = (g: typeof r.resid) => { let k = 0; for (const v of g!.skipped) k += v; return `${g!.skipped.length - k} / ${k}`; };
   const cells = c.nLayers * (P + c.nHeads);
   const naive = cells * full / 1000;
-  console.log(`| ${P} | ${count(r.resid)} | ${count(r.heads)} | ${r.computedPositions} / ${r.reusedPositions} | ${s.toFixed(2)} | ${full.toFixed(1)} | ${naive.toFixed(2)} | ${(s / naive).toFixed(2)} |`);
+  const blocks = r.computedPositions * c.nLayers - r.skippedBlocks;
+  console.log(`| ${P} | ${count(r.resid)} | ${count(r.heads)} | ${r.computedPositions} / ${r.reusedPositions} | ${blocks} / ${r.skippedBlocks} | ${s.toFixed(2)} | ${full.toFixed(1)} | ${naive.toFixed(2)} | ${(s / naive).toFixed(2)} |`);
 }

@@ -86,6 +86,25 @@ describe('interventions through the engine on WebGPU equal the CPU [webgpu]', fu
     expect(maxAbs(ra, plain), 'the vector changes the logits').to.be.above(1e-2);
   });
 
+  it('[webgpu] a run from a start layer on the recorded residual gives the whole run\'s logits', async function () {
+    await gpuOrSkip(this);
+    const { gpu } = await get();
+    const corrupted = (await gpu.tokenize('Sam gave Lily the ball. Lily gave it to')).ids;
+    const clean = (await gpu.tokenize('Tom gave Lily the ball. Lily gave it to')).ids;
+    const ref = await gpu.run({ tokens: corrupted, capture: ['blocks.3.hook_resid_pre'], slot: 'start' });
+    const residual = (await gpu.activation(ref, 'blocks.3.hook_resid_pre')).data;
+    const plain = (await gpu.logits(ref, { position: corrupted.length - 1 })).data;   // (the slot's next run replaces its trace)
+    const z = await gpu.run({ tokens: clean, capture: ['blocks.3.attn.hook_z'], slot: 'start:clean' });
+    const positions = Array.from({ length: corrupted.length - 1 }, (_, i) => i + 1);
+    const edits: Edit[] = [{ hook: 'blocks.3.attn.hook_z', op: 'patch', heads: [2], positions, values: (await gpu.activation(z, 'blocks.3.attn.hook_z')).data }];
+    const h = await gpu.run({ tokens: corrupted, edits, startLayer: { layer: 3, residual }, slot: 'start' });
+    expect(h.reused, 'the prefix before the patch').to.equal(1);
+    const fromLayer = (await gpu.logits(h, { position: corrupted.length - 1 })).data;
+    const whole = await lastRow(gpu, corrupted, edits, 'start:whole');
+    expect(maxAbs(fromLayer, whole), 'from layer 3 vs every layer').to.equal(0);
+    expect(maxAbs(whole, plain), 'the patch changes the logits').to.be.above(1e-4);
+  });
+
   it('[webgpu] a mean ablation of heads and neurons', async function () {
     await gpuOrSkip(this);
     const { cpu, gpu } = await get();

@@ -155,6 +155,11 @@ test('runs reuse the KV cache as far as any order can, report progress, and rele
   assert.equal(grid.runs, R.skipped.length - R.skipped.reduce((s, v) => s + v, 0) + Hd.skipped.length);
   assert.equal(grid.reusedPositions, bound);
   assert.equal(grid.reusedPositions + grid.computedPositions, grid.runs * grid.nPos);
+  // each run starts at its layer (RunRequest.startLayer): the blocks below are skipped
+  let skipped = 0;
+  for (let i = 0; i < R.skipped.length; i++) if (!R.skipped[i]) skipped += Math.floor(i / R.cols) * (R.cols - (i % R.cols));
+  for (let i = 0; i < Hd.skipped.length; i++) skipped += Math.floor(i / Hd.cols) * (grid.nPos - 9);
+  assert.equal(grid.skippedBlocks, skipped);
   assert.deepEqual(progress.at(-1), [grid.runs + 2, grid.runs + 2]);
   assert.deepEqual(progress.slice(0, 2), [[1, 2], [2, 2]]);
   const before = (await engine.stats()).traces;

@@ -63,6 +63,8 @@ export interface GpuForwardOptions {
   cpuWeights: ModelWeights;
   /** Interventions (src/engine/edits.ts), applied with kernels/edit as forward.ts applies them. */
   edits?: EditPlan | null;
+  /** Start at this layer with the chunk's residual rows entering it (forward.ts ForwardOptions). */
+  startLayer?: { layer: number; residual: Float32Array };
 }
 
 export interface GpuForwardResult {
@@ -156,11 +158,16 @@ export async function sendForwardGpu(
     const rec = (name: string, buffer: GPUBuffer, rowSize: number, offset = 0) =>
       pending.push({ kind: 'rows', name, rowSize, data: read(buffer, 4 * offset, 4 * n * rowSize) });
 
-    encodeEmbedding(ctx, step, x, w.embed, s.ids, 0, n);                  // token embedding
-    ge?.apply(step, 'hook_embed', x);
-    if (g.hook_embed) rec('hook_embed', s.x, d);
+    const first = opts.startLayer?.layer ?? 0;
+    if (opts.startLayer) {
+      ctx.write(s.x, 0, opts.startLayer.residual.subarray(0, n * d));     // the residual entering layer `first`
+    } else {
+      encodeEmbedding(ctx, step, x, w.embed, s.ids, 0, n);                // token embedding
+      ge?.apply(step, 'hook_embed', x);
+      if (g.hook_embed) rec('hook_embed', s.x, d);
+    }
 
-    for (let l = 0; l < c.nLayers; l++) {
+    for (let l = first; l < c.nLayers; l++) {
       const b = w.blocks[l]!, on = hooks.blocks[l]!;
       const kCache = s.keyCache[l]!, vCache = s.valueCache[l]!;          // [positions, n_kv_heads, d_head]
       const kNew: F32Ref = { buffer: kCache, offset: start * kvd };        // this chunk's rows of the cache
