@@ -9,7 +9,7 @@ import type { EngineClient } from '../worker/client.ts';
 import type { LogitLensSlice, ModelInfo, Tokenized, TraceHandle } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
 import { topOf } from '../engine/top.ts';
-import { CAPTURE_LIMIT_BYTES, checkCaptureBytes, selectHooks } from '../engine/hooks.ts';
+import { CAPTURE_LIMIT_BYTES, captureBytes, checkCaptureBytes, selectHooks } from '../engine/hooks.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import { summarizeOneLayer, type AttentionOutput } from '../../cells/plot/attention.ts';
 import type { NextTokenOutput } from '../../cells/plot/next-token.ts';
@@ -451,7 +451,9 @@ export async function computeCell(ctx: ComputeContext, client: EngineClient | nu
   const need = needOf(kind, ctx.settings, model, p.tok.ids.length);
   // a cell whose own capture is past the engine's limit fails alone, before joining the prompt's run
   checkCaptureBytes(model.config, selectHooks(model.config, need.capture).names, p.tok.ids.length, CAPTURE_LIMIT_BYTES);
-  const trace = await runs.trace(p.id, p.tok.ids, need, ctx.signal);
+  const c = model.config, nPos = p.tok.ids.length;
+  const bytes = (hook: string) => selectHooks(c, [hook]).names.reduce((sum, name) => sum + captureBytes(c, name, nPos), 0);
+  const trace = await runs.trace(p.id, p.tok.ids, need, ctx.signal, { cell: ctx.cell.id, bytes });
   ctx.signal.throwIfAborted();
   const out = await visual!(env, ctx, p, trace);
   ctx.signal.throwIfAborted();

@@ -7,6 +7,11 @@
 // are merged into one run whose capture is the union, in the prompt's own trace slot. A later
 // request that the last trace already covers (same tokens, hooks and summary) gets that trace
 // without running anything: a slider or a view change costs no model time.
+//
+// A run of the same tokens as the last keeps, besides what every cell needs now (each cell's
+// latest need), the hooks cells asked for before (the layer an attention cell showed before),
+// most recently asked first, up to KEPT_BYTES: flipping back to them costs nothing, and a long
+// prompt's flips through the layers do not pile up toward the engine's capture limit.
 
 import type { EngineClient } from '../worker/client.ts';
 import type { TraceHandle } from '../engine/api.ts';
@@ -19,6 +24,18 @@ export interface Need {
   summary?: boolean;
 }
 
+/** Who asks (PromptRuns.trace): the cell, and the bytes a hook's capture takes over the prompt. */
+export interface Asker {
+  cell: string;
+  bytes(hook: string): number;
+}
+
+/** The most bytes of hooks no cell needs now that a prompt's next run of the same tokens keeps. */
+export const KEPT_BYTES = 256 * 2 ** 20;
+
+/** What a prompt's cells asked for at its current tokens: each cell's latest need, and when each hook was last asked. */
+interface Asked { key: string; needs: Map<string, Need>; when: Map<string, number>; n: number }
+
 interface Waiter { resolve(h: TraceHandle): void; reject(e: unknown): void; signal: AbortSignal }
 interface Batch { key: string; tokens: readonly number[]; capture: Set<string>; summary: boolean; waiters: Waiter[] }
 interface Last { key: string; capture: Set<string>; summary: boolean; handle: Promise<TraceHandle> }
@@ -27,6 +44,7 @@ export class PromptRuns {
   private readonly batches = new Map<string, Batch>();
   private readonly last = new Map<string, Last>();
   private readonly running = new Map<string, AbortController>();
+  private readonly asked = new Map<string, Asked>();
   /** How many model runs were started (tests check that one edit runs the model once). */
   runs = 0;
   /** The engine's own time for those runs (their handles' ms), for the app benchmark's ratio. */
@@ -34,10 +52,14 @@ export class PromptRuns {
 
   constructor(private readonly client: () => EngineClient | null) {}
 
-  /** A trace of `tokens` for prompt cell `prompt` holding at least `need`. */
-  trace(prompt: string, tokens: readonly number[], need: Need, signal: AbortSignal): Promise<TraceHandle> {
+  /** A trace of `tokens` for prompt cell `prompt` holding at least `need` (of cell `asker.cell`). */
+  trace(prompt: string, tokens: readonly number[], need: Need, signal: AbortSignal, asker: Asker): Promise<TraceHandle> {
     signal.throwIfAborted();
     const key = tokens.join(',');
+    let asked = this.asked.get(prompt);
+    if (!asked || asked.key !== key) this.asked.set(prompt, asked = { key, needs: new Map(), when: new Map(), n: 0 });
+    asked.needs.set(asker.cell, need);
+    for (const h of need.capture) asked.when.set(h, ++asked.n);
     const last = this.last.get(prompt);
     if (last && last.key === key && (!need.summary || last.summary) && need.capture.every((h) => last.capture.has(h))) {
       return last.handle;
@@ -48,7 +70,7 @@ export class PromptRuns {
         if (b) for (const w of b.waiters) w.reject(new CancelledError(`prompt ${prompt}`, 'the prompt changed before its run started'));
         // Same tokens as the last trace: keep what it held, so the other cells' slices stay valid.
         const keep = last && last.key === key ? last : null;
-        b = { key, tokens, capture: new Set(keep?.capture ?? []), summary: keep?.summary ?? false, waiters: [] };
+        b = { key, tokens, capture: keep ? this.kept(asked, keep.capture, asker) : new Set(), summary: keep?.summary ?? false, waiters: [] };
         this.batches.set(prompt, b);
         setTimeout(() => this.flush(prompt, b!), 0);
       }
@@ -59,12 +81,27 @@ export class PromptRuns {
     });
   }
 
+  /** What a run of the same tokens as the last keeps of its capture `had`: every hook some cell
+   *  needs now, and the others, most recently asked first, within KEPT_BYTES. */
+  private kept(asked: Asked, had: ReadonlySet<string>, asker: Asker): Set<string> {
+    const keep = new Set<string>();
+    for (const n of asked.needs.values()) for (const h of n.capture) keep.add(h);
+    const others = [...had].filter((h) => !keep.has(h)).sort((a, b) => (asked.when.get(b) ?? 0) - (asked.when.get(a) ?? 0));
+    let room = KEPT_BYTES;
+    for (const h of others) {
+      const bytes = asker.bytes(h);
+      if (bytes <= room) { keep.add(h); room -= bytes; }
+    }
+    return keep;
+  }
+
   /** Forgets every trace (a new model was loaded). */
   reset(): void {
     for (const c of this.running.values()) c.abort(new CancelledError('model', 'a new model was loaded'));
     this.running.clear();
     this.last.clear();
     this.batches.clear();
+    this.asked.clear();
   }
 
   private flush(prompt: string, b: Batch): void {
