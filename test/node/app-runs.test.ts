@@ -2,7 +2,8 @@
 // for: cells asking together share one run; a cell's view change over the same tokens keeps the
 // hooks every other cell needs, and those asked for before only within KEPT_BYTES, most recent
 // first, so that flipping through the layers of a long prompt does not pile captures up toward
-// the engine's limit (before, every hook ever asked stayed in every later run of the tokens).
+// the engine's limit (before, every hook ever asked stayed in every later run of the tokens); and
+// cells that each fit under the limit but not together: the one that does not fit fails alone.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,4 +64,30 @@ test('new tokens start from what the cells ask for them: a cell that no longer a
   assert.deepEqual(runs.map((r) => new Set(r.capture as string[])), [
     new Set([pattern(0), 'hook_embed']), new Set([pattern(0)]), new Set([pattern(1), pattern(0)]),
   ]);
+});
+
+test('cells that each fit but not together: the one that does not fit beside those before it fails alone, with a message', async () => {
+  const { client, runs } = fakeClient();
+  const pr = new PromptRuns(() => client);
+  const GiB = 2 ** 30;
+  const size: Record<string, number> = { [pattern(3)]: 1.1 * GiB, 'blocks.*.hook_resid_post': 0.55 * GiB, 'blocks.*.hook_resid_pre': 0.5 * GiB, 'blocks.0.hook_resid_pre': 0.01 * GiB };
+  const big = (cell: string) => ({ cell, bytes: (h: string) => size[h]! });
+  const tokens = [5, 6, 7];
+  const [att, lens, acts] = await Promise.allSettled([
+    pr.trace('p', tokens, { capture: [pattern(3)] }, signal, big('att')),
+    pr.trace('p', tokens, { capture: ['blocks.*.hook_resid_post'] }, signal, big('lens')),
+    pr.trace('p', tokens, { capture: ['blocks.*.hook_resid_pre'] }, signal, big('acts')),
+  ]);
+  assert.equal(runs.length, 1, 'one run for the two that fit');
+  assert.deepEqual(new Set(runs[0]!.capture as string[]), new Set([pattern(3), 'blocks.*.hook_resid_post']));
+  assert.equal(att.status, 'fulfilled');
+  assert.equal(lens.status, 'fulfilled');
+  assert.equal(acts.status, 'rejected');
+  const e = (acts as PromiseRejectedResult).reason as Error;
+  assert.equal(e.name, 'UsageError');
+  assert.match(e.message, /this cell records 512\.0 MiB of activations and the other cells reading its prompt 1\.65 GiB: together more than the 2\.00 GiB one run of the model may record/);
+  assert.match(e.message, /fewer layers or hooks/);
+  // the activations cell, asking for less, gets a run that also keeps what the others need now
+  await pr.trace('p', tokens, { capture: ['blocks.0.hook_resid_pre'] }, signal, big('acts'));
+  assert.deepEqual(new Set(runs[1]!.capture as string[]), new Set(['blocks.0.hook_resid_pre', pattern(3), 'blocks.*.hook_resid_post']));
 });
