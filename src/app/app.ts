@@ -17,6 +17,7 @@ import { createEngineClient, type EngineClient } from '../worker/client.ts';
 import type { LoadProgress, ModelInfo } from '../engine/api.ts';
 import { computeCell } from './compute.ts';
 import { PromptRuns } from './runs.ts';
+import { forgetPatchGrids } from './patch.ts';
 import { encodeTree, GENERATE_EVENT, GenerationController, stopIdsOf, type GenerateAction } from './generation.ts';
 import type { BranchTree } from '../engine/branches.ts';
 import type { Tokenized } from '../engine/api.ts';
@@ -317,6 +318,7 @@ export class GlassboxApp extends LitElement {
       });
       if (this.loading?.id !== id) return;
       this.runs.reset();
+      forgetPatchGrids();
       this.loadMs += performance.now() - t0;
       this.model = info;
       this.graph?.setInput('model', info);
@@ -477,6 +479,7 @@ export class GlassboxApp extends LitElement {
   /** Ctrl+Enter: every cell that reads the model computes again, with fresh model runs. */
   private rerun(): void {
     this.runs.reset();
+    forgetPatchGrids();
     if (this.model) this.graph?.setInput('model', { ...this.model });
   }
 

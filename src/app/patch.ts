@@ -14,7 +14,7 @@ import type { ComputeContext } from '../notebook/graph.ts';
 import type { EngineClient } from '../worker/client.ts';
 import type { ModelInfo, TokenizeOptions, Tokenized } from '../engine/api.ts';
 import { UsageError } from '../engine/errors.ts';
-import { patchingGrid, type PatchGridName, type PatchingResult } from '../engine/patching.ts';
+import { patchingGrid, rescorePatching, type PatchGridName, type PatchingResult } from '../engine/patching.ts';
 import { promptTokenizeSettings, tokenLabels } from '../../cells/prompt.ts';
 import type { PatchOutput, PatchToken } from '../../cells/plot/patch.ts';
 
@@ -53,6 +53,34 @@ export function gridsOf(v: unknown): PatchGridName[] {
 /** How often a running grid is drawn as it fills in (the graph's preview: PatchingOptions.partialMs). */
 export const PATCH_PREVIEW = { everyMs: 500 };
 
+/**
+ * The last grid of each patch cell with its runs' logits rows (PatchingOptions.keepRows), the
+ * least recently computed dropped first past PATCH_ROWS_BYTES in all: a new target or foil over
+ * the same prompts, grids and model is rescored from them (rescorePatching) instead of rerun.
+ */
+export const PATCH_ROWS_BYTES = 128 * 2 ** 20;
+const keptGrids = new Map<string, { key: string; result: PatchingResult; bytes: number }>();
+
+/** Forgets the kept grids (Ctrl+Enter's fresh runs, a model load). */
+export function forgetPatchGrids(): void {
+  keptGrids.clear();
+}
+
+function keepGrid(cell: string, key: string, result: PatchingResult): void {
+  keptGrids.delete(cell);
+  const rows = result.rows;
+  if (!rows) return;
+  const vocab = rows.clean.length;
+  keptGrids.set(cell, { key, result, bytes: 4 * vocab * (2 + result.runs) });
+  let total = 0;
+  for (const k of keptGrids.values()) total += k.bytes;
+  for (const [id, k] of keptGrids) {
+    if (total <= PATCH_ROWS_BYTES) break;
+    keptGrids.delete(id);
+    total -= k.bytes;
+  }
+}
+
 /** The patch cell's output for the clean prompt `p`. */
 export async function patchOutput(client: Client, model: ModelInfo, ctx: ComputeContext, p: { id: string; tok: Tokenized }): Promise<PatchOutput> {
   const s = ctx.settings;
@@ -82,13 +110,20 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
       clean: r.clean, corrupted: r.corrupted, resid: r.resid, heads: r.heads, pieces: map, runs: r.runs,
     };
   };
+  const grids = gridsOf(s['grids']);
+  const scored = { ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}) };
+  // the same runs as the cell's last grid: only the target or the foil changed
+  const key = JSON.stringify([model.key, model.backend, p.tok.ids, corrupted.ids, grids]);
+  const known = keptGrids.get(ctx.cell.id);
+  if (known?.key === key) return output(rescorePatching(known.result, scored));
   const r = await patchingGrid(client, {
-    clean: p.tok.ids, corrupted: corrupted.ids, grids: gridsOf(s['grids']), slot: `patch:${ctx.cell.id}`, signal: ctx.signal,
+    clean: p.tok.ids, corrupted: corrupted.ids, grids, slot: `patch:${ctx.cell.id}`, signal: ctx.signal, keepRows: PATCH_ROWS_BYTES,
     onProgress: (done, total) => ctx.progress?.(done, total, 'runs'),
     // the grids so far, drawn while the runs of the cells still to do go on (a TinyLlama grid takes minutes)
     onPartial: (partial) => { void output(partial).then((o) => ctx.partial?.(o), () => {}); }, partialMs: PATCH_PREVIEW.everyMs,
-    ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}),
+    ...scored,
   }, c);
   ctx.signal.throwIfAborted();
+  keepGrid(ctx.cell.id, key, r);
   return output(r);
 }

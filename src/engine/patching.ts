@@ -64,6 +64,21 @@ export interface PatchingOptions {
   partialMs?: number;
   /** Next-token ids kept per run, most likely first (default 5). */
   top?: number;
+  /**
+   * Keep every run's last logits row (PatchingResult.rows) when they take at most this many bytes
+   * in all (default 0: never). rescorePatching then answers another target or foil from them,
+   * without a run.
+   */
+  keepRows?: number;
+}
+
+/** The last logits row of every run of a grid (PatchingOptions.keepRows): the clean and the
+ *  corrupted run's, and per grid cell the patched run's (null for a skipped cell: the corrupted run). */
+export interface PatchRows {
+  clean: Float32Array;
+  corrupted: Float32Array;
+  resid: (Float32Array | null)[] | null;
+  heads: (Float32Array | null)[] | null;
 }
 
 /** The top next-token ids of a run and their probabilities (softmax of its last logits row). */
@@ -108,6 +123,8 @@ export interface PatchingResult {
   runs: number;
   reusedPositions: number;
   computedPositions: number;
+  /** Every run's last logits row, when PatchingOptions.keepRows allowed them (only in a whole result). */
+  rows?: PatchRows;
   /** Σ over the patched runs of the positions computed × the layers below the patched one: the
    *  blocks the runs skipped by starting at their layer (RunRequest.startLayer). */
   skippedBlocks: number;
@@ -183,6 +200,55 @@ export function checkPatchingOptions(o: PatchingOptions, shape: { nLayers: numbe
   return { grids, top };
 }
 
+/**
+ * The target and foil (given, or the clean and the corrupted run's top tokens) and the logit
+ * difference of each reference run, refused where they cannot measure anything.
+ */
+function scoreOf(cleanRow: Float32Array, corruptedRow: Float32Array, o: Pick<PatchingOptions, 'target' | 'foil'>): { target: number; foil: number; cleanDiff: number; corruptedDiff: number } {
+  const vocab = cleanRow.length;
+  const target = o.target ?? topTokens(cleanRow, 1).ids[0]!;
+  const foil = o.foil ?? topTokens(corruptedRow, 1).ids[0]!;
+  for (const [what, id] of [['target', target], ['foil', foil]] as const) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new UsageError(`patch ${what}`, `${String(id)} is not a token id (0 to ${vocab - 1})`);
+  }
+  if (target === foil) {
+    throw new UsageError('patch target and foil', `are the same token (${target})${o.target === undefined || o.foil === undefined ? ', the top token of both prompts' : ''}: their logit difference is always 0`,
+      'Pick a target and a foil: the answer the clean prompt favours and the one the corrupted prompt favours');
+  }
+  const cleanDiff = logitDiff(cleanRow, target, foil), corruptedDiff = logitDiff(corruptedRow, target, foil);
+  if (cleanDiff === corruptedDiff) {
+    throw new UsageError('patch target and foil', `logit[${target}] − logit[${foil}] is ${cleanDiff} on both the clean and the corrupted prompt, so there is nothing to restore`,
+      'Pick other target and foil tokens (the answers the two prompts favour), or a corrupted prompt that changes the answer');
+  }
+  return { target, foil, cleanDiff, corruptedDiff };
+}
+
+/**
+ * The grids of `r` for another target and foil (default: the top tokens, as patchingGrid), from
+ * the rows it kept (PatchingOptions.keepRows): the numbers patchingGrid gives with them, without
+ * a run. The top tokens of each run do not depend on them and are kept.
+ */
+export function rescorePatching(r: PatchingResult, o: Pick<PatchingOptions, 'target' | 'foil'>): PatchingResult {
+  const rows = r.rows;
+  if (!rows) throw new UsageError('patch rows', 'were not kept for this grid', 'Run the grid again with the new target and foil (or with keepRows)');
+  const { target, foil, cleanDiff, corruptedDiff } = scoreOf(rows.clean, rows.corrupted, o);
+  const rescore = (g: PatchGrid | null, cells: (Float32Array | null)[] | null): PatchGrid | null => {
+    if (!g || !cells) return null;
+    const out: PatchGrid = { ...g, fraction: new Float32Array(g.fraction.length), diff: new Float32Array(g.diff.length).fill(corruptedDiff) };
+    cells.forEach((row, i) => {
+      if (!row) return;
+      const d = logitDiff(row, target, foil);
+      out.diff[i] = d;
+      out.fraction[i] = restoredFraction(d, corruptedDiff, cleanDiff);
+    });
+    return out;
+  };
+  return {
+    ...r, target, foil, clean: { ...r.clean, diff: cleanDiff }, corrupted: { ...r.corrupted, diff: corruptedDiff }, cleanDiff, corruptedDiff,
+    resid: rescore(r.resid, rows.resid), heads: rescore(r.heads, rows.heads),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The driver
 
@@ -218,21 +284,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
   const corrupted = await reference(o.corrupted);
   o.onProgress?.(++done, total);
 
-  const vocab = clean.row.length;
-  const target = o.target ?? topTokens(clean.row, 1).ids[0]!;
-  const foil = o.foil ?? topTokens(corrupted.row, 1).ids[0]!;
-  for (const [what, id] of [['target', target], ['foil', foil]] as const) {
-    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new UsageError(`patch ${what}`, `${String(id)} is not a token id (0 to ${vocab - 1})`);
-  }
-  if (target === foil) {
-    throw new UsageError('patch target and foil', `are the same token (${target})${o.target === undefined || o.foil === undefined ? ', the top token of both prompts' : ''}: their logit difference is always 0`,
-      'Pick a target and a foil: the answer the clean prompt favours and the one the corrupted prompt favours');
-  }
-  const cleanDiff = logitDiff(clean.row, target, foil), corruptedDiff = logitDiff(corrupted.row, target, foil);
-  if (cleanDiff === corruptedDiff) {
-    throw new UsageError('patch target and foil', `logit[${target}] − logit[${foil}] is ${cleanDiff} on both the clean and the corrupted prompt, so there is nothing to restore`,
-      'Pick other target and foil tokens (the answers the two prompts favour), or a corrupted prompt that changes the answer');
-  }
+  const { target, foil, cleanDiff, corruptedDiff } = scoreOf(clean.row, corrupted.row, o);
   const cleanTop = topTokens(clean.row, top), corruptedTop = topTokens(corrupted.row, top);
 
   // The grids, filled with the corrupted run (what every skipped cell is), and the runs to do.
@@ -275,6 +327,10 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
   jobs.sort((a, b) => b.from - a.from);   // stable: resid before heads, by layer, at equal starts
 
   total += jobs.length;
+  // every run's last row, when they fit in keepRows (a grid cell's index in its grid's list)
+  const keep = (jobs.length + 2) * 4 * clean.row.length <= (o.keepRows ?? 0);
+  const cellRows = (g: PatchGrid | null) => (keep && g ? new Array<Float32Array | null>(g.rows * g.cols).fill(null) : null);
+  const rows: PatchRows | undefined = keep ? { clean: clean.row, corrupted: corrupted.row, resid: cellRows(out.resid), heads: cellRows(out.heads) } : undefined;
   o.onProgress?.(done, total);
   let reusedPositions = 0, computedPositions = 0, skippedBlocks = 0;
   // the cells whose run has not come back, per grid; a partial grid is a copy with them marked
@@ -317,6 +373,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
     g.topIds.set(tt.ids, j.cell * top);
     g.topProbs.set(tt.probs, j.cell * top);
     g.skipped[j.cell] = 0;
+    if (rows) rows[j.grid]![j.cell] = row;
     pending[j.grid]![j.cell] = 0;
     ran++;
     o.onProgress?.(++done, total);
@@ -325,5 +382,7 @@ export async function patchingGrid(client: PatchClient, o: PatchingOptions, shap
       lastPartial = performance.now();
     }
   }
-  return result(false);
+  const whole = result(false);
+  if (rows) whole.rows = rows;
+  return whole;
 }

@@ -97,6 +97,31 @@ describe('patch cell in the app (stories260K)', function () {
     expect(e.state!.status).to.equal('done');
     expect(e.state!.runs, 'open is a view key: no recompute').to.equal(runs);
   });
+
+  it('a new target or foil is rescored from the runs kept: no model run, the numbers of a fresh grid', async () => {
+    const e = el()!;
+    const client = (app as unknown as { client: { stats(): Promise<{ runs: number }> } }).client;
+    const id = (e as unknown as { cell: { id: string } }).cell.id;
+    const modelRuns = (await client.stats()).runs, computed = e.state!.runs;
+    app.doc!.setSetting(id, 'foil', 'ball');
+    await until(() => e.state!.runs > computed && e.state!.status === 'done', 'the cell computed again');
+    await e.updateComplete;
+    expect((await client.stats()).runs, 'no model run').to.equal(modelRuns);
+    const ball = (await engine.tokenize('ball', { bos: false })), foil = ball.ids[ball.pieces[0] === '▁' && ball.ids.length > 1 ? 1 : 0]!;
+    const fresh = await patchingGrid(engine, { clean, corrupted, target: want.target, foil, slot: 'fresh' }, { nLayers: want.nLayers, nHeads: want.nHeads });
+    const cells = e.shadowRoot!.querySelectorAll<SVGRectElement>('[data-testid="grid-resid"] rect.cell');
+    expect(cells.length).to.equal(fresh.resid!.fraction.length);
+    let changed = 0;
+    for (const r of cells) {
+      const k = Number(r.dataset['l']) * fresh.resid!.cols + Number(r.dataset['t']);
+      expect(Number(r.dataset['v']), `resid ${k}`).to.equal(sig4(fresh.resid!.fraction[k]!));
+      if (fresh.resid!.fraction[k] !== want.resid!.fraction[k]) changed++;
+    }
+    expect(changed, 'another foil, other fractions').to.be.above(0);
+    app.doc!.setSetting(id, 'foil', 'Sam');
+    await until(() => e.state!.runs > computed + 1 && e.state!.status === 'done', 'back to Sam');
+    expect((await client.stats()).runs, 'still no model run').to.equal(modelRuns);
+  });
 });
 
 describe('patch cell, a long prompt: the residual grid on a canvas', () => {

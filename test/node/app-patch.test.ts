@@ -1,13 +1,14 @@
 // The patch cell's compute (src/app/patch.ts through src/app/compute.ts) against a real in-thread
 // Engine on stories260K: the output's grids are patchingGrid's on the same tokens (the corrupted
 // text tokenized with the prompt's BOS rule), typed target / foil name their first word's token,
-// the defaults are the two runs' top tokens, and bad settings fail naming the setting.
+// the defaults are the two runs' top tokens, another target or foil over the same prompts is
+// rescored from the last grid's rows without a model run, and bad settings fail naming the setting.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../src/engine/errors.ts';
 import { computeCell } from '../../src/app/compute.ts';
-import { PATCH_PREVIEW } from '../../src/app/patch.ts';
+import { PATCH_PREVIEW, forgetPatchGrids } from '../../src/app/patch.ts';
 import { parseNotebook } from '../../src/notebook/format.ts';
 import type { ComputeContext } from '../../src/notebook/graph.ts';
 import type { EngineClient } from '../../src/worker/client.ts';
@@ -23,8 +24,10 @@ const setup = storiesApp;
 const nb = parseNotebook(`\`\`\`prompt\n${CLEAN}\n\`\`\`\n\n\`\`\`patch\n\`\`\`\n`);
 const cell = nb.cells.find((c) => c.kind === 'patch')!;
 
-async function compute(settings: ComputeContext['settings'], progress?: ComputeContext['progress'], partial?: ComputeContext['partial']): Promise<PatchOutput> {
+/** The cell's output; without `keep`, from runs of its own (not rescored from the cell's last grid). */
+async function compute(settings: ComputeContext['settings'], progress?: ComputeContext['progress'], partial?: ComputeContext['partial'], keep = false): Promise<PatchOutput> {
   const { engine, info, runs } = await setup();
+  if (!keep) forgetPatchGrids();
   const tok = await engine.tokenize(CLEAN);
   const promptId = nb.cells.find((c) => c.kind === 'prompt')!.id;
   const ctx: ComputeContext = { cell, settings, signal: new AbortController().signal, upstream: new Map([[promptId, tok]]), inputs: new Map(), notebook: nb, ...(progress && { progress }), ...(partial && { partial }) };
@@ -57,6 +60,25 @@ test('the grid reports its runs as the cell\'s progress: the two reference runs,
   const after = seen.slice(2);
   assert.equal(after.length, o.runs + 1);
   after.forEach(([done, t], i) => { assert.equal(t, total); assert.equal(done, 2 + i); });
+});
+
+test('another target or foil over the same prompts is rescored from the last grid\'s rows: patchingGrid\'s numbers, no model run', async () => {
+  const { engine, info } = await setup();
+  await compute({ corrupted: CORRUPT, target: 'Tom', foil: ' Sam' });
+  const runs = (await engine.stats()).runs;
+  const o = await compute({ corrupted: CORRUPT, target: 'Tom', foil: 'ball' }, undefined, undefined, true);
+  assert.equal((await engine.stats()).runs, runs, 'no model run');
+  const clean = (await engine.tokenize(CLEAN)).ids, corrupted = (await engine.tokenize(CORRUPT)).ids;
+  const T = (await engine.tokenize('Tom', { bos: false })).ids[0]!, ball = (await engine.tokenize('ball', { bos: false })).ids;
+  const want = await patchingGrid(engine, { clean, corrupted, target: T, foil: o.foil.id, slot: 'test' }, info.config);
+  assert.ok(ball.includes(o.foil.id));
+  assert.deepEqual(o.resid!.fraction, want.resid!.fraction);
+  assert.deepEqual(o.heads!.fraction, want.heads!.fraction);
+  assert.equal(o.corrupted.diff, want.corruptedDiff);
+  assert.equal(o.foil.typed, 'ball');
+  // other prompts run again
+  await compute({ corrupted: 'Lily gave the ball to Sam. Then Tom gave it back to', target: 'Tom', foil: 'ball' }, undefined, undefined, true);
+  assert.ok((await engine.stats()).runs > runs, 'a new corrupted prompt runs the grid');
 });
 
 test('the computed grids are patchingGrid\'s on the prompt and the corrupted text', async () => {

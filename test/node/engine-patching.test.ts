@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Engine, type ModelInfo } from '../../src/engine/api.ts';
 import { UsageError } from '../../src/engine/errors.ts';
 import type { Edit } from '../../src/engine/edits.ts';
-import { patchingGrid, topTokens, type PatchingResult } from '../../src/engine/patching.ts';
+import { patchingGrid, rescorePatching, topTokens, type PatchingResult } from '../../src/engine/patching.ts';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const storiesBytes = readFileSync(resolve(root, '../shared/models/tinystories-260k/stories260K.gguf'));
@@ -238,4 +238,30 @@ test('topTokens: the k largest, lowest id first on ties, softmax probabilities',
   const z = [...row].reduce((s, v) => s + Math.exp(v), 0);
   [...t.ids].forEach((id, k) => assert.ok(Math.abs(t.probs[k]! - Math.exp(row[id]!) / z) < 1e-7));
   assert.deepEqual([...topTokens(row, 10).ids], [1, 2, 5, 0, 4, 3]);
+});
+
+test('kept rows: another target and foil rescored without a run equal a grid run with them; without rows, a UsageError', async () => {
+  const { engine, info, clean, corrupt, T, S, grid } = await setup();
+  const kept = await patchingGrid(engine, { clean, corrupted: corrupt, target: T, foil: S, slot: 'test:rows', keepRows: 64 << 20 }, info.config);
+  assert.ok(kept.rows, 'the rows fit');
+  assert.equal(kept.rows!.resid!.filter((r) => r !== null).length + kept.rows!.heads!.filter((r) => r !== null).length, kept.runs, 'one row per patched run');
+  assert.equal(grid.rows, undefined, 'not kept unless asked');
+  const byName = async (w: string) => (await engine.tokenize(w, { bos: false })).ids.at(-1)!;
+  const [ball, Lily] = [await byName('ball'), await byName('Lily')];
+  for (const o of [{ target: ball, foil: Lily }, { target: S, foil: T }, {}]) {
+    const fresh = await patchingGrid(engine, { clean, corrupted: corrupt, slot: 'test:fresh', ...o }, info.config);
+    const again = rescorePatching(kept, o);
+    const what = JSON.stringify(o);
+    for (const k of ['target', 'foil', 'cleanDiff', 'corruptedDiff', 'runs'] as const) assert.equal(again[k], fresh[k], `${what}: ${k}`);
+    assert.deepEqual(again.clean, fresh.clean, `${what}: clean`);
+    assert.deepEqual(again.corrupted, fresh.corrupted, `${what}: corrupted`);
+    for (const g of ['resid', 'heads'] as const) {
+      for (const f of ['fraction', 'diff', 'topIds', 'topProbs', 'skipped'] as const) assert.deepEqual(again[g]![f], fresh[g]![f], `${what}: ${g} ${f}`);
+    }
+  }
+  assert.throws(() => rescorePatching(kept, { target: T, foil: T }), (e: unknown) => e instanceof UsageError && /same token/.test(e.message));
+  assert.throws(() => rescorePatching(grid, { target: S, foil: T }), (e: unknown) => e instanceof UsageError && /rows.*were not kept/.test(e.message));
+  // a budget too small for the rows keeps none
+  const small = await patchingGrid(engine, { clean, corrupted: corrupt, target: T, foil: S, slot: 'test:rows', keepRows: 1000 }, info.config);
+  assert.equal(small.rows, undefined);
 });
