@@ -420,7 +420,13 @@ export class Session {
     });
     if (mode === 'new') p.logits.set(out, (pos - p.reused) * this.config.vocabSize);
     else if (end === tokens.length) p.logits.set(out.subarray(out.length - this.config.vocabSize));
-    this.cached.push(...chunk);
+    this.computed(p, chunk);
+  }
+
+  /** A chunk of the run's tokens is in the KV cache: reusable by later runs, unless the run
+   *  started above layer 0 (the layers below hold stale rows there; even if it is cancelled). */
+  private computed(p: Plan, chunk: readonly number[]): void {
+    if (!p.startLayer?.layer) this.cached.push(...chunk);
   }
 
   /**
@@ -507,7 +513,7 @@ export class Session {
       if (p.mode === 'new') p.logits.set(out.logits, (pos - p.reused) * vocab);
       else if (p.mode === 'last' && last) p.logits.set(out.logits.subarray(out.logits.length - vocab));
       if (out.top) top = out.top;
-      this.cached.push(...chunk);
+      this.computed(p, chunk);
     }
     if (greedy) await this.lookAhead(gpu, options.ahead, top!.ids[0]!);
     return this.finish(p, top);
@@ -877,8 +883,6 @@ export class Session {
 
   private finish(p: Plan, top: RunResult['top']): RunResult {
     const c = this.config, nPos = p.tokens.length;
-    // the layers below a start layer hold stale rows from `reused` on: only the prefix before is reusable
-    if (p.startLayer && p.startLayer.layer > 0) this.cached = this.cached.slice(0, p.reused);
     const trace = this.store.trace(c, p.asked.names, nPos);
     let logits = p.logits;
     if (p.mode === 'all') logits = this.store.trace(c, ['hook_logits'], nPos).get('hook_logits')!.data;

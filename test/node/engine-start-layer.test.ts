@@ -1,7 +1,8 @@
 // RunOptions.startLayer (session.ts): a run that skips the layers below a given one, starting from
 // the residual a run of the same tokens recorded there, gives the logits of the whole run bit for
 // bit (the twins, and the WebAssembly kernels on 2 threads, on F32 and Q8_0 weights, across chunk
-// boundaries); the stale rows it leaves in the lower layers' KV cache are never reused; and a
+// boundaries); the stale rows it leaves in the lower layers' KV cache are never reused, not even
+// after it is cancelled mid-way; and a
 // request it cannot honour (a layer out of range, a residual of the wrong size, a capture, an edit
 // below the layer) is refused with a UsageError naming the field.
 
@@ -74,6 +75,23 @@ for (const type of ['F32', 'Q8_0'] as const) {
         assert.deepEqual(bits(b.logits), bits(fresh({ edits: patch })), 'every layer afterwards');
         // and now that every layer is computed again, the whole prefix is reusable
         assert.equal(s.run(corrupt, { edits: patch }).reused, N - 1);
+      } finally {
+        s.dispose();
+      }
+    });
+
+    test(`${label}: a run from a layer cancelled after its first chunk leaves no stale rows to reuse`, async () => {
+      const s = make();
+      try {
+        const zero: Edit[] = [{ hook: 'blocks.0.hook_resid_pre', op: 'zero', positions: [4, 5, 6] }];
+        s.run(corrupt, { edits: zero });
+        const patch: Edit[] = [{ hook: 'blocks.2.attn.hook_z', op: 'patch', positions: [10, 11, 12], values: recorded(clean, 'blocks.2.attn.hook_z') }];
+        const stop = new AbortController();
+        setImmediate(() => stop.abort(new Error('stop')));                 // after the first chunk (positions 4 .. 11)
+        await assert.rejects(s.runAsync(corrupt, { edits: patch, startLayer: { layer: 2, residual: inputs[2]! }, signal: stop.signal }), /stop/);
+        const b = s.run(corrupt, { edits: patch });
+        assert.equal(b.reused, 4, 'positions 4 .. 11 of layers 0 and 1 are the zeroed run\'s');
+        assert.deepEqual(bits(b.logits), bits(fresh({ edits: patch })));
       } finally {
         s.dispose();
       }
