@@ -2,9 +2,9 @@
 // the residual a run of the same tokens recorded there, gives the logits of the whole run bit for
 // bit (the twins, and the WebAssembly kernels on 2 threads, on F32 and Q8_0 weights, across chunk
 // boundaries); the stale rows it leaves in the lower layers' KV cache are never reused, not even
-// after it is cancelled mid-way; and a
-// request it cannot honour (a layer out of range, a residual of the wrong size, a capture, an edit
-// below the layer) is refused with a UsageError naming the field.
+// after it is cancelled mid-way; and a request it cannot honour (a layer out of range, a residual
+// of the wrong size, a capture, an edit below the layer) is refused with a UsageError naming the
+// field.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
