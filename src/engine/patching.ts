@@ -20,10 +20,11 @@
 // Cost: a patch at layer l leaves every layer below l as in the corrupted run, so each patched run
 // starts at its layer (RunRequest.startLayer) from the corrupted run's recorded hook_resid_pre of
 // that layer: about half the layer work of the grid is skipped, with the same numbers. The engine
-// reuses its KV cache before the earliest position where a run's edits differ
-// from the previous run's, and a patch at position p leaves positions < p as in the corrupted
-// run. So runs go in DEcreasing order of their first edited position: each then reuses exactly
-// that many positions (min(previous first, this first) = this first), the most any order can.
+// reuses its KV cache before the earliest position where a run's edits differ from the previous
+// run's, and a patch at position p leaves positions < p as in the corrupted run. So runs go in
+// DEcreasing order of their first edited position: each then reuses exactly that many positions
+// (min(previous first, this first) = this first), the most any order can. (A run from a layer
+// leaves the layers below stale past its first edited position; the next run starts no later.)
 // A patched value that equals the corrupted run's own, bit for bit (every position before the
 // first token where the prompts differ, and at layer 0 every position whose token is the same),
 // changes nothing: such a cell is the corrupted run, and is not run at all. A head's patch starts
