@@ -112,10 +112,15 @@ export async function patchOutput(client: Client, model: ModelInfo, ctx: Compute
   };
   const grids = gridsOf(s['grids']);
   const scored = { ...(target ? { target: target.id } : {}), ...(foil ? { foil: foil.id } : {}) };
-  // the same runs as the cell's last grid: only the target or the foil changed
-  const key = JSON.stringify([model.key, model.backend, p.tok.ids, corrupted.ids, grids]);
+  // the same runs as the cell's last grid, or some of them: only the target, the foil or the grids shown changed
+  const key = JSON.stringify([model.key, model.backend, p.tok.ids, corrupted.ids]);
   const known = keptGrids.get(ctx.cell.id);
-  if (known?.key === key) return output(rescorePatching(known.result, scored));
+  if (known?.key === key && grids.every((g) => known.result[g])) {
+    const r = rescorePatching(known.result, scored);
+    const shown = (g: PatchGridName) => (grids.includes(g) ? r[g] : null);
+    const ran = (g: PatchGridName) => { const x = shown(g); return x ? x.skipped.length - x.skipped.reduce((a, b) => a + b, 0) : 0; };
+    return output({ ...r, resid: shown('resid'), heads: shown('heads'), runs: ran('resid') + ran('heads') });
+  }
   const r = await patchingGrid(client, {
     clean: p.tok.ids, corrupted: corrupted.ids, grids, slot: `patch:${ctx.cell.id}`, signal: ctx.signal, keepRows: PATCH_ROWS_BYTES,
     onProgress: (done, total) => ctx.progress?.(done, total, 'runs'),

@@ -1,8 +1,9 @@
 // The patch cell's compute (src/app/patch.ts through src/app/compute.ts) against a real in-thread
 // Engine on stories260K: the output's grids are patchingGrid's on the same tokens (the corrupted
 // text tokenized with the prompt's BOS rule), typed target / foil name their first word's token,
-// the defaults are the two runs' top tokens, another target or foil over the same prompts is
-// rescored from the last grid's rows without a model run, and bad settings fail naming the setting.
+// the defaults are the two runs' top tokens, another target, foil or subset of the grids over the
+// same prompts comes from the last grid's rows without a model run, and bad settings fail naming
+// the setting.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +63,7 @@ test('the grid reports its runs as the cell\'s progress: the two reference runs,
   after.forEach(([done, t], i) => { assert.equal(t, total); assert.equal(done, 2 + i); });
 });
 
-test('another target or foil over the same prompts is rescored from the last grid\'s rows: patchingGrid\'s numbers, no model run', async () => {
+test('another target, foil or subset of the grids over the same prompts comes from the last grid\'s rows: patchingGrid\'s numbers, no model run', async () => {
   const { engine, info } = await setup();
   await compute({ corrupted: CORRUPT, target: 'Tom', foil: ' Sam' });
   const runs = (await engine.stats()).runs;
@@ -76,9 +77,19 @@ test('another target or foil over the same prompts is rescored from the last gri
   assert.deepEqual(o.heads!.fraction, want.heads!.fraction);
   assert.equal(o.corrupted.diff, want.corruptedDiff);
   assert.equal(o.foil.typed, 'ball');
+  // one grid of the two, then both again: no run either
+  const before = (await engine.stats()).runs;                           // (after the reference grid above)
+  const one = await compute({ corrupted: CORRUPT, target: 'Tom', foil: 'ball', grids: ['resid'] }, undefined, undefined, true);
+  assert.equal(one.heads, null);
+  assert.deepEqual(one.resid!.fraction, want.resid!.fraction);
+  assert.equal(one.runs, want.resid!.skipped.length - want.resid!.skipped.reduce((a, b) => a + b, 0), 'the runs behind the grid shown');
+  const both = await compute({ corrupted: CORRUPT, target: 'Tom', foil: 'ball' }, undefined, undefined, true);
+  assert.deepEqual(both.heads!.fraction, want.heads!.fraction);
+  assert.equal(both.runs, want.runs);
+  assert.equal((await engine.stats()).runs, before, 'still no model run');
   // other prompts run again
   await compute({ corrupted: 'Lily gave the ball to Sam. Then Tom gave it back to', target: 'Tom', foil: 'ball' }, undefined, undefined, true);
-  assert.ok((await engine.stats()).runs > runs, 'a new corrupted prompt runs the grid');
+  assert.ok((await engine.stats()).runs > before, 'a new corrupted prompt runs the grid');
 });
 
 test('the computed grids are patchingGrid\'s on the prompt and the corrupted text', async () => {
