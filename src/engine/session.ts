@@ -942,7 +942,9 @@ function checkStartLayer(c: ModelConfig, o: RunOptions, nPos: number, stored: Ho
     throw new UsageError(field, 'runs record nothing (no capture, \'all\' logits or summary): the layers below it are not computed',
       'Record from a run without startLayer');
   }
-  const below = [...(edits?.hooks.keys() ?? [])].find((h) => h === 'hook_embed' || Number(/^blocks\.(\d+)\./.exec(h)?.[1] ?? Infinity) < s.layer);
+  // the plan's edits by layer: the first layer below the start with any, and its first hook
+  const l = edits ? edits.blocks.findIndex((b, i) => i < s.layer && b !== null) : -1;
+  const below = edits?.hooks.has('hook_embed') ? 'hook_embed' : l >= 0 ? `blocks.${l}.${edits!.blocks[l]!.keys().next().value}` : null;
   if (below) throw new UsageError(field, `is layer ${s.layer}, but the run edits ${below}, below it`, 'Start at the lowest edited layer, or lower');
   return s;
 }
